@@ -1,0 +1,172 @@
+"""hls4ml conversion: a Keras 2 / QKeras model -> hls4ml ModelGraph -> HLS C++ project on disk.
+
+Every layer precision comes from the QKeras quantizers, through hls4ml's own
+``config_from_keras_model(granularity='name')``; the only precision this module sets is the
+input type, which the flow declares and quantizes inputs to explicitly (see :mod:`flow.fixed`).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flow.errors import FlowError
+from flow.keras_env import hls4ml_sees_keras2
+from flow.spec import Hardware
+
+PROJECT_NAME = "myproject"
+
+
+def input_layer_name(model: Any) -> str:
+    """Name of the model's single input layer."""
+    names = model.input_names if hasattr(model, "input_names") else [t.name for t in model.inputs]
+    if len(names) != 1:
+        raise FlowError(f"model has {len(names)} inputs; only single-input models are supported")
+    return names[0]
+
+
+def derive_hls_config(model: Any, hardware: Hardware, input_type: str | None) -> dict:
+    """hls4ml HLSConfig with per-layer precisions derived from the model's QKeras quantizers.
+
+    ``input_type`` (``ap_fixed<W,I>``) overrides the input layer's result type when given.
+    """
+    with hls4ml_sees_keras2() as hls4ml:
+        try:
+            cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend=hardware.backend)
+        except Exception as exc:
+            raise FlowError(f"hls4ml cannot convert this model: {exc}") from None
+    cfg["Model"]["Strategy"] = hardware.strategy
+    cfg["Model"]["ReuseFactor"] = hardware.reuse_factor
+    for layer_cfg in cfg.get("LayerName", {}).values():
+        if "ReuseFactor" in layer_cfg:
+            layer_cfg["ReuseFactor"] = hardware.reuse_factor
+    if input_type is not None:
+        name = input_layer_name(model)
+        cfg["LayerName"].setdefault(name, {}).setdefault("Precision", {})["result"] = input_type
+    _size_po2_accumulators(model, cfg)
+    return cfg
+
+
+def _size_po2_accumulators(model: Any, cfg: dict) -> None:
+    """Give layers with power-of-two (``quantized_po2``) kernels an exact accumulator type.
+
+    hls4ml 1.3 cannot infer ``auto`` accumulator/result types for exponent-typed weights and falls
+    back to the model default (``fixed<16,6>``), which overflows. The exact type follows from the
+    layer's input type (from the config) and its actual quantized weights and biases: fractional bits
+    = input's + the smallest weight exponent's; integer bits from the worst-case |sum|.
+    """
+    from flow.fixed import parse_type
+
+    layer_cfgs = cfg.get("LayerName", {})
+    for layer in model.layers:
+        quantizer = getattr(layer, "kernel_quantizer_internal", None)
+        if quantizer is None or "po2" not in type(quantizer).__name__:
+            continue
+        prec = layer_cfgs.get(layer.name, {}).get("Precision", {})
+        if prec.get("accum") != "auto" and prec.get("result") != "auto":
+            continue
+        inbound = layer.inbound_nodes[0].inbound_layers
+        prev = inbound[0].name if isinstance(inbound, list) else inbound.name
+        prev_result = layer_cfgs.get(prev, {}).get("Precision", {}).get("result")
+        try:
+            x_type = parse_type(prev_result)
+        except (TypeError, ValueError):
+            continue  # the input type is itself inferred: leave the layer to hls4ml
+        w = np.abs(np.asarray(quantizer(layer.kernel), dtype=np.float64))
+        w = w.reshape(-1, w.shape[-1])  # (fan-in, outputs)
+        b = np.zeros(w.shape[1])
+        if getattr(layer, "bias", None) is not None and getattr(layer, "bias_quantizer_internal", None) is not None:
+            b = np.abs(np.asarray(layer.bias_quantizer_internal(layer.bias), dtype=np.float64))
+        x_max = max(abs(x_type.min_value), abs(x_type.max_value))
+        bound = float(np.max(w.sum(axis=0) * x_max + b))
+        nonzero = np.concatenate([w[w > 0], b[b > 0]])
+        frac = x_type.fractional + max(0, int(-np.floor(np.log2(nonzero.min())))) if nonzero.size else 0
+        integer = int(np.ceil(np.log2(bound + 2.0 ** -frac))) + 1 if bound > 0 else 1
+        wide = f"fixed<{integer + frac},{integer}>"
+
+        for key in ("accum", "result"):
+            if prec.get(key) == "auto":
+                prec[key] = wide
+        linear = layer_cfgs.get(f"{layer.name}_linear", {}).get("Precision", {})  # hls4ml's split-off activation
+        if linear.get("result") == "auto":
+            linear["result"] = wide
+
+
+def build_graph(model: Any, hls_config: dict, hardware: Hardware, output_dir: Path) -> Any:
+    """Convert ``model`` to an hls4ml ModelGraph that writes to ``output_dir`` (nothing written yet)."""
+    with hls4ml_sees_keras2() as hls4ml:
+        from hls4ml.converters import keras_v2_to_hls
+        from hls4ml.utils.config import create_config
+
+        config = create_config(
+            output_dir=str(output_dir), project_name=PROJECT_NAME, backend=hardware.backend,
+            part=hardware.part, clock_period=hardware.clock_period, io_type=hardware.io_type,
+        )
+        hls_config = copy.deepcopy(hls_config)
+        hls_config.setdefault("Model", {}).setdefault("Precision", "fixed<16,6>")
+        hls_config["Model"].setdefault("ReuseFactor", 1)
+        hls_config["Model"].setdefault("BitExact", None)
+        config["KerasModel"] = model
+        config["HLSConfig"] = hls_config
+        try:
+            graph = keras_v2_to_hls(config)
+        except Exception as exc:
+            raise FlowError(f"hls4ml cannot convert this model: {type(exc).__name__}: {exc}") from None
+        finally:
+            del hls4ml
+    _widen_exponent_storage(graph)
+    return graph
+
+
+def _widen_exponent_storage(graph: Any) -> None:
+    """Make hls4ml's power-of-two weight products exact.
+
+    ``nnet::product::weight_exponential`` shifts the input inside ``ap_fixed<2n, n>`` with
+    ``n`` = exponent width + input width, so a 2-bit input times 2**-8 loses bits. Widening the
+    exponent's storage type (the stored exponents are unchanged) grows ``n`` until every shifted
+    input fits: ``n >= input fractional bits + largest right shift`` and
+    ``n >= input integer bits + largest left shift + 1``.
+    """
+    from hls4ml.model.types import ExponentWeightVariable
+
+    for layer in graph.get_layers():
+        for var in layer.get_weights():
+            if not isinstance(var, ExponentWeightVariable):
+                continue
+            x = layer.get_input_variable().type.precision
+            mags = np.abs(np.asarray(var.data, dtype=np.float64))
+            exps = np.log2(mags[mags > 0]) if np.any(mags > 0) else np.zeros(1)
+            n_needed = max(x.width - x.integer + max(0, int(-exps.min())), x.integer + max(0, int(exps.max())) + 1)
+            var.type.precision.width = max(var.type.precision.width, n_needed - x.width)
+
+
+def write_and_compile(graph: Any) -> None:
+    """Write the HLS project to the graph's OutputDir and build its C simulation library (g++)."""
+    graph.write()
+    _compile(graph)
+
+
+def _compile(graph: Any) -> None:
+    try:
+        graph.compile()
+    except Exception as exc:
+        raise FlowError(f"C simulation build failed (g++ is required): {exc}") from None
+
+
+def csim_predict(graph: Any, x: np.ndarray) -> np.ndarray:
+    """Run hls4ml's compiled C simulation on ``x`` (batch first); returns float64 outputs, batch first."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    y = np.asarray(graph.predict(x), dtype=np.float64)
+    return y.reshape(len(x), -1)
+
+
+def csim_trace(graph: Any, x: np.ndarray, layer_name: str) -> np.ndarray:
+    """C-simulated output of one layer (its config must have ``Trace: True``), float64, batch first."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    _, traces = graph.trace(x)
+    if layer_name not in traces:
+        raise FlowError(f"hls4ml trace has no output for layer {layer_name!r}; traced: {', '.join(traces)}")
+    return np.asarray(traces[layer_name], dtype=np.float64).reshape(len(x), -1)

@@ -1,0 +1,534 @@
+"""A pure-numpy emulator of an hls4ml ModelGraph, bit-exact to hls4ml's C simulation.
+
+Every type is read from the converted graph (after hls4ml's optimizer passes, which all run inside
+the conversion, so the types are final before ``write()``/``compile()``): a layer's output type is
+``layer.get_output_variable().type.precision``, weights use their ``WeightVariable`` types and the
+accumulator is the layer's ``accum_t``. Nothing is re-derived from the Keras model.
+
+Fixed-point conventions (see :mod:`flow.fxp`): ``ap_fixed<W,I>`` has W total bits and I integer bits
+including the sign; values are carried as integer mantissas with ``W-I`` fractional bits. Layer
+arithmetic follows hls4ml's Vivado/Vitis ``nnet_utils`` templates:
+
+* Dense / Conv2D (``nnet_dense_latency.h``, ``nnet_dense_resource.h``, ``nnet_conv2d_latency.h``,
+  ``nnet_conv_stream.h``): every product ``x*w`` is computed at full precision and cast to
+  ``accum_t``; the accumulator starts at ``(accum_t)bias`` and each product is added in ``accum_t``
+  (so with a non-WRAP ``accum_t`` the order of additions matters, and only the Latency order is
+  emulated when an intermediate sum can overflow); the sum is cast to the output type.
+* Weights are what the C simulation loads: hls4ml writes each value as decimal text with as many
+  decimals as the type has fractional bits, and ``ap_fixed(double)`` converts it with the weight
+  type's rounding and overflow modes.
+* ReLU: ``x > 0 ? x : 0`` cast to the output type; linear: a cast; MaxPooling: the maximum cast to
+  ``accum_t`` then to the output type; Flatten/Reshape: a cast (normally the identity);
+  ZeroPadding2D: zeros; BatchNormalization: ``x*scale + bias`` at full precision, cast once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from flow import fxp
+from flow.errors import FlowError
+from flow.fixed import FixedType
+
+MAX_PRODUCT_ELEMENTS = 1 << 22  # bound on temporaries: per-product (rows * n_in * n_out) and im2col
+
+
+@dataclass
+class LayerTrace:
+    """One layer's output over all emulated samples.
+
+    ``type`` is the fixed-point output type string; ``n_overflow`` counts values that wrapped or
+    saturated when cast to that type; ``type_min``/``type_max`` are the type's representable range.
+    """
+
+    name: str
+    type: str
+    values: np.ndarray
+    n_overflow: int
+    observed_min: float
+    observed_max: float
+    type_min: float
+    type_max: float
+
+
+@dataclass
+class Emulation:
+    """Emulator result. ``outputs`` has the layout of :func:`flow.convert.csim_predict` (N, n_out)."""
+
+    outputs: np.ndarray
+    traces: list[LayerTrace] = field(default_factory=list)
+    overflows: dict[str, int] = field(default_factory=dict)  # layer name -> values wrapped/saturated
+
+
+@dataclass
+class _Tensor:
+    """Integer mantissas (batch first) of fixed type ``t``."""
+
+    v: np.ndarray
+    t: FixedType
+
+
+def _ftype(layer: Any, precision: Any, what: str) -> FixedType:
+    try:
+        return fxp.type_from_hls(precision)
+    except ValueError as exc:
+        raise FlowError(
+            f"layer {layer.name!r} ({layer.class_name}): {what} type not supported by the emulator: {exc}"
+        ) from None
+
+
+def _out_type(layer: Any) -> FixedType:
+    return _ftype(layer, layer.get_output_variable().type.precision, "output")
+
+
+def _attr_type(layer: Any, name: str) -> FixedType:
+    t = layer.get_attr(name)
+    if t is None:
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}) has no {name}")
+    return _ftype(layer, t.precision, name)
+
+
+@dataclass
+class _Po2:
+    """Power-of-two weights as hls4ml writes them: ``{sign, exponent}`` pairs (sign 1 = non-negative)."""
+
+    sign: np.ndarray
+    exponent: np.ndarray
+    exp_width: int
+
+
+def _po2_weights(layer: Any, var: Any) -> _Po2:
+    """Replicates ``ExponentWeightVariable._format``: exponent = int(log2|w|) (toward zero), wrapped to ap_int<W>."""
+    precision = var.type.precision
+    y = np.asarray(var.data, dtype=np.float64)
+    if np.any(y == 0):
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): zero power-of-two weights are not supported")
+    sign = np.where(y < 0, 0, 1)
+    e = (np.log2(np.abs(y)) / np.log2(2.0)).astype(np.int64)
+    e, _ = fxp.from_float(e.astype(np.float64), FixedType(precision.width, precision.width, bool(precision.signed)))
+    return _Po2(sign, e, int(precision.width))
+
+
+def _weight_values(layer: Any, key: str) -> tuple[Any, FixedType | None, Any]:
+    """Mantissas of weight ``key`` exactly as the C simulation loads them from the .txt file."""
+    var = layer.weights[key]
+    precision = var.type.precision
+    if type(precision).__name__.endswith("ExponentPrecisionType"):
+        return _po2_weights(layer, var), None, precision
+    t = _ftype(layer, precision, f"{key}")
+    fmt = getattr(var, "precision_fmt", None) or "{:.16f}"
+    data = np.asarray(var.data)
+    text_values = np.array([float(fmt.format(v)) for v in data.ravel()], dtype=np.float64).reshape(data.shape)
+    q, _ = fxp.from_float(text_values, t)
+    return q, t, precision
+
+
+def _is_ternary(precision: Any) -> bool:
+    """hls4ml picks its ``weight_ternary`` product for signed ``ap_int<2>`` weights."""
+    from hls4ml.model.types import IntegerPrecisionType
+
+    return type(precision) is IntegerPrecisionType and precision.width == 2 and precision.signed
+
+
+class _Ctx:
+    """Per-graph cache of converted weights, reused across chunks."""
+
+    def __init__(self) -> None:
+        self.cache: dict[tuple[str, str], Any] = {}
+
+    def weights(self, layer: Any, key: str) -> tuple[np.ndarray, FixedType, Any]:
+        k = (layer.name, key)
+        if k not in self.cache:
+            self.cache[k] = _weight_values(layer, key)
+        return self.cache[k]
+
+
+def _matmul_accumulate(
+    layer: Any, x: _Tensor, w: np.ndarray, wt: FixedType, w_precision: Any,
+    b: np.ndarray, bt: FixedType, acc_t: FixedType, latency_order: bool,
+) -> np.ndarray:
+    """``acc = (accum_t)b; acc += (accum_t)(x_i * w_ij)`` for 2-D ``x`` (rows, n_in); returns accum mantissas."""
+    xv = x.v
+    if isinstance(w, _Po2):
+        return _po2_accumulate(layer, x, w, b, bt, acc_t, latency_order)
+    if _is_ternary(w_precision):  # product = w==0 ? 0 : (w==-1 ? -x : x), at x's precision
+        w = np.where(w == 0, 0, np.where(w == -1, -1, 1)).astype(np.int64)
+        w_frac = 0
+    else:
+        w_frac = wt.fractional
+    n_in, n_out = w.shape
+    p_frac = x.t.fractional + w_frac
+    bias_acc, _ = fxp.requantize(b, bt.fractional, acc_t)
+    prod_bits = fxp.bit_length(xv) + fxp.bit_length(w)
+
+    if acc_t.fractional >= p_frac and acc_t.overflow == "WRAP":
+        # Products cast to accum_t exactly (up to wrapping); wrapping is modular, so wrap once at the end.
+        shift = acc_t.fractional - p_frac
+        need = prod_bits + shift + max(1, math.ceil(math.log2(n_in + 1))) + 1
+        if need > fxp.INT64_SAFE_BITS or fxp.bit_length(bias_acc) + 1 > fxp.INT64_SAFE_BITS:
+            xv, w, bias_acc = fxp.as_object(xv), fxp.as_object(w), fxp.as_object(bias_acc)
+        acc = np.matmul(xv, w)
+        if shift:
+            acc = acc << shift
+        acc = acc + bias_acc
+        acc, _ = fxp.apply_overflow(acc, acc_t)
+        return acc
+
+    # General case: each product is rounded/overflowed into accum_t on its own.
+    if prod_bits > fxp.INT64_SAFE_BITS:
+        xv, w = fxp.as_object(xv), fxp.as_object(w)
+
+    def products(xs: np.ndarray) -> np.ndarray:
+        return fxp.requantize(xs[:, :, None] * w[None, :, :], p_frac, acc_t)[0]
+
+    return _accumulate_products(layer, xv, products, (n_in, n_out), bias_acc, acc_t, latency_order)
+
+
+def _po2_accumulate(
+    layer: Any, x: _Tensor, w: _Po2, b: np.ndarray, bt: FixedType, acc_t: FixedType, latency_order: bool,
+) -> np.ndarray:
+    """hls4ml ``weight_exponential`` product: with ``r_T = ap_fixed<2*(We+Wx), We+Wx>`` (We = exponent
+    width, Wx = data width), ``y = (r_T)a << e`` (a negative ``e`` shifts right, truncating; bits shifted out
+    on the left wrap), ``product = sign ? y : (r_T)(-y)``; each product is then cast to ``accum_t``."""
+    wx = x.t.width
+    r_t = FixedType(2 * (w.exp_width + wx), w.exp_width + wx, True)
+    xr, _ = fxp.requantize(x.v, x.t.fractional, r_t)
+    e = w.exponent
+    left = np.where(e > 0, e, 0)
+    right = np.where(e < 0, -e, 0)
+    if r_t.width + int(left.max(initial=0)) > fxp.INT64_SAFE_BITS:
+        xr = fxp.as_object(xr)
+    positive = w.sign == 1
+    n_in, n_out = e.shape
+    bias_acc, _ = fxp.requantize(b.reshape(-1), bt.fractional, acc_t)
+
+    def products(xs: np.ndarray) -> np.ndarray:
+        a = xs[:, :, None]
+        y, _ = fxp.apply_overflow((a << left) >> right, r_t)
+        neg, _ = fxp.apply_overflow(-y, r_t)
+        p = np.where(positive, y, neg)
+        return fxp.requantize(p, r_t.fractional, acc_t)[0]
+
+    return _accumulate_products(layer, xr, products, (n_in, n_out), bias_acc, acc_t, latency_order)
+
+
+def _accumulate_products(
+    layer: Any, xv: np.ndarray, products: Any, dims: tuple[int, int], bias_acc: np.ndarray,
+    acc_t: FixedType, latency_order: bool,
+) -> np.ndarray:
+    """``acc = bias; acc += mult[i]`` in ``accum_t`` where ``products(rows)`` gives mult (rows, n_in, n_out)."""
+    n_in, n_out = dims
+    rows = xv.shape[0]
+    step = max(1, MAX_PRODUCT_ELEMENTS // max(1, n_in * n_out))
+    out = []
+    for r0 in range(0, rows, step):
+        xs = xv[r0:r0 + step]
+        mult = products(xs)
+        if mult.dtype != object and acc_t.width + math.ceil(math.log2(n_in + 2)) + 1 > fxp.INT64_SAFE_BITS:
+            mult, bias_acc = fxp.as_object(mult), fxp.as_object(bias_acc)
+        if acc_t.overflow == "WRAP":
+            total = np.sum(mult, axis=1) + bias_acc
+            total, _ = fxp.apply_overflow(total, acc_t)
+            out.append(total)
+            continue
+        # Saturating accumulator: the order of additions matters once a partial sum leaves the range.
+        lo, hi = fxp.type_range(acc_t)
+        if acc_t.overflow == "SAT_SYM" and acc_t.signed:
+            lo = -hi
+        # every partial sum lies in [bias + sum(negative terms), bias + sum(positive terms)]
+        upper = bias_acc + np.sum(np.where(mult > 0, mult, 0), axis=1)
+        lower = bias_acc + np.sum(np.where(mult < 0, mult, 0), axis=1)
+        if not latency_order and (np.any(upper > hi) or np.any(lower < lo)):
+            raise FlowError(
+                f"layer {layer.name!r} ({layer.class_name}): accum_t {acc_t} saturates and a partial sum can "
+                "overflow; the emulator reproduces only the Latency strategy's io_parallel addition order"
+            )
+        acc = np.broadcast_to(bias_acc, (xs.shape[0], n_out)).copy()
+        for i in range(n_in):
+            acc, _ = fxp.apply_overflow(acc + mult[:, i, :], acc_t)
+        out.append(acc)
+    return np.concatenate(out, axis=0) if out else np.zeros((0, n_out), dtype=np.int64)
+
+
+def _dense_like_weights(layer: Any, ctx: _Ctx) -> tuple[np.ndarray, FixedType, Any, np.ndarray, FixedType]:
+    w, wt, wp = ctx.weights(layer, "weight")
+    b, bt, _ = ctx.weights(layer, "bias")
+    return w, wt, wp, b, bt
+
+
+def _check_weight_kind(layer: Any, precision: Any) -> None:
+    from hls4ml.model.types import FixedPrecisionType, IntegerPrecisionType
+
+    if type(precision).__name__.endswith("ExponentPrecisionType"):
+        return
+    if not isinstance(precision, (FixedPrecisionType, IntegerPrecisionType)) or (
+        type(precision).__name__.endswith("XnorPrecisionType")
+    ):
+        raise FlowError(
+            f"layer {layer.name!r} ({layer.class_name}): weight type {precision} "
+            f"({type(precision).__name__}) is not supported by the emulator"
+        )
+
+
+def _strategy_is_latency(layer: Any) -> bool:
+    return str(layer.get_attr("strategy", "latency")).lower() == "latency"
+
+
+def _dense(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tensor, int]:
+    w, wt, wp, b, bt = _dense_like_weights(layer, ctx)
+    _check_weight_kind(layer, wp)
+    if layer.get_attr("_weights_transposed", False):
+        w = _Po2(w.sign.T, w.exponent.T, w.exp_width) if isinstance(w, _Po2) else w.T
+    n_in, n_out = int(layer.get_attr("n_in")), int(layer.get_attr("n_out"))
+    if (w.exponent if isinstance(w, _Po2) else w).shape != (n_in, n_out):
+        raise FlowError(f"layer {layer.name!r} (Dense): weight shape {w.shape} != ({n_in}, {n_out})")
+    lead = x.v.shape[:-1]
+    x2 = _Tensor(x.v.reshape(-1, n_in), x.t)
+    acc_t = _attr_type(layer, "accum_t")
+    acc = _matmul_accumulate(layer, x2, w, wt, wp, b.reshape(-1), bt, acc_t, _strategy_is_latency(layer))
+    out_t = _out_type(layer)
+    y, n = fxp.requantize(acc, acc_t.fractional, out_t)
+    return _Tensor(y.reshape(*lead, n_out), out_t), n
+
+
+def _conv2d(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tensor, int]:
+    if layer.get_attr("data_format", "channels_last") != "channels_last":
+        raise FlowError(f"layer {layer.name!r} (Conv2D): only channels_last is supported")
+    w, wt, wp, b, bt = _dense_like_weights(layer, ctx)
+    _check_weight_kind(layer, wp)
+    if isinstance(w, _Po2):
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): power-of-two conv weights are not supported")
+    if layer.get_attr("_weights_transposed", False):  # (F,H,W,C) -> (H,W,C,F)
+        w = np.transpose(w, (1, 2, 3, 0))
+    fh, fw = int(layer.get_attr("filt_height")), int(layer.get_attr("filt_width"))
+    cin, cout = int(layer.get_attr("n_chan")), int(layer.get_attr("n_filt"))
+    sh, sw = int(layer.get_attr("stride_height")), int(layer.get_attr("stride_width"))
+    oh, ow = int(layer.get_attr("out_height")), int(layer.get_attr("out_width"))
+    pads = [int(layer.get_attr(k, 0) or 0) for k in ("pad_top", "pad_bottom", "pad_left", "pad_right")]
+    v = x.v
+    if any(pads):
+        v = np.pad(v, ((0, 0), (pads[0], pads[1]), (pads[2], pads[3]), (0, 0)))
+    acc_t = _attr_type(layer, "accum_t")
+    out_t = _out_type(layer)
+    latency = _strategy_is_latency(layer) and io_type == "io_parallel"
+    per_sample = oh * ow * fh * fw * cin
+    step = max(1, MAX_PRODUCT_ELEMENTS // max(1, per_sample))  # bound the im2col temporary
+    ys, n = [], 0
+    for s0 in range(0, v.shape[0], step):
+        windows = np.lib.stride_tricks.sliding_window_view(v[s0:s0 + step], (fh, fw), axis=(1, 2))
+        windows = windows[:, ::sh, ::sw][:, :oh, :ow]  # (n, oh, ow, C, fh, fw)
+        cols = np.transpose(windows, (0, 1, 2, 4, 5, 3)).reshape(-1, fh * fw * cin)  # im2col, (fh, fw, c) order
+        acc = _matmul_accumulate(
+            layer, _Tensor(cols, x.t), w.reshape(fh * fw * cin, cout), wt, wp, b.reshape(-1), bt, acc_t, latency
+        )
+        y, n_s = fxp.requantize(acc, acc_t.fractional, out_t)
+        ys.append(y.reshape(-1, oh, ow, cout))
+        n += n_s
+    y = np.concatenate(ys, axis=0) if ys else np.zeros((0, oh, ow, cout), dtype=np.int64)
+    return _Tensor(y, out_t), n
+
+
+def _activation(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tensor, int]:
+    act = str(layer.get_attr("activation", "")).lower()
+    out_t = _out_type(layer)
+    if act == "linear":
+        v = x.v
+    elif act == "relu":
+        v = np.where(x.v > 0, x.v, 0)
+    else:
+        raise FlowError(
+            f"layer {layer.name!r} ({layer.class_name}): activation {act!r} is not supported by the emulator "
+            "(supported: relu, linear)"
+        )
+    y, n = fxp.requantize(v, x.t.fractional, out_t)
+    return _Tensor(y, out_t), n
+
+
+def _pooling2d(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tensor, int]:
+    op = layer.get_attr("pool_op")
+    if op != "Max":
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): {op} pooling is not supported by the emulator")
+    if layer.get_attr("data_format", "channels_last") != "channels_last":
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): only channels_last is supported")
+    pads = [int(layer.get_attr(k, 0) or 0) for k in ("pad_top", "pad_bottom", "pad_left", "pad_right")]
+    if any(pads):
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): padded pooling is not supported by the emulator")
+    ph, pw = int(layer.get_attr("pool_height")), int(layer.get_attr("pool_width"))
+    sh, sw = int(layer.get_attr("stride_height")), int(layer.get_attr("stride_width"))
+    oh, ow = int(layer.get_attr("out_height")), int(layer.get_attr("out_width"))
+    windows = np.lib.stride_tricks.sliding_window_view(x.v, (ph, pw), axis=(1, 2))[:, ::sh, ::sw][:, :oh, :ow]
+    m = np.max(windows, axis=(-2, -1))
+    acc_t = _attr_type(layer, "accum_t")
+    m, _ = fxp.requantize(m, x.t.fractional, acc_t)
+    out_t = _out_type(layer)
+    y, n = fxp.requantize(m, acc_t.fractional, out_t)
+    return _Tensor(y, out_t), n
+
+
+def _reshape(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tensor, int]:
+    shape = [int(s) for s in layer.get_output_variable().shape]
+    out_t = _out_type(layer)
+    y, n = fxp.requantize(x.v.reshape(x.v.shape[0], *shape), x.t.fractional, out_t)
+    return _Tensor(y, out_t), n
+
+
+def _zeropad2d(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tensor, int]:
+    if layer.get_attr("data_format", "channels_last") != "channels_last":
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): only channels_last is supported")
+    pads = [int(layer.get_attr(k, 0) or 0) for k in ("pad_top", "pad_bottom", "pad_left", "pad_right")]
+    v = np.pad(x.v, ((0, 0), (pads[0], pads[1]), (pads[2], pads[3]), (0, 0)))
+    out_t = _out_type(layer)
+    y, n = fxp.requantize(v, x.t.fractional, out_t)
+    return _Tensor(y, out_t), n
+
+
+def _batchnorm(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tensor, int]:
+    s, st, sp = ctx.weights(layer, "scale")
+    b, bt, _ = ctx.weights(layer, "bias")
+    _check_weight_kind(layer, sp)
+    if _is_ternary(sp):
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): ternary scale is not supported by the emulator")
+    n_filt = int(layer.get_attr("n_filt", -1) or -1)
+    flat = x.v.reshape(x.v.shape[0], -1)
+    s, b = s.reshape(-1), b.reshape(-1)
+    if n_filt != -1:
+        reps = flat.shape[1] // n_filt
+        s, b = np.tile(s[:n_filt], reps), np.tile(b[:n_filt], reps)
+    p_frac = x.t.fractional + st.fractional
+    frac = max(p_frac, bt.fractional)
+    need = fxp.bit_length(flat) + fxp.bit_length(s) + abs(frac - p_frac) + fxp.bit_length(b) + abs(frac - bt.fractional) + 1
+    if need > fxp.INT64_SAFE_BITS:
+        flat, s, b = fxp.as_object(flat), fxp.as_object(s), fxp.as_object(b)
+    total = ((flat * s) << (frac - p_frac)) + (b << (frac - bt.fractional))
+    out_t = _out_type(layer)
+    y, n = fxp.requantize(total, frac, out_t)
+    return _Tensor(y.reshape(x.v.shape), out_t), n
+
+
+def _handler(layer: Any):
+    from hls4ml.model import layers as L
+
+    if isinstance(layer, L.Softmax) or type(layer).__name__.endswith("Softmax"):
+        return None
+    if isinstance(layer, (L.Conv2DBatchnorm,)) or type(layer).__name__.endswith("DenseBatchnorm"):
+        return None
+    checks = [
+        (L.Dense, _dense), (L.Conv2D, _conv2d), (L.Pooling2D, _pooling2d), (L.Reshape, _reshape),
+        (L.ZeroPadding2D, _zeropad2d), (L.BatchNormalization, _batchnorm),
+    ]
+    for cls, fn in checks:
+        if isinstance(layer, cls):
+            return fn
+    if type(layer).__name__.endswith("Activation") and isinstance(layer, L.Activation) and not isinstance(
+        layer, (L.ParametrizedActivation, L.HardActivation)
+    ):
+        return _activation
+    return None
+
+
+def _plan(graph: Any, upto: str | None = None) -> list[tuple[Any, Any]]:
+    """(layer, handler) in graph order (up to layer ``upto``); FlowError for the first unsupported layer."""
+    from hls4ml.model import layers as L
+
+    plan: list[tuple[Any, Any]] = []
+    layers = list(graph.get_layers())
+    if upto is not None and upto not in [layer.name for layer in layers]:
+        raise FlowError(f"no layer named {upto!r} in the graph; layers: {', '.join(layer.name for layer in layers)}")
+    for layer in layers:
+        if plan and plan[-1][0].name == upto:
+            break
+        if isinstance(layer, L.Input):
+            plan.append((layer, None))
+            continue
+        fn = _handler(layer)
+        if fn is None:
+            act = layer.get_attr("activation") if isinstance(layer, L.Activation) else None
+            what = f"{layer.class_name}, activation {act!r}" if act else layer.class_name
+            raise FlowError(
+                f"layer {layer.name!r} of class {what} ({type(layer).__name__}) is not supported "
+                "by the emulator (supported: Input, Dense, Conv2D, MaxPooling2D, Flatten/Reshape, ZeroPadding2D, "
+                "BatchNormalization, ReLU/linear Activation)"
+            )
+        if len([i for i in layer.inputs if i]) != 1:
+            raise FlowError(f"layer {layer.name!r} ({layer.class_name}): only single-input layers are supported")
+        plan.append((layer, fn))
+    return plan
+
+
+def emulate(
+    graph: Any, x: np.ndarray, trace: bool = False, chunk: int = 8192, upto: str | None = None
+) -> Emulation:
+    """Run the hls4ml ``graph`` on float inputs ``x`` (batch first) in integer fixed-point arithmetic.
+
+    Inputs are converted to the input layer's type exactly as the C simulation's bridge does
+    (``ap_fixed(double)`` with that type's rounding/overflow). ``outputs`` are float64 values of the
+    output type, shape ``(N, n_out)``, the layout of :func:`flow.convert.csim_predict`. With
+    ``trace=True`` every layer's output values are kept; overflow counts are always computed.
+    Samples are processed ``chunk`` at a time to bound memory. ``upto`` names a layer to stop at:
+    ``outputs`` are then that layer's output (for comparing a prefix of a model, e.g. before a softmax).
+    """
+    plan = _plan(graph, upto)
+    io_type = str(graph.config.get_config_value("IOType", "io_parallel"))
+    if upto is not None:
+        out_names = [plan[-1][0].outputs[0]]
+    else:
+        out_names = list(graph.outputs)
+    if len(out_names) != 1:
+        raise FlowError(f"the emulator supports single-output models; this graph has {len(out_names)} outputs")
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[0]
+    ctx = _Ctx()
+    overflows = {layer.name: 0 for layer, _ in plan}
+    trace_vals: dict[str, list[np.ndarray]] = {layer.name: [] for layer, _ in plan}
+    out_types: dict[str, FixedType] = {}
+    outputs: list[np.ndarray] = []
+    for start in range(0, max(n, 1), max(1, chunk)):
+        xb = x[start:start + chunk]
+        tensors: dict[str, _Tensor] = {}
+        for layer, fn in plan:
+            if fn is None:  # Input
+                t = _out_type(layer)
+                shape = [int(s) for s in layer.get_output_variable().shape]
+                v, n_ov = fxp.from_float(xb.reshape(xb.shape[0], *shape), t)
+                res = _Tensor(v, t)
+            else:
+                src = [i for i in layer.inputs if i][0]
+                res, n_ov = fn(layer, tensors[src], ctx, io_type)
+            tensors[layer.outputs[0]] = res
+            overflows[layer.name] += int(n_ov)
+            out_types[layer.name] = res.t
+            if trace:
+                trace_vals[layer.name].append(fxp.to_float(res.v, res.t.fractional))
+        if out_names[0] not in tensors:
+            raise FlowError(f"graph output {out_names[0]!r} is not produced by any emulated layer")
+        y = tensors[out_names[0]]
+        outputs.append(fxp.to_float(y.v, y.t.fractional).reshape(xb.shape[0], -1))
+        if n == 0:
+            break
+    traces = []
+    if trace:
+        for layer, _ in plan:
+            vals = np.concatenate(trace_vals[layer.name], axis=0)
+            t = out_types[layer.name]
+            traces.append(LayerTrace(
+                name=layer.name, type=str(t), values=vals, n_overflow=overflows[layer.name],
+                observed_min=float(vals.min()) if vals.size else math.nan,
+                observed_max=float(vals.max()) if vals.size else math.nan,
+                type_min=_type_min(t), type_max=_type_max(t),
+            ))
+    return Emulation(outputs=np.concatenate(outputs, axis=0), traces=traces, overflows=overflows)
+
+
+def _type_min(t: FixedType) -> float:
+    lo, hi = fxp.type_range(t)
+    if t.overflow == "SAT_SYM" and t.signed:
+        lo = -hi
+    return math.ldexp(lo, -t.fractional)
+
+
+def _type_max(t: FixedType) -> float:
+    return math.ldexp(fxp.type_range(t)[1], -t.fractional)

@@ -1,0 +1,276 @@
+"""The stages of ``hlsflow run`` and ``hlsflow convert`` in order, timed, with progress on stderr.
+
+``run``: spec -> data -> float baseline -> QKeras QAT -> hls4ml conversion -> HLS project +
+C simulation -> report. Everything is written into a staging folder that replaces
+``<out>/<name>/`` only when every stage succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from flow import __version__
+from flow.errors import FlowError
+from flow.fixed import FixedType, is_representable, parse_type, quantize
+from flow.report import graph_types, graph_weight_stats, write_reports
+from flow.spec import Hardware, Spec, load_spec
+from flow.staging import staged_dir
+
+
+class Stages:
+    """Numbered, timed stage banners on stderr; ``seconds`` keeps each stage's wall time."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        i = self.names.index(name) + 1
+        print(f"[{i}/{len(self.names)}] {name} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - t0, 2)
+        print(f"[{i}/{len(self.names)}] {name} done in {self.seconds[name]:.1f} s", file=sys.stderr, flush=True)
+
+
+def compare_outputs(a: np.ndarray, b: np.ndarray, compared_at: str) -> dict[str, Any]:
+    """Element-wise exact comparison of two (samples, outputs) arrays, plus how close they are."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise FlowError(f"output shapes differ at {compared_at}: {a.shape} vs {b.shape}")
+    equal = int(np.sum(a == b))
+    diff = np.abs(a - b)
+    return {"outputs": int(a.size), "equal_outputs": equal, "exact_fraction": equal / a.size if a.size else 1.0,
+            "max_abs_diff": float(diff.max()) if a.size else 0.0,
+            "mean_abs_diff": float(diff.mean()) if a.size else 0.0,
+            "argmax_agreement": float(np.mean(np.argmax(a, axis=1) == np.argmax(b, axis=1))) if a.size else 1.0,
+            "compared_at": compared_at}
+
+
+def _accuracy(y_score: np.ndarray, y_true: np.ndarray) -> float:
+    return float(np.mean(np.argmax(y_score, axis=1) == y_true))
+
+
+def _softmax_split(model: Any) -> tuple[str, bool] | None:
+    """Where to compare a model that ends in softmax: ``(layer name, fused)``, or None if it does not.
+
+    hls4ml computes softmax with lookup tables, QKeras/Keras in float, so outputs are compared on the
+    logits: the input of a final softmax layer, or the pre-activation of a layer with a fused softmax
+    (hls4ml splits that layer and keeps its name for the linear part).
+    """
+    last = model.layers[-1]
+    cls = last.__class__.__name__
+    if cls == "Softmax" or (cls == "Activation" and last.get_config().get("activation") == "softmax"):
+        return model.layers[-2].name, False
+    if last.get_config().get("activation") == "softmax":
+        return last.name, True
+    return None
+
+
+def check_bit_exact(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray) -> dict[str, Any]:
+    """Compare hls4ml's C simulation with the Keras/QKeras model, element by element.
+
+    For a model ending in softmax the comparison is on the logits (via hls4ml's trace).
+    """
+    from flow.convert import csim_trace
+    from flow.keras_env import keras
+    from flow.train import predict
+
+    split = _softmax_split(model)
+    if split is None:
+        return compare_outputs(csim_out, predict(model, x), model.layers[-1].name)
+    name, fused = split
+    layer = model.get_layer(name)
+    if fused:
+        saved = layer.activation
+        layer.activation = keras().activations.linear
+        try:
+            reference = predict(keras().Model(model.inputs, layer.output), x)
+        finally:
+            layer.activation = saved
+    else:
+        reference = predict(keras().Model(model.inputs, layer.output), x)
+    return compare_outputs(csim_trace(graph, x, name), reference, f"{name} (logits, before softmax)")
+
+
+def _trace_logits(model: Any, hls_config: dict) -> None:
+    """Ask hls4ml to trace the logits layer of a softmax model, for :func:`check_bit_exact`."""
+    split = _softmax_split(model)
+    if split is not None:
+        hls_config.setdefault("LayerName", {}).setdefault(split[0], {})["Trace"] = True
+
+
+def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[str, Any]:
+    """Run the whole flow for one spec; returns the report (also written to ``<out>/<name>/``)."""
+    spec = load_spec(spec_path)
+    stages = Stages(["data", "train float baseline", "train QKeras (QAT)", "convert with hls4ml",
+                     "write HLS project + compile C simulation", "C simulation", "report"])
+    from flow import convert, network, train
+    from flow.data import load_dataset
+    from flow.keras_env import set_seed
+
+    final = Path(out_root) / spec.name
+    input_type = parse_type(spec.input_type)
+    with staged_dir(final) as work:
+        with stages.stage("data"):
+            split = load_dataset(spec.dataset, input_type, spec.training.seed)
+            print(f"  {len(split.x_train)} train / {len(split.x_test)} test samples, {split.n_classes} classes; "
+                  f"inputs quantized to {input_type}", file=sys.stderr)
+        from_logits = not network.ends_in_softmax(spec)
+        models = {}
+        for quantized, stage_name in ((False, "train float baseline"), (True, "train QKeras (QAT)")):
+            with stages.stage(stage_name):
+                set_seed(spec.training.seed)
+                model = network.build_model(spec, quantized)
+                n_out = int(model.output_shape[-1])
+                if n_out != split.n_classes:
+                    raise FlowError(f"{spec.path}: the last layer has {n_out} outputs but the data set has "
+                                    f"{split.n_classes} classes")
+                train.train(model, split, spec.training, spec.pruning, "qkeras" if quantized else "float", from_logits)
+                model.save(work / ("qkeras_model.h5" if quantized else "float_model.h5"))
+                models[quantized] = model
+        qmodel = models[True]
+        with stages.stage("convert with hls4ml"):
+            hls_config = convert.derive_hls_config(qmodel, spec.hardware, str(input_type))
+            _trace_logits(qmodel, hls_config)
+            graph = convert.build_graph(qmodel, hls_config, spec.hardware, work / "hls")
+        with stages.stage("write HLS project + compile C simulation"):
+            convert.write_and_compile(graph)
+        with stages.stage("C simulation"):
+            csim_out = convert.csim_predict(graph, split.x_test)
+        with stages.stage("report"):
+            float_out = train.predict(models[False], split.x_test)
+            q_out = train.predict(qmodel, split.x_test)
+            stats = graph_weight_stats(graph)
+            n_params = int(models[False].count_params())
+            report = {
+                "name": spec.name,
+                "hlsflow_version": __version__,
+                "spec": str(spec.path),
+                "hardware": spec.hardware.__dict__,
+                "pruning": spec.pruning.__dict__ if spec.pruning else None,
+                "training": spec.training.__dict__,
+                "samples": {"train": len(split.x_train), "test": len(split.x_test)},
+                "input": {"type": str(input_type), "changed_by_quantization": split.inputs_changed,
+                          "out_of_range": split.inputs_out_of_range},
+                "accuracy": {"float": _accuracy(float_out, split.y_test), "qkeras": _accuracy(q_out, split.y_test),
+                             "csim": _accuracy(csim_out, split.y_test)},
+                "csim_vs_qkeras": check_bit_exact(qmodel, graph, split.x_test, csim_out),
+                "size": {"parameters": n_params, "float_bits": 32 * n_params,
+                         "quantized_bits": stats["quantized_bits"], "sparsity": stats["sparsity"],
+                         "zero_weights": stats["zero_weights"], "weights": stats["weights"]},
+                "types": graph_types(graph),
+                "hls_project": str(final / "hls"),
+            }
+            shutil.copyfile(spec.path, work / "spec.yaml")
+            report["seconds"] = dict(stages.seconds)
+        write_reports(work, report)
+    return report
+
+
+def load_hls4ml_yaml(path: Path) -> dict[str, Any]:
+    """Read an hls4ml YAML config (``Backend``, ``Part``, ``IOType``, ``HLSConfig``, ...)."""
+    if not path.is_file():
+        raise FlowError(f"{path}: config file not found")
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise FlowError(f"{path}: malformed YAML: {exc}") from None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("HLSConfig"), dict):
+        raise FlowError(f"{path}: an hls4ml config needs an `HLSConfig` mapping")
+    return cfg
+
+
+def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: str | Path | None = None,
+                     weights: str | Path | None = None, precision: str | None = None,
+                     input_type: str | None = None, hardware: Hardware | None = None,
+                     samples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Convert an existing Keras/QKeras model to an HLS project and check its C simulation.
+
+    Precisions come from ``config_path`` (an hls4ml config) when given, else from the model's QKeras
+    quantizers with ``precision`` (``ap_fixed<W,I>``) as the default for float layers. The check feeds
+    ``samples`` inputs drawn from N(0, 1) and quantized to the input type.
+    """
+    from flow import convert
+    from flow.model_io import load_model
+
+    stages = Stages(["load model", "convert with hls4ml", "write HLS project + compile C simulation",
+                     "C simulation", "report"])
+    hw = hardware or Hardware()
+    model_path = Path(model_path)
+    with stages.stage("load model"):
+        model = load_model(model_path, weights)
+    with stages.stage("convert with hls4ml"):
+        in_name = convert.input_layer_name(model)
+        if config_path is not None:
+            cfg = load_hls4ml_yaml(Path(config_path))
+            hw = Hardware(backend=cfg.get("Backend", hw.backend), part=cfg.get("Part", hw.part),
+                          clock_period=float(cfg.get("ClockPeriod", hw.clock_period)),
+                          io_type=cfg.get("IOType", hw.io_type), strategy=hw.strategy, reuse_factor=hw.reuse_factor)
+            hls_config = cfg["HLSConfig"]
+            unknown = sorted(set(hls_config.get("LayerName", {})) - {layer.name for layer in model.layers})
+            if unknown:
+                raise FlowError(f"{config_path}: HLSConfig.LayerName names layers not in the model: {', '.join(unknown)}")
+            if input_type is not None:
+                hls_config.setdefault("LayerName", {}).setdefault(in_name, {}).setdefault("Precision", {})
+                hls_config["LayerName"][in_name]["Precision"]["result"] = input_type
+        else:
+            hls_config = convert.derive_hls_config(model, hw, input_type)
+            if precision is not None:
+                _check_type(precision, "--precision")
+                hls_config["Model"]["Precision"] = precision
+                if input_type is None:
+                    hls_config["LayerName"][in_name]["Precision"]["result"] = precision
+        _trace_logits(model, hls_config)
+        in_type_text = _input_type_of(hls_config, in_name)
+        in_type = _check_type(in_type_text, "input type")
+    final = Path(out_dir)
+    with staged_dir(final) as work:
+        graph = None
+        with stages.stage("write HLS project + compile C simulation"):
+            graph = convert.build_graph(model, hls_config, hw, work / "hls")
+            convert.write_and_compile(graph)
+        with stages.stage("C simulation"):
+            rng = np.random.default_rng(seed)
+            x = quantize(rng.standard_normal((samples, *model.input_shape[1:])), in_type).astype(np.float32)
+            assert is_representable(x, in_type)
+            csim_out = convert.csim_predict(graph, x)
+        with stages.stage("report"):
+            report = {
+                "model": str(model_path), "hlsflow_version": __version__, "hardware": hw.__dict__,
+                "input": {"type": str(in_type), "samples": samples, "distribution": "N(0,1) quantized to input type"},
+                "csim_vs_keras": check_bit_exact(model, graph, x, csim_out),
+                "types": graph_types(graph), "size": graph_weight_stats(graph), "hls_project": str(final / "hls"),
+            }
+            report["seconds"] = dict(stages.seconds)
+            (work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _input_type_of(hls_config: dict, in_name: str) -> str:
+    layer = hls_config.get("LayerName", {}).get(in_name, {})
+    prec = layer.get("Precision")
+    if isinstance(prec, dict) and "result" in prec:
+        return prec["result"]
+    if isinstance(prec, str):
+        return prec
+    model_prec = hls_config.get("Model", {}).get("Precision", "ap_fixed<16,6>")
+    return model_prec["default"] if isinstance(model_prec, dict) else model_prec
+
+
+def _check_type(text: str, what: str) -> FixedType:
+    try:
+        return parse_type(text)
+    except ValueError as exc:
+        raise FlowError(f"{what}: {exc}") from None

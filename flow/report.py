@@ -1,0 +1,99 @@
+"""Run reports: ``report.json`` (machine-readable) and ``report.md`` (for people), plus graph figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def graph_weight_stats(graph: Any) -> dict[str, Any]:
+    """Weight bits and sparsity read from the hls4ml graph (the types the hardware uses).
+
+    ``quantized_bits`` sums width x count over every weight and bias; ``zero_weights`` counts
+    weights that are exactly zero after quantization (pruned or rounded to zero).
+    """
+    total_bits = n_weights = n_zero = 0
+    layers = []
+    for layer in graph.get_layers():
+        for w in layer.get_weights():
+            width = int(w.type.precision.width)
+            size = int(w.data.size)
+            zeros = int(np.sum(np.asarray(w.data) == 0))
+            total_bits += width * size
+            n_weights += size
+            n_zero += zeros
+            layers.append({"layer": layer.name, "variable": w.name, "type": str(w.type.precision),
+                           "count": size, "zeros": zeros})
+    return {"quantized_bits": total_bits, "weights": n_weights, "zero_weights": n_zero,
+            "sparsity": n_zero / n_weights if n_weights else 0.0, "variables": layers}
+
+
+def graph_types(graph: Any) -> list[dict[str, str]]:
+    """Each layer's output type as hls4ml will synthesize it."""
+    return [{"layer": layer.name, "class": layer.class_name,
+             "result": str(layer.get_output_variable().type.precision)} for layer in graph.get_layers()]
+
+
+def write_reports(out_dir: Path, report: dict[str, Any]) -> None:
+    """Write ``report.json`` and ``report.md`` into ``out_dir``."""
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+    (out_dir / "report.md").write_text(render_markdown(report))
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f} %"
+
+
+def render_markdown(r: dict[str, Any]) -> str:
+    acc, size, times = r["accuracy"], r["size"], r["seconds"]
+    lines = [
+        f"# hlsflow report: {r['name']}",
+        "",
+        f"Spec: `{r['spec']}` · backend {r['hardware']['backend']} · part {r['hardware']['part']} · "
+        f"clock {r['hardware']['clock_period']} ns · {r['hardware']['io_type']} · "
+        f"strategy {r['hardware']['strategy']} · reuse factor {r['hardware']['reuse_factor']}",
+        "",
+        "## Accuracy on the test split",
+        "",
+        "| model | accuracy |",
+        "|---|---|",
+        f"| float baseline | {_pct(acc['float'])} |",
+        f"| QKeras (QAT) | {_pct(acc['qkeras'])} |",
+        f"| hls4ml C simulation | {_pct(acc['csim'])} |",
+        "",
+        "## Bit-exactness",
+        "",
+        f"C simulation vs QKeras: **{r['csim_vs_qkeras']['equal_outputs']} of {r['csim_vs_qkeras']['outputs']}** "
+        f"outputs equal (exact fraction {r['csim_vs_qkeras']['exact_fraction']:.6f}), "
+        f"max |difference| {r['csim_vs_qkeras']['max_abs_diff']:.3g}, compared at `{r['csim_vs_qkeras']['compared_at']}`.",
+        "",
+        f"Inputs are quantized to **`{r['input']['type']}`** before every stage "
+        f"({r['input']['changed_by_quantization']} input values changed by quantization, "
+        f"{r['input']['out_of_range']} outside the type's range).",
+        "",
+        "## Size",
+        "",
+        f"- float: {size['float_bits']:,} bits ({size['parameters']:,} parameters x 32)",
+        f"- quantized: {size['quantized_bits']:,} bits ({size['float_bits'] / max(1, size['quantized_bits']):.1f}x smaller)",
+        f"- sparsity: {_pct(size['sparsity'])} of weights are zero"
+        + (f" (pruning target {_pct(r['pruning']['sparsity'])})" if r.get("pruning") else ""),
+        "",
+        "## Layer types (from the hls4ml graph)",
+        "",
+        "| layer | class | result type |",
+        "|---|---|---|",
+        *[f"| {t['layer']} | {t['class']} | `{t['result']}` |" for t in r["types"]],
+        "",
+        "## Time per stage",
+        "",
+        "| stage | seconds |",
+        "|---|---|",
+        *[f"| {stage} | {sec:.1f} |" for stage, sec in times.items()],
+        "",
+        f"HLS project: `{r['hls_project']}` (open `build_prj.tcl` with the vendor tool, or run `hlsflow synth`).",
+        "",
+    ]
+    return "\n".join(lines)

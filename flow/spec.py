@@ -1,0 +1,346 @@
+"""The YAML flow spec: parsing and validation into small frozen records.
+
+Every error is a :class:`FlowError` whose message names the spec file, the field
+(``model.layers[2].units``) and what is allowed. Bit-width fields follow QKeras:
+``*_bits`` is the total width and ``*_integer`` the integer bits *excluding* the sign bit,
+so signed ``quantized_bits(bits, integer)`` is ``ap_fixed<bits, integer + 1>`` and unsigned
+``quantized_relu(bits, integer)`` is ``ap_ufixed<bits, integer>``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flow.errors import FlowError
+
+BACKENDS = ("Vitis", "Vivado", "Catapult")
+IO_TYPES = ("io_parallel", "io_stream")
+STRATEGIES = ("Latency", "Resource")
+ACTIVATIONS = ("relu", "linear", "softmax")
+QUANTIZER_NAMES = ("quantized_bits", "quantized_relu", "quantized_po2", "quantized_relu_po2")
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# ap_fixed<W,I>, ap_ufixed<W,I>, optional rounding and overflow modes; W total bits, I integer bits incl. sign.
+FIXED_TYPE_RE = re.compile(r"^ap_u?fixed<\s*\d+\s*,\s*-?\d+\s*(,\s*AP_[A-Z_]+\s*){0,2}>$")
+
+# Layer type -> (required fields, optional fields with defaults)
+LAYER_FIELDS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "dense": (("units",), {"activation": "linear", "use_bias": True}),
+    "conv2d": (("filters", "kernel_size"), {"strides": 1, "padding": "valid", "activation": "linear", "use_bias": True}),
+    "maxpool2d": ((), {"pool_size": 2, "strides": None}),
+    "avgpool2d": ((), {"pool_size": 2, "strides": None}),
+    "batchnorm": ((), {}),
+    "flatten": ((), {}),
+    "dropout": (("rate",), {}),
+    "activation": (("activation",), {}),
+}
+QUANT_KEYS = (
+    "weight_bits", "weight_integer", "bias_bits", "bias_integer",
+    "activation_bits", "activation_integer", "weight_quantizer", "bias_quantizer", "activation_quantizer",
+)
+
+
+@dataclass(frozen=True)
+class Quant:
+    """Quantization of one layer. ``*_integer`` excludes the sign bit (QKeras convention).
+
+    ``*_quantizer`` strings, when given, are QKeras quantizer expressions such as
+    ``quantized_po2(4, 1)`` and take precedence over the bits/integer pair.
+    """
+
+    weight_bits: int = 8
+    weight_integer: int = 0
+    bias_bits: int = 8
+    bias_integer: int = 3
+    activation_bits: int = 8
+    activation_integer: int = 3
+    weight_quantizer: str | None = None
+    bias_quantizer: str | None = None
+    activation_quantizer: str | None = None
+
+
+@dataclass(frozen=True)
+class Layer:
+    type: str
+    name: str
+    params: dict[str, Any]
+    quant: Quant
+
+
+@dataclass(frozen=True)
+class Dataset:
+    source: str  # "digits" or an absolute path to a .npz/.csv file
+    input_shape: tuple[int, ...]
+    scale: float = 1.0
+    test_fraction: float = 0.25
+    label_column: int = -1
+    x_key: str = "x"
+    y_key: str = "y"
+    max_samples: int | None = None
+
+
+@dataclass(frozen=True)
+class Pruning:
+    sparsity: float
+    start_epoch: int = 0
+    end_epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class Training:
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 0.003
+    seed: int = 1
+    validation_split: float = 0.1
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """hls4ml target. ``clock_period`` in ns; ``reuse_factor`` 1 means fully parallel."""
+
+    backend: str = "Vitis"
+    part: str = "xcvu13p-flga2577-2-e"
+    clock_period: float = 5.0
+    io_type: str = "io_parallel"
+    strategy: str = "Latency"
+    reuse_factor: int = 1
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    path: Path
+    dataset: Dataset
+    input_type: str  # ap_fixed<W,I> / ap_ufixed<W,I>: inputs are quantized to it before every stage
+    layers: tuple[Layer, ...]
+    training: Training
+    hardware: Hardware
+    pruning: Pruning | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+class _Check:
+    """Validation helpers that know which file they are reading."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, where: str, msg: str) -> FlowError:
+        return FlowError(f"{self.path}: field `{where}`: {msg}")
+
+    def mapping(self, value: Any, where: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(where, f"must be a mapping, got {type(value).__name__}")
+        for key in value:
+            if key not in allowed:
+                raise self.fail(f"{where}.{key}" if where else key, f"unknown field; allowed: {', '.join(allowed)}")
+        for key in required:
+            if key not in value:
+                raise self.fail(f"{where}.{key}" if where else key, "is required")
+        return value
+
+    def integer(self, value: Any, where: str, lo: int | None = None, hi: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(where, f"must be an integer, got {value!r}")
+        if lo is not None and value < lo:
+            raise self.fail(where, f"must be >= {lo}, got {value}")
+        if hi is not None and value > hi:
+            raise self.fail(where, f"must be <= {hi}, got {value}")
+        return value
+
+    def number(self, value: Any, where: str, lo: float | None = None, hi: float | None = None,
+               lo_open: bool = False, hi_open: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(where, f"must be a number, got {value!r}")
+        value = float(value)
+        if lo is not None and (value < lo or (lo_open and value == lo)):
+            raise self.fail(where, f"must be {'>' if lo_open else '>='} {lo}, got {value}")
+        if hi is not None and (value > hi or (hi_open and value == hi)):
+            raise self.fail(where, f"must be {'<' if hi_open else '<='} {hi}, got {value}")
+        return value
+
+    def choice(self, value: Any, where: str, allowed: tuple[str, ...]) -> str:
+        if value not in allowed:
+            raise self.fail(where, f"must be one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    def shape(self, value: Any, where: str) -> tuple[int, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.fail(where, f"must be a non-empty list of positive integers, got {value!r}")
+        return tuple(self.integer(v, f"{where}[{i}]", lo=1) for i, v in enumerate(value))
+
+
+def _quantizer_expr(chk: _Check, value: Any, where: str) -> str:
+    if not isinstance(value, str) or not re.match(r"^\s*([a-z_0-9]+)\s*\(([^()]*)\)\s*$", value):
+        raise chk.fail(where, f"must be a QKeras quantizer expression like 'quantized_bits(6, 0)', got {value!r}")
+    name = value.split("(")[0].strip()
+    if name not in QUANTIZER_NAMES:
+        raise chk.fail(where, f"unknown quantizer {name!r}; allowed: {', '.join(QUANTIZER_NAMES)}")
+    return value.strip()
+
+
+def _quant(chk: _Check, value: Any, where: str, base: Quant) -> Quant:
+    value = chk.mapping(value, where, QUANT_KEYS)
+    merged = dict(base.__dict__)
+    for key, v in value.items():
+        if key.endswith("_quantizer"):
+            merged[key] = _quantizer_expr(chk, v, f"{where}.{key}")
+        else:
+            merged[key] = chk.integer(v, f"{where}.{key}", lo=(1 if key.endswith("_bits") else -32), hi=32)
+    for kind, signed in (("weight", True), ("bias", True), ("activation", False)):
+        bits, integer = merged[f"{kind}_bits"], merged[f"{kind}_integer"]
+        limit = bits - 1 if signed else bits
+        if integer > limit:
+            raise chk.fail(
+                f"{where}.{kind}_integer",
+                f"integer bits ({integer}) must be <= {'total bits - 1 (one bit is the sign)' if signed else 'total bits'}"
+                f" = {limit} for {kind}_bits={bits}",
+            )
+    return Quant(**merged)
+
+
+def _layers(chk: _Check, value: Any, quant_cfg: dict, default_q: Quant) -> tuple[Layer, ...]:
+    if not isinstance(value, list) or not value:
+        raise chk.fail("model.layers", "must be a non-empty list of layers")
+    counts: dict[str, int] = {}
+    layers = []
+    for i, item in enumerate(value):
+        where = f"model.layers[{i}]"
+        if not isinstance(item, dict) or "type" not in item:
+            raise chk.fail(where, "must be a mapping with a `type`")
+        ltype = chk.choice(item["type"], f"{where}.type", tuple(LAYER_FIELDS))
+        required, optional = LAYER_FIELDS[ltype]
+        chk.mapping(item, where, ("type", "name", *required, *optional), required)
+        counts[ltype] = counts.get(ltype, 0) + 1
+        name = item.get("name", f"{ltype}_{counts[ltype]}")
+        if not isinstance(name, str) or not NAME_RE.match(name) or name == "input":
+            raise chk.fail(f"{where}.name", f"must be an identifier other than 'input', got {name!r}")
+        params = {**optional, **{k: v for k, v in item.items() if k not in ("type", "name")}}
+        for key in ("units", "filters"):
+            if key in params:
+                chk.integer(params[key], f"{where}.{key}", lo=1)
+        for key in ("kernel_size", "pool_size", "strides"):
+            if params.get(key) is not None:
+                chk.integer(params[key], f"{where}.{key}", lo=1)
+        if "padding" in params:
+            chk.choice(params["padding"], f"{where}.padding", ("valid", "same"))
+        if "activation" in params:
+            chk.choice(params["activation"], f"{where}.activation", ACTIVATIONS)
+        if "rate" in params:
+            chk.number(params["rate"], f"{where}.rate", 0.0, 1.0, hi_open=True)
+        layers.append(Layer(ltype, name, params, default_q))
+    names = [layer.name for layer in layers]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise chk.fail("model.layers", f"layer names must be unique; repeated: {', '.join(dupes)}")
+    per_layer = quant_cfg.get("layers") or {}
+    if not isinstance(per_layer, dict):
+        raise chk.fail("quantization.layers", "must be a mapping of layer name to bit widths")
+    for lname in per_layer:
+        if lname not in names:
+            raise chk.fail(f"quantization.layers.{lname}", f"no such layer; layers are: {', '.join(names)}")
+    softmax_at = [i for i, layer in enumerate(layers) if layer.params.get("activation") == "softmax"]
+    if softmax_at and softmax_at != [len(layers) - 1]:
+        raise chk.fail(f"model.layers[{softmax_at[0]}].activation", "softmax is allowed only on the last layer")
+    return tuple(
+        Layer(layer.type, layer.name, layer.params,
+              _quant(chk, per_layer[layer.name], f"quantization.layers.{layer.name}", default_q)
+              if layer.name in per_layer else default_q)
+        for layer in layers
+    )
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a flow spec. Raises :class:`FlowError` naming the file and field on bad input."""
+    path = Path(path)
+    if not path.is_file():
+        raise FlowError(f"{path}: spec file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise FlowError(f"{path}: malformed YAML: {exc}") from None
+    chk = _Check(path)
+    raw = chk.mapping(raw, "", ("name", "dataset", "model", "quantization", "pruning", "training", "hardware"),
+                      ("name", "dataset", "model"))
+    name = raw["name"]
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise chk.fail("name", f"must be an identifier (letters, digits, _), got {name!r}")
+
+    ds = chk.mapping(raw["dataset"], "dataset",
+                     ("source", "input_shape", "scale", "test_fraction", "label_column", "x_key", "y_key",
+                      "max_samples"), ("source",))
+    source = ds["source"]
+    if not isinstance(source, str):
+        raise chk.fail("dataset.source", f"must be 'digits' or a path to a .npz/.csv file, got {source!r}")
+    if source != "digits":
+        resolved = (path.parent / source).resolve()
+        if resolved.suffix not in (".npz", ".csv"):
+            raise chk.fail("dataset.source", f"must be 'digits' or a .npz/.csv file, got {source!r}")
+        if not resolved.is_file():
+            raise chk.fail("dataset.source", f"data file not found: {resolved}")
+        if "input_shape" not in ds:
+            raise chk.fail("dataset.input_shape", "is required for a .npz/.csv data set")
+        source = str(resolved)
+    default_shape = [64]
+    dataset = Dataset(
+        source=source,
+        input_shape=chk.shape(ds.get("input_shape", default_shape), "dataset.input_shape"),
+        scale=chk.number(ds.get("scale", 1.0), "dataset.scale", 0.0, lo_open=True),
+        test_fraction=chk.number(ds.get("test_fraction", 0.25), "dataset.test_fraction", 0.0, 1.0, True, True),
+        label_column=chk.integer(ds.get("label_column", -1), "dataset.label_column"),
+        x_key=str(ds.get("x_key", "x")),
+        y_key=str(ds.get("y_key", "y")),
+        max_samples=(chk.integer(ds["max_samples"], "dataset.max_samples", lo=10) if "max_samples" in ds else None),
+    )
+
+    q = chk.mapping(raw.get("quantization") or {}, "quantization", ("input_type", "default", "layers"))
+    input_type = q.get("input_type", "ap_fixed<16,6>")
+    if not isinstance(input_type, str) or not FIXED_TYPE_RE.match(input_type.strip()):
+        raise chk.fail("quantization.input_type", f"must be an ap_fixed<W,I> or ap_ufixed<W,I> type, got {input_type!r}")
+    from flow.fixed import parse_type  # local: keeps spec import light
+
+    try:
+        parse_type(input_type)
+    except ValueError as exc:
+        raise chk.fail("quantization.input_type", str(exc)) from None
+    default_q = _quant(chk, q.get("default") or {}, "quantization.default", Quant())
+
+    model = chk.mapping(raw["model"], "model", ("layers",), ("layers",))
+    layers = _layers(chk, model["layers"], q, default_q)
+
+    tr = chk.mapping(raw.get("training") or {}, "training",
+                     ("epochs", "batch_size", "learning_rate", "seed", "validation_split"))
+    training = Training(
+        epochs=chk.integer(tr.get("epochs", 30), "training.epochs", lo=1),
+        batch_size=chk.integer(tr.get("batch_size", 32), "training.batch_size", lo=1),
+        learning_rate=chk.number(tr.get("learning_rate", 0.003), "training.learning_rate", 0.0, lo_open=True),
+        seed=chk.integer(tr.get("seed", 1), "training.seed", lo=0),
+        validation_split=chk.number(tr.get("validation_split", 0.1), "training.validation_split", 0.0, 1.0,
+                                    hi_open=True),
+    )
+
+    pruning = None
+    if raw.get("pruning") is not None:
+        pr = chk.mapping(raw["pruning"], "pruning", ("sparsity", "start_epoch", "end_epoch"), ("sparsity",))
+        start = chk.integer(pr.get("start_epoch", 0), "pruning.start_epoch", lo=0, hi=training.epochs - 1)
+        end = pr.get("end_epoch")
+        if end is not None:
+            end = chk.integer(end, "pruning.end_epoch", lo=start + 1, hi=training.epochs)
+        pruning = Pruning(chk.number(pr["sparsity"], "pruning.sparsity", 0.0, 1.0, True, True), start, end)
+
+    hw = chk.mapping(raw.get("hardware") or {}, "hardware",
+                     ("backend", "part", "clock_period", "io_type", "strategy", "reuse_factor"))
+    hardware = Hardware(
+        backend=chk.choice(hw.get("backend", "Vitis"), "hardware.backend", BACKENDS),
+        part=str(hw.get("part", Hardware.part)),
+        clock_period=chk.number(hw.get("clock_period", 5.0), "hardware.clock_period", 0.0, lo_open=True),
+        io_type=chk.choice(hw.get("io_type", "io_parallel"), "hardware.io_type", IO_TYPES),
+        strategy=chk.choice(hw.get("strategy", "Latency"), "hardware.strategy", STRATEGIES),
+        reuse_factor=chk.integer(hw.get("reuse_factor", 1), "hardware.reuse_factor", lo=1),
+    )
+    return Spec(name, path, dataset, input_type.strip(), layers, training, hardware, pruning, raw)

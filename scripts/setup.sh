@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for hlsflow: system packages (g++ for hls4ml's C simulation) and the
+# Python package with its pinned dependencies. Idempotent: a second run installs nothing new.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    echo "setup: installing Debian packages: ${need_apt[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+
+PY=${PYTHON:-python3}
+echo "setup: installing hlsflow and its pinned dependencies with $($PY --version)"
+$PY -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e ".[dev]"
+echo "setup: done ($(command -v hlsflow))"

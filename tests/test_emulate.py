@@ -1,0 +1,256 @@
+"""flow.emulate against hls4ml's C simulation: every output element must be identical (zero differing bits).
+
+Compiled C-sim builds are cached per module (module-scoped fixtures), each costs one g++ build (~7 s).
+Inputs are quantized to the input type first so the comparison starts from identical values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flow import fxp
+from flow.convert import build_graph, csim_predict, derive_hls_config
+from flow.emulate import Emulation, emulate
+from flow.errors import FlowError
+from flow.fixed import parse_type, quantize
+from flow.keras_env import keras, qkeras_objects, set_seed
+from flow.spec import Hardware
+
+MODELS = Path("/work/shared/models")
+INPUT_TYPE = "ap_fixed<10,3>"
+
+
+def qb(bits: int, integer: int = 0):
+    from qkeras import quantized_bits
+
+    return quantized_bits(bits, integer, alpha=1)
+
+
+def dense_model():
+    from qkeras import QActivation, QDense, quantized_relu
+
+    K = keras()
+    inp = K.Input((6,), name="x_in")
+    h = QDense(7, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="d1")(inp)
+    h = QActivation(quantized_relu(4, 1), name="a1")(h)
+    h = QDense(5, kernel_quantizer=qb(5), bias_quantizer=qb(5), name="d2")(h)
+    h = QActivation(quantized_relu(6, 2), name="a2")(h)
+    h = QDense(3, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="d3")(h)
+    return K.Model(inp, h)
+
+
+def conv_model():
+    from qkeras import QActivation, QConv2D, QDense, quantized_relu
+
+    K = keras()
+    inp = K.Input((8, 8, 2), name="x_in")
+    h = QConv2D(3, (3, 3), kernel_quantizer=qb(6), bias_quantizer=qb(6), name="c1")(inp)
+    h = QActivation(quantized_relu(5, 2), name="a1")(h)
+    h = K.layers.MaxPooling2D((2, 2), name="p1")(h)
+    h = QConv2D(4, (2, 2), kernel_quantizer=qb(5), bias_quantizer=qb(5), name="c2")(h)
+    h = QActivation(quantized_relu(6, 2), name="a2")(h)
+    h = K.layers.Flatten(name="f1")(h)
+    h = QDense(4, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="d3")(h)
+    return K.Model(inp, h)
+
+
+def _randomize_weights(model, seed: int) -> None:
+    """Spread weights over the whole quantizer range so products, sums and clipping all happen."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if ws:
+            layer.set_weights([rng.uniform(-1, 1, w.shape).astype(np.float32) for w in ws])
+
+
+def _inputs(shape: tuple[int, ...], n: int, seed: int, input_type: str = INPUT_TYPE, scale: float = 2.0) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(0, scale, (n, *shape))
+    return quantize(x, parse_type(input_type))
+
+
+def _compiled(make, io_type: str, tmp_path_factory, strategy: str = "Latency"):
+    set_seed(3)
+    model = make()
+    _randomize_weights(model, 11)
+    hw = Hardware(io_type=io_type, strategy=strategy)
+    cfg = derive_hls_config(model, hw, INPUT_TYPE)
+    graph = build_graph(model, cfg, hw, tmp_path_factory.mktemp(f"{make.__name__}_{io_type}"))
+    graph.compile()
+    return model, graph
+
+
+@pytest.fixture(scope="module", params=["io_parallel", "io_stream"])
+def dense_graph(request, tmp_path_factory):
+    return _compiled(dense_model, request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="module", params=["io_parallel", "io_stream"])
+def conv_graph(request, tmp_path_factory):
+    return _compiled(conv_model, request.param, tmp_path_factory)
+
+
+def _assert_bit_exact(graph, x: np.ndarray) -> Emulation:
+    want = csim_predict(graph, x)
+    got = emulate(graph, x, trace=True, chunk=97)  # odd chunk size: chunk boundaries must not matter
+    assert got.outputs.shape == want.shape
+    assert got.outputs.dtype == np.float64
+    diff = int(np.count_nonzero(got.outputs != want))
+    assert diff == 0, f"{diff} of {want.size} outputs differ"
+    assert np.array_equal(got.outputs, want)
+    return got
+
+
+def test_dense_bit_exact(dense_graph):
+    _, graph = dense_graph
+    x = _inputs((6,), 3000, seed=1)
+    em = _assert_bit_exact(graph, x)
+    names = [t.name for t in em.traces]
+    assert names == ["x_in", "d1", "a1", "d2", "a2", "d3"]
+    a1 = em.traces[2]
+    assert a1.type == "ap_ufixed<4,1,AP_RND_CONV,AP_SAT>"  # QKeras quantized_relu's result type, from the graph
+    assert a1.n_overflow > 0 and a1.observed_max == a1.type_max == 1.875 and a1.type_min == 0.0
+    assert em.overflows["a1"] == a1.n_overflow
+    for t in em.traces:
+        assert t.values.shape[0] == len(x)
+        assert t.type_min <= t.observed_min and t.observed_max <= t.type_max
+
+
+def test_conv_bit_exact(conv_graph, monkeypatch):
+    _, graph = conv_graph
+    x = _inputs((8, 8, 2), 600, seed=2)
+    em = _assert_bit_exact(graph, x)
+    assert {"c1", "p1", "c2", "d3"} <= {t.name for t in em.traces}
+    import flow.emulate
+
+    monkeypatch.setattr(flow.emulate, "MAX_PRODUCT_ELEMENTS", 700)  # force many small im2col/product blocks
+    assert np.array_equal(emulate(graph, x).outputs, em.outputs)
+
+
+def test_traces_empty_unless_requested(dense_graph):
+    _, graph = dense_graph
+    x = _inputs((6,), 50, seed=4)
+    em = emulate(graph, x)
+    assert em.traces == [] and set(em.overflows) == {"x_in", "d1", "a1", "d2", "a2", "d3"}
+
+
+def test_single_flipped_weight_bit_is_detected(dense_graph):
+    """The comparison can fail: flip the LSB of one weight in the graph the emulator reads (the compiled
+    C simulation keeps the original weights) and the outputs must differ."""
+    _, graph = dense_graph
+    x = _inputs((6,), 500, seed=5)
+    want = csim_predict(graph, x)
+    d3 = next(lay for lay in graph.get_layers() if lay.name == "d3")
+    a2 = emulate(graph, x, upto="a2").outputs  # inputs of d3
+    i = int(np.argmax(np.count_nonzero(a2, axis=0)))  # an input that is non-zero for many samples
+    var = d3.weights["weight"]
+    saved = var.data.copy()
+    wt = fxp.type_from_hls(var.type.precision)
+    mantissa, _ = fxp.from_float(np.array([saved[i, 1]], dtype=np.float64), wt)
+    try:
+        var.data = saved.copy()
+        var.data[i, 1] = float(fxp.to_float(mantissa ^ 1, wt.fractional)[0])  # flip the least significant bit
+        got = emulate(graph, x).outputs
+    finally:
+        var.data = saved
+    changed = np.nonzero(np.any(got != want, axis=0))[0].tolist()
+    assert changed == [1]  # exactly the output fed by the flipped weight
+    assert np.array_equal(emulate(graph, x).outputs, want)  # restored: bit-exact again
+
+
+def test_mnist_third_party_model(tmp_path_factory):
+    """hls4ml example-models' QKeras MNIST MLP with its own HLSConfig (Vivado, io_parallel, Resource strategy
+    with reuse 112 and power-of-two weights in the first QDense). The emulator stops at the softmax, so every
+    layer before it is compared with hls4ml's own C-sim trace."""
+    K = keras()
+    model = K.models.model_from_json((MODELS / "qkeras_mnist_dense.json").read_text(), custom_objects=qkeras_objects())
+    model.load_weights(str(MODELS / "qkeras_mnist_dense_weights.h5"))
+    cfg = yaml.safe_load((MODELS / "qkeras_mnist_dense_config.yml").read_text())["HLSConfig"]
+    names = [layer.name for layer in model.layers]
+    for name in names:
+        cfg.setdefault("LayerName", {}).setdefault(name, {})["Trace"] = True
+    hw = Hardware(backend="Vivado", io_type="io_parallel", strategy=cfg["Model"]["Strategy"])
+    graph = build_graph(model, cfg, hw, tmp_path_factory.mktemp("mnist"))
+    dense2 = next(lay for lay in graph.get_layers() if lay.name == "q_dense_2")
+    assert type(dense2.weights["weight"].type.precision).__name__.endswith("ExponentPrecisionType")
+    assert dense2.get_attr("strategy").lower() == "resource"
+    graph.compile()
+    x = _inputs((784,), 1500, seed=6, input_type="ap_fixed<16,6>", scale=1.0)
+    final, trace = graph.trace(np.ascontiguousarray(x))
+    np.testing.assert_array_equal(np.asarray(final).reshape(len(x), -1), csim_predict(graph, x))
+    compared = []
+    for name in names[1:]:
+        layer = next(lay for lay in graph.get_layers() if lay.name == name)
+        if type(layer).__name__.endswith("Softmax"):
+            with pytest.raises(FlowError, match=f"'{name}'.*Softmax"):
+                emulate(graph, x[:2])
+            continue
+        got = emulate(graph, x, upto=name).outputs
+        want = np.asarray(trace[name], dtype=np.float64).reshape(len(x), -1)
+        assert int(np.count_nonzero(got != want)) == 0, name
+        compared.append(name)
+    assert compared == ["q_activation_2", "q_dense_2", "q_activation_3", "q_dense_3"]
+
+
+def test_unsupported_layer_is_named(tmp_path_factory):
+    K = keras()
+    inp = K.Input((4,), name="x_in")
+    h = K.layers.Dense(3, name="d1")(inp)
+    h = K.layers.LeakyReLU(name="leaky")(h)
+    model = K.Model(inp, h)
+    hw = Hardware()
+    graph = build_graph(model, derive_hls_config(model, hw, INPUT_TYPE), hw, tmp_path_factory.mktemp("leaky"))
+    with pytest.raises(FlowError, match="'leaky' of class ParametrizedActivation, activation 'LeakyReLU'"):
+        emulate(graph, np.zeros((2, 4)))
+
+
+ROUND = st.sampled_from(["AP_" + m for m in fxp.ROUNDING_MODES])
+OVER = st.sampled_from(["AP_" + m for m in fxp.OVERFLOW_MODES])
+
+
+@st.composite
+def fixed_type(draw, signed: bool):
+    width = draw(st.integers(2, 18))
+    integer = draw(st.integers(1 if signed else 0, min(width, 8)))
+    return f"ap_{'' if signed else 'u'}fixed<{width},{integer},{draw(ROUND)},{draw(OVER)}>"
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(
+    weight_bits=st.integers(2, 12),
+    dense_result=fixed_type(signed=True),
+    act_result=st.one_of(fixed_type(signed=True), fixed_type(signed=False)),
+    accum=st.one_of(st.none(), fixed_type(signed=True)),
+    io_type=st.sampled_from(["io_parallel", "io_stream"]),
+)
+def test_property_dense_modes_bit_exact(tmp_path_factory, weight_bits, dense_result, act_result, accum, io_type):
+    """Random widths (2-18 bits) with rounding/overflow modes on the Dense result, the ReLU result and
+    (sometimes) the accumulator, set through the hls_config; emulator == C-sim on every element."""
+    from qkeras import QDense
+
+    K = keras()
+    set_seed(5)
+    inp = K.Input((5,), name="x_in")
+    h = QDense(4, kernel_quantizer=qb(weight_bits, 1), bias_quantizer=qb(weight_bits, 1), name="dq")(inp)
+    h = K.layers.Activation("relu", name="act")(h)
+    model = K.Model(inp, h)
+    _randomize_weights(model, weight_bits)
+    hw = Hardware(io_type=io_type)
+    cfg = derive_hls_config(model, hw, INPUT_TYPE)
+    cfg["LayerName"]["dq"]["Precision"]["result"] = dense_result
+    if accum is not None:
+        cfg["LayerName"]["dq"]["Precision"]["accum"] = accum
+    cfg["LayerName"].setdefault("act", {}).setdefault("Precision", {})["result"] = act_result
+    graph = build_graph(model, cfg, hw, tmp_path_factory.mktemp("prop"))
+    layers = {lay.name: lay for lay in graph.get_layers()}
+    assert str(fxp.type_from_hls(layers["act"].get_output_variable().type.precision)).replace(" ", "") in (
+        act_result.replace(",AP_TRN,AP_WRAP", ""), act_result
+    )
+    graph.compile()
+    x = _inputs((5,), 2000, seed=weight_bits, scale=3.0)
+    _assert_bit_exact(graph, x)
