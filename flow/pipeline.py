@@ -104,6 +104,26 @@ def check_bit_exact(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray)
     return compare_outputs(csim_trace(graph, x, name), reference, f"{name} (logits, before softmax)")
 
 
+def check_emulator(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray) -> dict[str, Any]:
+    """Compare the numpy emulator (:mod:`flow.emulate`) with hls4ml's C simulation on every output.
+
+    For a softmax model both are compared on the logits. Returns the comparison plus per-layer
+    overflow counts (values that wrapped or saturated) and the emulator's outputs.
+    """
+    from flow.convert import csim_trace
+    from flow.emulate import emulate
+
+    split = _softmax_split(model)
+    if split is None:
+        emu = emulate(graph, x)
+        cmp = compare_outputs(emu.outputs, csim_out, model.layers[-1].name)
+    else:
+        emu = emulate(graph, x, upto=split[0])
+        cmp = compare_outputs(emu.outputs, csim_trace(graph, x, split[0]), f"{split[0]} (logits, before softmax)")
+    cmp["overflows"] = dict(emu.overflows)
+    return cmp | {"_outputs": emu.outputs}
+
+
 def _trace_logits(model: Any, hls_config: dict) -> None:
     """Ask hls4ml to trace the logits layer of a softmax model, for :func:`check_bit_exact`."""
     split = _softmax_split(model)
@@ -115,7 +135,7 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[st
     """Run the whole flow for one spec; returns the report (also written to ``<out>/<name>/``)."""
     spec = load_spec(spec_path)
     stages = Stages(["data", "train float baseline", "train QKeras (QAT)", "convert with hls4ml",
-                     "write HLS project + compile C simulation", "C simulation", "report"])
+                     "write HLS project + compile C simulation", "C simulation", "bit-exact emulation", "report"])
     from flow import convert, network, train
     from flow.data import load_dataset
     from flow.keras_env import set_seed
@@ -149,6 +169,9 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[st
             convert.write_and_compile(graph)
         with stages.stage("C simulation"):
             csim_out = convert.csim_predict(graph, split.x_test)
+        with stages.stage("bit-exact emulation"):
+            emu_cmp = check_emulator(qmodel, graph, split.x_test, csim_out)
+            emu_out = emu_cmp.pop("_outputs")
         with stages.stage("report"):
             float_out = train.predict(models[False], split.x_test)
             q_out = train.predict(qmodel, split.x_test)
@@ -165,8 +188,10 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[st
                 "input": {"type": str(input_type), "changed_by_quantization": split.inputs_changed,
                           "out_of_range": split.inputs_out_of_range},
                 "accuracy": {"float": _accuracy(float_out, split.y_test), "qkeras": _accuracy(q_out, split.y_test),
-                             "csim": _accuracy(csim_out, split.y_test)},
+                             "csim": _accuracy(csim_out, split.y_test),
+                             "emulator": _accuracy(emu_out, split.y_test)},
                 "csim_vs_qkeras": check_bit_exact(qmodel, graph, split.x_test, csim_out),
+                "emulator_vs_csim": emu_cmp,
                 "size": {"parameters": n_params, "float_bits": 32 * n_params,
                          "quantized_bits": stats["quantized_bits"], "sparsity": stats["sparsity"],
                          "zero_weights": stats["zero_weights"], "weights": stats["weights"]},
@@ -251,11 +276,22 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
                 "model": str(model_path), "hlsflow_version": __version__, "hardware": hw.__dict__,
                 "input": {"type": str(in_type), "samples": samples, "distribution": "N(0,1) quantized to input type"},
                 "csim_vs_keras": check_bit_exact(model, graph, x, csim_out),
+                "emulator_vs_csim": _emulator_or_reason(model, graph, x, csim_out),
                 "types": graph_types(graph), "size": graph_weight_stats(graph), "hls_project": str(final / "hls"),
             }
             report["seconds"] = dict(stages.seconds)
             (work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _emulator_or_reason(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray) -> dict[str, Any]:
+    """Emulator check for third-party models, or the reason it cannot run (an unsupported layer)."""
+    try:
+        cmp = check_emulator(model, graph, x, csim_out)
+    except FlowError as exc:
+        return {"skipped": str(exc)}
+    cmp.pop("_outputs")
+    return cmp
 
 
 def _input_type_of(hls_config: dict, in_name: str) -> str:

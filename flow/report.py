@@ -47,6 +47,17 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f} %"
 
 
+def _emulator_line(cmp: dict[str, Any] | None) -> str:
+    if not cmp:
+        return ""
+    if "skipped" in cmp:
+        return f"Emulator: not run ({cmp['skipped']})."
+    over = {k: v for k, v in cmp.get("overflows", {}).items() if v}
+    return (f"Numpy emulator vs C simulation: **{cmp['equal_outputs']} of {cmp['outputs']}** outputs equal "
+            f"(differing: {cmp['outputs'] - cmp['equal_outputs']}). Values that wrapped or saturated per layer: "
+            + (", ".join(f"{k} {v}" for k, v in over.items()) if over else "none") + ".")
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     acc, size, times = r["accuracy"], r["size"], r["seconds"]
     lines = [
@@ -63,12 +74,15 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"| float baseline | {_pct(acc['float'])} |",
         f"| QKeras (QAT) | {_pct(acc['qkeras'])} |",
         f"| hls4ml C simulation | {_pct(acc['csim'])} |",
+        f"| numpy emulator (bit-exact) | {_pct(acc.get('emulator'))} |",
         "",
         "## Bit-exactness",
         "",
         f"C simulation vs QKeras: **{r['csim_vs_qkeras']['equal_outputs']} of {r['csim_vs_qkeras']['outputs']}** "
         f"outputs equal (exact fraction {r['csim_vs_qkeras']['exact_fraction']:.6f}), "
         f"max |difference| {r['csim_vs_qkeras']['max_abs_diff']:.3g}, compared at `{r['csim_vs_qkeras']['compared_at']}`.",
+        "",
+        _emulator_line(r.get("emulator_vs_csim")),
         "",
         f"Inputs are quantized to **`{r['input']['type']}`** before every stage "
         f"({r['input']['changed_by_quantization']} input values changed by quantization, "

@@ -20,6 +20,8 @@ def test_qkeras_mnist_dense_csim_equals_qkeras_on_every_logit(tmp_path):
     assert cmp["compared_at"].startswith("q_dense_3")
     assert cmp["outputs"] == 2000 * 10
     assert cmp["equal_outputs"] == cmp["outputs"]
+    emu = report["emulator_vs_csim"]
+    assert emu["outputs"] == cmp["outputs"] and emu["equal_outputs"] == emu["outputs"]
     assert (tmp_path / "prj" / "hls" / "firmware" / "myproject.cpp").is_file()
 
 

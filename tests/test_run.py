@@ -36,6 +36,14 @@ def test_mlp_csim_equals_qkeras_on_every_output(mlp_run):
     assert cmp["max_abs_diff"] == 0.0
 
 
+def test_mlp_emulator_equals_csim_on_every_output(mlp_run):
+    report, _ = mlp_run
+    cmp = report["emulator_vs_csim"]
+    assert cmp["outputs"] == report["csim_vs_qkeras"]["outputs"]
+    assert cmp["equal_outputs"] == cmp["outputs"]
+    assert report["accuracy"]["emulator"] == report["accuracy"]["csim"]
+
+
 def test_mlp_project_is_complete(mlp_run):
     _, out = mlp_run
     for rel in ("hls/firmware/myproject.cpp", "hls/build_prj.tcl", "hls/firmware/weights", "report.json",
@@ -70,6 +78,8 @@ def test_cnn_io_stream_with_pruning_csim_equals_qkeras(tmp_path):
     assert report["hardware"]["io_type"] == "io_stream"
     cmp = report["csim_vs_qkeras"]
     assert cmp["equal_outputs"] == cmp["outputs"] > 0
+    emu = report["emulator_vs_csim"]
+    assert emu["equal_outputs"] == emu["outputs"] == cmp["outputs"]
     assert report["size"]["sparsity"] >= 0.4  # pruning target 0.5 on kernels; biases are not pruned
 
 
@@ -80,3 +90,4 @@ def test_default_spec_meets_its_accuracy_target(tmp_path):
     assert report["accuracy"]["qkeras"] >= 0.93
     assert report["accuracy"]["csim"] == report["accuracy"]["qkeras"]
     assert report["csim_vs_qkeras"]["exact_fraction"] == 1.0
+    assert report["emulator_vs_csim"]["exact_fraction"] == 1.0
