@@ -34,9 +34,63 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--io-type", choices=("io_parallel", "io_stream"), default="io_parallel")
     c.add_argument("--samples", type=int, default=1000, help="random inputs for the C-sim check (default 1000)")
 
+    e = sub.add_parser("emulate", help="bit-exact numpy emulation of a project on inputs from a .npy file")
+    e.add_argument("project", type=Path, help="hls_projects/<name>")
+    e.add_argument("--input", type=Path, required=True, help=".npy inputs, batch first (float; quantized to the input type)")
+    e.add_argument("--output", type=Path, required=True, help=".npy file for the outputs (float64, batch first)")
+    e.add_argument("--trace", action="store_true",
+                   help="also write every layer's output (<output>.trace.npz) and a range plot (<output>.layers.png)")
+
+    v = sub.add_parser("verify", help="emulator vs hls4ml C simulation (and the model) on N inputs; exit 1 on any difference")
+    v.add_argument("project", type=Path, help="hls_projects/<name>")
+    v.add_argument("--samples", type=int, default=1000, help="inputs: test data first, then random full-range (default 1000)")
+    v.add_argument("--seed", type=int, default=0)
+
     s = sub.add_parser("synth", help="run the vendor HLS tool on a project, if it is installed")
     s.add_argument("project", type=Path, help="hls_projects/<name> (or its hls/ folder)")
     return p
+
+
+def _emulate(args: argparse.Namespace) -> int:
+    import tempfile
+
+    import numpy as np
+
+    from flow.emulate import emulate
+    from flow.fixed import parse_type, quantize
+    from flow.project import rebuild
+
+    if not args.input.is_file():
+        raise FlowError(f"{args.input}: input file not found")
+    try:
+        x = np.load(args.input, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise FlowError(f"{args.input}: cannot read .npy: {exc}") from None
+    with tempfile.TemporaryDirectory(prefix="hlsflow-emulate-") as tmp:
+        model, graph, meta = rebuild(args.project, Path(tmp) / "hls")
+    shape = tuple(int(d) for d in model.input_shape[1:])
+    if x.ndim < 1 or int(np.prod(x.shape[1:])) != int(np.prod(shape)):
+        raise FlowError(f"{args.input}: samples have shape {tuple(x.shape[1:])}, the model takes {shape}")
+    t = parse_type(meta["input_type"])
+    xq = quantize(x.reshape(len(x), *shape), t)
+    changed = int(np.sum(xq != x.reshape(xq.shape)))
+    if changed:
+        print(f"hlsflow emulate: {changed} input values were not representable in {t} and were quantized",
+              file=sys.stderr)
+    result = emulate(graph, xq, trace=args.trace)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    np.save(args.output, result.outputs)
+    rows = [{"layer": k, "overflows": v} for k, v in result.overflows.items()]
+    if args.trace:
+        from flow.plots import plot_layer_ranges
+
+        stem = args.output.with_suffix("")
+        np.savez(f"{stem}.trace.npz", **{t.name: t.values for t in result.traces})
+        plot_layer_ranges(result.traces, Path(f"{stem}.layers.png"))
+        rows = [{"layer": t.name, "type": t.type, "overflows": t.n_overflow, "observed": [t.observed_min, t.observed_max],
+                 "type_range": [t.type_min, t.type_max]} for t in result.traces]
+    print(json.dumps({"outputs": str(args.output), "samples": len(x), "layers": rows}, indent=2))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +120,14 @@ def main(argv: list[str] | None = None) -> int:
                                       Hardware(backend=args.backend, io_type=args.io_type), args.samples)
             print(json.dumps({"project": str(out), "csim_vs_keras": report["csim_vs_keras"]}, indent=2))
             return 0
+        if args.command == "emulate":
+            return _emulate(args)
+        if args.command == "verify":
+            from flow.verify import verify
+
+            summary = verify(args.project, args.samples, args.seed)
+            print(json.dumps(summary, indent=2))
+            return 0 if summary["ok"] else 1
         if args.command == "synth":
             from flow.synth import synth
 

@@ -339,10 +339,12 @@ def _activation(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tenso
         v = x.v
     elif act == "relu":
         v = np.where(x.v > 0, x.v, 0)
+    elif act in _LUT_ACTIVATIONS:
+        return _lut_activation(layer, x, act, out_t)
     else:
         raise FlowError(
             f"layer {layer.name!r} ({layer.class_name}): activation {act!r} is not supported by the emulator "
-            "(supported: relu, linear)"
+            "(supported: relu, linear, sigmoid, tanh)"
         )
     y, n = fxp.requantize(v, x.t.fractional, out_t)
     return _Tensor(y, out_t), n
@@ -409,11 +411,278 @@ def _batchnorm(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tensor
     return _Tensor(y.reshape(x.v.shape), out_t), n
 
 
+# --------------------------------------------------------------------------------------------
+# Lookup-table activations (nnet_activation.h / nnet_activation_stream.h)
+# --------------------------------------------------------------------------------------------
+
+_LIBM: Any = None
+
+
+def _libm() -> Any:
+    """The C math library the C simulation links against (``std::exp(float)`` is ``expf``), or None."""
+    global _LIBM
+    if _LIBM is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            lib = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+            for name, ctype in (("expf", ctypes.c_float), ("exp", ctypes.c_double),
+                                ("tanhf", ctypes.c_float), ("tanh", ctypes.c_double)):
+                fn = getattr(lib, name)
+                fn.restype, fn.argtypes = ctype, [ctype]
+            _LIBM = lib
+        except (OSError, AttributeError):
+            _LIBM = False
+    return _LIBM or None
+
+
+def _expf(x: np.ndarray) -> np.ndarray:
+    """``std::exp(float)`` elementwise, as float32: libm's ``expf`` when available (what the C simulation
+    calls), else float64 ``exp`` rounded to float32 (correctly rounded, which libm's expf nearly always is)."""
+    x = np.asarray(x, dtype=np.float32)
+    lib = _libm()
+    if lib is None:
+        return np.exp(x.astype(np.float64)).astype(np.float32)
+    return np.array([lib.expf(float(v)) for v in x.ravel()], dtype=np.float32).reshape(x.shape)
+
+
+def _ceillog2(x: int) -> int:
+    """nnet_helpers.h ``ceillog2``."""
+    return 1 if x <= 2 else 1 + _ceillog2((x + 1) // 2)
+
+
+def _index_bits(layer: Any, t: FixedType, size: int, what: str) -> int:
+    n = _ceillog2(size)
+    if size != 1 << n:
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): {what} size {size} is not a power of two")
+    if n > t.width:
+        raise FlowError(
+            f"layer {layer.name!r} ({layer.class_name}): {what} of {size} entries is addressed by {n} bits "
+            f"but its address type {t} has only {t.width}"
+        )
+    return n
+
+
+def _top_bits(v: np.ndarray, t: FixedType, n: int) -> np.ndarray:
+    """``softmax_idx_from_real_val``: the top ``n`` bits of ``t``'s two's-complement word, as unsigned."""
+    return (np.asarray(v, dtype=np.int64) & ((1 << t.width) - 1)) >> (t.width - n)
+
+
+def _idx_values_f32(t: FixedType, n: int) -> np.ndarray:
+    """``softmax_real_val_from_idx``: the value of ``t`` whose top ``n`` bits are ``i`` (others 0), as float."""
+    m = np.arange(1 << n, dtype=np.int64) << (t.width - n)
+    if t.signed:
+        m = np.where(m >= 1 << (t.width - 1), m - (1 << t.width), m)
+    return np.ldexp(m.astype(np.float64), -t.fractional).astype(np.float32)
+
+
+_TABLES: dict[tuple, np.ndarray] = {}
+
+
+def _exp_table(idx_t: FixedType, n: int, scale: np.float32, negative: bool, table_t: FixedType) -> np.ndarray:
+    """``init_exp_table``: ``table[i] = (exp_table_t) expf(+-(float)x_i * exp_scale)`` (mantissas)."""
+    key = ("exp", idx_t, n, float(scale), negative, table_t)
+    if key not in _TABLES:
+        x = (_idx_values_f32(idx_t, n) * np.float32(scale)).astype(np.float32)  # float * float in float
+        if negative:
+            x = -x
+        _TABLES[key] = fxp.from_float(_expf(x).astype(np.float64), table_t)[0]
+    return _TABLES[key]
+
+
+def _invert_table(idx_t: FixedType, n: int, table_t: FixedType) -> np.ndarray:
+    """``init_invert_table``: ``table[i] = (inv_table_t)(1 / (float)x_i)`` in float (1/0 = +inf)."""
+    key = ("inv", idx_t, n, table_t)
+    if key not in _TABLES:
+        with np.errstate(divide="ignore"):
+            inv = np.float32(1.0) / _idx_values_f32(idx_t, n)
+        _TABLES[key] = fxp.from_float(inv.astype(np.float64), table_t)[0]
+    return _TABLES[key]
+
+
+def _tree_reduce(cols: list[np.ndarray], op: Any) -> np.ndarray:
+    """nnet_common.h ``reduce``: balanced tree, left part of ``pow2(floorlog2(N-1))`` elements."""
+    n = len(cols)
+    if n == 1:
+        return cols[0]
+    if n == 2:
+        return op(cols[0], cols[1])
+    left = 1 << ((n - 1).bit_length() - 1)
+    return op(_tree_reduce(cols[:left], op), _tree_reduce(cols[left:], op))
+
+
+def _tanhf(x: np.ndarray) -> np.ndarray:
+    """``tanh(float)`` as ``init_tanh_table`` calls it (libm ``tanhf``), as float32."""
+    x = np.asarray(x, dtype=np.float32)
+    lib = _libm()
+    if lib is None:
+        return np.tanh(x.astype(np.float64)).astype(np.float32)
+    return np.array([lib.tanhf(float(v)) for v in x.ravel()], dtype=np.float32).reshape(x.shape)
+
+
+# activation -> (input range R: the table spans [-R, R), function of the float32 table inputs)
+_LUT_ACTIVATIONS = {
+    # sigmoid_fcn_float: 1.0 / (1 + std::exp(-x)): expf, a float sum, a double quotient returned as float
+    "sigmoid": (8, lambda x: (1.0 / (np.float32(1) + _expf(-x)).astype(np.float64)).astype(np.float32)),
+    "tanh": (4, _tanhf),
+}
+
+
+def _lut_activation(layer: Any, x: _Tensor, act: str, out_t: FixedType) -> tuple[_Tensor, int]:
+    """nnet ``sigmoid``/``tanh`` (io_parallel and io_stream): ``table[i] = (table_t) f(float(2R(i - N/2)/N))``
+    and ``index = clip(int(x * N / 2R) + R*N/2R, 0, N-1)``, where ``x * N / 2R`` is ap_fixed arithmetic (an
+    exact product, then a signed division truncating toward zero at x's fractional bits) and the int
+    conversion truncates toward zero."""
+    size = int(layer.get_attr("table_size"))
+    table_t = _attr_type(layer, "table_t")
+    r, fn = _LUT_ACTIVATIONS[act]
+    if size < 1 or x.t.integer + size.bit_length() > 34:
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): table size {size} with input type {x.t} "
+                        "overflows the C int index")
+    key = ("lut", act, size, table_t)
+    if key not in _TABLES:
+        i = np.arange(size, dtype=np.float64)
+        in_val = (2 * float(r) * (i - float(size) / 2.0) / float(size)).astype(np.float32)  # double math -> float
+        _TABLES[key] = fxp.from_float(fn(in_val).astype(np.float64), table_t)[0]
+    table = _TABLES[key]
+    m = np.asarray(x.v)
+    if m.dtype == object:
+        m = m.astype(np.int64)
+    num = m * size
+    den = (2 * r) << x.t.fractional
+    q = np.abs(num) // den
+    data_round = np.where(num < 0, -q, q)  # truncation toward zero
+    index = np.clip(data_round + (r * size) // (2 * r), 0, size - 1)
+    y, n = fxp.requantize(table[index], table_t.fractional, out_t)
+    return _Tensor(y, out_t), n
+
+
+@dataclass
+class _SoftmaxConfig:
+    implementation: str
+    n_slice: int
+    n_outer: int
+    n_inner: int
+    exp_table_size: int
+    inv_table_size: int
+    exp_scale: np.float32
+    exp_table_t: FixedType
+    inv_table_t: FixedType
+    accum_t: FixedType
+    inv_inp_t: FixedType
+    inp_norm_t: FixedType | None
+
+
+def _softmax_config(layer: Any) -> _SoftmaxConfig:
+    """The softmax config struct exactly as written to the HLS project (``config_cpp``, from hls4ml's
+    ``SoftmaxConfigTemplate``); typedef names are resolved through the layer's named types."""
+    import re
+
+    text = layer.get_attr("config_cpp")
+    if not text:
+        from hls4ml.backends.vivado.passes.core_templates import SoftmaxConfigTemplate
+
+        text = SoftmaxConfigTemplate().format(layer)
+    ints = {k: int(v) for k, v in re.findall(r"static const unsigned (\w+) = (-?\d+);", text)}
+    impl = re.search(r"softmax_implementation::(\w+);", text)
+    scale = re.search(r"exp_scale = ([^;]+);", text)
+    typedefs = {alias: name.strip() for name, alias in re.findall(r"typedef ([^;]+?) (\w+);", text)}
+    if impl is None or scale is None:
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): cannot read its softmax config:\n{text}")
+    named = {}
+    for value in layer.attributes.values():
+        if hasattr(value, "precision") and hasattr(value, "name"):
+            named.setdefault(str(value.name), value.precision)
+
+    def resolve(alias: str) -> FixedType | None:
+        name = typedefs.get(alias)
+        if name is None:
+            return None
+        if name in named:
+            return _ftype(layer, named[name], alias)
+        from flow.fixed import parse_type
+
+        try:
+            return parse_type(name.replace(" ", ""))
+        except ValueError as exc:
+            raise FlowError(f"layer {layer.name!r} ({layer.class_name}): {alias} {name!r}: {exc}") from None
+
+    types = {a: resolve(a) for a in ("exp_table_t", "inv_table_t", "accum_t", "inv_inp_t", "inp_norm_t")}
+    for a in ("exp_table_t", "inv_table_t", "accum_t", "inv_inp_t"):
+        if types[a] is None:
+            raise FlowError(f"layer {layer.name!r} ({layer.class_name}): softmax config has no {a}")
+    return _SoftmaxConfig(
+        implementation=impl.group(1), n_slice=ints["n_slice"], n_outer=ints.get("n_outer", 1),
+        n_inner=ints.get("n_inner", 1), exp_table_size=ints["exp_table_size"],
+        inv_table_size=ints["inv_table_size"], exp_scale=np.float32(float(scale.group(1).rstrip("fF"))),
+        **types,
+    )
+
+
+SOFTMAX_IMPLEMENTATIONS = ("stable", "latency")
+
+
+def _softmax(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tensor, int]:
+    """hls4ml ``softmax_stable`` / ``softmax_latency`` (io_parallel and io_stream), table for table.
+
+    stable: ``d_i = (inp_norm_t)(max_j x_j - x_i)``; ``e_i = (accum_t) exp_table[top bits of d_i]`` with
+    ``exp_table[k] = expf(-value_k * exp_scale)``; latency indexes ``exp_table`` (``expf(+value_k * exp_scale)``)
+    with the top bits of ``x_i`` itself. Then ``s = (inv_inp_t) reduce_add<accum_t>(e)`` (balanced tree, each
+    sum cast to ``accum_t``), ``r = invert_table[top bits of s]`` with ``invert_table[k] = 1/value_k`` in
+    float, and ``y_i = (result_t)(e_i * r)``.
+    """
+    cfg = _softmax_config(layer)
+    if cfg.implementation not in SOFTMAX_IMPLEMENTATIONS:
+        raise FlowError(
+            f"layer {layer.name!r} ({layer.class_name}): softmax implementation {cfg.implementation!r} is not "
+            f"supported by the emulator (supported: {', '.join(SOFTMAX_IMPLEMENTATIONS)})"
+        )
+    out_t = _out_type(layer)
+    shape = x.v.shape
+    rows = shape[0]
+    if io_type == "io_stream":
+        if cfg.n_inner != 1 or shape[-1] != cfg.n_slice:
+            raise FlowError(
+                f"layer {layer.name!r} ({layer.class_name}): io_stream softmax is emulated only over the last "
+                f"axis (n_slice {cfg.n_slice}, n_inner {cfg.n_inner}, input shape {shape[1:]})"
+            )
+    v = x.v.reshape(rows, cfg.n_outer, cfg.n_slice, cfg.n_inner)
+    v = np.moveaxis(v, 2, -1).reshape(-1, cfg.n_slice)  # one softmax per row
+    if v.dtype == object:
+        v = v.astype(np.int64)
+    if cfg.implementation == "stable":
+        if cfg.inp_norm_t is None:
+            raise FlowError(f"layer {layer.name!r} ({layer.class_name}): softmax config has no inp_norm_t")
+        idx_t = cfg.inp_norm_t
+        d, _ = fxp.requantize(v.max(axis=1, keepdims=True) - v, x.t.fractional, idx_t)
+    else:
+        idx_t, d = x.t, v
+    n_exp = _index_bits(layer, idx_t, cfg.exp_table_size, "exp table")
+    n_inv = _index_bits(layer, cfg.inv_inp_t, cfg.inv_table_size, "invert table")
+    exp_table = _exp_table(idx_t, n_exp, cfg.exp_scale, cfg.implementation == "stable", cfg.exp_table_t)
+    inv_table = _invert_table(cfg.inv_inp_t, n_inv, cfg.inv_table_t)
+    acc_t = cfg.accum_t
+    e, _ = fxp.requantize(exp_table[_top_bits(d, idx_t, n_exp)], cfg.exp_table_t.fractional, acc_t)
+
+    def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return fxp.requantize(a + b, acc_t.fractional, acc_t)[0]
+
+    total = _tree_reduce([e[:, i] for i in range(cfg.n_slice)], add)
+    s, _ = fxp.requantize(total, acc_t.fractional, cfg.inv_inp_t)
+    r = inv_table[_top_bits(s, cfg.inv_inp_t, n_inv)]
+    prod = fxp.as_object(e) * fxp.as_object(r[:, None]) if (
+        acc_t.width + cfg.inv_table_t.width > fxp.INT64_SAFE_BITS) else e * r[:, None]
+    y, n = fxp.requantize(prod, acc_t.fractional + cfg.inv_table_t.fractional, out_t)
+    y = np.moveaxis(y.reshape(rows, cfg.n_outer, cfg.n_inner, cfg.n_slice), -1, 2).reshape(shape)
+    return _Tensor(y, out_t), n
+
+
 def _handler(layer: Any):
     from hls4ml.model import layers as L
 
     if isinstance(layer, L.Softmax) or type(layer).__name__.endswith("Softmax"):
-        return None
+        return _softmax
     if isinstance(layer, (L.Conv2DBatchnorm,)) or type(layer).__name__.endswith("DenseBatchnorm"):
         return None
     checks = [
@@ -451,7 +720,7 @@ def _plan(graph: Any, upto: str | None = None) -> list[tuple[Any, Any]]:
             raise FlowError(
                 f"layer {layer.name!r} of class {what} ({type(layer).__name__}) is not supported "
                 "by the emulator (supported: Input, Dense, Conv2D, MaxPooling2D, Flatten/Reshape, ZeroPadding2D, "
-                "BatchNormalization, ReLU/linear Activation)"
+                "BatchNormalization, ReLU/linear/sigmoid/tanh Activation, Softmax (stable/latency))"
             )
         if len([i for i in layer.inputs if i]) != 1:
             raise FlowError(f"layer {layer.name!r} ({layer.class_name}): only single-input layers are supported")

@@ -157,11 +157,18 @@ def from_float(x: np.ndarray, t: FixedType) -> tuple[np.ndarray, int]:
     """Convert floats to mantissas of ``t`` exactly as ``ap_fixed(double)`` does.
 
     ``x * 2**F`` is exact in float64 (a power-of-two scaling), so the rounding decisions below are
-    exact too. Returns ``(mantissas, overflow count)``. NaN is rejected.
+    exact too. Returns ``(mantissas, overflow count)``. NaN is rejected; +-inf is handled like
+    ``ap_fixed(double)`` handles it (saturated by the SAT modes, 0 with WRAP).
     """
     x = np.asarray(x, dtype=np.float64)
     if np.isnan(x).any():
         raise ValueError("cannot convert NaN to a fixed-point type")
+    inf = np.isinf(x)
+    if inf.any():
+        # ap_fixed(double) reads an infinity's bits as +-2**1024: far out of range, so it saturates
+        # (SAT/SAT_SYM/SAT_ZERO) or wraps to 0 (every kept bit is zero). A finite stand-in 2**(I+2)
+        # (mantissa 2**(W+2)) behaves identically under every overflow mode.
+        x = np.where(inf, np.copysign(np.ldexp(1.0, t.integer + 2), x), x)
     y = np.ldexp(x, t.fractional)
     fl = np.floor(y)
     rem = y - fl  # exact, in [0, 1)

@@ -24,6 +24,7 @@ from flow.errors import FlowError
 from flow.fixed import FixedType, is_representable, parse_type, quantize
 from flow.report import graph_types, graph_weight_stats, write_reports
 from flow.spec import Hardware, Spec, load_spec
+from flow.project import save_meta
 from flow.staging import staged_dir
 
 
@@ -199,6 +200,7 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[st
                 "hls_project": str(final / "hls"),
             }
             shutil.copyfile(spec.path, work / "spec.yaml")
+            save_meta(work, "qkeras_model.h5", hls_config, spec.hardware, str(input_type))
             report["seconds"] = dict(stages.seconds)
         write_reports(work, report)
     return report
@@ -280,6 +282,8 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
                 "types": graph_types(graph), "size": graph_weight_stats(graph), "hls_project": str(final / "hls"),
             }
             report["seconds"] = dict(stages.seconds)
+            model.save(work / "model.h5")
+            save_meta(work, "model.h5", hls_config, hw, str(in_type))
             (work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

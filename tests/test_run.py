@@ -91,3 +91,59 @@ def test_default_spec_meets_its_accuracy_target(tmp_path):
     assert report["accuracy"]["csim"] == report["accuracy"]["qkeras"]
     assert report["csim_vs_qkeras"]["exact_fraction"] == 1.0
     assert report["emulator_vs_csim"]["exact_fraction"] == 1.0
+
+
+def test_verify_finds_zero_differences_on_test_and_full_range_inputs(mlp_run, capsys):
+    _, out = mlp_run
+    assert main(["verify", str(out), "--samples", "600"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["samples"] == {"total": 600, "test_data": 450, "random_full_range": 150, "seed": 0}
+    assert summary["emulator_vs_csim"]["outputs"] == 6000
+    assert summary["emulator_vs_csim"]["differing_outputs"] == 0
+    assert summary["csim_vs_model"]["differing_outputs"] == 0
+    assert set(summary["emulator_vs_csim"]["overflows"]) == {"inputs", "fc1", "fc1_act", "fc2"}
+
+
+def test_verify_fails_when_the_hardware_types_no_longer_match_qkeras(mlp_run, tmp_path, capsys):
+    import shutil
+
+    _, out = mlp_run
+    copy = tmp_path / "digits_mlp"
+    shutil.copytree(out, copy)
+    meta = json.loads((copy / "project.json").read_text())
+    meta["hls_config"]["LayerName"]["fc1_act"]["Precision"]["result"] = "ufixed<6,3,RND_CONV,SAT>"
+    (copy / "project.json").write_text(json.dumps(meta))
+    assert main(["verify", str(copy), "--samples", "200"]) == 1
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["emulator_vs_csim"]["differing_outputs"] == 0  # the emulator follows the C-sim's types
+    assert summary["csim_vs_model"]["differing_outputs"] > 0
+
+
+def test_emulate_writes_outputs_traces_and_a_range_plot(mlp_run, tmp_path, capsys):
+    import numpy as np
+
+    _, out = mlp_run
+    from sklearn.datasets import load_digits
+
+    x = load_digits().data[:50] / 16.0
+    np.save(tmp_path / "x.npy", x)
+    assert main(["emulate", str(out), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy"),
+                 "--trace"]) == 0
+    y = np.load(tmp_path / "y.npy")
+    assert y.shape == (50, 10)
+    traces = np.load(tmp_path / "y.trace.npz")
+    assert set(traces.files) == {"inputs", "fc1", "fc1_act", "fc2"}
+    assert np.array_equal(traces["fc2"].reshape(50, -1), y)
+    assert (tmp_path / "y.layers.png").stat().st_size > 10_000
+    report = json.loads(capsys.readouterr().out)
+    assert [row["layer"] for row in report["layers"]] == ["inputs", "fc1", "fc1_act", "fc2"]
+
+
+def test_emulate_rejects_inputs_of_the_wrong_shape(mlp_run, tmp_path, capsys):
+    import numpy as np
+
+    _, out = mlp_run
+    np.save(tmp_path / "x.npy", np.zeros((3, 63)))
+    assert main(["emulate", str(out), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy")]) == 2
+    assert "(63,)" in capsys.readouterr().err
+    assert not (tmp_path / "y.npy").exists()

@@ -1,0 +1,170 @@
+"""flow.emulate's Softmax against hls4ml's C simulation: every output element must be identical.
+
+Softmax is emulated table for table (``init_exp_table``/``init_invert_table`` of nnet_activation.h), so
+these tests compare the whole model output, softmax included, with zero differing elements.
+Compiled C-sim builds are cached per module (module-scoped fixtures); each costs one g++ build.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from flow import emulate as em_mod
+from flow import fxp
+from flow.convert import build_graph, csim_predict, derive_hls_config
+from flow.emulate import emulate
+from flow.errors import FlowError
+from flow.fixed import parse_type, quantize
+from flow.keras_env import keras, qkeras_objects, set_seed
+from flow.spec import Hardware
+
+MODELS = Path("/work/shared/models")
+INPUT_TYPE = "ap_fixed<10,3>"
+
+
+def qb(bits: int, integer: int = 0):
+    from qkeras import quantized_bits
+
+    return quantized_bits(bits, integer, alpha=1)
+
+
+def softmax_model():
+    from qkeras import QActivation, QDense, quantized_relu
+
+    K = keras()
+    inp = K.Input((6,), name="x_in")
+    h = K.layers.Dense(8, name="d1")(inp)
+    h = QActivation(quantized_relu(6, 2), name="a1")(h)
+    h = QDense(5, kernel_quantizer=qb(6, 1), bias_quantizer=qb(6, 1), name="d2")(h)
+    h = K.layers.Activation("softmax", name="sm")(h)
+    return K.Model(inp, h)
+
+
+def _inputs(shape: tuple[int, ...], n: int, seed: int, input_type: str = INPUT_TYPE, scale: float = 2.0) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(0, scale, (n, *shape))
+    return quantize(x, parse_type(input_type))
+
+
+def _compiled(io_type: str, tmp_path_factory, implementation: str | None = None):
+    set_seed(3)
+    model = softmax_model()
+    rng = np.random.default_rng(17)
+    for layer in model.layers:  # weights over the whole range: wide logit spread, saturating tables
+        ws = layer.get_weights()
+        if ws:
+            layer.set_weights([rng.uniform(-2, 2, w.shape).astype(np.float32) for w in ws])
+    hw = Hardware(io_type=io_type)
+    cfg = derive_hls_config(model, hw, INPUT_TYPE)
+    if implementation is not None:
+        cfg["LayerName"]["sm"]["Implementation"] = implementation
+    graph = build_graph(model, cfg, hw, tmp_path_factory.mktemp(f"softmax_{io_type}_{implementation}"))
+    graph.compile()
+    return graph
+
+
+@pytest.fixture(scope="module", params=["io_parallel", "io_stream"])
+def default_graph(request, tmp_path_factory):
+    return _compiled(request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def latency_graph(tmp_path_factory):
+    return _compiled("io_parallel", tmp_path_factory, implementation="latency")
+
+
+def _assert_bit_exact(graph, x: np.ndarray):
+    want = csim_predict(graph, x)
+    got = emulate(graph, x, trace=True, chunk=193)
+    assert got.outputs.shape == want.shape
+    diff = int(np.count_nonzero(got.outputs != want))
+    assert diff == 0, f"{diff} of {want.size} outputs differ"
+    assert np.array_equal(got.outputs, want)
+    return got
+
+
+def _softmax_layer(graph):
+    return next(lay for lay in graph.get_layers() if lay.class_name == "Softmax")
+
+
+def test_default_softmax_bit_exact(default_graph):
+    graph = default_graph
+    layer = _softmax_layer(graph)
+    assert layer.get_attr("implementation") == "stable"  # hls4ml's default
+    x = _inputs((6,), 3000, seed=1)
+    em = _assert_bit_exact(graph, x)
+    y = em.outputs
+    assert len(np.unique(y)) > 100  # a real softmax output, not a constant
+    assert np.all(y >= 0)
+    # Plausibility of hls4ml's approximation (not a C-sim comparison): the invert table is addressed by the
+    # top 10 of 18 bits of the sum (steps of 0.25), so rows sum to 1 only within ~25 %; the argmax is kept.
+    sums = y.sum(axis=1)
+    assert np.all((sums > 0.7) & (sums < 1.35)) and np.median(np.abs(sums - 1)) < 0.1
+    logits = emulate(graph, x, upto="d2").outputs
+    top = np.argmax(y, axis=1) == np.argmax(logits, axis=1)
+    assert top.mean() > 0.97
+
+
+def test_latency_softmax_bit_exact(latency_graph):
+    assert _softmax_layer(latency_graph).get_attr("implementation") == "latency"
+    x = _inputs((6,), 3000, seed=2)
+    _assert_bit_exact(latency_graph, x)
+
+
+def test_extreme_inputs_bit_exact(default_graph):
+    """Inputs at the type's limits: saturated logits, ties for the maximum, huge spreads."""
+    t = parse_type(INPUT_TYPE)
+    rng = np.random.default_rng(3)
+    x = rng.choice([t.min_value, t.max_value, 0.0, t.step, -t.step], size=(800, 6))
+    _assert_bit_exact(default_graph, x)
+
+
+def test_tables_match_first_entries():
+    """Spot values of the tables as C++ builds them: exp(-0) = 1, 1/0.25 = 4, index 0 of the invert
+    table is 1/0 = +inf, saturated to the table type's maximum."""
+    t = fxp.type_from_hls.__globals__["FixedType"](18, 8, True, "RND", "SAT")
+    norm = parse_type("ap_ufixed<15,6>")
+    exp_tab = em_mod._exp_table(norm, 10, np.float32(1.0), True, t)
+    assert exp_tab[0] == 1 << t.fractional  # exp(-0) = 1
+    inv = em_mod._invert_table(t, 10, t)
+    assert inv[0] == fxp.type_range(t)[1]  # 1/0 saturates
+    assert fxp.to_float(inv[1:2], t.fractional)[0] == 4.0  # index 1 = 2**(8-1-9) ... = 0.25
+
+
+def test_unsupported_implementation_is_named(tmp_path_factory):
+    model = softmax_model()
+    hw = Hardware()
+    cfg = derive_hls_config(model, hw, INPUT_TYPE)
+    cfg["LayerName"]["sm"]["Implementation"] = "argmax"
+    graph = build_graph(model, cfg, hw, tmp_path_factory.mktemp("argmax"))
+    with pytest.raises(FlowError, match="'sm'.*implementation 'argmax'"):
+        emulate(graph, np.zeros((2, 6)))
+
+
+@pytest.fixture(scope="module")
+def mnist_graph(tmp_path_factory):
+    K = keras()
+    model = K.models.model_from_json((MODELS / "qkeras_mnist_dense.json").read_text(), custom_objects=qkeras_objects())
+    model.load_weights(str(MODELS / "qkeras_mnist_dense_weights.h5"))
+    cfg = yaml.safe_load((MODELS / "qkeras_mnist_dense_config.yml").read_text())["HLSConfig"]
+    hw = Hardware(backend="Vivado", io_type="io_parallel", strategy=cfg["Model"]["Strategy"])
+    graph = build_graph(model, cfg, hw, tmp_path_factory.mktemp("mnist_softmax"))
+    graph.compile()
+    return graph
+
+
+def test_mnist_third_party_full_output_bit_exact(mnist_graph):
+    """hls4ml example-models' QKeras MNIST MLP with its own HLSConfig (Vivado; softmax Stable, table_size
+    1024, exp/inv tables ap_fixed<18,8,AP_RND,AP_SAT>): the full output, softmax included."""
+    layer = _softmax_layer(mnist_graph)
+    assert layer.get_attr("implementation") == "stable"
+    cfg = em_mod._softmax_config(layer)
+    assert (cfg.exp_table_size, cfg.inv_table_size) == (1024, 1024) or cfg.inv_table_size == 1024
+    for t in (cfg.exp_table_t, cfg.inv_table_t):
+        assert str(t) == "ap_fixed<18,8,AP_RND,AP_SAT>"
+    x = _inputs((784,), 2500, seed=6, input_type="ap_fixed<16,6>", scale=1.0)
+    em = _assert_bit_exact(mnist_graph, x)
+    assert len(np.unique(np.argmax(em.outputs, axis=1))) > 3
