@@ -165,8 +165,18 @@ def csim_predict(graph: Any, x: np.ndarray) -> np.ndarray:
 
 def csim_trace(graph: Any, x: np.ndarray, layer_name: str) -> np.ndarray:
     """C-simulated output of one layer (its config must have ``Trace: True``), float64, batch first."""
+    import contextlib
+    import hashlib
+    import sys
+
     x = np.ascontiguousarray(x, dtype=np.float64)
-    _, traces = graph.trace(x)
+    key = hashlib.sha1(x.tobytes()).hexdigest() + str(x.shape)
+    cache = graph.__dict__.setdefault("_hlsflow_traces", {})  # hls4ml recompiles for every trace call
+    if key not in cache:
+        with contextlib.redirect_stdout(sys.stderr):  # hls4ml prints progress; keep stdout for results
+            cache.clear()
+            cache[key] = graph.trace(x)[1]
+    traces = cache[key]
     if layer_name not in traces:
         raise FlowError(f"hls4ml trace has no output for layer {layer_name!r}; traced: {', '.join(traces)}")
     return np.asarray(traces[layer_name], dtype=np.float64).reshape(len(x), -1)

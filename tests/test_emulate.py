@@ -165,8 +165,8 @@ def test_single_flipped_weight_bit_is_detected(dense_graph):
 
 def test_mnist_third_party_model(tmp_path_factory):
     """hls4ml example-models' QKeras MNIST MLP with its own HLSConfig (Vivado, io_parallel, Resource strategy
-    with reuse 112 and power-of-two weights in the first QDense). The emulator stops at the softmax, so every
-    layer before it is compared with hls4ml's own C-sim trace."""
+    with reuse 112 and power-of-two weights in the first QDense). Every layer, softmax included, is compared
+    with hls4ml's own C-sim trace (tests/test_emulate_softmax.py compares the full output on more inputs)."""
     K = keras()
     model = K.models.model_from_json((MODELS / "qkeras_mnist_dense.json").read_text(), custom_objects=qkeras_objects())
     model.load_weights(str(MODELS / "qkeras_mnist_dense_weights.h5"))
@@ -185,16 +185,13 @@ def test_mnist_third_party_model(tmp_path_factory):
     np.testing.assert_array_equal(np.asarray(final).reshape(len(x), -1), csim_predict(graph, x))
     compared = []
     for name in names[1:]:
-        layer = next(lay for lay in graph.get_layers() if lay.name == name)
-        if type(layer).__name__.endswith("Softmax"):
-            with pytest.raises(FlowError, match=f"'{name}'.*Softmax"):
-                emulate(graph, x[:2])
-            continue
         got = emulate(graph, x, upto=name).outputs
         want = np.asarray(trace[name], dtype=np.float64).reshape(len(x), -1)
         assert int(np.count_nonzero(got != want)) == 0, name
         compared.append(name)
-    assert compared == ["q_activation_2", "q_dense_2", "q_activation_3", "q_dense_3"]
+    assert compared == ["q_activation_2", "q_dense_2", "q_activation_3", "q_dense_3", "activation_3"]
+    assert type(next(lay for lay in graph.get_layers() if lay.name == "activation_3")).__name__.endswith("Softmax")
+    assert np.array_equal(emulate(graph, x).outputs, np.asarray(final).reshape(len(x), -1))
 
 
 def test_unsupported_layer_is_named(tmp_path_factory):
@@ -206,6 +203,19 @@ def test_unsupported_layer_is_named(tmp_path_factory):
     hw = Hardware()
     graph = build_graph(model, derive_hls_config(model, hw, INPUT_TYPE), hw, tmp_path_factory.mktemp("leaky"))
     with pytest.raises(FlowError, match="'leaky' of class ParametrizedActivation, activation 'LeakyReLU'"):
+        emulate(graph, np.zeros((2, 4)))
+
+
+def test_unsupported_activation_is_named(tmp_path_factory):
+    """A table activation the emulator does not reproduce (softplus) is refused, naming layer and function."""
+    K = keras()
+    inp = K.Input((4,), name="x_in")
+    h = K.layers.Dense(3, name="d1")(inp)
+    h = K.layers.Activation("softplus", name="sp")(h)
+    model = K.Model(inp, h)
+    hw = Hardware()
+    graph = build_graph(model, derive_hls_config(model, hw, INPUT_TYPE), hw, tmp_path_factory.mktemp("softplus"))
+    with pytest.raises(FlowError, match="'sp'.*activation 'softplus' is not supported"):
         emulate(graph, np.zeros((2, 4)))
 
 
