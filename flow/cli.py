@@ -46,8 +46,38 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--samples", type=int, default=1000, help="inputs: test data first, then random full-range (default 1000)")
     v.add_argument("--seed", type=int, default=0)
 
+    rt = sub.add_parser("rtl", help="vendor-free Verilog (da4ml) with an AXI4-Stream wrapper, lint and Yosys estimate")
+    rt.add_argument("project", type=Path, help="hls_projects/<name>")
+    rt.add_argument("--latency-cutoff", type=float, default=5.0,
+                    help="da4ml pipelining budget per stage (its logic-delay units); 0 = one combinational stage")
+    rt.add_argument("--upto", help="stop at this layer (e.g. the logits before a softmax); default: the whole graph")
+    rt.add_argument("--no-yosys", action="store_true", help="skip the Yosys resource estimate")
+
+    sm = sub.add_parser("sim", help="cocotb simulation of PROJECT/rtl: every output bit vs the emulator; exit 1 on any difference")
+    sm.add_argument("project", type=Path, help="hls_projects/<name> (with rtl/ from `hlsflow rtl`)")
+    sm.add_argument("--simulator", choices=("verilator", "icarus"), required=True)
+    sm.add_argument("--samples", type=int, default=2000, help="inputs: test data first, then random full-range (default 2000)")
+    sm.add_argument("--seed", type=int, default=0, help="seed of the random inputs, gaps and back-pressure")
+
     s = sub.add_parser("synth", help="run the vendor HLS tool on a project, if it is installed")
     s.add_argument("project", type=Path, help="hls_projects/<name> (or its hls/ folder)")
+
+    w = sub.add_parser("sweep", help="bit-width sweep: many points in parallel, resumable, Pareto report")
+    w.add_argument("sweep", type=Path, help="sweep YAML, e.g. models/digits_sweep.yaml")
+    w.add_argument("--out", type=Path, default=Path("sweeps"), help="output root (default: sweeps)")
+    w.add_argument("--storage", help="database URL shared by workers, e.g. postgresql://user@host/db "
+                                     "(default: SQLite file <out>/<name>/sweep.db)")
+    w.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    w.add_argument("--retry-failed", action="store_true", help="run points that failed with an error again")
+    w.add_argument("--report-only", action="store_true", help="do not run points; report what is stored")
+    w.add_argument("--export-best", type=Path, metavar="OUT.yaml",
+                   help="write the chosen point as a spec for `hlsflow run`: the lowest-BOPs point within "
+                        "1 point of accuracy of the best (or see --min-accuracy, --trial)")
+    w.add_argument("--min-accuracy", type=float, help="with --export-best: lowest accuracy allowed (0..1)")
+    w.add_argument("--trial", type=int, help="with --export-best: export this trial's point")
+    w.add_argument("--rtl-cost", choices=("none", "pareto", "all"), default="none",
+                   help="add flow.rtl cost figures (latency, LUTs) for these points when flow.rtl is available")
+    w.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
@@ -93,6 +123,14 @@ def _emulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sim(args: argparse.Namespace) -> int:
+    from flow.sim import sim_project
+
+    summary = sim_project(args.project, args.simulator, args.samples, args.seed)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0 if summary["ok"] else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -105,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
                      "emulator_vs_csim": report["emulator_vs_csim"]["exact_fraction"]}
             print(json.dumps({"project": str(out), "accuracy": report["accuracy"], "exact_fraction": exact}, indent=2))
             print(f"report: {out / 'report.md'}", file=sys.stderr)
+            sims = (report.get("rtl") or {}).get("simulation", {})
+            if sims:
+                print(json.dumps({"rtl": {k: {"mismatching_samples": v["rtl_vs_emulator"]["mismatching_samples"],
+                                              "ok": v["ok"]} for k, v in sims.items()}}, indent=2))
+            if any(not v["ok"] for v in sims.values()):
+                print("hlsflow run: the RTL differs from the emulator (see report.md); exit 1", file=sys.stderr)
+                return 1
             if min(exact.values()) < 1.0:
                 print("hlsflow run: outputs differ between stages (see report.md); exit 1", file=sys.stderr)
                 return 1
@@ -128,6 +173,20 @@ def main(argv: list[str] | None = None) -> int:
             summary = verify(args.project, args.samples, args.seed)
             print(json.dumps(summary, indent=2))
             return 0 if summary["ok"] else 1
+        if args.command == "rtl":
+            from flow.rtl import rtl_project
+
+            if args.latency_cutoff < 0:
+                raise FlowError(f"--latency-cutoff must be >= 0, got {args.latency_cutoff}")
+            print(json.dumps(rtl_project(args.project, args.latency_cutoff, args.upto, not args.no_yosys),
+                             indent=2, default=str))
+            return 0
+        if args.command == "sweep":
+            from flow.sweep import cli_sweep
+
+            return cli_sweep(args)
+        if args.command == "sim":
+            return _sim(args)
         if args.command == "synth":
             from flow.synth import synth
 

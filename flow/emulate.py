@@ -17,9 +17,32 @@ arithmetic follows hls4ml's Vivado/Vitis ``nnet_utils`` templates:
 * Weights are what the C simulation loads: hls4ml writes each value as decimal text with as many
   decimals as the type has fractional bits, and ``ap_fixed(double)`` converts it with the weight
   type's rounding and overflow modes.
-* ReLU: ``x > 0 ? x : 0`` cast to the output type; linear: a cast; MaxPooling: the maximum cast to
-  ``accum_t`` then to the output type; Flatten/Reshape: a cast (normally the identity);
-  ZeroPadding2D: zeros; BatchNormalization: ``x*scale + bias`` at full precision, cast once.
+* ReLU: ``x > 0 ? x : 0`` cast to the output type; linear: a cast; Flatten/Reshape (and io_stream's
+  Clone/Repack): a cast (normally the identity); ZeroPadding1D/2D: zeros; BatchNormalization:
+  ``x*scale + bias`` at full precision, cast once; LeakyReLU/ThresholdedReLU/hard_sigmoid/hard_tanh: with
+  their constants as ``param_t``/``slope_t``/``shift_t`` hold them (:func:`_const`); merges: the exact sum,
+  difference, product, half-sum or comparison, cast once; pooling and global pooling: see :func:`_pool`
+  and :func:`_global_pooling` (io_parallel and io_stream differ in when values are cast to ``accum_t``).
+
+Checked against hls4ml 1.3's C simulation on every output bit (tests/test_emulate.py,
+test_emulate_softmax.py, test_emulate_layers.py, the last comparing every layer's traced output):
+
+* Vitis/Vivado, io_parallel and io_stream: Dense (Latency; Resource io_parallel), Conv1D, Conv2D,
+  MaxPooling1D/2D, AveragePooling1D/2D, GlobalMax/AveragePooling1D/2D, Flatten, Reshape, ZeroPadding1D/2D,
+  standalone BatchNormalization (Keras and QKeras), ReLU (``max_value`` is dropped by hls4ml's parser),
+  linear, LeakyReLU (Keras layer and QKeras ``quantized_relu(negative_slope=...)``), ThresholdedReLU,
+  hard_sigmoid, hard_tanh (QKeras ``quantized_tanh``), sigmoid/tanh tables, Softmax (stable, latency),
+  Add/Subtract/Multiply/Average/Maximum/Minimum, Concatenate (channels of 3-D tensors; vectors);
+  io_parallel only: padded (``'same'``) Max/Average pooling with stride != pool size, 1x1
+  (PointwiseConv2D) convolution. Inputs to pooling/accumulators with hls4ml's inferred types and with
+  narrow rounding, saturating and wrapping ``accum_t`` set in the config.
+* Catapult (``ac_fixed``), io_parallel and io_stream: Dense and Conv2D (Latency), ReLU/linear,
+  MaxPooling2D, Flatten, including AC_RND_INF/AC_SAT_SYM, AC_TRN_ZERO/AC_SAT and AC_RND_ZERO/AC_SAT_ZERO
+  types. Other Catapult layers raise :class:`FlowError` (its sigmoid/tanh/softmax use ac_math
+  piecewise-linear functions and its average pooling has its own ac_fixed accumulator).
+
+Other layers (e.g. PReLU, ELU, DepthwiseConv, SeparableConv, Dot, Cropping, recurrent layers) raise
+:class:`FlowError` naming the layer.
 """
 
 from __future__ import annotations
@@ -139,6 +162,7 @@ class _Ctx:
 
     def __init__(self) -> None:
         self.cache: dict[tuple[str, str], Any] = {}
+        self.backend = "Vivado"  # hls4ml backend name; emulate() sets it from the graph (Catapult differs)
 
     def weights(self, layer: Any, key: str) -> tuple[np.ndarray, FixedType, Any]:
         k = (layer.name, key)
@@ -305,16 +329,30 @@ def _conv2d(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tensor, i
     if layer.get_attr("_weights_transposed", False):  # (F,H,W,C) -> (H,W,C,F)
         w = np.transpose(w, (1, 2, 3, 0))
     fh, fw = int(layer.get_attr("filt_height")), int(layer.get_attr("filt_width"))
-    cin, cout = int(layer.get_attr("n_chan")), int(layer.get_attr("n_filt"))
     sh, sw = int(layer.get_attr("stride_height")), int(layer.get_attr("stride_width"))
     oh, ow = int(layer.get_attr("out_height")), int(layer.get_attr("out_width"))
     pads = [int(layer.get_attr(k, 0) or 0) for k in ("pad_top", "pad_bottom", "pad_left", "pad_right")]
     v = x.v
     if any(pads):
         v = np.pad(v, ((0, 0), (pads[0], pads[1]), (pads[2], pads[3]), (0, 0)))
+    # Catapult's io_parallel conv adds the products in (channel, fh, fw) order, not im2col's (fh, fw, channel)
+    latency = _strategy_is_latency(layer) and io_type == "io_parallel" and ctx.backend != "Catapult"
+    return _conv_core(layer, _Tensor(v, x.t), w, wt, wp, b, bt, (fh, fw), (sh, sw), (oh, ow), latency)
+
+
+def _conv_core(
+    layer: Any, x: _Tensor, w: np.ndarray, wt: FixedType, wp: Any, b: np.ndarray, bt: FixedType,
+    kernel: tuple[int, int], stride: tuple[int, int], out_hw: tuple[int, int], latency: bool,
+) -> tuple[_Tensor, int]:
+    """Conv (already padded, channels_last ``x`` of shape (n, H, W, C)): im2col in (fh, fw, c) order, then
+    the Dense accumulation of :func:`_matmul_accumulate` per output pixel, then the cast to the output type."""
+    (fh, fw), (sh, sw), (oh, ow) = kernel, stride, out_hw
+    cin, cout = int(layer.get_attr("n_chan")), int(layer.get_attr("n_filt"))
+    if w.shape != (fh, fw, cin, cout):
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): weight shape {w.shape} != {(fh, fw, cin, cout)}")
+    v = x.v
     acc_t = _attr_type(layer, "accum_t")
     out_t = _out_type(layer)
-    latency = _strategy_is_latency(layer) and io_type == "io_parallel"
     per_sample = oh * ow * fh * fw * cin
     step = max(1, MAX_PRODUCT_ELEMENTS // max(1, per_sample))  # bound the im2col temporary
     ys, n = [], 0
@@ -351,23 +389,149 @@ def _activation(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tenso
 
 
 def _pooling2d(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tensor, int]:
-    op = layer.get_attr("pool_op")
+    """MaxPooling2D / AveragePooling2D; see :func:`_pool`."""
+    return _pool(layer, x, ctx, io_type, two_d=True)
+
+
+def _pooling1d(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tensor, int]:
+    """MaxPooling1D / AveragePooling1D; see :func:`_pool`."""
+    return _pool(layer, x, ctx, io_type, two_d=False)
+
+
+def _div_trunc(v: np.ndarray, n: Any) -> np.ndarray:
+    """``ap_fixed / unsigned``: an integer division of the mantissa truncating toward zero (``sdiv``), at the
+    dividend's fractional bits; ``n`` (a positive int or int array) is the divisor."""
+    q = np.abs(v) // n
+    return np.where(v < 0, -q, q)
+
+
+def _add_cast(a: np.ndarray, fa: int, b: np.ndarray, fb: int, t: FixedType) -> np.ndarray:
+    """``(t)(a + b)``: the exact ap_fixed sum of two mantissas (``fa``/``fb`` fractional bits) cast to ``t``."""
+    f = max(fa, fb)
+    if fxp.bit_length(a) + f - fa + 1 > fxp.INT64_SAFE_BITS or fxp.bit_length(b) + f - fb + 1 > fxp.INT64_SAFE_BITS:
+        a, b = fxp.as_object(a), fxp.as_object(b)
+    return fxp.requantize((a << (f - fa)) + (b << (f - fb)), f, t)[0]
+
+
+def _pad_value(t: FixedType, op: str) -> int:
+    """nnet_pooling.h ``pad_val``: 0 for Average; for Max a word with only its top bit set, which is the most
+    negative value of a signed type but ``+2**(W-1)`` LSBs for an unsigned one (hls4ml's code, reproduced)."""
     if op != "Max":
+        return 0
+    return -(1 << (t.width - 1)) if t.signed else 1 << (t.width - 1)
+
+
+def _pool(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str, two_d: bool) -> tuple[_Tensor, int]:
+    """nnet_pooling.h (io_parallel) / nnet_pooling_stream.h (io_stream), Max and Average, 1D and 2D.
+
+    io_parallel: a window of input values (padding cells hold :func:`_pad_value`); Max takes the maximum in
+    the input type and casts it to ``accum_t``; Average starts ``accum_t y = 0``, does ``y += x_k`` in window
+    order (each sum cast to ``accum_t``), then ``y /= n`` with n the number of non-padding cells (or the window
+    size with ``count_pad``), an integer division truncating toward zero. io_stream (no padding, pool ==
+    stride): every value is cast to ``accum_t`` first; Max is their maximum, Average their balanced-tree sum
+    (each partial sum cast to ``accum_t``) divided by the window size the same way. The result is cast to the
+    output type.
+    """
+    op = layer.get_attr("pool_op")
+    if op not in ("Max", "Average"):
         raise FlowError(f"layer {layer.name!r} ({layer.class_name}): {op} pooling is not supported by the emulator")
     if layer.get_attr("data_format", "channels_last") != "channels_last":
         raise FlowError(f"layer {layer.name!r} ({layer.class_name}): only channels_last is supported")
-    pads = [int(layer.get_attr(k, 0) or 0) for k in ("pad_top", "pad_bottom", "pad_left", "pad_right")]
-    if any(pads):
-        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): padded pooling is not supported by the emulator")
-    ph, pw = int(layer.get_attr("pool_height")), int(layer.get_attr("pool_width"))
-    sh, sw = int(layer.get_attr("stride_height")), int(layer.get_attr("stride_width"))
-    oh, ow = int(layer.get_attr("out_height")), int(layer.get_attr("out_width"))
-    windows = np.lib.stride_tricks.sliding_window_view(x.v, (ph, pw), axis=(1, 2))[:, ::sh, ::sw][:, :oh, :ow]
-    m = np.max(windows, axis=(-2, -1))
+    if two_d:
+        ph, pw = int(layer.get_attr("pool_height")), int(layer.get_attr("pool_width"))
+        sh, sw = int(layer.get_attr("stride_height")), int(layer.get_attr("stride_width"))
+        oh, ow = int(layer.get_attr("out_height")), int(layer.get_attr("out_width"))
+        pads = [int(layer.get_attr(k, 0) or 0) for k in ("pad_top", "pad_bottom", "pad_left", "pad_right")]
+        v = x.v
+    else:
+        ph = sh = oh = 1
+        pw, sw = int(layer.get_attr("pool_width")), int(layer.get_attr("stride_width"))
+        ow = int(layer.get_attr("n_out"))
+        pads = [0, 0, int(layer.get_attr("pad_left", 0) or 0), int(layer.get_attr("pad_right", 0) or 0)]
+        v = x.v[:, None]
     acc_t = _attr_type(layer, "accum_t")
-    m, _ = fxp.requantize(m, x.t.fractional, acc_t)
     out_t = _out_type(layer)
-    y, n = fxp.requantize(m, acc_t.fractional, out_t)
+    if ctx.backend == "Catapult" and (op != "Max" or acc_t != x.t):
+        raise FlowError(
+            f"layer {layer.name!r} ({layer.class_name}): on the Catapult backend the emulator supports only max "
+            f"pooling with accum_t equal to the input type (here {op}, accum_t {acc_t}, input {x.t})"
+        )
+    if io_type == "io_stream" and (any(pads) or (ph, pw) != (sh, sw)):
+        raise FlowError(
+            f"layer {layer.name!r} ({layer.class_name}): hls4ml's io_stream pooling requires no padding and "
+            f"pool size == stride (pool {(ph, pw)}, stride {(sh, sw)}, padding {pads})"
+        )
+    count = np.ones(v.shape[1:3], dtype=np.int64)
+    if any(pads):
+        widths = ((0, 0), (pads[0], pads[1]), (pads[2], pads[3]), (0, 0))
+        v = np.pad(v, widths, constant_values=_pad_value(x.t, op))
+        count = np.pad(count, widths[1:3])
+    win = np.lib.stride_tricks.sliding_window_view(v, (ph, pw), axis=(1, 2))[:, ::sh, ::sw][:, :oh, :ow]
+    win = win.reshape(*win.shape[:4], ph * pw)  # (n, oh, ow, C, k), k in (row, column) order
+    if io_type == "io_stream":
+        cells, _ = fxp.requantize(win, x.t.fractional, acc_t)
+        if op == "Max":
+            y = np.max(cells, axis=-1)
+        else:
+            total = _tree_reduce([cells[..., k] for k in range(ph * pw)],
+                                 lambda a, b: _add_cast(a, acc_t.fractional, b, acc_t.fractional, acc_t))
+            y = _div_trunc(total, ph * pw)
+    elif op == "Max":
+        y, _ = fxp.requantize(np.max(win, axis=-1), x.t.fractional, acc_t)
+    else:
+        y = np.zeros(win.shape[:4], dtype=np.int64)
+        for k in range(ph * pw):
+            y = _add_cast(y, acc_t.fractional, win[..., k], x.t.fractional, acc_t)
+        if layer.get_attr("count_pad", False):
+            n_cells = np.full((oh, ow), ph * pw, dtype=np.int64)
+        else:
+            cw = np.lib.stride_tricks.sliding_window_view(count, (ph, pw))[::sh, ::sw][:oh, :ow]
+            n_cells = cw.sum(axis=(-2, -1))
+        y = _div_trunc(y, n_cells[None, :, :, None])
+    y, n = fxp.requantize(y, acc_t.fractional, out_t)
+    if not two_d:
+        y = y[:, 0]
+    return _Tensor(y, out_t), n
+
+
+def _global_pooling(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tensor, int]:
+    """GlobalMax/AveragePooling1D/2D (nnet_pooling.h ``global_pooling*d_cl``, nnet_pooling_stream.h).
+
+    io_parallel: over the pixels in order, Max takes the maximum in the input type and casts it to
+    ``accum_t``; Average does ``y += x`` in ``accum_t`` then ``y /= n_pixels`` (truncating toward zero).
+    io_stream: a per-channel ``accum_t`` register starts at the type's minimum (Max) or 0 (Average) and takes
+    ``max(reg, (accum_t)x)`` or ``(accum_t)(reg + (accum_t)x)`` pixel by pixel; Average ends with
+    ``reg / n_pixels``. The result is cast to the output type.
+    """
+    op = layer.get_attr("pool_op")
+    if op not in ("Max", "Average"):
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): {op} pooling is not supported by the emulator")
+    if layer.get_attr("data_format", "channels_last") != "channels_last":
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): only channels_last is supported")
+    if ctx.backend == "Catapult":
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): global pooling is not emulated for the "
+                        "Catapult backend")
+    acc_t = _attr_type(layer, "accum_t")
+    out_t = _out_type(layer)
+    v = x.v.reshape(x.v.shape[0], -1, x.v.shape[-1])  # (n, pixels, C)
+    pixels = v.shape[1]
+    if io_type == "io_stream":
+        cells, _ = fxp.requantize(v, x.t.fractional, acc_t)
+        if op == "Max":
+            y = np.max(cells, axis=1)
+        else:
+            y = np.zeros((v.shape[0], v.shape[2]), dtype=np.int64)
+            for i in range(pixels):
+                y = _add_cast(y, acc_t.fractional, cells[:, i], acc_t.fractional, acc_t)
+            y = _div_trunc(y, pixels)
+    elif op == "Max":
+        y, _ = fxp.requantize(np.max(v, axis=1), x.t.fractional, acc_t)
+    else:
+        y = np.zeros((v.shape[0], v.shape[2]), dtype=np.int64)
+        for i in range(pixels):
+            y = _add_cast(y, acc_t.fractional, v[:, i], x.t.fractional, acc_t)
+        y = _div_trunc(y, pixels)
+    y, n = fxp.requantize(y, acc_t.fractional, out_t)
     return _Tensor(y, out_t), n
 
 
@@ -409,6 +573,192 @@ def _batchnorm(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tensor
     out_t = _out_type(layer)
     y, n = fxp.requantize(total, frac, out_t)
     return _Tensor(y.reshape(x.v.shape), out_t), n
+
+
+def _zeropad1d(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tensor, int]:
+    """nnet_padding.h ``zeropad1d_cl``: zeros left and right, every value cast to the output type."""
+    if layer.get_attr("data_format", "channels_last") != "channels_last":
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): only channels_last is supported")
+    left, right = int(layer.get_attr("pad_left", 0) or 0), int(layer.get_attr("pad_right", 0) or 0)
+    v = np.pad(x.v, ((0, 0), (left, right), (0, 0)))
+    out_t = _out_type(layer)
+    y, n = fxp.requantize(v, x.t.fractional, out_t)
+    return _Tensor(y, out_t), n
+
+
+def _conv1d(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tensor, int]:
+    """Conv1D (nnet_conv1d_latency.h, nnet_conv1d_stream.h): the Conv2D arithmetic with a height of 1."""
+    if layer.get_attr("data_format", "channels_last") != "channels_last":
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): only channels_last is supported")
+    if int(layer.get_attr("dilation", 1) or 1) != 1:
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): dilated convolution is not supported")
+    w, wt, wp, b, bt = _dense_like_weights(layer, ctx)
+    _check_weight_kind(layer, wp)
+    if isinstance(w, _Po2):
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): power-of-two conv weights are not supported")
+    if layer.get_attr("_weights_transposed", False):  # (F,W,C) -> (W,C,F)
+        w = np.transpose(w, (1, 2, 0))
+    fw, sw = int(layer.get_attr("filt_width")), int(layer.get_attr("stride_width"))
+    ow = int(layer.get_attr("out_width"))
+    left, right = int(layer.get_attr("pad_left", 0) or 0), int(layer.get_attr("pad_right", 0) or 0)
+    v = np.pad(x.v, ((0, 0), (left, right), (0, 0)))[:, None]
+    latency = _strategy_is_latency(layer) and io_type == "io_parallel" and ctx.backend != "Catapult"
+    y, n = _conv_core(layer, _Tensor(v, x.t), w[None], wt, wp, b, bt, (1, fw), (1, sw), (1, ow), latency)
+    return _Tensor(y.v[:, 0], y.t), n
+
+
+def _const(layer: Any, value: Any, t: FixedType) -> int:
+    """A constant as the HLS project holds it: hls4ml writes the Python value as C++ text (``str.format``),
+    which the C++ compiler reads as a double and ``ap_fixed(double)`` converts to ``t`` (its rounding and
+    overflow modes). Returns the mantissa."""
+    try:
+        text_value = float(f"{value}")
+    except (TypeError, ValueError):
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): constant {value!r} is not a number") from None
+    return int(fxp.from_float(np.array([text_value]), t)[0][0])
+
+
+def _param_activation(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tensor, int]:
+    """nnet_activation.h ``leaky_relu``: ``x > 0 ? x : alpha * x`` (exact product, then the output cast), and
+    ``thresholded_relu``: ``x > theta ? x : 0``; alpha/theta are ``param_t`` constants (see :func:`_const`)."""
+    act = str(layer.get_attr("activation", "")).lower()
+    fn = {"leakyrelu": "leaky_relu", "leaky_relu": "leaky_relu", "thresholdedrelu": "thresholded_relu"}.get(act)
+    if fn is None:
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): activation {act!r} is not supported by the "
+                        "emulator (supported parametrized activations: LeakyReLU, ThresholdedReLU)")
+    param_t = _attr_type(layer, "param_t")
+    p = _const(layer, layer.get_attr("activ_param", 1.0), param_t)
+    out_t = _out_type(layer)
+    v = x.v
+    frac = x.t.fractional + param_t.fractional
+    if fn == "leaky_relu":
+        if fxp.bit_length(v) + max(abs(p).bit_length(), param_t.fractional) + 1 > fxp.INT64_SAFE_BITS:
+            v = fxp.as_object(v)
+        total = np.where(v > 0, v << param_t.fractional, v * p)
+    else:  # compare x > theta exactly, both at ``frac`` fractional bits
+        if max(fxp.bit_length(v) + param_t.fractional, abs(p).bit_length() + x.t.fractional) + 1 > fxp.INT64_SAFE_BITS:
+            v = fxp.as_object(v)
+        total = np.where((v << param_t.fractional) > (p << x.t.fractional), v << param_t.fractional, 0)
+    y, n = fxp.requantize(total, frac, out_t)
+    return _Tensor(y, out_t), n
+
+
+def _hard_activation(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tensor, int]:
+    """nnet_activation.h ``hard_sigmoid``: ``auto y = slope * x + shift`` in the exact ap_fixed result type P,
+    then ``y > 1 ? y = 1 : y < 0 ? y = 0``, where assigning 1 or 0 converts to P (P's default TRN/WRAP, so 1
+    wraps when P cannot hold it); ``hard_tanh`` returns ``2 * y - 1``. The result is cast to the output type."""
+    act = str(layer.get_attr("activation", "")).lower()
+    if act not in ("hard_sigmoid", "hard_tanh"):
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): activation {act!r} is not supported by the "
+                        "emulator (supported hard activations: hard_sigmoid, hard_tanh)")
+    slope_t, shift_t = _attr_type(layer, "slope_t"), _attr_type(layer, "shift_t")
+    slope = _const(layer, layer.get_attr("slope"), slope_t)
+    shift = _const(layer, layer.get_attr("shift"), shift_t)
+    # ap_fixed result types: mult (Ws+Wx, Is+Ix, Ss|Sx), then plus with shift
+    m_s, m_i, m_f = slope_t.signed or x.t.signed, slope_t.integer + x.t.integer, slope_t.fractional + x.t.fractional
+    p_s = m_s or shift_t.signed
+    p_i = max(m_i + (shift_t.signed and not m_s), shift_t.integer + (m_s and not shift_t.signed)) + 1
+    p_f = max(m_f, shift_t.fractional)
+    p_t = FixedType(p_i + p_f, p_i, p_s)
+    v = x.v
+    if fxp.bit_length(v) + abs(slope).bit_length() + abs(p_f - m_f) + 2 > fxp.INT64_SAFE_BITS or p_f + 2 > 62:
+        v = fxp.as_object(v)
+    y = ((v * slope) << (p_f - m_f)) + (shift << (p_f - shift_t.fractional))
+    one = fxp.apply_overflow(np.array([1 << p_f], dtype=object), p_t)[0][0]
+    y = np.where(y > (1 << p_f), one, np.where(y < 0, 0, y))
+    if act == "hard_tanh":
+        y = 2 * y - (1 << p_f)
+    out_t = _out_type(layer)
+    r, n = fxp.requantize(y, p_f, out_t)
+    return _Tensor(r, out_t), n
+
+
+MERGE_OPS = ("add", "subtract", "multiply", "average", "maximum", "minimum")
+
+
+def _merge(layer: Any, xs: list[_Tensor], ctx: _Ctx, io_type: str) -> tuple[_Tensor, int]:
+    """nnet_merge.h / nnet_merge_stream.h: ``res[i] = (res_T)(a[i % n1] OP b[i % n2])`` with the exact ap_fixed
+    sum, difference or product; average is ``(a + b) * 0.5``; maximum/minimum compare exactly and cast the
+    chosen input. io_parallel broadcasts the smaller input by the flat index modulo its size."""
+    op = str(layer.get_attr("op", "")).lower()
+    if op not in MERGE_OPS:
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): merge operation {op!r} is not supported by "
+                        f"the emulator (supported: {', '.join(MERGE_OPS)})")
+    if len(xs) != 2:
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): {len(xs)} inputs; hls4ml merges two")
+    a, b = xs
+    rows = a.v.shape[0]
+    va, vb = a.v.reshape(rows, -1), b.v.reshape(rows, -1)
+    n_out = max(va.shape[1], vb.shape[1])
+    idx = np.arange(n_out)
+    va, vb = va[:, idx % va.shape[1]], vb[:, idx % vb.shape[1]]
+    fa, fb = a.t.fractional, b.t.fractional
+    out_t = _out_type(layer)
+    wide = max(fxp.bit_length(va), fxp.bit_length(vb)) + abs(fa - fb) + 2
+    if op == "multiply":
+        wide = fxp.bit_length(va) + fxp.bit_length(vb) + 1
+    if wide > fxp.INT64_SAFE_BITS:
+        va, vb = fxp.as_object(va), fxp.as_object(vb)
+    f = max(fa, fb)
+    aa, bb = va << (f - fa), vb << (f - fb)  # both at f fractional bits
+    if op == "add":
+        v, frac = aa + bb, f
+    elif op == "subtract":
+        v, frac = aa - bb, f
+    elif op == "average":
+        v, frac = aa + bb, f + 1  # times ap_ufixed<1,0>(0.5): one more fractional bit
+    elif op == "multiply":
+        v, frac = va * vb, fa + fb
+    elif op == "maximum":  # (a > b) ? (res_T)a : (res_T)b
+        v, frac = np.where(aa > bb, aa, bb), f
+    else:  # minimum
+        v, frac = np.where(aa < bb, aa, bb), f
+    y, n = fxp.requantize(v, frac, out_t)
+    return _Tensor(y.reshape(rows, *_out_shape(layer)), out_t), n
+
+
+_merge.multi_input = True  # type: ignore[attr-defined]
+
+
+def _out_shape(layer: Any) -> list[int]:
+    return [int(s) for s in layer.get_output_variable().shape]
+
+
+def _concatenate(layer: Any, xs: list[_Tensor], ctx: _Ctx, io_type: str) -> tuple[_Tensor, int]:
+    """nnet_merge.h ``concatenate*d`` / stream: the two inputs side by side along ``axis``, each value cast to
+    the output type."""
+    if len(xs) != 2:
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): {len(xs)} inputs; hls4ml concatenates two")
+    axis = int(layer.get_attr("axis", -1))
+    if axis > 0:
+        axis -= 1  # hls4ml: a positive Keras axis counts the batch dimension
+    out_t = _out_type(layer)
+    parts, n = [], 0
+    for x in xs:
+        y, k = fxp.requantize(x.v, x.t.fractional, out_t)
+        parts.append(y)
+        n += k
+    ndim = parts[0].ndim - 1
+    y = np.concatenate(parts, axis=1 + (axis % ndim))
+    if list(y.shape[1:]) != _out_shape(layer):
+        raise FlowError(f"layer {layer.name!r} ({layer.class_name}): concatenated shape {list(y.shape[1:])} "
+                        f"!= output shape {_out_shape(layer)}")
+    return _Tensor(y, out_t), n
+
+
+_concatenate.multi_input = True  # type: ignore[attr-defined]
+
+
+def _copy(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tensor, int]:
+    """io_stream helpers hls4ml inserts: ``Clone`` (nnet_stream.h ``clone_stream``: the input copied to every
+    output) and ``Repack`` (``repack_stream``: same values, new packing). Values are cast to the output type."""
+    out_t = _out_type(layer)
+    for name in layer.outputs:
+        var = layer.get_output_variable(name)
+        if _ftype(layer, var.type.precision, f"output {name}") != out_t:
+            raise FlowError(f"layer {layer.name!r} ({layer.class_name}): outputs of different types")
+    y, n = fxp.requantize(x.v.reshape(x.v.shape[0], *_out_shape(layer)), x.t.fractional, out_t)
+    return _Tensor(y, out_t), n
 
 
 # --------------------------------------------------------------------------------------------
@@ -678,33 +1028,91 @@ def _softmax(layer: Any, x: _Tensor, ctx: _Ctx, io_type: str) -> tuple[_Tensor, 
     return _Tensor(y, out_t), n
 
 
+_PARAM_ACTIVATIONS = ("leakyrelu", "leaky_relu", "thresholdedrelu")
+_HARD_ACTIVATIONS = ("hard_sigmoid", "hard_tanh")
+SUPPORTED_LAYERS = (
+    "Input, Dense, Conv1D, Conv2D, MaxPooling1D/2D, AveragePooling1D/2D, GlobalMax/AveragePooling1D/2D, "
+    "Flatten/Reshape, ZeroPadding1D/2D, BatchNormalization, ReLU/linear/sigmoid/tanh Activation, LeakyReLU, "
+    "ThresholdedReLU, hard_sigmoid/hard_tanh, Softmax (stable/latency), Add/Subtract/Multiply/Average/Maximum/"
+    "Minimum, Concatenate, and hls4ml's io_stream Clone/Repack"
+)
+# Catapult (ac_fixed) backend: the layers whose nnet_utils templates were checked against its C simulation
+CATAPULT_LAYERS = "Input, Dense and Conv2D (Latency strategy), ReLU/linear Activation, MaxPooling2D, Flatten/Reshape"
+
+
 def _handler(layer: Any):
     from hls4ml.model import layers as L
 
     if isinstance(layer, L.Softmax) or type(layer).__name__.endswith("Softmax"):
         return _softmax
-    if isinstance(layer, (L.Conv2DBatchnorm,)) or type(layer).__name__.endswith("DenseBatchnorm"):
-        return None
+    if isinstance(layer, (L.Conv2DBatchnorm, L.DepthwiseConv1D, L.DepthwiseConv2D)) or (
+        type(layer).__name__.endswith("DenseBatchnorm")
+    ):
+        return None  # subclasses of Conv1D/Conv2D with different arithmetic
     checks = [
-        (L.Dense, _dense), (L.Conv2D, _conv2d), (L.Pooling2D, _pooling2d), (L.Reshape, _reshape),
-        (L.ZeroPadding2D, _zeropad2d), (L.BatchNormalization, _batchnorm),
+        (L.Dense, _dense), (L.Conv2D, _conv2d), (L.Conv1D, _conv1d), (L.Pooling2D, _pooling2d),
+        (L.Pooling1D, _pooling1d), (L.GlobalPooling1D, _global_pooling), (L.GlobalPooling2D, _global_pooling),
+        (L.Reshape, _reshape), (L.ZeroPadding2D, _zeropad2d), (L.ZeroPadding1D, _zeropad1d),
+        (L.BatchNormalization, _batchnorm), (L.Concatenate, _concatenate),
     ]
     for cls, fn in checks:
         if isinstance(layer, cls):
             return fn
-    if type(layer).__name__.endswith("Activation") and isinstance(layer, L.Activation) and not isinstance(
-        layer, (L.ParametrizedActivation, L.HardActivation)
-    ):
+    if isinstance(layer, L.Merge) and not isinstance(layer, (L.Dot, L.BiasAdd)):
+        return _merge
+    if type(layer).__name__.endswith(("Clone", "Repack")) and layer.class_name in ("Clone", "Repack"):
+        return _copy
+    act = str(layer.get_attr("activation", "")).lower() if isinstance(layer, L.Activation) else ""
+    if isinstance(layer, L.HardActivation):
+        return _hard_activation if act in _HARD_ACTIVATIONS else None
+    if isinstance(layer, L.ParametrizedActivation):
+        return _param_activation if act in _PARAM_ACTIVATIONS else None
+    if type(layer).__name__.endswith("Activation") and isinstance(layer, L.Activation):
         return _activation
     return None
 
 
+def _backend_name(graph: Any) -> str:
+    backend = getattr(graph.config, "backend", None)
+    return str(getattr(backend, "name", None) or graph.config.get_config_value("Backend", "Vivado"))
+
+
+def _check_catapult(layer: Any, fn: Any) -> None:
+    """FlowError unless ``layer`` is one the emulator was checked to reproduce on the Catapult backend."""
+    why = None
+    if fn not in (_dense, _conv2d, _pooling2d, _reshape, _activation):
+        why = "this layer type"
+    elif fn is _activation and str(layer.get_attr("activation", "")).lower() not in ("relu", "linear"):
+        why = (f"activation {layer.get_attr('activation')!r} (Catapult computes it with ac_math "
+               "piecewise-linear functions)")
+    elif fn in (_dense, _conv2d) and not _strategy_is_latency(layer):
+        why = f"strategy {layer.get_attr('strategy')!r}"
+    elif fn in (_dense, _conv2d):
+        from hls4ml.model.types import FixedPrecisionType, IntegerPrecisionType
+
+        for var in layer.get_weights():
+            prec = var.type.precision
+            if not isinstance(prec, (FixedPrecisionType, IntegerPrecisionType)) or type(prec).__name__.endswith(
+                ("ExponentPrecisionType", "XnorPrecisionType")
+            ):
+                why = f"weights of type {prec}"
+    if why is not None:
+        raise FlowError(
+            f"layer {layer.name!r} ({layer.class_name}): {why} is not supported by the emulator on the Catapult "
+            f"backend (supported there: {CATAPULT_LAYERS})"
+        )
+
+
 def _plan(graph: Any, upto: str | None = None) -> list[tuple[Any, Any]]:
-    """(layer, handler) in graph order (up to layer ``upto``); FlowError for the first unsupported layer."""
+    """(layer, handler) in graph order (up to layer ``upto``); FlowError for the first unsupported layer.
+
+    A handler takes ``(layer, x, ctx, io_type)``; for handlers with ``multi_input`` set, ``x`` is the list of
+    the layer's input tensors."""
     from hls4ml.model import layers as L
 
     plan: list[tuple[Any, Any]] = []
     layers = list(graph.get_layers())
+    catapult = _backend_name(graph) == "Catapult"
     if upto is not None and upto not in [layer.name for layer in layers]:
         raise FlowError(f"no layer named {upto!r} in the graph; layers: {', '.join(layer.name for layer in layers)}")
     for layer in layers:
@@ -719,10 +1127,15 @@ def _plan(graph: Any, upto: str | None = None) -> list[tuple[Any, Any]]:
             what = f"{layer.class_name}, activation {act!r}" if act else layer.class_name
             raise FlowError(
                 f"layer {layer.name!r} of class {what} ({type(layer).__name__}) is not supported "
-                "by the emulator (supported: Input, Dense, Conv2D, MaxPooling2D, Flatten/Reshape, ZeroPadding2D, "
-                "BatchNormalization, ReLU/linear/sigmoid/tanh Activation, Softmax (stable/latency))"
+                f"by the emulator (supported: {SUPPORTED_LAYERS})"
             )
-        if len([i for i in layer.inputs if i]) != 1:
+        if catapult:
+            _check_catapult(layer, fn)
+        n_inputs = len([i for i in layer.inputs if i])
+        if getattr(fn, "multi_input", False):
+            if n_inputs != 2:
+                raise FlowError(f"layer {layer.name!r} ({layer.class_name}): {n_inputs} inputs, expected 2")
+        elif n_inputs != 1:
             raise FlowError(f"layer {layer.name!r} ({layer.class_name}): only single-input layers are supported")
         plan.append((layer, fn))
     return plan
@@ -751,6 +1164,7 @@ def emulate(
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[0]
     ctx = _Ctx()
+    ctx.backend = _backend_name(graph)
     overflows = {layer.name: 0 for layer, _ in plan}
     trace_vals: dict[str, list[np.ndarray]] = {layer.name: [] for layer, _ in plan}
     out_types: dict[str, FixedType] = {}
@@ -765,9 +1179,13 @@ def emulate(
                 v, n_ov = fxp.from_float(xb.reshape(xb.shape[0], *shape), t)
                 res = _Tensor(v, t)
             else:
-                src = [i for i in layer.inputs if i][0]
-                res, n_ov = fn(layer, tensors[src], ctx, io_type)
-            tensors[layer.outputs[0]] = res
+                srcs = [i for i in layer.inputs if i]
+                if getattr(fn, "multi_input", False):
+                    res, n_ov = fn(layer, [tensors[s] for s in srcs], ctx, io_type)
+                else:
+                    res, n_ov = fn(layer, tensors[srcs[0]], ctx, io_type)
+            for name in layer.outputs:  # Clone: the same values on every output
+                tensors[name] = res
             overflows[layer.name] += int(n_ov)
             out_types[layer.name] = res.t
             if trace:

@@ -132,14 +132,68 @@ def _trace_logits(model: Any, hls_config: dict) -> None:
         hls_config.setdefault("LayerName", {}).setdefault(split[0], {})["Trace"] = True
 
 
+def logits_layer(model: Any) -> str | None:
+    """Name of the layer whose output holds a softmax model's logits, or None if the model has no softmax."""
+    split = _softmax_split(model)
+    return None if split is None else split[0]
+
+
+def build_and_train(spec: Spec, split: Any, quantized: bool) -> Any:
+    """Build the float (``quantized=False``) or QKeras model of ``spec`` and train it on ``split``, seeded."""
+    from flow import network, train
+    from flow.keras_env import set_seed
+
+    set_seed(spec.training.seed)
+    model = network.build_model(spec, quantized)
+    n_out = int(model.output_shape[-1])
+    if n_out != split.n_classes:
+        raise FlowError(f"{spec.path}: the last layer has {n_out} outputs but the data set has "
+                        f"{split.n_classes} classes")
+    train.train(model, split, spec.training, spec.pruning, "qkeras" if quantized else "float",
+                not network.ends_in_softmax(spec))
+    return model
+
+
+def to_hls_graph(qmodel: Any, spec: Spec, input_type: str, hls_dir: Path) -> tuple[Any, dict]:
+    """hls4ml config (precisions from the QKeras quantizers) and ModelGraph writing to ``hls_dir`` (nothing written yet)."""
+    from flow import convert
+
+    hls_config = convert.derive_hls_config(qmodel, spec.hardware, input_type)
+    _trace_logits(qmodel, hls_config)
+    return convert.build_graph(qmodel, hls_config, spec.hardware, hls_dir), hls_config
+
+
+def rtl_stage_names(spec: Spec) -> list[str]:
+    """The RTL stages ``run`` adds when the spec asks for RTL (``rtl: {enabled: true}``)."""
+    if not spec.rtl.enabled:
+        return []
+    return ["RTL (da4ml) + lint" + (" + Yosys" if spec.rtl.yosys else "")] + [
+        f"RTL simulation ({sim})" for sim in spec.rtl.simulators]
+
+
+def run_rtl_stages(spec: Spec, project: Path, stages: Stages) -> dict[str, Any]:
+    """Generate ``project/rtl`` and simulate it with cocotb on each simulator of the spec; a report section."""
+    from flow.rtl import rtl_project
+    from flow.sim import sim_project
+
+    names = rtl_stage_names(spec)
+    with stages.stage(names[0]):
+        rtl = rtl_project(project, spec.rtl.latency_cutoff, yosys=spec.rtl.yosys, name=spec.name)
+    sims = {}
+    for sim, name in zip(spec.rtl.simulators, names[1:]):
+        with stages.stage(name):
+            sims[sim] = sim_project(project, sim, spec.rtl.samples, seed=spec.training.seed)
+    return {"generation": rtl, "simulation": sims}
+
+
 def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[str, Any]:
     """Run the whole flow for one spec; returns the report (also written to ``<out>/<name>/``)."""
     spec = load_spec(spec_path)
     stages = Stages(["data", "train float baseline", "train QKeras (QAT)", "convert with hls4ml",
-                     "write HLS project + compile C simulation", "C simulation", "bit-exact emulation", "report"])
-    from flow import convert, network, train
+                     "write HLS project + compile C simulation", "C simulation", "bit-exact emulation", "report"]
+                    + rtl_stage_names(spec))
+    from flow import convert, train
     from flow.data import load_dataset
-    from flow.keras_env import set_seed
 
     final = Path(out_root) / spec.name
     input_type = parse_type(spec.input_type)
@@ -148,24 +202,15 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[st
             split = load_dataset(spec.dataset, input_type, spec.training.seed)
             print(f"  {len(split.x_train)} train / {len(split.x_test)} test samples, {split.n_classes} classes; "
                   f"inputs quantized to {input_type}", file=sys.stderr)
-        from_logits = not network.ends_in_softmax(spec)
         models = {}
         for quantized, stage_name in ((False, "train float baseline"), (True, "train QKeras (QAT)")):
             with stages.stage(stage_name):
-                set_seed(spec.training.seed)
-                model = network.build_model(spec, quantized)
-                n_out = int(model.output_shape[-1])
-                if n_out != split.n_classes:
-                    raise FlowError(f"{spec.path}: the last layer has {n_out} outputs but the data set has "
-                                    f"{split.n_classes} classes")
-                train.train(model, split, spec.training, spec.pruning, "qkeras" if quantized else "float", from_logits)
+                model = build_and_train(spec, split, quantized)
                 model.save(work / ("qkeras_model.h5" if quantized else "float_model.h5"))
                 models[quantized] = model
         qmodel = models[True]
         with stages.stage("convert with hls4ml"):
-            hls_config = convert.derive_hls_config(qmodel, spec.hardware, str(input_type))
-            _trace_logits(qmodel, hls_config)
-            graph = convert.build_graph(qmodel, hls_config, spec.hardware, work / "hls")
+            graph, hls_config = to_hls_graph(qmodel, spec, str(input_type), work / "hls")
         with stages.stage("write HLS project + compile C simulation"):
             convert.write_and_compile(graph)
         with stages.stage("C simulation"):
@@ -202,6 +247,10 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[st
             shutil.copyfile(spec.path, work / "spec.yaml")
             save_meta(work, "qkeras_model.h5", hls_config, spec.hardware, str(input_type))
             report["seconds"] = dict(stages.seconds)
+        if spec.rtl.enabled:
+            report["rtl"] = run_rtl_stages(spec, work, stages)
+            report["seconds"] = dict(stages.seconds)
+            report["rtl"] = json.loads(json.dumps(report["rtl"], default=str).replace(str(work), str(final.resolve())))
         write_reports(work, report)
     return report
 

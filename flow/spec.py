@@ -111,6 +111,24 @@ class Hardware:
     reuse_factor: int = 1
 
 
+SIMULATORS = ("verilator", "icarus")
+
+
+@dataclass(frozen=True)
+class Rtl:
+    """Vendor-free RTL in ``hlsflow run`` (off unless the spec has ``rtl: {enabled: true}``).
+
+    ``latency_cutoff``: da4ml's pipelining budget per stage, in its estimated logic-delay units
+    (0 = one combinational stage); ``samples``: cocotb samples per simulator; ``yosys``: estimate resources.
+    """
+
+    enabled: bool = False
+    latency_cutoff: float = 5.0
+    simulators: tuple[str, ...] = SIMULATORS
+    samples: int = 2000
+    yosys: bool = True
+
+
 @dataclass(frozen=True)
 class Spec:
     name: str
@@ -122,6 +140,7 @@ class Spec:
     hardware: Hardware
     pruning: Pruning | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    rtl: Rtl = Rtl()
 
 
 class _Check:
@@ -264,8 +283,14 @@ def load_spec(path: str | Path) -> Spec:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise FlowError(f"{path}: malformed YAML: {exc}") from None
+    return parse_spec(raw, path)
+
+
+def parse_spec(raw: Any, path: Path) -> Spec:
+    """Validate an already-parsed spec mapping; ``path`` names it in errors and anchors relative data paths."""
+    path = Path(path)
     chk = _Check(path)
-    raw = chk.mapping(raw, "", ("name", "dataset", "model", "quantization", "pruning", "training", "hardware"),
+    raw = chk.mapping(raw, "", ("name", "dataset", "model", "quantization", "pruning", "training", "hardware", "rtl"),
                       ("name", "dataset", "model"))
     name = raw["name"]
     if not isinstance(name, str) or not NAME_RE.match(name):
@@ -343,4 +368,21 @@ def load_spec(path: str | Path) -> Spec:
         strategy=chk.choice(hw.get("strategy", "Latency"), "hardware.strategy", STRATEGIES),
         reuse_factor=chk.integer(hw.get("reuse_factor", 1), "hardware.reuse_factor", lo=1),
     )
-    return Spec(name, path, dataset, input_type.strip(), layers, training, hardware, pruning, raw)
+    return Spec(name, path, dataset, input_type.strip(), layers, training, hardware, pruning, raw,
+                _rtl(chk, raw.get("rtl")))
+
+
+def _rtl(chk: _Check, value: Any) -> Rtl:
+    if value is None:
+        return Rtl()
+    r = chk.mapping(value, "rtl", ("enabled", "latency_cutoff", "simulators", "samples", "yosys"))
+    for key in ("enabled", "yosys"):
+        if key in r and not isinstance(r[key], bool):
+            raise chk.fail(f"rtl.{key}", f"must be true or false, got {r[key]!r}")
+    sims = r.get("simulators", list(SIMULATORS))
+    if not isinstance(sims, list):
+        raise chk.fail("rtl.simulators", f"must be a list drawn from {', '.join(SIMULATORS)}, got {sims!r}")
+    sims = tuple(chk.choice(s, f"rtl.simulators[{i}]", SIMULATORS) for i, s in enumerate(sims))
+    return Rtl(enabled=r.get("enabled", True), latency_cutoff=chk.number(r.get("latency_cutoff", 5.0),
+               "rtl.latency_cutoff", 0.0), simulators=sims,
+               samples=chk.integer(r.get("samples", 2000), "rtl.samples", lo=1), yosys=r.get("yosys", True))

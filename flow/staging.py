@@ -15,7 +15,8 @@ def staged_dir(final_dir: Path) -> Iterator[Path]:
 
     On any error (or Ctrl-C) the temporary folder is removed and ``final_dir`` is left as it was,
     so a failed run never leaves a half-written project. Text files that recorded the temporary
-    path (hls4ml writes its OutputDir into ``hls4ml_config.yml``) are rewritten to the final path.
+    path (hls4ml writes its OutputDir into ``hls4ml_config.yml``; RTL and simulation summaries are JSON)
+    are rewritten to the final path.
     """
     final_dir = Path(final_dir).resolve()
     final_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -25,8 +26,10 @@ def staged_dir(final_dir: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for cfg in tmp.rglob("hls4ml_config.yml"):
-        cfg.write_text(cfg.read_text().replace(str(tmp), str(final_dir)))
+    for cfg in [*tmp.rglob("hls4ml_config.yml"), *tmp.rglob("*.json")]:
+        text = cfg.read_text()
+        if str(tmp) in text:
+            cfg.write_text(text.replace(str(tmp), str(final_dir)))
     if final_dir.exists():
         old = final_dir.with_name(f".{final_dir.name}.old-{tmp.name[-8:]}")
         final_dir.rename(old)

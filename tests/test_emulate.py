@@ -198,11 +198,11 @@ def test_unsupported_layer_is_named(tmp_path_factory):
     K = keras()
     inp = K.Input((4,), name="x_in")
     h = K.layers.Dense(3, name="d1")(inp)
-    h = K.layers.LeakyReLU(name="leaky")(h)
+    h = K.layers.PReLU(name="prelu")(h)  # (LeakyReLU is emulated since; tests/test_emulate_layers.py)
     model = K.Model(inp, h)
     hw = Hardware()
-    graph = build_graph(model, derive_hls_config(model, hw, INPUT_TYPE), hw, tmp_path_factory.mktemp("leaky"))
-    with pytest.raises(FlowError, match="'leaky' of class ParametrizedActivation, activation 'LeakyReLU'"):
+    graph = build_graph(model, derive_hls_config(model, hw, INPUT_TYPE), hw, tmp_path_factory.mktemp("prelu"))
+    with pytest.raises(FlowError, match="'prelu' of class PReLU, activation 'PReLU'"):
         emulate(graph, np.zeros((2, 4)))
 
 

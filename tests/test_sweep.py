@@ -1,0 +1,440 @@
+"""`hlsflow sweep`: points of the flow run from an Optuna study in a database, in parallel, resumable,
+never lost or computed twice, ending in a Pareto report and an exported spec."""
+
+import csv
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flow.cli import main
+from flow.errors import FlowError
+from flow.spec import load_spec
+from flow.sweep import load_sweep, point_key, run_sweep
+from flow.sweep_workers import storage_url, trial_key
+from flow.sweep_report import choose, pareto_mask
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"training": {"epochs": 1, "validation_split": 0.0}, "dataset": {"max_samples": 300},
+        "quantization": {"default": {"activation_integer": 2}}}
+
+
+def sweep_file(tmp_path: Path, axes: dict | None = None, name: str = "tiny", **extra) -> Path:
+    """A sweep over the shipped digits MLP with 1-epoch training on 300 samples."""
+    data = {"name": name, "base": str(ROOT / "models" / "digits_mlp.yaml"), "overrides": TINY,
+            "axes": axes or {"weight_bits": [3, 6], "activation_bits": [3, 6]}, "heartbeat": 2, **extra}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def trials_of(sweep_path: Path, url: str):
+    import optuna
+
+    sweep = load_sweep(sweep_path)
+    return sweep, optuna.load_study(study_name=sweep.study_name(), storage=url).get_trials()
+
+
+def computed(trials):
+    return [t for t in trials if t.state.name == "COMPLETE" and "figures" in t.user_attrs]
+
+
+def assert_every_point_computed_once(sweep, trials):
+    keys = Counter(trial_key(t, sweep) for t in computed(trials))
+    assert set(keys) == {point_key(p) for p in sweep.grid()}
+    assert max(keys.values()) == 1, keys
+
+
+def run_cli(args, capsys):
+    rc = main(args)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+# --- the sweep file -------------------------------------------------------------------------------
+
+
+def test_shipped_sweep_is_a_7_by_7_grid_over_the_digits_mlp():
+    sweep = load_sweep(ROOT / "models" / "digits_sweep.yaml")
+    assert sweep.base_path == (ROOT / "models" / "digits_mlp.yaml").resolve()
+    assert {a.name: a.values for a in sweep.axes} == {"weight_bits": tuple(range(2, 9)),
+                                                      "activation_bits": tuple(range(2, 9))}
+    assert len({point_key(p) for p in sweep.grid()}) == 49
+
+
+def test_per_layer_axis_wins_over_the_all_layer_axis(tmp_path):
+    sweep = load_sweep(sweep_file(tmp_path, {"weight_bits": [3], "layers": {"fc2": {"weight_bits": [8]}}}))
+    spec = sweep.point_spec({"weight_bits": 3, "fc2.weight_bits": 8})
+    assert {layer.name: layer.quant.weight_bits for layer in spec.layers} == {"fc1": 3, "fc2": 8}
+
+
+def test_pruning_reuse_and_io_axes_reach_the_point_spec(tmp_path):
+    sweep = load_sweep(sweep_file(tmp_path, {"pruning_sparsity": [0.0, 0.5], "reuse_factor": [1, 4],
+                                             "io_type": ["io_parallel", "io_stream"]}))
+    off = sweep.point_spec({"pruning_sparsity": 0.0, "reuse_factor": 1, "io_type": "io_parallel"})
+    on = sweep.point_spec({"pruning_sparsity": 0.5, "reuse_factor": 4, "io_type": "io_stream"})
+    assert off.pruning is None and on.pruning.sparsity == 0.5
+    assert (on.hardware.reuse_factor, on.hardware.io_type) == (4, "io_stream")
+
+
+def test_a_changed_axis_or_training_starts_a_new_study(tmp_path):
+    a = load_sweep(sweep_file(tmp_path, {"weight_bits": [3, 6]}, name="a"))
+    b = load_sweep(sweep_file(tmp_path, {"weight_bits": [3, 7]}, name="a"))
+    c = load_sweep(sweep_file(tmp_path, {"weight_bits": [3, 6]}, name="a",
+                              overrides={**TINY, "training": {"epochs": 2}}))
+    assert len({a.study_name(), b.study_name(), c.study_name()}) == 3
+    assert a.study_name() == load_sweep(sweep_file(tmp_path, {"weight_bits": [3, 6]}, name="a")).study_name()
+
+
+@pytest.mark.parametrize("axes, extra, field", [
+    ({"weight_bits": [0, 4]}, {}, "axes.weight_bits[0]"),
+    ({"activation_bits": [2, 4], "activation_integer": [3]}, {}, "axes.activation_integer"),
+    ({"weight_bits": [2, 4], "weight_integer": [2]}, {}, "axes.weight_integer"),  # 2 bits: sign + 1 integer at most
+    ({"colour_bits": [4]}, {}, "axes.colour_bits"),
+    ({"layers": {"fc9": {"weight_bits": [4]}}}, {}, "axes.layers.fc9"),
+    ({"weight_bits": []}, {}, "axes.weight_bits"),
+    ({"weight_bits": [4, 4]}, {}, "axes.weight_bits"),
+    ({"io_type": ["io_serial"]}, {}, "axes.io_type[0]"),
+    ({"weight_bits": [4]}, {"search": {"method": "tpe"}}, "search.trials"),
+])
+def test_impossible_axes_exit_2_naming_file_and_field(tmp_path, capsys, axes, extra, field):
+    path = sweep_file(tmp_path, axes, **extra)
+    rc, out, err = run_cli(["sweep", str(path), "--out", str(tmp_path / "out")], capsys)
+    assert rc == 2
+    assert len(err.strip().splitlines()) == 1
+    assert str(path) in err and f"`{field}`" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreachable_database_exits_2_and_touches_nothing(tmp_path, capsys):
+    out = tmp_path / "out" / "tiny"
+    out.mkdir(parents=True)
+    (out / "keep.txt").write_text("earlier results")
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql://someone:secret@127.0.0.1:{port}/sweeps"
+    rc, _, err = run_cli(["sweep", str(sweep_file(tmp_path)), "--out", str(tmp_path / "out"), "--storage", url], capsys)
+    assert rc == 2
+    assert len(err.strip().splitlines()) == 1
+    assert f"127.0.0.1:{port}/sweeps" in err and "cannot open the database" in err and "secret" not in err
+    assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "earlier results"
+
+
+def test_postgres_urls_use_psycopg_3_and_the_default_is_an_sqlite_file(tmp_path):
+    assert storage_url("postgresql://u@h:5432/db", tmp_path / "x.db") == "postgresql+psycopg://u@h:5432/db"
+    assert storage_url(None, tmp_path / "x.db") == f"sqlite:///{(tmp_path / 'x.db').resolve()}"
+
+
+# --- Pareto front and the exported point -----------------------------------------------------------
+
+
+def test_pareto_front_keeps_exactly_the_undominated_points():
+    # (accuracy up, bops down)
+    pts = [(0.9, 100), (0.95, 200), (0.9, 150), (0.5, 50), (0.95, 250)]
+    assert pareto_mask(pts, [True, False]) == [True, True, False, True, False]
+
+
+def test_export_choice_is_the_cheapest_point_within_tolerance_of_the_best():
+    rows = [{"trial": 0, "state": "done", "accuracy": 0.96, "bops": 900},
+            {"trial": 1, "state": "done", "accuracy": 0.955, "bops": 400},
+            {"trial": 2, "state": "done", "accuracy": 0.90, "bops": 100},
+            {"trial": 3, "state": "failed"}]
+    assert choose(rows)["trial"] == 1
+    assert choose(rows, min_accuracy=0.85)["trial"] == 2
+    assert choose(rows, trial=0)["trial"] == 0
+    with pytest.raises(FlowError, match="--min-accuracy 0.99"):
+        choose(rows, min_accuracy=0.99)
+
+
+# --- bit operations --------------------------------------------------------------------------------
+
+
+def _tiny_dense_graph(tmp_path, strategy="Latency", reuse=1):
+    import numpy as np
+
+    from flow import network, pipeline
+    from flow.keras_env import set_seed
+    from flow.spec import parse_spec
+
+    raw = {"name": "tiny_dense", "dataset": {"source": "digits", "input_shape": [4]},
+           "quantization": {"input_type": "ap_ufixed<8,1>", "default": {"weight_bits": 4, "weight_integer": 0}},
+           "model": {"layers": [{"type": "dense", "name": "fc", "units": 2}]},
+           "hardware": {"strategy": strategy, "reuse_factor": reuse}}
+    spec = parse_spec(raw, tmp_path / "tiny_dense.yaml")
+    set_seed(0)
+    model = network.build_model(spec, quantized=True)
+    kernel = np.array([[0.5, 0], [0.25, 0], [0, 0], [-0.5, 0.125]], dtype=np.float32)
+    model.get_layer("fc").set_weights([kernel, np.array([0.5, 0], dtype=np.float32)])
+    graph, _ = pipeline.to_hls_graph(model, spec, spec.input_type, tmp_path / f"hls_{strategy}")
+    return graph
+
+
+def test_bops_count_nonzero_weight_multiplies_and_accumulator_adds(tmp_path):
+    from flow.sweep import bit_operations
+
+    graph = _tiny_dense_graph(tmp_path)
+    layer = next(layer for layer in graph.get_layers() if layer.name == "fc")
+    b_acc = layer.get_attr("accum_t").precision.width
+    # output 0: 3 non-zero weights + a bias -> 3 multiplies, 3 adds; output 1: 1 weight, no bias -> 1 multiply
+    assert bit_operations(graph) == {"bops": 4 * (4 * 8) + 3 * b_acc, "layers": {"fc": 4 * (4 * 8) + 3 * b_acc}}
+
+
+def test_bops_do_not_depend_on_strategy_or_reuse_factor(tmp_path):
+    from flow.sweep import bit_operations
+
+    assert bit_operations(_tiny_dense_graph(tmp_path, "Resource", 2)) == bit_operations(_tiny_dense_graph(tmp_path))
+
+
+# --- running sweeps --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_sweep(tmp_path_factory):
+    """A 2x2 grid run to the end in this process (one worker), with the best point exported."""
+    tmp = tmp_path_factory.mktemp("sweep")
+    path = sweep_file(tmp)
+    rc = main(["sweep", str(path), "--out", str(tmp / "out"), "--no-progress",
+               "--export-best", str(tmp / "best_digits.yaml")])
+    return tmp, path, rc
+
+
+def test_small_sweep_computes_every_point_once(small_sweep):
+    tmp, path, rc = small_sweep
+    assert rc == 0
+    sweep, trials = trials_of(path, storage_url(None, tmp / "out" / "tiny" / "sweep.db"))
+    assert_every_point_computed_once(sweep, trials)
+    for t in computed(trials):
+        figures = t.user_attrs["figures"]
+        project = Path(figures["project"])
+        assert (project / "hls" / "firmware" / "myproject.cpp").is_file() and (project / "project.json").is_file()
+        assert t.values == [figures["accuracy"], figures["bops"]]
+        assert figures["accuracy"] == figures["qkeras_accuracy"]  # emulator == QKeras on the test split
+
+
+def test_small_sweep_report_has_plots_html_table_and_csv(small_sweep):
+    tmp, path, _ = small_sweep
+    report = tmp / "out" / "tiny" / "report"
+    for name in ("pareto.png", "pareto.svg", "index.html", "points.csv"):
+        assert (report / name).stat().st_size > 0, name
+    rows = list(csv.DictReader((report / "points.csv").open()))
+    assert sorted((int(r["weight_bits"]), int(r["activation_bits"])) for r in rows) == [(3, 3), (3, 6), (6, 3), (6, 6)]
+    assert any(r["pareto"] == "True" for r in rows)
+    page = (report / "index.html").read_text()
+    assert page.count("<tr") == 1 + 4 and "<svg" in page and "addEventListener('click'" in page
+    assert not any(ref in page for ref in ('src="http', "href=\"http", "<link", "<script src"))  # offline
+
+
+def test_exported_spec_is_the_chosen_point_and_loads_as_a_spec(small_sweep):
+    tmp, path, _ = small_sweep
+    spec = load_spec(tmp / "best_digits.yaml")
+    rows = list(csv.DictReader((tmp / "out" / "tiny" / "report" / "points.csv").open()))
+    chosen = choose([{**r, "trial": int(r["trial"]), "accuracy": float(r["accuracy"]), "bops": int(r["bops"])}
+                     for r in rows])
+    assert spec.name == "best_digits"
+    assert {layer.quant.weight_bits for layer in spec.layers} == {int(chosen["weight_bits"])}
+    assert {layer.quant.activation_bits for layer in spec.layers} == {int(chosen["activation_bits"])}
+    assert spec.training.epochs == 1
+
+
+@pytest.mark.slow
+def test_hlsflow_run_of_the_exported_spec_reproduces_the_point_bit_exactly(small_sweep):
+    from flow.pipeline import run
+
+    tmp, path, _ = small_sweep
+    rows = list(csv.DictReader((tmp / "out" / "tiny" / "report" / "points.csv").open()))
+    chosen = choose([{**r, "trial": int(r["trial"]), "accuracy": float(r["accuracy"]), "bops": int(r["bops"])}
+                     for r in rows])
+    spec = yaml.safe_load((tmp / "best_digits.yaml").read_text())
+    spec.pop("rtl", None)  # RTL generation and simulation are tested elsewhere
+    (tmp / "best_no_rtl.yaml").write_text(yaml.safe_dump(spec))
+    report = run(tmp / "best_no_rtl.yaml", tmp / "hls_projects")
+    assert report["accuracy"]["emulator"] == report["accuracy"]["csim"] == chosen["accuracy"]
+    assert report["emulator_vs_csim"]["exact_fraction"] == 1.0
+
+
+@pytest.mark.slow
+def test_csim_option_compiles_each_point_and_checks_the_emulator_against_it(tmp_path):
+    path = sweep_file(tmp_path, {"weight_bits": [4], "activation_bits": [5]}, csim=True)
+    result = run_sweep(path, tmp_path / "out", progress=False, report=False)
+    figures = computed(result.study.get_trials())[0].user_attrs["figures"]
+    assert figures["emulator_vs_csim_exact"] == 1.0
+    assert figures["csim_accuracy"] == figures["accuracy"]
+    assert "csim" in figures["seconds"]
+
+
+def test_rerunning_a_finished_sweep_computes_nothing(small_sweep, capsys):
+    tmp, path, _ = small_sweep
+    url = storage_url(None, tmp / "out" / "tiny" / "sweep.db")
+    before = [(t.number, t.state) for t in trials_of(path, url)[1]]
+    rc, _, _ = run_cli(["sweep", str(path), "--out", str(tmp / "out"), "--no-progress"], capsys)
+    assert rc == 0
+    assert [(t.number, t.state) for t in trials_of(path, url)[1]] == before
+
+
+def fake_figures(self, params):
+    """Stands in for PointEvaluator.evaluate where a test is about bookkeeping, not the flow itself."""
+    return {"accuracy": 1 - 1 / (params["weight_bits"] + params["activation_bits"]), "qkeras_accuracy": 0.0,
+            "bops": params["weight_bits"] * params["activation_bits"], "weight_memory_bits": 1, "sparsity": 0.0,
+            "overflows": 0, "seconds": {"total": 0.0}, "project": ""}
+
+
+@pytest.mark.parametrize("method", ["tpe", "nsga2"])
+def test_multi_objective_search_runs_its_trial_budget_and_computes_no_point_twice(tmp_path, monkeypatch, method):
+    from flow.sweep import PointEvaluator
+
+    monkeypatch.setattr(PointEvaluator, "evaluate", fake_figures)
+    path = sweep_file(tmp_path, {"weight_bits": [2, 3, 4, 6, 8], "activation_bits": [2, 3, 4, 6, 8]},
+                      search={"method": method, "trials": 12, "seed": 1})
+    result = run_sweep(path, tmp_path / "out", progress=False, report=False)
+    complete = [t for t in result.study.get_trials() if t.state.name == "COMPLETE"]
+    assert len(complete) == 12 and result.counts.done == 12
+    keys = [trial_key(t, result.sweep) for t in computed(complete)]
+    assert len(set(keys)) == len(keys)  # a repeated proposal reuses the figures instead
+    for t in complete:
+        if "same_as" in t.user_attrs:
+            assert t.values == next(c.values for c in complete if c.number == t.user_attrs["same_as"])
+
+
+def test_a_failing_point_is_reported_and_retried_on_request(tmp_path, capsys, monkeypatch):
+    from flow.sweep import PointEvaluator
+
+    def fake(self, params):
+        if params == {"weight_bits": 3, "activation_bits": 6}:
+            raise FlowError("hls4ml cannot convert this model: boom")
+        return fake_figures(self, params)
+
+    monkeypatch.setattr(PointEvaluator, "evaluate", fake)
+    path = sweep_file(tmp_path)
+    args = ["sweep", str(path), "--out", str(tmp_path / "out"), "--no-progress"]
+    rc, _, err = run_cli(args, capsys)
+    assert rc == 1 and "1 point(s) failed" in err and "--retry-failed" in err
+    rows = list(csv.DictReader((tmp_path / "out" / "tiny" / "report" / "points.csv").open()))
+    failed = [r for r in rows if r["state"] == "failed"]
+    assert [(r["weight_bits"], r["activation_bits"]) for r in failed] == [("3", "6")]
+    assert "FlowError: hls4ml cannot convert this model: boom" in failed[0]["error"]
+    assert run_cli(args, capsys)[0] == 1  # a plain rerun does not repeat a failed point
+    monkeypatch.setattr(PointEvaluator, "evaluate", fake_figures)
+    assert run_cli([*args, "--retry-failed"], capsys)[0] == 0
+    sweep, trials = trials_of(path, storage_url(None, tmp_path / "out" / "tiny" / "sweep.db"))
+    assert_every_point_computed_once(sweep, trials)
+
+
+def _sweep_process(path: Path, out: Path, workers: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "flow", "sweep", str(path), "--out", str(out), "--workers",
+                             str(workers), "--no-progress"], cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_workers_share_one_database_and_survive_kill_9_and_ctrl_c(tmp_path, capsys):
+    """Two worker processes on one SQLite file. Once both have finished a point and both are busy again:
+    kill -9 one worker, Ctrl-C the rest. The rerun finishes the sweep: nothing finished is lost or
+    recomputed, and each interrupted point is retried exactly once."""
+    import optuna
+
+    path = sweep_file(tmp_path)
+    url = storage_url(None, tmp_path / "out" / "tiny" / "sweep.db")
+    sweep = load_sweep(path)
+    proc = _sweep_process(path, tmp_path / "out", workers=2)
+    victim = before = None
+    try:
+        deadline = time.time() + 300
+        while victim is None and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            try:  # read only: the sweep creates the tables
+                storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+                trials = optuna.load_study(study_name=sweep.study_name(), storage=storage).get_trials()
+            except Exception:  # noqa: BLE001 - the database or study is not created yet
+                continue
+            done_by = {t.user_attrs["worker"]["pid"] for t in computed(trials)}
+            busy = [t for t in trials if t.state.name == "RUNNING" and t.user_attrs.get("worker", {}).get("pid") in done_by]
+            if len(done_by) == 2 and len(busy) == 2:
+                victim = max(busy, key=lambda t: t.datetime_start)  # the latest started: far from its end
+                before = {t.number: (t.values, t.datetime_complete) for t in computed(trials)}
+                os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
+                os.killpg(proc.pid, signal.SIGINT)
+        assert victim is not None, f"never saw both workers busy after a finished point each: {proc.communicate()}"
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    rc, _, _ = run_cli(["sweep", str(path), "--out", str(tmp_path / "out"), "--no-progress"], capsys)
+    assert rc == 0
+    _, trials = trials_of(path, url)
+    assert_every_point_computed_once(sweep, trials)
+    by_number = {t.number: t for t in trials}
+    for number, (values, completed) in before.items():  # finished before the kill: untouched
+        assert (by_number[number].values, by_number[number].datetime_complete) == (values, completed)
+    assert by_number[victim.number].state.name == "FAIL"
+    for failed in (t for t in trials if t.state.name == "FAIL"):
+        retries = [t for t in trials if failed.number in t.system_attrs.get("retry_history", [])]
+        assert len(retries) == 1 and "figures" in retries[0].user_attrs, failed.number
+
+
+# --- a real PostgreSQL server ----------------------------------------------------------------------
+
+
+def _pg_bin() -> Path | None:
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (candidate / "initdb").exists() and (candidate / "pg_ctl").exists():
+            return candidate
+    found = shutil.which("pg_ctl")
+    return Path(found).parent if found and (Path(found).parent / "initdb").exists() else None
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A PostgreSQL server of its own in a temporary folder, on a free port (as user postgres when root)."""
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed: apt-get install postgresql")
+    prefix: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="hlsflow-pg-"))
+    if os.geteuid() == 0:
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run the server as")
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = folder / "data"
+    init = subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                           "-E", "UTF8"], capture_output=True, text=True)
+    start = init.returncode == 0 and subprocess.run(
+        [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-w", "-t", "60",
+         "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"], capture_output=True, text=True)
+    if not start or start.returncode != 0:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"PostgreSQL could not be started here: {(init.stderr or getattr(start, 'stderr', ''))[-300:]}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_sweep_on_a_real_postgresql_server_resumes_from_it(tmp_path, postgres_url, capsys):
+    path = sweep_file(tmp_path, {"weight_bits": [3, 6], "activation_bits": [6]})
+    args = ["sweep", str(path), "--out", str(tmp_path / "out"), "--storage", postgres_url, "--no-progress"]
+    rc, out, _ = run_cli(args, capsys)
+    assert rc == 0 and '"storage": "postgresql+psycopg://postgres@127.0.0.1' in out
+    assert not (tmp_path / "out" / "tiny" / "sweep.db").exists()
+    sweep, trials = trials_of(path, storage_url(postgres_url, tmp_path))
+    assert_every_point_computed_once(sweep, trials)
+    rc, _, _ = run_cli(args, capsys)
+    assert rc == 0 and len(trials_of(path, storage_url(postgres_url, tmp_path))[1]) == len(trials)
