@@ -124,8 +124,7 @@ def main() -> None:
         med = statistics.median(s.get(stage, 0.0) for s in rest)
         print(f"| {stage} | {med:.3f} | {100 * med / total:.0f} % |")
     print(f"| total | {total:.3f} | 100 % |")
-    if not args.keep:
-        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)  # the sweep file (and the outputs unless --keep put them elsewhere)
 
 
 if __name__ == "__main__":

@@ -112,6 +112,13 @@ def _cast_var(v: Any, t: FixedType) -> Any:
                 v = v + neg * float(2 * h - d)
         else:
             raise FlowError(f"rounding mode {mode!r} of {t} cannot be traced to RTL")
+    if t.overflow == "WRAP" and not k and v.low < 0 and i > v.kif[1] + 1:
+        # da4ml narrows an unsigned wrap of a signed value to the source's sign-extension bit (i = _i + 1),
+        # which drops the higher sign copies: ap_fixed<2,0> -0.5 -> ap_ufixed<2,1> must be 1.5, not 0.5.
+        # Truncate first, then add 2**i to negative values: the result lies in [0, 2**i) and wraps trivially.
+        _k, _i, _ = v.kif
+        r = v.quantize(_k, max(_i, -f), f, "WRAP", "TRN")  # at least the sign bit survives truncation
+        return (r + r.is_negative() * float(2.0 ** i)).quantize(0, i, f, "WRAP", "TRN")
     if t.overflow in ("WRAP", "SAT", "SAT_SYM"):
         return v.quantize(k, i, f, t.overflow, "TRN")
     if t.overflow == "SAT_ZERO":

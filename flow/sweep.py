@@ -141,7 +141,7 @@ class Sweep:
                 else:
                     raw["pruning"] = {**(raw.get("pruning") or {}), "sparsity": value}
             else:  # reuse_factor, io_type
-                raw.setdefault("hardware", {})[axis_name] = value
+                raw["hardware"] = {**(raw.get("hardware") or {}), axis_name: value}
         per_layer = {k: v for k, v in per_layer.items() if v}
         if per_layer:
             quant["layers"] = per_layer
@@ -367,10 +367,12 @@ def rtl_cost(project_dir: Path) -> dict[str, float] | None:
     return a mapping of numbers such as ``latency_cycles``, ``luts``, ``ffs`` for the hlsflow project
     folder ``project_dir``. Returns None when ``flow.rtl`` or that function does not exist.
     """
+    import importlib
+
     try:
-        from flow import rtl  # type: ignore[attr-defined]
+        rtl = importlib.import_module("flow.rtl")
     except ModuleNotFoundError as exc:
-        if exc.name in ("flow.rtl",):
+        if exc.name == "flow.rtl":
             return None
         raise
     fn = getattr(rtl, "cost_figures", None)
@@ -497,8 +499,8 @@ def run_sweep(sweep_path: str | Path, out_root: str | Path = "sweeps", storage: 
     for the figures of those points.
     """
     from flow import sweep_report
-    from flow.sweep_workers import (_progress_bar, _run_workers, counts, open_storage, open_study, redact, requeue,
-                                    storage_url, work)
+    from flow.sweep_workers import (counts, next_action, open_storage, open_study, progress_bar, redact, requeue,
+                                    run_workers, storage_url, work)
 
     if workers < 1:
         raise FlowError(f"--workers must be >= 1, got {workers}")
@@ -513,15 +515,17 @@ def run_sweep(sweep_path: str | Path, out_root: str | Path = "sweeps", storage: 
     out_dir.mkdir(parents=True, exist_ok=True)
     if run:
         requeue(study, sweep, retry_failed)
-        bar, refresh = _progress_bar(sweep, study, progress)
+        bar, refresh = progress_bar(sweep, study, progress)
         try:
-            if workers == 1:
+            if next_action(study, sweep) == "done":
+                pass  # nothing left: no worker to start
+            elif workers == 1:
                 logs = out_dir / "logs"
                 logs.mkdir(exist_ok=True)
                 with open(logs / f"worker-{socket.gethostname()}-{os.getpid()}.log", "a", buffering=1) as log:
                     work(sweep, url, out_dir, 0, log, refresh)
             else:
-                _run_workers(sweep, url, out_dir, workers, study, refresh)
+                run_workers(sweep, url, out_dir, workers, study, refresh)
             refresh(study)
         finally:
             bar.close()
@@ -539,8 +543,9 @@ def cli_sweep(args: Any) -> int:
     from flow import sweep_report
     from flow.sweep_workers import redact
 
-    if args.trial is not None and args.export_best is None:
-        raise FlowError("--trial chooses the point for --export-best; give --export-best OUT.yaml too")
+    for given, flag in ((args.trial is not None, "--trial"), (args.min_accuracy is not None, "--min-accuracy")):
+        if given and args.export_best is None:
+            raise FlowError(f"{flag} chooses the point for --export-best; give --export-best OUT.yaml too")
     try:
         result = run_sweep(args.sweep, args.out, args.storage, args.workers, args.retry_failed,
                            run=not args.report_only, progress=not args.no_progress, rtl=args.rtl_cost)

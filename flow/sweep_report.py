@@ -234,8 +234,8 @@ test split; {BOPS_FORMULA}. Generated {time.strftime('%Y-%m-%d %H:%M:%S')}.</p>
 
 
 def write_report(study: Any, sweep: Sweep, report_dir: Path, storage: str) -> dict[str, Path]:
-    """Write ``points.csv``, ``pareto.png/.svg`` (accuracy vs BOPs), ``pareto_latency.png/.svg`` when RTL
-    latency figures exist, and ``index.html`` into ``report_dir``; returns the paths by kind."""
+    """Write ``points.csv``, ``pareto.png/.svg`` (accuracy vs BOPs), ``pareto_latency`` and ``pareto_luts``
+    (.png/.svg) when RTL figures exist, and ``index.html`` into ``report_dir``; returns the paths by kind."""
     report_dir.mkdir(parents=True, exist_ok=True)
     rows = collect_rows(study, sweep)
     done = [r for r in rows if r["state"] == "done"]
@@ -244,11 +244,10 @@ def write_report(study: Any, sweep: Sweep, report_dir: Path, storage: str) -> di
     if done:
         figures += _plot_front(done, "bops", "bit operations per inference (BOPs, log scale)", sweep,
                                report_dir / "pareto", log_x=True)
-        latency = next((k for k in ("rtl_latency_cycles", "rtl_latency") if any(r.get(k) is not None for r in done)),
-                       None)
-        if latency:
-            figures += _plot_front(done, latency, f"latency ({latency[4:]}, from flow.rtl)", sweep,
-                                   report_dir / "pareto_latency", log_x=False)
+        for key, xlabel, stem in (("rtl_latency_cycles", "latency (clock cycles, from flow.rtl)", "pareto_latency"),
+                                  ("rtl_luts", "LUTs (Yosys synth_xilinx, from flow.rtl)", "pareto_luts")):
+            if any(r.get(key) is not None for r in done):
+                figures += _plot_front(done, key, xlabel, sweep, report_dir / stem, log_x=False)
     for p in figures:
         out[p.stem + p.suffix.replace(".", "_")] = p
     out["html"] = write_html(rows, sweep, report_dir / "index.html", figures, storage)

@@ -241,6 +241,7 @@ def make_objective(sweep: Sweep, evaluator: PointEvaluator) -> Callable[[Any], t
     import optuna
 
     def objective(trial: Any) -> tuple[float, ...]:
+        objective.stepped_aside = False
         params = {a.name: trial.suggest_categorical(a.name, list(a.values)) for a in sweep.axes}
         key = point_key(params)
         trial.set_user_attr("key", key)
@@ -254,6 +255,7 @@ def make_objective(sweep: Sweep, evaluator: PointEvaluator) -> Callable[[Any], t
                 trial.set_user_attr("same_as", twin.number)
                 return tuple(twin.values)
             trial.set_user_attr("duplicate_of", twin.number)
+            objective.stepped_aside = True
             raise optuna.TrialPruned(f"point {key} is {'done' if is_computed(twin) else 'running'} in trial {twin.number}")
         try:
             figures = evaluator.evaluate(params)
@@ -267,6 +269,7 @@ def make_objective(sweep: Sweep, evaluator: PointEvaluator) -> Callable[[Any], t
         trial.set_user_attr("figures", figures)
         return tuple(float(figures[o]) for o in sweep.objectives)
 
+    objective.stepped_aside = False  # type: ignore[attr-defined]
     return objective
 
 
@@ -300,6 +303,8 @@ def work(sweep: Sweep, url: str, out_dir: Path, worker: int = 0, log: Any | None
             except optuna.exceptions.UpdateFinishedTrialError as exc:  # another worker judged it stale
                 print(f"hlsflow sweep worker: {exc}; its retry decides the point", file=sys.stderr)
             ran += 1
+            if objective.stepped_aside:  # a twin holds the point: let the state settle before asking again
+                time.sleep(poll)
             if on_progress:
                 on_progress(study)
     return ran
@@ -338,13 +343,8 @@ def _worker_main(sweep_path: str, url: str, out_dir: str, worker: int, log_path:
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
     sys.stdout = sys.stderr = log
-    if threads > 0:
-        from flow import keras_env  # noqa: F401 - sets the Keras 2 environment before TensorFlow starts
-
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    if threads > 0:  # read by TensorFlow when it starts (before the first point)
+        os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = str(threads)
     try:
         n = work(load_sweep(sweep_path), url, Path(out_dir), worker)
         print(f"worker {worker} (pid {os.getpid()}): ran {n} trials", flush=True)
@@ -352,7 +352,7 @@ def _worker_main(sweep_path: str, url: str, out_dir: str, worker: int, log_path:
         sys.exit(130)
 
 
-def _progress_bar(sweep: Sweep, study: Any, enabled: bool) -> tuple[Any, Callable[[Any], None]]:
+def progress_bar(sweep: Sweep, study: Any, enabled: bool) -> tuple[Any, Callable[[Any], None]]:
     from tqdm import tqdm
 
     c = counts(study, sweep)
@@ -368,7 +368,7 @@ def _progress_bar(sweep: Sweep, study: Any, enabled: bool) -> tuple[Any, Callabl
     return bar, refresh
 
 
-def _run_workers(sweep: Sweep, url: str, out_dir: Path, workers: int, study: Any,
+def run_workers(sweep: Sweep, url: str, out_dir: Path, workers: int, study: Any,
                  refresh: Callable[[Any], None]) -> None:
     """Spawn ``workers`` processes (TensorFlow is not fork-safe) and wait for them, updating the bar."""
     import multiprocessing
@@ -378,13 +378,14 @@ def _run_workers(sweep: Sweep, url: str, out_dir: Path, workers: int, study: Any
     logs.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // workers)
     host = socket.gethostname()
-    procs = []
+    procs, log_paths = [], []
     for i in range(workers):
         log_path = logs / f"worker-{host}-{os.getpid()}-{i}.log"
         p = ctx.Process(target=_worker_main, name=f"hlsflow-sweep-worker-{i}",
                         args=(str(sweep.path), url, str(out_dir), i, str(log_path), threads))
         p.start()
         procs.append(p)
+        log_paths.append(log_path)
     try:
         while any(p.is_alive() for p in procs):
             time.sleep(1.0)
@@ -400,8 +401,8 @@ def _run_workers(sweep: Sweep, url: str, out_dir: Path, workers: int, study: Any
             if p.is_alive():
                 p.terminate()
         raise
-    for p in procs:
+    for p, log_path in zip(procs, log_paths):
         p.join()
         if p.exitcode not in (0, None):
-            print(f"hlsflow sweep: worker {p.name} (pid {p.pid}) ended with exit code {p.exitcode}; "
-                  f"its point is retried once its heartbeat is stale", file=sys.stderr)
+            print(f"hlsflow sweep: worker {p.name} (pid {p.pid}) ended with exit code {p.exitcode} (log: {log_path}); "
+                  f"a point it was running is retried once its heartbeat is stale", file=sys.stderr)

@@ -34,7 +34,7 @@ def _comb(inputs, outputs):
     return comb_trace(inputs, outputs, keep_dead_inputs=True)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     src_width=st.integers(2, 14), src_int=st.integers(-2, 8), src_signed=st.booleans(),
     dst_width=st.integers(2, 12), dst_int=st.integers(-2, 8), dst_signed=st.booleans(),

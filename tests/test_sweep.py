@@ -284,7 +284,7 @@ def test_rerunning_a_finished_sweep_computes_nothing(small_sweep, capsys):
 
 def fake_figures(self, params):
     """Stands in for PointEvaluator.evaluate where a test is about bookkeeping, not the flow itself."""
-    return {"accuracy": 1 - 1 / (params["weight_bits"] + params["activation_bits"]), "qkeras_accuracy": 0.0,
+    return {"accuracy": 1 - 1 / params["weight_bits"], "qkeras_accuracy": 0.0,
             "bops": params["weight_bits"] * params["activation_bits"], "weight_memory_bits": 1, "sparsity": 0.0,
             "overflows": 0, "seconds": {"total": 0.0}, "project": ""}
 
@@ -328,6 +328,36 @@ def test_a_failing_point_is_reported_and_retried_on_request(tmp_path, capsys, mo
     assert run_cli([*args, "--retry-failed"], capsys)[0] == 0
     sweep, trials = trials_of(path, storage_url(None, tmp_path / "out" / "tiny" / "sweep.db"))
     assert_every_point_computed_once(sweep, trials)
+
+
+def test_rtl_cost_hook_is_none_without_flow_rtl_cost_figures(tmp_path, monkeypatch):
+    import types
+
+    from flow.sweep import rtl_cost
+
+    monkeypatch.setitem(sys.modules, "flow.rtl", types.ModuleType("flow.rtl"))
+    assert rtl_cost(tmp_path) is None
+
+
+def test_rtl_cost_figures_of_pareto_points_reach_the_table_and_a_latency_plot(tmp_path, monkeypatch, capsys):
+    import types
+
+    from flow.sweep import PointEvaluator
+
+    monkeypatch.setattr(PointEvaluator, "evaluate", lambda self, params: {**fake_figures(self, params),
+                                                                          "project": str(tmp_path)})
+    rtl = types.ModuleType("flow.rtl")
+    rtl.cost_figures = lambda project: {"latency_cycles": 3, "luts": 1234}
+    monkeypatch.setitem(sys.modules, "flow.rtl", rtl)
+    path = sweep_file(tmp_path)
+    rc, _, _ = run_cli(["sweep", str(path), "--out", str(tmp_path / "out"), "--no-progress", "--rtl-cost", "pareto"],
+                       capsys)
+    assert rc == 0
+    report = tmp_path / "out" / "tiny" / "report"
+    rows = list(csv.DictReader((report / "points.csv").open()))
+    assert {(r["pareto"], r["rtl_latency_cycles"], r["rtl_luts"]) for r in rows} == {("True", "3.0", "1234.0"),
+                                                                                    ("False", "", "")}
+    assert (report / "pareto_latency.png").stat().st_size > 0 and (report / "pareto_luts.svg").stat().st_size > 0
 
 
 def _sweep_process(path: Path, out: Path, workers: int) -> subprocess.Popen:
