@@ -35,24 +35,17 @@ from flow.emulate import emulate
 from flow.errors import FlowError
 from flow.fixed import parse_type
 from flow.keras_env import keras, set_seed
+from flow import verify
 from flow.spec import Hardware
+from qmodels import conv_model, qb
 
 INPUT_TYPE = "ap_fixed<10,3>"
 N_SAMPLES = 400
 
 
-def qb(bits: int, integer: int = 0):
-    from qkeras import quantized_bits
-
-    return quantized_bits(bits, integer, alpha=1)
-
-
 def full_range_inputs(shape: tuple[int, ...], n: int, seed: int, input_type: str = INPUT_TYPE) -> np.ndarray:
     """``n`` samples, every element drawn uniformly from all codes of ``input_type`` (its full range)."""
-    t = parse_type(input_type)
-    lo, hi = (-(1 << (t.width - 1)), (1 << (t.width - 1)) - 1) if t.signed else (0, (1 << t.width) - 1)
-    codes = np.random.default_rng(seed).integers(lo, hi, size=(n, *shape), endpoint=True)
-    return np.ldexp(codes.astype(np.float64), -t.fractional)
+    return verify.full_range_inputs(parse_type(input_type), shape, n, seed)
 
 
 def randomize_weights(model, seed: int, scales: dict[str, float] | None = None) -> None:
@@ -496,21 +489,6 @@ def catapult_dense_config(cfg: dict) -> None:
     names.setdefault("a2", {}).setdefault("Precision", {})["result"] = "ap_ufixed<5,1,AP_RND_ZERO,AP_SAT_ZERO>"
 
 
-def catapult_conv_model():
-    from qkeras import QActivation, QConv2D, QDense, quantized_relu
-
-    K = keras()
-    inp = K.Input((8, 8, 2), name="x_in")
-    h = QConv2D(3, (3, 3), kernel_quantizer=qb(6), bias_quantizer=qb(6), name="c1")(inp)
-    h = QActivation(quantized_relu(5, 2), name="a1")(h)
-    h = K.layers.MaxPooling2D((2, 2), name="p1")(h)
-    h = QConv2D(4, (2, 2), kernel_quantizer=qb(5), bias_quantizer=qb(5), name="c2")(h)
-    h = QActivation(quantized_relu(6, 2), name="a2")(h)
-    h = K.layers.Flatten(name="f1")(h)
-    h = QDense(4, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="d3")(h)
-    return K.Model(inp, h)
-
-
 CATAPULT_CASES = [
     pytest.param("dense", "io_parallel", id="dense-io_parallel"),
     pytest.param("conv", "io_stream", id="conv-io_stream"),
@@ -529,7 +507,7 @@ def test_catapult_bit_exact(kind, io_type, tmp_path_factory):
         assert str(em_mod._out_type(d2)) == "ap_fixed<9,3,AP_RND_INF,AP_SAT_SYM>"
         assert "AC_RND_INF" in d2.get_output_variable().type.precision.definition_cpp()
     else:
-        built = build_traced(catapult_conv_model, (8, 8, 2), io_type, tmp_path_factory, backend="Catapult")
+        built = build_traced(conv_model, (8, 8, 2), io_type, tmp_path_factory, backend="Catapult")
     assert type(built.layer("x_in")).__name__.startswith("Catapult")
     em = emulate(built.graph, built.x, trace=True)
     assert np.array_equal(em.outputs, built.final)
