@@ -69,7 +69,7 @@ def kif(t: FixedType) -> tuple[int, int, int]:
 
 # da4ml's CMVM solver: skipping the exhaustive search over decomposition delay constraints
 # made a 784x20 power-of-two layer trace 18x faster (20 s vs 362 s) at the same adder cost with a
-# hard delay constraint of 2 (measured 2026-11-23, /tmp/proto/p3.py).
+# hard delay constraint of 2 (measured 2026-11-23 with a scratch script on a random +-2**-k 784x20 matrix).
 SOLVER_OPTIONS = {"search_all_decompose_dc": False, "method0": "wmc-dc", "hard_dc": 2}
 
 
