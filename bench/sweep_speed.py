@@ -9,7 +9,11 @@ processes of a run) and a calibration of the parallelism the machine offers at t
 pure-Python loop run in 1 process, then in 2 at once: 2.0 on two idle cores, 1.0 when other jobs take
 a core) are printed beside each run, because on a shared machine they explain the scaling.
 
-    python3 bench/sweep_speed.py [--bits 2 4 6 8] [--workers 1 2] [--keep DIR]
+``--ptq`` also runs the same points as a post-training-quantization sweep (``mode: ptq``: the base
+spec's float baseline trained once by the parent process, each point quantized from it) right after
+each QAT run with the same number of workers, and prints QAT and PTQ points per hour side by side.
+
+    python3 bench/sweep_speed.py [--bits 2 4 6 8] [--workers 1 2] [--ptq] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -36,13 +40,16 @@ from flow.sweep_workers import is_computed, open_storage, open_study, storage_ur
 SHIPPED = ROOT / "models" / "digits_sweep.yaml"
 
 
-def sweep_file(folder: Path, bits: list[int] | None) -> Path:
-    """The shipped sweep, with every axis restricted to ``bits`` when given (base path made absolute)."""
+def sweep_file(folder: Path, bits: list[int] | None, mode: str = "qat") -> Path:
+    """The shipped sweep, with every axis restricted to ``bits`` when given (base path made absolute),
+    as a QAT sweep or (``mode='ptq'``) a PTQ sweep of the same points."""
     raw = yaml.safe_load(SHIPPED.read_text())
     raw["base"] = str((SHIPPED.parent / raw["base"]).resolve())
     if bits:
         raw["axes"] = {name: [v for v in values if v in bits] for name, values in raw["axes"].items()}
-    path = folder / "digits_sweep.yaml"
+    if mode != "qat":
+        raw["mode"] = mode
+    path = folder / f"digits_sweep_{mode}.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
 
@@ -79,21 +86,47 @@ def point_seconds(path: Path, out: Path) -> list[dict[str, float]]:
             if is_computed(t)]
 
 
+def print_ptq_comparison(qat: dict, ptq: dict, n: int) -> None:
+    """QAT vs PTQ side by side: whole-run points per hour (PTQ's includes training the float baseline once)
+    and the median seconds of one point after each worker's first (which pays TensorFlow's warm-up)."""
+    print("\n| workers | QAT wall (s) | PTQ wall (s) | QAT points/hour | PTQ points/hour | QAT s/point (median) "
+          "| PTQ s/point (median) | PTQ speed-up per point |")
+    print("|---|---|---|---|---|---|---|---|")
+    for w in ptq:
+        q_med = statistics.median(s["total"] for s in qat[w][3][1:] or qat[w][3])
+        p_med = statistics.median(s["total"] for s in ptq[w][3][1:] or ptq[w][3])
+        print(f"| {w} | {qat[w][0]:.0f} | {ptq[w][0]:.0f} | {3600 * n / qat[w][0]:.0f} | {3600 * n / ptq[w][0]:.0f} "
+              f"| {q_med:.3f} | {p_med:.3f} | {q_med / p_med:.1f}x |")
+    w0 = min(ptq)
+    secs = ptq[w0][3]
+    rest = secs[1:] or secs
+    total = statistics.median(s["total"] for s in rest)
+    print(f"\nTime per stage of one PTQ point ({w0} worker(s), median over the {len(rest)} points after the first):\n")
+    print("| stage | median (s) | share |")
+    print("|---|---|---|")
+    for stage in (k for k in secs[0] if k != "total"):
+        med = statistics.median(s.get(stage, 0.0) for s in rest)
+        print(f"| {stage} | {med:.3f} | {100 * med / total:.0f} % |")
+    print(f"| total | {total:.3f} | 100 % |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bits", type=int, nargs="*", help="keep only these values on every axis (default: all 49 points)")
     ap.add_argument("--workers", type=int, nargs="*", default=[1, 2])
+    ap.add_argument("--ptq", action="store_true", help="also run the points as a PTQ sweep and compare")
     ap.add_argument("--keep", type=Path, help="keep each run's output in DIR/w<N>/ (default: a temporary folder)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="hlsflow-sweep-bench-"))
     path = sweep_file(tmp, args.bits)
+    ptq_path = sweep_file(tmp, args.bits, "ptq") if args.ptq else None
     sweep = load_sweep(path)
     n = sweep.space_size
     print(f"sweep: {SHIPPED.relative_to(ROOT)}{' restricted to ' + str(args.bits) if args.bits else ''}: {n} points, "
           f"{sweep.base_raw['training']['epochs']} epochs each; {os.cpu_count()} CPUs; "
           f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
-    results = {}
+    results, ptq_results = {}, {}
     for w in args.workers:
         out = (args.keep / f"w{w}") if args.keep else tmp / f"w{w}"
         shutil.rmtree(out, ignore_errors=True)
@@ -102,6 +135,14 @@ def main() -> None:
         results[w] = (wall, cpu, free, point_seconds(path, out))
         print(f"  {w} worker(s): {n} points in {wall:.0f} s, {cpu:.0f} CPU s; cores free before: {free:.2f}; "
               f"load average after: {os.getloadavg()[0]:.2f}", flush=True)
+        if ptq_path is not None:
+            out = (args.keep / f"ptq_w{w}") if args.keep else tmp / f"ptq_w{w}"
+            shutil.rmtree(out, ignore_errors=True)
+            free_ptq = parallelism()
+            wall_ptq, cpu_ptq = run(ptq_path, out, w)
+            ptq_results[w] = (wall_ptq, cpu_ptq, free_ptq, point_seconds(ptq_path, out))
+            print(f"  {w} worker(s), PTQ: {n} points in {wall_ptq:.0f} s, {cpu_ptq:.0f} CPU s; cores free before: "
+                  f"{free_ptq:.2f}", flush=True)
 
     print("\n| workers | points | wall time (s) | points per hour | scaling vs 1 worker | CPU s per point "
           "| cores free (calibration) |")
@@ -124,6 +165,8 @@ def main() -> None:
         med = statistics.median(s.get(stage, 0.0) for s in rest)
         print(f"| {stage} | {med:.3f} | {100 * med / total:.0f} % |")
     print(f"| total | {total:.3f} | 100 % |")
+    if ptq_results:
+        print_ptq_comparison(results, ptq_results, n)
     shutil.rmtree(tmp, ignore_errors=True)  # the sweep file (and the outputs unless --keep put them elsewhere)
 
 

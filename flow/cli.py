@@ -59,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     sm.add_argument("--samples", type=int, default=2000, help="inputs: test data first, then random full-range (default 2000)")
     sm.add_argument("--seed", type=int, default=0, help="seed of the random inputs, gaps and back-pressure")
 
+    ip = sub.add_parser("ip", help="self-contained IP-core folder: RTL, FuseSoC core, testbench, vectors, datasheet; "
+                                   "exit 1 if its testbench fails")
+    ip.add_argument("project", type=Path, help="hls_projects/<name> (with rtl/ from `hlsflow rtl`)")
+    ip.add_argument("--out", type=Path, help="IP folder (default: PROJECT/ip); an existing folder is replaced only "
+                                             "if it is a previous hlsflow IP folder")
+    ip.add_argument("--vectors", type=int, default=1000,
+                    help="test vectors: test data first, then random full-range (default 1000)")
+    ip.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
+
     s = sub.add_parser("synth", help="run the vendor HLS tool on a project, if it is installed")
     s.add_argument("project", type=Path, help="hls_projects/<name> (or its hls/ folder)")
 
@@ -131,6 +140,14 @@ def _sim(args: argparse.Namespace) -> int:
     return 0 if summary["ok"] else 1
 
 
+def _ip(args: argparse.Namespace) -> int:
+    from flow.ip import ip_project
+
+    summary = ip_project(args.project, args.out, args.vectors, args.seed)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0 if summary["ok"] else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -187,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             return cli_sweep(args)
         if args.command == "sim":
             return _sim(args)
+        if args.command == "ip":
+            return _ip(args)
         if args.command == "synth":
             from flow.synth import synth
 

@@ -151,10 +151,11 @@ def _weight_values(layer: Any, key: str) -> tuple[Any, FixedType | None, Any]:
 
 
 def _is_ternary(precision: Any) -> bool:
-    """hls4ml picks its ``weight_ternary`` product for signed ``ap_int<2>`` weights."""
+    """hls4ml picks its ``weight_ternary`` product for signed ``ap_int<2>`` weights (``isinstance``, as
+    hls4ml's ``product_type`` does, so the backend's wrapped ``APIntegerPrecisionType`` counts too)."""
     from hls4ml.model.types import IntegerPrecisionType
 
-    return type(precision) is IntegerPrecisionType and precision.width == 2 and precision.signed
+    return isinstance(precision, IntegerPrecisionType) and precision.width == 2 and bool(precision.signed)
 
 
 class _Ctx:

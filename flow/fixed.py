@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -46,29 +47,53 @@ class FixedType:
         return base + ">"
 
 
-def parse_type(text: str) -> FixedType:
-    """Parse ``ap_fixed<W,I[,Q,O]>``, ``ap_ufixed``, ``ap_int<W>``, ``ap_uint<W>`` (or hls4ml's ``fixed<...>``).
+def from_hls_precision(precision: Any) -> FixedType:
+    """The :class:`FixedType` of an hls4ml precision object; the one place that maps hls4ml types.
 
-    Raises ValueError for anything hls4ml does not read as a fixed-point or integer type.
+    ``FixedPrecisionType`` keeps its width, integer bits, sign and modes. ``IntegerPrecisionType``
+    (``ap_int<W>`` / ``ap_uint<W>``, hls4ml's ``int<W>`` / ``uint<W>``; also the backend's wrapped
+    ``APIntegerPrecisionType`` / ``ACIntegerPrecisionType``, which hls4ml gives e.g. a
+    ``quantized_relu(N, N)`` activation) is the fixed type with no fractional bits:
+    ``ap_fixed<W,W>`` / ``ap_ufixed<W,W>``, TRN, WRAP (an ``ap_int`` assignment truncates and wraps).
+    Raises ValueError for other kinds (exponent, xnor, float) and for the ``saturation_bits`` (N)
+    parameter, which is not emulated.
+    """
+    from hls4ml.model.types import FixedPrecisionType, IntegerPrecisionType
+
+    if isinstance(precision, FixedPrecisionType):
+        if precision.saturation_bits not in (None, 0):
+            raise ValueError(f"{precision}: saturation bits (N={precision.saturation_bits}) are not supported")
+        rounding = precision.rounding_mode.name if precision.rounding_mode is not None else "TRN"
+        overflow = precision.saturation_mode.name if precision.saturation_mode is not None else "WRAP"
+        return FixedType(precision.width, precision.integer, bool(precision.signed), rounding, overflow)
+    if isinstance(precision, IntegerPrecisionType):  # not Exponent/Xnor: those are not subclasses
+        return FixedType(precision.width, precision.width, bool(precision.signed))
+    raise ValueError(f"unsupported hls4ml precision {precision} ({type(precision).__name__}): "
+                     "not a fixed-point or integer type")
+
+
+def parse_type(text: str) -> FixedType:
+    """Parse ``ap_fixed<W,I[,Q,O]>``, ``ap_ufixed``, ``ap_int<W>``, ``ap_uint<W>`` (or hls4ml's ``fixed<...>``,
+    ``int<W>``, ``uint<W>``) with hls4ml's own parser, then map it with :func:`from_hls_precision`.
+
+    Raises ValueError for anything hls4ml does not read as a fixed-point or integer type, for W <= 0
+    and for I > W (types written by hand; hls4ml's own inferred types may have I > W).
     """
     from hls4ml.backends.fpga.fpga_backend import FPGABackend
-    from hls4ml.model.types import FixedPrecisionType, IntegerPrecisionType
 
     try:
         t = FPGABackend.convert_precision_string(text)
     except Exception as exc:  # hls4ml raises assorted errors for junk
         raise ValueError(f"cannot parse fixed-point type {text!r}: {exc}") from None
-    if isinstance(t, IntegerPrecisionType) and not isinstance(t, FixedPrecisionType):
-        return FixedType(t.width, t.width, t.signed)
-    if not isinstance(t, FixedPrecisionType):
-        raise ValueError(f"{text!r} is not a fixed-point type")
-    if t.width <= 0:
+    try:
+        out = from_hls_precision(t)
+    except ValueError as exc:
+        raise ValueError(f"{text!r}: {exc}") from None
+    if out.width <= 0:
         raise ValueError(f"{text!r}: total bits must be > 0")
-    if t.integer > t.width:
-        raise ValueError(f"{text!r}: integer bits ({t.integer}) must be <= total bits ({t.width})")
-    rounding = t.rounding_mode.name if t.rounding_mode is not None else "TRN"
-    overflow = t.saturation_mode.name if t.saturation_mode is not None else "WRAP"
-    return FixedType(t.width, t.integer, t.signed, rounding, overflow)
+    if out.integer > out.width:
+        raise ValueError(f"{text!r}: integer bits ({out.integer}) must be <= total bits ({out.width})")
+    return out
 
 
 def quantize(x: np.ndarray, t: FixedType) -> np.ndarray:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from flow.fixed import FixedType
+from flow.fixed import FixedType, from_hls_precision
 
 ROUNDING_MODES = ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV")
 OVERFLOW_MODES = ("WRAP", "SAT", "SAT_ZERO", "SAT_SYM")
@@ -221,19 +221,6 @@ def quantize_float(x: np.ndarray, t: FixedType) -> np.ndarray:
 
 
 def type_from_hls(precision: Any) -> FixedType:
-    """A :class:`FixedType` from an hls4ml precision object (``FixedPrecisionType``/``IntegerPrecisionType``).
-
-    ``ap_int<W>`` becomes ``ap_fixed<W,W>`` (TRN, WRAP). Raises ValueError for other kinds
-    (exponent, xnor, float) and for the ``saturation_bits`` (N) parameter, which is not emulated.
-    """
-    from hls4ml.model.types import FixedPrecisionType, IntegerPrecisionType
-
-    if isinstance(precision, FixedPrecisionType):
-        if precision.saturation_bits not in (None, 0):
-            raise ValueError(f"{precision}: saturation bits (N={precision.saturation_bits}) are not supported")
-        rounding = precision.rounding_mode.name if precision.rounding_mode is not None else "TRN"
-        overflow = precision.saturation_mode.name if precision.saturation_mode is not None else "WRAP"
-        return FixedType(precision.width, precision.integer, bool(precision.signed), rounding, overflow)
-    if type(precision) is IntegerPrecisionType:
-        return FixedType(precision.width, precision.width, bool(precision.signed))
-    raise ValueError(f"unsupported hls4ml precision {precision} ({type(precision).__name__})")
+    """A :class:`FixedType` from an hls4ml precision object: :func:`flow.fixed.from_hls_precision`
+    (``ap_int<W>``/``ap_uint<W>`` become ``ap_fixed<W,W>``/``ap_ufixed<W,W>``, TRN, WRAP)."""
+    return from_hls_precision(precision)

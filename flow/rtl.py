@@ -189,6 +189,24 @@ endmodule
 """
 
 
+def _table_file(prefix: str, table: str) -> str:
+    """A lookup table's ``$readmemh`` file name: this core's prefix and a hash of the contents, so
+    two cores in one design never share a file name, and regenerating gives the same names."""
+    import hashlib
+
+    return f"{prefix}_table_{hashlib.sha256(table.encode()).hexdigest()[:12]}.mem"
+
+
+_ROM_STYLE = re.compile(r'\(\*\s*rom_style\s*=\s*\(BW_IN <= 999\) \? "distributed" : "block"\s*\*\)')
+
+
+def _portable(text: str) -> str:
+    """da4ml's lookup_table gives ``rom_style`` a parameter-dependent attribute value, which Icarus 11
+    rejects ("not a constant expression"); tables are at most 2**BW_IN entries, and da4ml picks
+    "distributed" for every BW_IN <= 999, so the constant attribute says the same."""
+    return _ROM_STYLE.sub('(* rom_style = "distributed" *)', text)
+
+
 def _static_sources(has_tables: bool) -> list[Path]:
     import da4ml.codegen.rtl as rtl_pkg
 
@@ -237,13 +255,15 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, 
             if not (ib and ob):
                 continue
             code = comb_logic_gen(sol, f"{prefix}_stage{s}", timescale="`timescale 1ns / 1ps")
+            for da4ml_name, table in table_mem_gen(sol).items():
+                memfiles[_table_file(prefix, table)] = table
+                code = code.replace(f'"{da4ml_name}"', f'"{_table_file(prefix, table)}"')
             (work / f"{prefix}_stage{s}.v").write_text(_prefix_modules(code, prefix))
             files.append(f"{prefix}_stage{s}.v")
-            memfiles.update(table_mem_gen(sol))
         for name_, text in memfiles.items():
             (work / name_).write_text(text)
         for p in _static_sources(bool(memfiles)):
-            (work / f"{prefix}_{p.name}").write_text(_prefix_modules(p.read_text(), prefix))
+            (work / f"{prefix}_{p.name}").write_text(_portable(_prefix_modules(p.read_text(), prefix)))
             files.append(f"{prefix}_{p.name}")
         n_in, n_out = len(traced.inputs), traced.n_outputs
         top = _top_module(prefix, stages, traced.input_type, traced.output_type, n_in, n_out)
@@ -251,7 +271,7 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, 
         files.insert(0, f"{prefix}_axis.v")
         in_shape = input_shape or traced.input_shape
         port_map = {
-            "top": f"{prefix}_axis", "verilog": files, "clock": "clk", "reset": "rst",
+            "top": f"{prefix}_axis", "verilog": files, "memories": sorted(memfiles), "clock": "clk", "reset": "rst",
             "reset_active_high": True, "reset_synchronous": True,
             "latency_cycles": len(stages) + 1, "initiation_interval": 1,
             "pipeline_stages": len(stages), "latency_cutoff": latency_cutoff,

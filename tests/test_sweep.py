@@ -2,6 +2,7 @@
 never lost or computed twice, ending in a Pareto report and an exported spec."""
 
 import csv
+import json
 import os
 import pwd
 import shutil
@@ -106,6 +107,11 @@ def test_a_changed_axis_or_training_starts_a_new_study(tmp_path):
     ({"weight_bits": [4, 4]}, {}, "axes.weight_bits"),
     ({"io_type": ["io_serial"]}, {}, "axes.io_type[0]"),
     ({"weight_bits": [4]}, {"search": {"method": "tpe"}}, "search.trials"),
+    ({"weight_bits": [4]}, {"mode": "ptw"}, "mode"),
+    ({"weight_bits": [4]}, {"float_model": "float_model.h5"}, "float_model"),  # needs mode: ptq
+    ({"weight_bits": [4]}, {"mode": "ptq", "float_model": "no_such_model.h5"}, "float_model"),
+    ({"weight_bits": [4]}, {"mode": "ptq", "float_model": "weights.npz"}, "float_model"),
+    ({"pruning_sparsity": [0.0, 0.5]}, {"mode": "ptq"}, "axes.pruning_sparsity"),  # PTQ does not train
 ])
 def test_impossible_axes_exit_2_naming_file_and_field(tmp_path, capsys, axes, extra, field):
     path = sweep_file(tmp_path, axes, **extra)
@@ -229,6 +235,7 @@ def test_small_sweep_report_has_plots_html_table_and_csv(small_sweep):
         assert (report / name).stat().st_size > 0, name
     rows = list(csv.DictReader((report / "points.csv").open()))
     assert sorted((int(r["weight_bits"]), int(r["activation_bits"])) for r in rows) == [(3, 3), (3, 6), (6, 3), (6, 6)]
+    assert {r["mode"] for r in rows} == {"qat"}
     assert any(r["pareto"] == "True" for r in rows)
     page = (report / "index.html").read_text()
     assert page.count("<tr") == 1 + 4 and "<svg" in page and "addEventListener('click'" in page
@@ -410,6 +417,233 @@ def test_two_workers_share_one_database_and_survive_kill_9_and_ctrl_c(tmp_path, 
     for failed in (t for t in trials if t.state.name == "FAIL"):
         retries = [t for t in trials if failed.number in t.system_attrs.get("retry_history", [])]
         assert len(retries) == 1 and "figures" in retries[0].user_attrs, failed.number
+
+
+# --- integer activation types ---------------------------------------------------------------------
+
+
+def test_a_point_with_quantized_relu_n_n_is_computed(tmp_path):
+    """quantized_relu(3, 3) has no fractional bits: hls4ml makes it ap_uint<3>, which the emulator now reads
+    as ap_ufixed<3,3> (the point used to fail with 'unsupported hls4ml precision uint<3>')."""
+    from flow.emulate import emulate
+    from flow.project import rebuild
+
+    path = sweep_file(tmp_path, {"activation_bits": [3], "activation_integer": [3]}, name="intrelu")
+    result = run_sweep(path, tmp_path / "out", progress=False, report=False)
+    assert (result.counts.done, result.counts.failed) == (1, 0)
+    figures = computed(result.study.get_trials())[0].user_attrs["figures"]
+    project = Path(figures["project"])
+    assert "ap_uint<3>" in (project / "hls" / "firmware" / "defines.h").read_text()
+    _, graph, _ = rebuild(project, tmp_path / "rebuilt")
+    split = _split_of(result.sweep)
+    emulated = emulate(graph, split.x_test).outputs
+    assert figures["accuracy"] == float((emulated.argmax(axis=1) == split.y_test).mean())
+
+
+def _split_of(sweep):
+    from flow.data import load_dataset
+    from flow.fixed import parse_type
+
+    base = sweep.base
+    return load_dataset(base.dataset, parse_type(base.input_type), base.training.seed)
+
+
+# --- post-training quantization (mode: ptq) --------------------------------------------------------
+
+PTQ_OVERRIDES = {"training": {"epochs": 6, "validation_split": 0.0}, "dataset": {"max_samples": 600}}
+
+
+@pytest.fixture(scope="module")
+def ptq_sweep(tmp_path_factory):
+    """A PTQ grid over 2- and 8-bit weights: the float baseline trained once, each point quantized from it."""
+    tmp = tmp_path_factory.mktemp("ptq")
+    path = sweep_file(tmp, {"weight_bits": [2, 8], "activation_bits": [8]}, name="ptq", mode="ptq",
+                      overrides=PTQ_OVERRIDES)
+    return tmp, path, run_sweep(path, tmp / "out", progress=False)
+
+
+def test_ptq_points_quantize_the_float_baseline_and_are_scored_by_the_emulator(ptq_sweep, tmp_path):
+    import numpy as np
+
+    from flow.emulate import emulate
+    from flow.model_io import load_model
+    from flow.project import rebuild
+    from flow.sweep_ptq import float_model_path
+    from flow.train import predict
+
+    tmp, path, result = ptq_sweep
+    assert (result.counts.done, result.counts.failed) == (2, 0)
+    float_model = load_model(float_model_path(result.sweep, tmp / "out" / "ptq"))
+    split = _split_of(result.sweep)
+    float_accuracy = float((predict(float_model, split.x_test).argmax(axis=1) == split.y_test).mean())
+    accuracy = {}
+    for t in computed(result.study.get_trials()):
+        figures = t.user_attrs["figures"]
+        assert t.user_attrs["mode"] == figures["mode"] == "ptq"
+        assert "train" not in figures["seconds"] and "quantize (PTQ)" in figures["seconds"]
+        assert figures["float_accuracy"] == float_accuracy
+        project = Path(figures["project"])
+        qmodel = load_model(project / "qkeras_model.h5")
+        for layer in float_model.layers:  # the point holds the float weights: nothing was retrained
+            for a, b in zip(layer.get_weights(), qmodel.get_layer(layer.name).get_weights(), strict=True):
+                assert np.array_equal(a, b), layer.name
+        _, graph, _ = rebuild(project, tmp_path / project.name)
+        emulated = emulate(graph, split.x_test).outputs
+        assert figures["accuracy"] == float((emulated.argmax(axis=1) == split.y_test).mean())
+        accuracy[t.params["weight_bits"]] = figures["accuracy"]
+    sample = 1 / len(split.y_test)
+    assert abs(accuracy[8] - float_accuracy) <= 2 * sample  # 8-bit PTQ keeps the float model's accuracy
+    assert accuracy[2] < accuracy[8] - 10 * sample  # 2-bit weights without retraining lose far more
+
+
+def test_ptq_report_records_the_mode_and_the_float_accuracy(ptq_sweep):
+    tmp, _, _ = ptq_sweep
+    report = tmp / "out" / "ptq" / "report"
+    rows = list(csv.DictReader((report / "points.csv").open()))
+    assert len(rows) == 2 and {r["mode"] for r in rows} == {"ptq"} and len({r["float_accuracy"] for r in rows}) == 1
+    assert "mode ptq" in (report / "index.html").read_text()
+
+
+def test_ptq_search_quantizes_a_users_float_model_file(ptq_sweep, tmp_path, capsys):
+    """`float_model:` names the file (here the baseline of the sweep above, copied): every point quantizes
+    exactly its weights, no baseline is trained, and the search ends with exactly `trials` finished trials."""
+    from flow.model_io import load_model
+    from flow.sweep_ptq import float_model_path, weights_digest
+
+    tmp, _, result = ptq_sweep
+    shutil.copyfile(float_model_path(result.sweep, tmp / "out" / "ptq"), tmp_path / "float.h5")
+    path = sweep_file(tmp_path, {"weight_bits": [2, 3, 4, 6, 8], "activation_bits": [4, 8]}, name="ptq2",
+                      mode="ptq", float_model="float.h5", overrides=PTQ_OVERRIDES,
+                      search={"method": "tpe", "trials": 5, "seed": 3})
+    rc, out, _ = run_cli(["sweep", str(path), "--out", str(tmp_path / "out"), "--no-progress"], capsys)
+    assert rc == 0 and json.loads(out)["mode"] == "ptq"
+    _, trials = trials_of(path, storage_url(None, tmp_path / "out" / "ptq2" / "sweep.db"))
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 5
+    digests = {t.user_attrs["figures"]["float_weights_sha1"] for t in computed(trials)}
+    assert digests == {weights_digest(load_model(tmp_path / "float.h5"))}
+    assert not (tmp_path / "out" / "ptq2" / "float_baseline").exists()  # the user's model: no baseline trained
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("qkeras", "is not a float model: layer 'fc1' is a QDense"),
+    ("other_network", "layer 'fc1' has weights of shapes [(64, 16), (16,)]"),
+])
+def test_a_float_model_that_does_not_fit_exits_2_before_any_worker_starts(tmp_path, capsys, kind, message):
+    from flow import network
+
+    spec = load_spec(ROOT / "models" / "digits_mlp.yaml")
+    if kind == "other_network":
+        raw = yaml.safe_load((ROOT / "models" / "digits_mlp.yaml").read_text())
+        raw["model"]["layers"][0]["units"] = 16
+        (tmp_path / "other.yaml").write_text(yaml.safe_dump(raw))
+        spec = load_spec(tmp_path / "other.yaml")
+    network.build_model(spec, quantized=kind == "qkeras").save(tmp_path / "model.h5")
+    path = sweep_file(tmp_path, {"weight_bits": [4]}, mode="ptq", float_model="model.h5")
+    rc, _, err = run_cli(["sweep", str(path), "--out", str(tmp_path / "out"), "--workers", "2"], capsys)
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert str(path) in err and "`float_model`" in err and message in err
+    assert not (tmp_path / "out").exists()
+
+
+# --- the trial budget of a search ------------------------------------------------------------------
+
+
+def _prepared(path: Path, url: str):
+    """Study of a sweep with its budget queued and leftovers requeued, as `hlsflow sweep` leaves it for workers."""
+    from flow.sweep_workers import open_storage, open_study, queue_budget, requeue
+
+    sweep = load_sweep(path)
+    store = open_storage(url, sweep.heartbeat)
+    study = open_study(store, sweep)
+    queue_budget(store, study, sweep)
+    requeue(study, sweep)
+    return sweep, study
+
+
+def test_a_search_with_two_workers_finishes_exactly_its_budget_every_time(tmp_path, monkeypatch):
+    """Two workers race for the trials of a budget of 5, three times over; before the budget was queued,
+    both could start a trial when one was left (3 of 10 such runs ended with 6 trials). The workers are
+    threads running the workers' loop (:func:`flow.sweep_workers.work`), each with its own database
+    connection: the guard lives in the database, and threads spare the test a TensorFlow start per
+    worker process (`hlsflow sweep --workers 2` itself is run in the kill -9 test above)."""
+    import threading
+
+    from flow.sweep import PointEvaluator
+    from flow.sweep_workers import work
+
+    def slow(self, params):
+        time.sleep(0.05)
+        return fake_figures(self, params)
+
+    monkeypatch.setattr(PointEvaluator, "evaluate", slow)
+    for rep in range(3):
+        path = sweep_file(tmp_path, {"weight_bits": [2, 3, 4, 6, 8], "activation_bits": [3, 4, 6, 8]},
+                          name=f"race{rep}", search={"method": "tpe", "trials": 5, "seed": rep}, heartbeat=1)
+        url = storage_url(None, tmp_path / f"race{rep}.db")
+        sweep, study = _prepared(path, url)
+        threads = [threading.Thread(target=work, args=(sweep, url, tmp_path / f"out{rep}", i)) for i in range(2)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert [t.state.name for t in study.get_trials()] == ["COMPLETE"] * 5, rep
+    result = run_sweep(path, tmp_path / "out", storage=url, progress=False, report=False)  # a rerun adds nothing
+    assert len(result.study.get_trials()) == 5 and result.counts.done == 5
+
+
+def test_workers_on_one_sqlite_file_never_take_the_same_queued_trial(tmp_path):
+    """Taking a queued trial (WAITING -> RUNNING) must be atomic. SQLite ignores SELECT ... FOR UPDATE, and
+    without BEGIN IMMEDIATE four takers here got 30 of 30 trials twice (both computed the point; the second
+    result was refused with 'Cannot tell a COMPLETE trial' and killed its worker)."""
+    import threading
+
+    import optuna
+
+    from flow.sweep_workers import NoTrialSlot, open_storage
+
+    url = storage_url(None, tmp_path / "queue.db")
+    study = optuna.create_study(study_name="queue", storage=open_storage(url, 10))
+    for slot in range(30):
+        study.enqueue_trial({}, user_attrs={"slot": slot})
+    taken: list[int] = []
+
+    def take() -> None:
+        mine = optuna.load_study(study_name="queue", storage=open_storage(url, 10, queued_only=True))
+        while True:
+            try:
+                taken.append(mine.ask().number)
+            except NoTrialSlot:  # the queue is empty: a search worker never creates a trial of its own
+                return
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(taken) == list(range(30))
+
+
+def test_a_search_trial_whose_worker_died_is_retried_inside_the_budget(tmp_path, monkeypatch):
+    """A worker takes a queued trial, chooses its point and dies (no more heartbeats): the trial goes stale,
+    fails, and its retry computes the point; the other trials of the budget run as usual."""
+    from flow.sweep import PointEvaluator
+
+    monkeypatch.setattr(PointEvaluator, "evaluate", fake_figures)
+    path = sweep_file(tmp_path, {"weight_bits": [2, 3, 4, 6, 8], "activation_bits": [3, 4, 6, 8]},
+                      search={"method": "tpe", "trials": 3, "seed": 0}, heartbeat=1)
+    url = storage_url(None, tmp_path / "sweep.db")
+    sweep, study = _prepared(path, url)
+    dead = study.ask()  # as a worker does: takes the first queued trial
+    params = {a.name: dead.suggest_categorical(a.name, list(a.values)) for a in sweep.axes}
+    study._storage.record_heartbeat(dead._trial_id)  # its last heartbeat, then the worker is gone
+    time.sleep(3 * sweep.heartbeat + 0.5)
+    result = run_sweep(path, tmp_path / "out", storage=url, progress=False, report=False)
+    trials = result.study.get_trials()
+    assert trials[dead.number].state.name == "FAIL"
+    retry = [t for t in trials if t.system_attrs.get("failed_trial") == dead.number]
+    assert len(retry) == 1 and retry[0].state.name == "COMPLETE" and retry[0].params == params
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 3 and result.counts.done == 3
+    assert len(trials) == 4  # the budget of 3, plus the failed trial its retry replaced
 
 
 # --- a real PostgreSQL server ----------------------------------------------------------------------

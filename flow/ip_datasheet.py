@@ -1,0 +1,305 @@
+"""The IP core's datasheet: one list of blocks rendered as Markdown (``datasheet.md``) and HTML.
+
+Every figure comes from a file of the project or from the run of ``hlsflow ip`` itself:
+``rtl/port_map.json`` (fields, latency, II, lint, Yosys), ``spec.yaml``/``project.json`` (clock
+target, ns), ``report.json`` (accuracy on the test split, emulator vs C simulation),
+``rtl/sim_<simulator>.json`` (cocotb runs) and the plain testbench's result. A missing figure is
+written as "not measured" with the command that measures it. Nothing time-dependent is written, so
+the same inputs give the same bytes.
+
+Fixed-point convention: ``ap_fixed<W,I>`` has W total bits and I integer bits including the sign
+(``ap_ufixed``: unsigned); the field holds the raw code and ``value = code * 2**-(W-I)``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from typing import Any
+
+Block = tuple  # ("h1"|"h2"|"p"|"code"|"ul", text or items) or ("table", headers, rows)
+
+
+@dataclass(frozen=True)
+class DatasheetInputs:
+    """What the datasheet states. ``port_map``: ``rtl/port_map.json`` as read (no parsed extras)."""
+
+    name: str
+    core: str
+    hlsflow_version: str
+    stamp_source: str
+    stamp_sha256: str
+    port_map: dict[str, Any]
+    clock_period_ns: float | None
+    report: dict[str, Any] | None
+    sims: dict[str, dict[str, Any]]
+    vectors: dict[str, Any]
+    testbench: dict[str, Any] | None
+    files: list[str]
+    project_name: str
+
+
+def _pct(x: float | None) -> str:
+    return "not measured" if x is None else f"{100 * x:.2f} %"
+
+
+def _range(f: dict[str, Any]) -> str:
+    w, i = int(f["width"]), int(f["integer_bits"])
+    frac = w - i
+    lo = -(1 << (w - 1)) if f["signed"] else 0
+    hi = (1 << (w - 1)) - 1 if f["signed"] else (1 << w) - 1
+    return f"[{lo * 2.0 ** -frac:g}, {hi * 2.0 ** -frac:g}]"
+
+
+def _field_rows(fields: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for f in fields:
+        lsb, w, i = int(f["lsb"]), int(f["width"]), int(f["integer_bits"])
+        rows.append([f"`{f['name']}`", f"[{lsb + w - 1}:{lsb}]", f"`{f.get('type', '')}`",
+                     "yes" if f["signed"] else "no", str(w), str(i), str(w - i), f"2^-{w - i}" if w - i else "1",
+                     _range(f)])
+    return rows
+
+
+def _type_summary(section: dict[str, Any]) -> str:
+    types = sorted({f.get("type", "") for f in section["fields"]})
+    return f"{len(section['fields'])} x " + ", ".join(f"`{t}`" for t in types)
+
+
+def _resources(pm: dict[str, Any]) -> list[Block]:
+    y = pm.get("yosys")
+    blocks: list[Block] = [("h2", "Resources (estimate)")]
+    if not y:
+        blocks.append(("p", "Yosys estimate: not measured: run `hlsflow rtl PROJECT` "
+                            "(without `--no-yosys`), then `hlsflow ip` again."))
+    else:
+        x = y["xilinx"]
+        blocks += [("p", f"{y['tool']}, `synth_xilinx -flatten` (Xilinx 7-series/UltraScale primitives) and "
+                         "generic `synth -flatten`; cell counts from Yosys `stat`, not a vendor place-and-route."),
+                   ("table", ["LUT", "FF", "DSP", "CARRY4", "BRAM", "MUXF7/8", "generic cells"],
+                    [[f"{x['LUT']:,}", f"{x['FF']:,}", str(x["DSP"]), f"{x['CARRY']:,}", str(x.get("BRAM", 0)),
+                      str(x.get("MUXF", 0)), f"{y['generic_total']:,}"]])]
+    da = pm.get("da4ml") or {}
+    if "cost_estimate" in da:
+        blocks.append(("p", f"da4ml {da.get('version', '')} cost estimate of the traced netlist: "
+                            f"{da['cost_estimate']:,.0f} (its LUT-equivalent units)."))
+    return blocks
+
+
+def _accuracy(inp: DatasheetInputs) -> list[Block]:
+    blocks: list[Block] = [("h2", "Accuracy against the float reference")]
+    r = inp.report
+    if not r:
+        blocks.append(("p", "Not measured: the project has no `report.json` (made by `hlsflow run`)."))
+    else:
+        acc = r.get("accuracy", {})
+        n = (r.get("samples") or {}).get("test")
+        blocks += [("p", "Classification accuracy on the project's test split"
+                         + (f" ({n} samples)" if n else "") + ", from `report.json`:"),
+                   ("table", ["model", "accuracy"],
+                    [["float baseline (Keras, float32)", _pct(acc.get("float"))],
+                     ["QKeras (quantization-aware training)", _pct(acc.get("qkeras"))],
+                     ["hls4ml C simulation", _pct(acc.get("csim"))],
+                     ["bit-exact emulator (= this core's outputs)", _pct(acc.get("emulator"))]])]
+    rows = []
+    for sim, s in inp.sims.items():
+        for key, ref in s.get("rtl_vs_reference", {}).items():
+            td = ref.get("test_data")
+            if td:
+                rows.append([f"RTL ({sim}) vs {key} (`{ref.get('file', '')}`)", f"{td['outputs']:,}",
+                             _pct(td.get("argmax_agreement")), f"{td['max_abs_diff']:.4g}", f"{td['mean_abs_diff']:.4g}"])
+    if rows:
+        blocks += [("p", "RTL outputs on the test data, from `hlsflow sim` (`rtl/sim_<simulator>.json`):"),
+                   ("table", ["comparison", "outputs", "argmax agreement", "max abs difference",
+                              "mean abs difference"], rows)]
+    elif r:
+        blocks.append(("p", "RTL vs float model on the test data: not measured: run "
+                            "`hlsflow sim PROJECT --simulator icarus`."))
+    return blocks
+
+
+def _evidence(inp: DatasheetInputs) -> list[Block]:
+    v = inp.vectors
+    blocks: list[Block] = [
+        ("h2", "Bit-exactness evidence"),
+        ("p", f"Vectors shipped with this core: **{v['count']:,}** (`{v['inputs']}`, `{v['expected']}`, "
+              f"`{v['npz']}`): {v['test_data']:,} from the project's test data, then {v['random']:,} drawn "
+              f"uniformly from every code of the input type `{v['input_type']}` (seed {v['seed']}). Expected "
+              f"outputs are hlsflow's bit-exact emulator of the hls4ml graph at layer `{v['output_layer']}`."),
+    ]
+    tb = inp.testbench
+    if tb is None:
+        blocks.append(("p", "Plain testbench on Icarus Verilog: not measured: Icarus Verilog is not installed "
+                            "(`apt-get install iverilog`); run `fusesoc --cores-root . run --target sim "
+                            f"--tool icarus {inp.core}`."))
+    else:
+        blocks.append(("p", f"Plain testbench `tb/{inp.name}_tb.v` run by `hlsflow ip` on {tb['simulator']} "
+                            "(LFSR valid gaps and back-pressure, every output word compared):"))
+        blocks.append(("code", tb["line"]))
+    rows = []
+    for sim, s in inp.sims.items():
+        d, st = s["rtl_vs_emulator"], s.get("stimulus", {})
+        stim = ", ".join(k for k, on in (("valid gaps", st.get("gaps")), ("back-pressure", st.get("backpressure")),
+                                          ("mid-stream reset", st.get("reset_midstream"))) if on) or "none"
+        rows.append([s["simulator"]["version"], f"{d['samples']:,} ({s['samples']['test_data']:,} test data + "
+                     f"{s['samples']['random_full_range']:,} random)", str(d["mismatching_samples"]),
+                     str(d["differing_bits"]), str(s["latency_cycles"]["measured"]), stim,
+                     "PASS" if s.get("ok") else "FAIL"])
+    if rows:
+        blocks += [("p", "cocotb testbench runs of the same RTL (`hlsflow sim`, `rtl/sim_<simulator>.json`; "
+                         "JUnit XML in the project's `rtl/sim_<simulator>.junit.xml`):"),
+                   ("table", ["simulator", "samples", "mismatching samples", "differing bits",
+                              "latency measured (cycles)", "stimulus", "result"], rows)]
+    else:
+        blocks.append(("p", "cocotb runs: not measured: run `hlsflow sim PROJECT --simulator icarus` "
+                            "(and `--simulator verilator`)."))
+    r = inp.report or {}
+    e = r.get("emulator_vs_csim")
+    if e and "outputs" in e:
+        blocks.append(("p", f"Emulator vs hls4ml C simulation (`report.json`): {e['equal_outputs']:,} of "
+                            f"{e['outputs']:,} outputs equal on the test data."))
+    return blocks
+
+
+def blocks(inp: DatasheetInputs) -> list[Block]:
+    """The datasheet as blocks; :func:`markdown` and :func:`to_html` render them."""
+    pm = inp.port_map
+    i, o = pm["input"], pm["output"]
+    lat, ii = pm.get("latency_cycles"), pm.get("initiation_interval")
+    measured = sorted({s["latency_cycles"]["measured"] for s in inp.sims.values()
+                       if s.get("latency_cycles", {}).get("measured") is not None})
+    lat_text = f"{lat} cycles (input handshake to output handshake)" + (
+        f"; measured in cocotb simulation: {', '.join(map(str, measured))}" if measured else
+        "; not measured in simulation: run `hlsflow sim`")
+    if inp.clock_period_ns:
+        clock = (f"{inp.clock_period_ns:g} ns ({1000 / inp.clock_period_ns:g} MHz), the spec's "
+                 "`hardware.clock_period`: a target only; no timing analysis was run (no vendor place-and-route)")
+    else:
+        clock = "not set: the project has no `hardware.clock_period`"
+    lint = pm.get("lint")
+    lint_text = ("not measured: run `hlsflow rtl` with Verilator installed" if not lint else
+                 f"`{lint['command']}` ({lint['tool']}): " + ("clean" if lint["clean"] else
+                                                              f"{len(lint['warnings'])} warnings"))
+    out: list[Block] = [
+        ("h1", f"{inp.name}: hlsflow IP core"),
+        ("p", f"FuseSoC core `{inp.core}`, top module `{pm['top']}`. Generated by hlsflow {inp.hlsflow_version} "
+              f"from project `{inp.project_name}` (`{inp.stamp_source}` sha256 `{inp.stamp_sha256}`); "
+              "vendor-free Verilog traced by da4ml from the project's hls4ml graph. PROJECT below is that "
+              "project's folder (e.g. `hls_projects/" + inp.project_name + "`)."),
+        ("h2", "Summary"),
+        ("table", ["property", "value"], [
+            ["input (`s_axis_tdata`)", f"{i['tdata_width']} bits: {_type_summary(i)}, shape {i.get('shape')}"],
+            ["output (`m_axis_tdata`)", f"{o['tdata_width']} bits: {_type_summary(o)} at layer "
+                                        f"`{pm.get('output_layer')}`"],
+            ["latency", lat_text],
+            ["initiation interval", f"{ii} (one sample per clock cycle when not stalled)"],
+            ["pipeline", f"{pm.get('pipeline_stages')} stages (da4ml latency cutoff {pm.get('latency_cutoff')})"],
+            ["clock target", clock],
+            ["lint", lint_text],
+        ]),
+        ("h2", "Interface"),
+        ("p", "AXI4-Stream, one whole sample per beat, one output beat per input beat, in order. "
+              "A global-stall pipeline: every register advances when `!m_axis_tvalid || m_axis_tready`, and "
+              "`s_axis_tready` is that enable, so back-pressure holds the output and nothing is lost. "
+              f"Reset `{pm.get('reset', 'rst')}`: "
+              f"{'synchronous' if pm.get('reset_synchronous', True) else 'asynchronous'}, active "
+              f"{'high' if pm.get('reset_active_high', True) else 'low'}; clears the valid bits only."),
+        ("table", ["port", "direction", "width", "description"], [
+            [f"`{pm.get('clock', 'clk')}`", "in", "1", "clock, rising edge"],
+            [f"`{pm.get('reset', 'rst')}`", "in", "1", "synchronous reset"],
+            ["`s_axis_tdata`", "in", str(i["tdata_width"]), "input sample (fields below)"],
+            ["`s_axis_tvalid`", "in", "1", "input beat valid"],
+            ["`s_axis_tready`", "out", "1", "core accepts the beat"],
+            ["`m_axis_tdata`", "out", str(o["tdata_width"]), "output sample (fields below)"],
+            ["`m_axis_tvalid`", "out", "1", "output beat valid"],
+            ["`m_axis_tready`", "in", "1", "downstream accepts the beat"],
+        ]),
+        ("p", "Fixed-point fields: `ap_fixed<W,I>` has W total bits and I integer bits including the sign "
+              "(`ap_ufixed<W,I>`: unsigned); a field holds the raw two's-complement (signed) or unsigned code, "
+              "`value = code * 2^-(W-I)`. Element k of the flattened (C-order) sample sits at "
+              "`tdata[lsb + W - 1 : lsb]`. Unused tdata bits are 0."),
+        ("h2", "Input fields (`s_axis_tdata`)"),
+        ("table", ["field", "bits", "type", "signed", "W", "I", "fractional bits", "LSB weight", "value range"],
+         _field_rows(i["fields"])),
+        ("h2", "Output fields (`m_axis_tdata`)"),
+        ("table", ["field", "bits", "type", "signed", "W", "I", "fractional bits", "LSB weight", "value range"],
+         _field_rows(o["fields"])),
+        *_resources(pm),
+        *_accuracy(inp),
+        *_evidence(inp),
+        ("h2", "Using the core"),
+        ("p", "FuseSoC 2.4 (`pip install fusesoc==2.4.7`), from this folder:"),
+        ("code", f"fusesoc --cores-root . run --target sim --tool icarus {inp.core}\n"
+                 f"fusesoc --cores-root . run --target sim --tool verilator {inp.core}\n"
+                 f"fusesoc --cores-root . run --target lint {inp.core}"),
+        ("p", "Without FuseSoC (Icarus Verilog; run where the `.mem` files of `rtl/` are, if any):"),
+        ("code", f"iverilog -g2005 -s {inp.name}_tb -o {inp.name}_tb.vvp tb/{inp.name}_tb.v rtl/*.v\n"
+                 f"vvp -n {inp.name}_tb.vvp +inputs={inp.vectors['inputs']} +expected={inp.vectors['expected']}"),
+        ("p", "`ci/` holds a GitHub Actions workflow that runs these on every push."),
+        ("h2", "Files"),
+        ("ul", [f"`{f}`" for f in inp.files]),
+    ]
+    return out
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown(bs: list[Block], header: str) -> str:
+    """Markdown text of the blocks, after ``header`` (an HTML comment)."""
+    lines = [header.rstrip("\n"), ""]
+    for b in bs:
+        kind = b[0]
+        if kind == "h1":
+            lines += [f"# {b[1]}", ""]
+        elif kind == "h2":
+            lines += [f"## {b[1]}", ""]
+        elif kind == "p":
+            lines += [b[1], ""]
+        elif kind == "code":
+            lines += ["```", b[1], "```", ""]
+        elif kind == "ul":
+            lines += [f"- {item}" for item in b[1]] + [""]
+        elif kind == "table":
+            lines.append("| " + " | ".join(_md_cell(h) for h in b[1]) + " |")
+            lines.append("|" + "---|" * len(b[1]))
+            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b[2]]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _inline(text: str) -> str:
+    """Escape, then `code` -> <code>, **bold** -> <strong>."""
+    out = html.escape(text, quote=False)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
+
+
+_CSS = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:0.5em 0 1em}td,th{border:1px solid #bbb;padding:0.2em 0.5em;"
+        "text-align:left;vertical-align:top}th{background:#eee}code,pre{background:#f4f4f4}"
+        "pre{padding:0.5em;overflow-x:auto}")
+
+
+def to_html(bs: list[Block], header: str, title: str) -> str:
+    """A standalone HTML page of the blocks (inline CSS, no scripts, no network), after ``header``."""
+    parts = [header.rstrip("\n"), "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+             f"<title>{html.escape(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>"]
+    for b in bs:
+        kind = b[0]
+        if kind in ("h1", "h2"):
+            parts.append(f"<{kind}>{_inline(b[1])}</{kind}>")
+        elif kind == "p":
+            parts.append(f"<p>{_inline(b[1])}</p>")
+        elif kind == "code":
+            parts.append(f"<pre><code>{html.escape(b[1], quote=False)}</code></pre>")
+        elif kind == "ul":
+            parts.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in b[1]) + "</ul>")
+        elif kind == "table":
+            head = "".join(f"<th>{_inline(h)}</th>" for h in b[1])
+            body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in b[2])
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    parts += ["</body>", "</html>", ""]
+    return "\n".join(parts)

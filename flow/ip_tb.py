@@ -1,0 +1,224 @@
+"""The IP core's plain Verilog testbench and its run on Icarus Verilog (no cocotb, no Python needed).
+
+The testbench (``tb/<name>_tb.v``, Verilog-2005; Icarus and ``verilator --binary`` accept it):
+
+* reads the input and expected tdata words with ``$readmemh`` (one word per line, hex; ``//``
+  comments allowed), from the files named by the plusargs ``+inputs=`` and ``+expected=``
+  (default ``<name>_inputs.hex`` and ``<name>_expected.hex`` in the working directory);
+* drives ``s_axis`` with a valid pattern and ``m_axis_tready`` with a back-pressure pattern taken from
+  two 32-bit Galois LFSRs with fixed seeds (each about 3 cycles in 4 on), so every run is identical;
+* compares every output word, in order, with the expected word (``!==``: X/Z bits count as
+  differences), waits a few cycles for extra outputs, and prints one summary line,
+  ``PASS: <N> vectors, 0 mismatches, <C> cycles`` or ``FAIL: ...`` with the first mismatching
+  index and both words, then ends with ``$finish`` (exit 0) or ``$fatal`` (exit 1 in ``vvp`` and in
+  Verilator binaries).
+
+The clock in the testbench is 10 ns of simulation time; it says nothing about the clock target.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from flow import tools
+
+_SEED_SOURCE = 0x1D872B41
+_SEED_SINK = 0x5EED2025
+_LFSR_TAPS = 0x00400007  # x^32 + x^22 + x^2 + x + 1 (maximal length), left-shifting Galois form
+_SUMMARY = re.compile(r"^(PASS|FAIL): .*$", re.MULTILINE)
+
+
+def testbench(name: str, top: str, in_width: int, out_width: int, n: int, latency: int, header: str,
+              clock: str = "clk", reset: str = "rst", reset_active_high: bool = True) -> str:
+    """Verilog source of ``<name>_tb`` for ``n`` vectors of ``top`` (tdata widths in bits, latency in cycles).
+
+    ``clock``/``reset``: the DUT's port names (from the port map); ``header``: the stamp comment.
+    """
+    rst_expr = "rst" if reset_active_high else "!rst"
+    return f"""{header}`timescale 1ns / 1ps
+// Self-checking testbench for {top}: reads the vectors with $readmemh, drives s_axis with an LFSR
+// valid pattern and m_axis_tready with an LFSR back-pressure pattern (fixed seeds), compares every
+// output word with the expected word and prints one line: PASS: ... or FAIL: ... ($fatal, exit 1).
+// Plusargs: +inputs=FILE +expected=FILE (default {name}_inputs.hex, {name}_expected.hex).
+module {name}_tb;
+    localparam IN_W = {in_width};
+    localparam OUT_W = {out_width};
+    localparam [31:0] N = {n};
+    localparam [31:0] LATENCY = {latency};
+    localparam [31:0] TIMEOUT = 16 * N + 64 * (LATENCY + 1) + 1000;  // cycles
+    localparam [31:0] DRAIN = 2 * LATENCY + 8;  // cycles waited for extra outputs after the last one
+    localparam [31:0] TAPS = 32'h{_LFSR_TAPS:08x};
+
+    reg clk;
+    reg rst;
+    reg [IN_W-1:0] in_mem [0:N-1];
+    reg [OUT_W-1:0] exp_mem [0:N-1];
+    reg [8*1024-1:0] inputs_file;
+    reg [8*1024-1:0] expected_file;
+
+    reg [IN_W-1:0] s_axis_tdata;
+    reg s_axis_tvalid;
+    wire s_axis_tready;
+    wire [OUT_W-1:0] m_axis_tdata;
+    wire m_axis_tvalid;
+    reg m_axis_tready;
+
+    reg [31:0] lfsr_src;    // valid pattern
+    reg [31:0] lfsr_snk;    // back-pressure pattern
+    reg [31:0] sent;        // input beats accepted
+    reg [31:0] received;    // output beats accepted
+    reg [31:0] mismatches;
+    reg [31:0] extra;       // output beats beyond N
+    reg [31:0] cycles;
+    reg [31:0] drain;
+    reg [31:0] first_bad;
+    reg [OUT_W-1:0] first_got;
+    reg [OUT_W-1:0] first_exp;
+
+    wire in_fire = s_axis_tvalid && s_axis_tready;
+    wire out_fire = m_axis_tvalid && m_axis_tready;
+    wire [31:0] next_sent = sent + {{31'd0, in_fire}};
+
+    {top} dut (
+        .{clock}(clk),
+        .{reset}({rst_expr}),
+        .s_axis_tdata(s_axis_tdata),
+        .s_axis_tvalid(s_axis_tvalid),
+        .s_axis_tready(s_axis_tready),
+        .m_axis_tdata(m_axis_tdata),
+        .m_axis_tvalid(m_axis_tvalid),
+        .m_axis_tready(m_axis_tready)
+    );
+
+    initial clk = 1'b0;
+    always #5 clk = ~clk;
+
+    initial begin
+        rst = 1'b1;
+        if (!$value$plusargs("inputs=%s", inputs_file)) inputs_file = "{name}_inputs.hex";
+        if (!$value$plusargs("expected=%s", expected_file)) expected_file = "{name}_expected.hex";
+        $readmemh(inputs_file, in_mem);
+        $readmemh(expected_file, exp_mem);
+        repeat (4) @(posedge clk);
+        @(negedge clk);
+        rst = 1'b0;
+    end
+
+    always @(posedge clk) begin
+        if (rst) begin
+            s_axis_tdata <= {{IN_W{{1'b0}}}};
+            s_axis_tvalid <= 1'b0;
+            m_axis_tready <= 1'b0;
+            lfsr_src <= 32'h{_SEED_SOURCE:08x};
+            lfsr_snk <= 32'h{_SEED_SINK:08x};
+            sent <= 32'd0;
+            received <= 32'd0;
+            mismatches <= 32'd0;
+            extra <= 32'd0;
+            cycles <= 32'd0;
+            drain <= 32'd0;
+            first_bad <= 32'd0;
+            first_got <= {{OUT_W{{1'b0}}}};
+            first_exp <= {{OUT_W{{1'b0}}}};
+        end else begin
+            cycles <= cycles + 32'd1;
+            lfsr_src <= {{lfsr_src[30:0], 1'b0}} ^ (lfsr_src[31] ? TAPS : 32'd0);
+            lfsr_snk <= {{lfsr_snk[30:0], 1'b0}} ^ (lfsr_snk[31] ? TAPS : 32'd0);
+            m_axis_tready <= (lfsr_snk[1:0] != 2'b00) || (received >= N);
+            // AXI4-Stream: a beat once offered is held until it is accepted
+            if (in_fire || !s_axis_tvalid) begin
+                sent <= next_sent;
+                if (next_sent < N && lfsr_src[1:0] != 2'b00) begin
+                    s_axis_tvalid <= 1'b1;
+                    s_axis_tdata <= in_mem[next_sent];
+                end else begin
+                    s_axis_tvalid <= 1'b0;
+                end
+            end
+            if (out_fire) begin
+                if (received >= N) begin
+                    extra <= extra + 32'd1;
+                end else begin
+                    if (m_axis_tdata !== exp_mem[received]) begin
+                        if (mismatches == 32'd0) begin
+                            first_bad <= received;
+                            first_got <= m_axis_tdata;
+                            first_exp <= exp_mem[received];
+                        end
+                        mismatches <= mismatches + 32'd1;
+                    end
+                    received <= received + 32'd1;
+                end
+            end
+            if (received >= N) drain <= drain + 32'd1;
+        end
+    end
+
+    always @(posedge clk) begin
+        if (!rst && (drain == DRAIN || cycles == TIMEOUT)) begin
+            if (received == N && mismatches == 32'd0 && extra == 32'd0) begin
+                $display("PASS: %0d vectors, 0 mismatches, %0d cycles", N, cycles);
+                $finish;
+            end else begin
+                if (received < N)
+                    $display("FAIL: %0d vectors, %0d mismatches, %0d outputs missing after %0d cycles",
+                             N, mismatches, N - received, cycles);
+                else if (mismatches != 32'd0)
+                    $display("FAIL: %0d vectors, %0d mismatches, first at index %0d: got %h expected %h",
+                             N, mismatches, first_bad, first_got, first_exp);
+                else
+                    $display("FAIL: %0d vectors, 0 mismatches, %0d extra outputs", N, extra);
+                $fatal(1, "{name}_tb: outputs differ from the expected vectors");
+            end
+        end
+    end
+endmodule
+"""
+
+
+def icarus_available() -> bool:
+    """True when both ``iverilog`` and ``vvp`` are on the HDL PATH."""
+    return tools.find("iverilog") is not None and tools.find("vvp") is not None
+
+
+def run_icarus(ip_dir: Path, verilog: list[str], tb: str, top_tb: str, inputs: str, expected: str,
+               timeout: float = 1800) -> dict[str, Any]:
+    """Compile and run the plain testbench of the IP folder ``ip_dir`` with Icarus (``-g2005``).
+
+    ``verilog``/``tb``/``inputs``/``expected`` are paths relative to ``ip_dir``. Runs in a temporary
+    folder holding copies of the ``.mem`` files of ``ip_dir/rtl`` ($readmemh opens them relative to the
+    working directory), so nothing is written into ``ip_dir``. Returns ``passed``, the summary
+    ``line`` (``PASS: ...``/``FAIL: ...``), the exit code and the simulator version; the result is
+    deterministic (no times).
+    """
+    ip_dir = Path(ip_dir).resolve()
+    iverilog, vvp = tools.require("iverilog"), tools.require("vvp")
+    with tempfile.TemporaryDirectory(prefix="hlsflow-ip-tb-") as tmp:
+        work = Path(tmp)
+        for mem in sorted((ip_dir / "rtl").glob("*.mem")):
+            shutil.copy2(mem, work / mem.name)
+        build = subprocess.run([iverilog, "-g2005", "-o", str(work / "tb.vvp"), "-s", top_tb,
+                                *(str(ip_dir / f) for f in [*verilog, tb])],
+                               cwd=work, capture_output=True, text=True, env=tools.hdl_env(), timeout=timeout)
+        if build.returncode != 0:
+            first_error = _last_line(build.stderr or build.stdout, first=True).replace(f"{ip_dir}/", "")
+            return {"passed": False, "line": f"FAIL: iverilog could not compile the testbench: {first_error}",
+                    "exit_code": build.returncode, "simulator": tools.version("iverilog")}
+        run = subprocess.run([vvp, "-n", str(work / "tb.vvp"), f"+inputs={ip_dir / inputs}",
+                              f"+expected={ip_dir / expected}"],
+                             cwd=work, capture_output=True, text=True, env=tools.hdl_env(), timeout=timeout)
+    lines = [m.group(0).replace(f"{ip_dir}/", "") for m in _SUMMARY.finditer(run.stdout)]
+    line = lines[-1] if lines else (f"FAIL: no summary line (vvp exit code {run.returncode}): "
+                                    f"{_last_line(run.stdout + run.stderr)}")
+    passed = run.returncode == 0 and line.startswith("PASS: ")
+    return {"passed": passed, "line": line, "exit_code": run.returncode, "simulator": tools.version("iverilog")}
+
+
+def _last_line(text: str, first: bool = False) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return (lines[0] if first else lines[-1]) if lines else "(no output)"
