@@ -15,7 +15,8 @@ SHARED = ROOT.parent / "shared" / "models"
 
 @pytest.fixture(scope="module")
 def qkeras_mnist_project(tmp_path_factory):
-    """The third-party QKeras MNIST MLP (784-64-32-32-10, power-of-two weights, lookup tables)."""
+    """The third-party QKeras MNIST MLP (784-20-10, power-of-two weights in the first layer, softmax
+    as lookup tables), converted with 16-bit inputs, and its RTL."""
     from flow.pipeline import convert_existing
     from flow.rtl import rtl_project
 

@@ -101,6 +101,9 @@ def test_default_spec_meets_its_accuracy_target(tmp_path):
         assert sim["rtl_vs_emulator"]["samples"] == 2000
         assert sim["latency_cycles"]["measured"] == rtl["generation"]["latency_cycles"]
         assert "float" in sim["rtl_vs_reference"]
+    assert set(rtl["simulation"]) == {"verilator", "icarus"}
+    md = (tmp_path / "digits_mlp" / "report.md").read_text()
+    assert "## RTL (vendor-free, da4ml)" in md and "argmax agreement vs float: test data / all" in md
 
 
 def test_verify_finds_zero_differences_on_test_and_full_range_inputs(mlp_run, capsys):
