@@ -11,7 +11,6 @@ emulator on 1M inputs is measured in a child process (ru_maxrss).
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile

@@ -126,23 +126,21 @@ def main() -> None:
     print(f"sweep: {SHIPPED.relative_to(ROOT)}{' restricted to ' + str(args.bits) if args.bits else ''}: {n} points, "
           f"{sweep.base_raw['training']['epochs']} epochs each; {os.cpu_count()} CPUs; "
           f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
-    results, ptq_results = {}, {}
-    for w in args.workers:
-        out = (args.keep / f"w{w}") if args.keep else tmp / f"w{w}"
+    def measure(sweep_path: Path, tag: str, w: int) -> tuple:
+        """One run of ``sweep_path`` with ``w`` workers: (wall s, CPU s, cores free before, s per point)."""
+        out = (args.keep / f"{tag}w{w}") if args.keep else tmp / f"{tag}w{w}"
         shutil.rmtree(out, ignore_errors=True)
         free = parallelism()
-        wall, cpu = run(path, out, w)
-        results[w] = (wall, cpu, free, point_seconds(path, out))
-        print(f"  {w} worker(s): {n} points in {wall:.0f} s, {cpu:.0f} CPU s; cores free before: {free:.2f}; "
-              f"load average after: {os.getloadavg()[0]:.2f}", flush=True)
+        wall, cpu = run(sweep_path, out, w)
+        print(f"  {w} worker(s){', PTQ' if tag else ''}: {n} points in {wall:.0f} s, {cpu:.0f} CPU s; cores free "
+              f"before: {free:.2f}; load average after: {os.getloadavg()[0]:.2f}", flush=True)
+        return wall, cpu, free, point_seconds(sweep_path, out)
+
+    results, ptq_results = {}, {}
+    for w in args.workers:
+        results[w] = measure(path, "", w)
         if ptq_path is not None:
-            out = (args.keep / f"ptq_w{w}") if args.keep else tmp / f"ptq_w{w}"
-            shutil.rmtree(out, ignore_errors=True)
-            free_ptq = parallelism()
-            wall_ptq, cpu_ptq = run(ptq_path, out, w)
-            ptq_results[w] = (wall_ptq, cpu_ptq, free_ptq, point_seconds(ptq_path, out))
-            print(f"  {w} worker(s), PTQ: {n} points in {wall_ptq:.0f} s, {cpu_ptq:.0f} CPU s; cores free before: "
-                  f"{free_ptq:.2f}", flush=True)
+            ptq_results[w] = measure(ptq_path, "ptq_", w)
 
     print("\n| workers | points | wall time (s) | points per hour | scaling vs 1 worker | CPU s per point "
           "| cores free (calibration) |")

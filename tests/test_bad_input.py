@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import numpy as np
-import pytest
 import yaml
 
 from flow.cli import EXIT_BAD_INPUT, EXIT_TOOL_MISSING, main
