@@ -28,6 +28,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -484,7 +485,7 @@ def run_cocotb(rtl_dir: Path, x_codes: Any, expected_codes: Any, simulator: str,
            "in_width": in_w, "out_bytes": y_rows.shape[1], "max_gap": MAX_GAP if gaps else 0.0,
            "max_stall": MAX_STALL if backpressure else 0.0, "gaps": gaps, "backpressure": backpressure,
            "reset_midstream": reset_midstream, "measure_samples": int(measure_samples),
-           "latency_hint": latency_hint}
+           "latency_hint": latency_hint, "progress": str(build_dir / "progress.json")}
     cfg_file = build_dir / "sim_config.json"
     cfg_file.write_text(json.dumps(cfg, indent=2) + "\n")
     for mem in rtl_dir.glob("*.mem"):  # $readmemh files are opened relative to the simulator's cwd
@@ -516,9 +517,10 @@ def run_cocotb(rtl_dir: Path, x_codes: Any, expected_codes: Any, simulator: str,
         _save_runtime(cache, obj_dir)
         t0 = time.perf_counter()
         try:
-            runner.test(test_module=TB_MODULE, hdl_toplevel=HARNESS, build_dir=obj_dir,
-                        test_dir=build_dir, results_xml=str(junit), seed=seed, timescale=("1ns", "1ps"),
-                        extra_env={"HLSFLOW_SIM_CONFIG": str(cfg_file)}, log_file=test_log)
+            with _progress_bar(Path(cfg["progress"]), len(x_rows), f"{simulator} simulation"):
+                runner.test(test_module=TB_MODULE, hdl_toplevel=HARNESS, build_dir=obj_dir,
+                            test_dir=build_dir, results_xml=str(junit), seed=seed, timescale=("1ns", "1ps"),
+                            extra_env={"HLSFLOW_SIM_CONFIG": str(cfg_file)}, log_file=test_log)
         except SystemExit:
             pass  # the simulator exited non-zero: judged below from the files it left
         test_s = time.perf_counter() - t0
@@ -534,6 +536,33 @@ def run_cocotb(rtl_dir: Path, x_codes: Any, expected_codes: Any, simulator: str,
     got = np.load(data["received_mask"])
     return _result(simulator, summary, received, got, y_rows, y, out_fields, pm, n_tests, n_failed, build_s,
                    test_s, gaps, backpressure, seed, junit)
+
+
+@contextlib.contextmanager
+def _progress_bar(path: Path, total: int, desc: str) -> Iterator[None]:
+    """A tqdm bar on stderr (terminals only) fed by the testbench's progress file while the body runs."""
+    from tqdm import tqdm
+
+    path.unlink(missing_ok=True)
+    stop = threading.Event()
+    bar = tqdm(total=total, desc=desc, unit="sample", disable=None, leave=False)
+
+    def poll() -> None:
+        while not stop.wait(0.5):
+            try:
+                done = int(json.loads(path.read_text())["done"])
+            except (OSError, ValueError, KeyError):
+                continue
+            bar.update(max(0, done - bar.n))
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        bar.close()
 
 
 def _log_tail(log: Path, lines: int = 8) -> str:

@@ -94,6 +94,25 @@ class _Signals:
         return format(word, f"0{self.in_width}b")
 
 
+class _Progress:
+    """Writes ``{"done": outputs checked, "total": n}`` to the config's ``progress`` file (atomic
+    replace) at most every ``PROGRESS_S`` seconds, for the host's progress bar (flow/sim.py)."""
+
+    PROGRESS_S = 0.5
+
+    def __init__(self, path: str | None, total: int) -> None:
+        self.path, self.total, self.last = (Path(path) if path else None), total, 0.0
+
+    def __call__(self, done: int) -> None:
+        now = time.perf_counter()
+        if self.path is None or now - self.last < self.PROGRESS_S:
+            return
+        self.last = now
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"done": done, "total": self.total}))
+        os.replace(tmp, self.path)
+
+
 @cocotb.test()
 async def axis_stream(dut) -> None:
     """Drive every sample, check every output word, measure latency and throughput."""
@@ -112,6 +131,7 @@ async def axis_stream(dut) -> None:
 
     sig = _Signals(dut, int(cfg["in_width"]))
     x_bin = [sig.binstr(w) for w in x_words]
+    progress = _Progress(cfg.get("progress"), n)
     dut.rst.value = 1
     dut.s_axis_tvalid.value = 0
     dut.m_axis_tready.value = 1
@@ -154,6 +174,8 @@ async def axis_stream(dut) -> None:
         while got < stop:
             await fall
             cycle += 1
+            if not cycle & 255:
+                progress(got)
             f = fire_of()
             if f < 0:  # X/Z handshake: no transfer, reported
                 state["unknown"] += 1

@@ -190,6 +190,14 @@ def test_dut_matches_every_bit_under_gaps_backpressure_and_reset(passing, data, 
 
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_testbench_reports_progress_for_the_progress_bar(passing, build_root, simulator):
+    passing(simulator)
+    progress = json.loads((build_root / simulator / "progress.json").read_text())
+    assert progress["total"] == N_SAMPLES
+    assert 0 <= progress["done"] <= N_SAMPLES
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_junit_xml_is_written_for_ci(passing, simulator):
     r = passing(simulator)
     suites = ET.parse(r.junit).getroot().findall("testsuite")
