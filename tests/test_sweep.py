@@ -376,10 +376,13 @@ def _sweep_process(path: Path, out: Path, workers: int) -> subprocess.Popen:
 def test_two_workers_share_one_database_and_survive_kill_9_and_ctrl_c(tmp_path, capsys):
     """Two worker processes on one SQLite file. Once both have finished a point and both are busy again:
     kill -9 one worker, Ctrl-C the rest. The rerun finishes the sweep: nothing finished is lost or
-    recomputed, and each interrupted point is retried exactly once."""
+    recomputed, and each interrupted point is retried exactly once.
+
+    Heartbeat 5 s (a trial is stale after 15 s without one): with 2 s, a live worker on a machine
+    loaded by the parallel test run could miss 6 s of heartbeats and have its point failed for it."""
     import optuna
 
-    path = sweep_file(tmp_path)
+    path = sweep_file(tmp_path, heartbeat=5)
     url = storage_url(None, tmp_path / "out" / "tiny" / "sweep.db")
     sweep = load_sweep(path)
     proc = _sweep_process(path, tmp_path / "out", workers=2)
@@ -406,8 +409,8 @@ def test_two_workers_share_one_database_and_survive_kill_9_and_ctrl_c(tmp_path, 
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    rc, _, _ = run_cli(["sweep", str(path), "--out", str(tmp_path / "out"), "--no-progress"], capsys)
-    assert rc == 0
+    rc, out, err = run_cli(["sweep", str(path), "--out", str(tmp_path / "out"), "--no-progress"], capsys)
+    assert rc == 0, f"the resumed sweep did not finish:\n{out}\n{err}"
     _, trials = trials_of(path, url)
     assert_every_point_computed_once(sweep, trials)
     by_number = {t.number: t for t in trials}
