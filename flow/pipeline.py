@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from flow import __version__
 from flow.errors import FlowError
 from flow.fixed import FixedType, is_representable, parse_type, quantize
 from flow.report import graph_types, graph_weight_stats, write_reports
-from flow.spec import Hardware, Spec, load_spec
+from flow.spec import Hardware, Spec, load_spec, read_yaml
 from flow.project import save_meta
 from flow.staging import staged_dir
 
@@ -257,12 +256,7 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[st
 
 def load_hls4ml_yaml(path: Path) -> dict[str, Any]:
     """Read an hls4ml YAML config (``Backend``, ``Part``, ``IOType``, ``HLSConfig``, ...)."""
-    if not path.is_file():
-        raise FlowError(f"{path}: config file not found")
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise FlowError(f"{path}: malformed YAML: {exc}") from None
+    cfg = read_yaml(path, "config file")
     if not isinstance(cfg, dict) or not isinstance(cfg.get("HLSConfig"), dict):
         raise FlowError(f"{path}: an hls4ml config needs an `HLSConfig` mapping")
     return cfg

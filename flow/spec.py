@@ -274,16 +274,21 @@ def _layers(chk: _Check, value: Any, quant_cfg: dict, default_q: Quant) -> tuple
     )
 
 
+def read_yaml(path: Path, what: str) -> Any:
+    """The parsed contents of the YAML file ``path``; :class:`FlowError` naming it when it is missing
+    (``"<path>: <what> not found"``) or not YAML."""
+    if not path.is_file():
+        raise FlowError(f"{path}: {what} not found")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise FlowError(f"{path}: malformed YAML: {exc}") from None
+
+
 def load_spec(path: str | Path) -> Spec:
     """Read and validate a flow spec. Raises :class:`FlowError` naming the file and field on bad input."""
     path = Path(path)
-    if not path.is_file():
-        raise FlowError(f"{path}: spec file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise FlowError(f"{path}: malformed YAML: {exc}") from None
-    return parse_spec(raw, path)
+    return parse_spec(read_yaml(path, "spec file"), path)
 
 
 def parse_spec(raw: Any, path: Path) -> Spec:

@@ -53,7 +53,7 @@ from typing import Any
 import yaml
 
 from flow.errors import FlowError
-from flow.spec import IO_TYPES, NAME_RE, Spec, _Check, load_spec, parse_spec
+from flow.spec import IO_TYPES, NAME_RE, Spec, _Check, load_spec, parse_spec, read_yaml
 from flow.sweep_ptq import FLOAT_MODEL_SUFFIXES, MODES
 
 QUANT_AXES = ("weight_bits", "weight_integer", "bias_bits", "bias_integer", "activation_bits", "activation_integer")
@@ -294,12 +294,7 @@ def _parse_mode(chk: _Check, raw: dict[str, Any], axes: tuple[Axis, ...]) -> tup
 def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep file and every point it can produce; :class:`FlowError` names file and field."""
     path = Path(path)
-    if not path.is_file():
-        raise FlowError(f"{path}: sweep file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise FlowError(f"{path}: malformed YAML: {exc}") from None
+    raw = read_yaml(path, "sweep file")
     chk = _Check(path)
     raw = chk.mapping(raw, "", SWEEP_KEYS, ("name", "base", "axes"))
     name = raw["name"]
