@@ -183,19 +183,6 @@ def _sim_summaries(rtl_dir: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _clock_period(project: Path) -> float | None:
-    import yaml
-
-    spec = project / "spec.yaml"
-    hw: dict[str, Any] = {}
-    if spec.is_file():
-        hw = (yaml.safe_load(spec.read_text()) or {}).get("hardware") or {}
-    if "clock_period" not in hw and (project / "project.json").is_file():
-        hw = json.loads((project / "project.json").read_text()).get("hardware") or {}
-    cp = hw.get("clock_period")
-    return float(cp) if cp is not None else None
-
-
 def ip_project(project: str | Path, out: str | Path | None = None, vectors: int = DEFAULT_VECTORS,
                seed: int = 0) -> dict[str, Any]:
     """``hlsflow ip``: write the IP folder for ``PROJECT/rtl`` and run its testbench on Icarus.
@@ -232,6 +219,8 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
 
     print(f"hlsflow ip: {vectors} vectors (emulator) ...", file=sys.stderr)
     vec = build_vectors(project, vectors, seed)
+    clock = vec.meta.get("hardware", {}).get("clock_period")  # ns, from project.json
+    clock = float(clock) if clock is not None else None
 
     mem = sorted(p.name for p in rtl_dir.glob("*.mem"))
     rtl_files = [f"rtl/{f}" for f in pm["verilog"]]
@@ -273,7 +262,7 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
                         "datasheet.md", "datasheet.html", MARKER])
         inputs = DatasheetInputs(name=name, core=core, hlsflow_version=version, stamp_source=source, stamp_sha256=sha,
                                  port_map={k: v for k, v in pm.items() if not k.startswith("_")},
-                                 clock_period_ns=_clock_period(project), report=_read_json(project / "report.json"),
+                                 clock_period_ns=clock, report=_read_json(project / "report.json"),
                                  sims=_sim_summaries(rtl_dir), vectors=vec_info, testbench=tb_result, files=files,
                                  project_name=project.name)
         bs = blocks(inputs)
