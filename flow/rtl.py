@@ -256,8 +256,9 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, 
                 continue
             code = comb_logic_gen(sol, f"{prefix}_stage{s}", timescale="`timescale 1ns / 1ps")
             for da4ml_name, table in table_mem_gen(sol).items():
-                memfiles[_table_file(prefix, table)] = table
-                code = code.replace(f'"{da4ml_name}"', f'"{_table_file(prefix, table)}"')
+                ours = _table_file(prefix, table)
+                memfiles[ours] = table
+                code = code.replace(f'"{da4ml_name}"', f'"{ours}"')
             (work / f"{prefix}_stage{s}.v").write_text(_prefix_modules(code, prefix))
             files.append(f"{prefix}_stage{s}.v")
         for name_, text in memfiles.items():
