@@ -23,16 +23,21 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "models"
 sys.path.insert(0, str(ROOT))
 
-from flow.convert import build_graph, csim_predict, derive_hls_config, write_and_compile  # noqa: E402
-from flow.emulate import emulate  # noqa: E402
-from flow.fixed import parse_type  # noqa: E402
+from flow.arith.emulate import emulate  # noqa: E402
+from flow.arith.types import parse_type  # noqa: E402
+from flow.hls.convert import (  # noqa: E402
+    build_graph,
+    csim_predict,
+    derive_hls_config,
+    write_and_compile,
+)
 from flow.spec import Hardware  # noqa: E402
 from flow.verify import full_range_inputs  # noqa: E402
 
 
 def jet_tagger():
     """KERAS_3layer (16-64-32-32-5 float MLP) with 6-bit weights ap_fixed<6,2>, 16-bit data ap_fixed<16,6>."""
-    from flow.model_io import load_model
+    from flow.keras.model_io import load_model
 
     model = load_model(SHARED / "KERAS_3layer.json")
     hw = Hardware(backend="Vivado")
@@ -45,8 +50,8 @@ def jet_tagger():
 
 def digits_cnn():
     """The shipped digits CNN spec's network (untrained weights: speed does not depend on values)."""
-    from flow import network
-    from flow.keras_env import set_seed
+    from flow.keras import network
+    from flow.keras.env import set_seed
     from flow.spec import load_spec
 
     spec = load_spec(ROOT / "models" / "digits_cnn.yaml")
@@ -84,7 +89,7 @@ def bench_model(make, sizes: list[int]) -> list[tuple]:
 def peak_memory_million() -> str:
     code = (
         "import sys, resource; sys.path.insert(0, %r); sys.argv=['x'];"
-        "import bench.emulator_speed as b; from flow.emulate import emulate; from flow.fixed import parse_type;"
+        "import bench.emulator_speed as b; from flow.arith.emulate import emulate; from flow.arith.types import parse_type;"
         "import tempfile, pathlib;"
         "name, m, cfg, hw, it = b.jet_tagger(); g = b.build_graph(m, cfg, hw, pathlib.Path(tempfile.mkdtemp()));"
         "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"

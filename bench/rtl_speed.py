@@ -38,13 +38,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "models"
 sys.path.insert(0, str(ROOT))
 
-from flow.convert import build_graph, csim_predict, write_and_compile  # noqa: E402
-from flow.emulate import emulate  # noqa: E402
-from flow.fixed import parse_type  # noqa: E402
-from flow.model_io import load_model  # noqa: E402
-from flow.project import load_meta, rebuild  # noqa: E402
-from flow.rtl import rtl_project  # noqa: E402
-from flow.sim import sim_project  # noqa: E402
+from flow.arith.emulate import emulate  # noqa: E402
+from flow.arith.types import parse_type  # noqa: E402
+from flow.hls.convert import build_graph, csim_predict, write_and_compile  # noqa: E402
+from flow.hls.project import load_meta, rebuild  # noqa: E402
+from flow.keras.model_io import load_model  # noqa: E402
+from flow.rtl.generate import rtl_project  # noqa: E402
+from flow.sim.project import sim_project  # noqa: E402
 from flow.spec import Hardware  # noqa: E402
 from flow.verify import full_range_inputs  # noqa: E402
 
@@ -87,7 +87,7 @@ def trace_check(project: Path, output_layer: str | None, n: int) -> int:
     """Differing outputs between da4ml's interpreter of the traced netlist and the emulator (n inputs)."""
     from da4ml.trace import comb_trace
 
-    from flow.rtl_trace import trace_graph
+    from flow.arith.trace import trace_graph
 
     with tempfile.TemporaryDirectory() as tmp:
         _, graph, _ = rebuild(project, Path(tmp) / "hls")
@@ -135,7 +135,7 @@ def bench_project(project: Path, args: argparse.Namespace) -> dict:
         summary = rtl_project(work, latency_cutoff=args.latency_cutoff, yosys=False)
         pm = json.loads((work / "rtl" / "port_map.json").read_text())
         if not args.no_yosys and pm["da4ml"]["cost_estimate"] <= args.yosys_max_cost:
-            from flow.estimate import yosys_estimate
+            from flow.rtl.estimate import yosys_estimate
 
             summary["yosys"] = yosys_estimate(work / "rtl", pm["verilog"], pm["top"])
         row |= {"gen_s": summary["generate_seconds"], "latency": summary["latency_cycles"],

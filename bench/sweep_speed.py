@@ -34,8 +34,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flow.sweep import load_sweep  # noqa: E402
-from flow.sweep_workers import is_computed, open_storage, open_study, storage_url  # noqa: E402
+from flow.sweep.config import load_sweep  # noqa: E402
+from flow.sweep.workers import is_computed, open_storage, open_study, storage_url  # noqa: E402
 
 SHIPPED = ROOT / "models" / "digits_sweep.yaml"
 

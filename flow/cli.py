@@ -14,7 +14,7 @@ EXIT_BAD_INPUT = 2
 EXIT_TOOL_MISSING = 3
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hlsflow", description=__doc__)
     p.add_argument("--version", action="version", version=f"hlsflow {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--min-accuracy", type=float, help="with --export-best: lowest accuracy allowed (0..1)")
     w.add_argument("--trial", type=int, help="with --export-best: export this trial's point")
     w.add_argument("--rtl-cost", choices=("none", "pareto", "all"), default="none",
-                   help="add flow.rtl cost figures (latency, LUTs) for these points when flow.rtl is available")
+                   help="add flow.rtl.generate cost figures (latency, LUTs) for these points when flow.rtl.generate is available")
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -95,9 +95,9 @@ def _emulate(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from flow.emulate import emulate
-    from flow.fixed import parse_type, quantize
-    from flow.project import rebuild
+    from flow.arith.emulate import emulate
+    from flow.arith.types import parse_type, quantize
+    from flow.hls.project import rebuild
 
     if not args.input.is_file():
         raise FlowError(f"{args.input}: input file not found")
@@ -133,7 +133,7 @@ def _emulate(args: argparse.Namespace) -> int:
 
 
 def _sim(args: argparse.Namespace) -> int:
-    from flow.sim import sim_project
+    from flow.sim.project import sim_project
 
     summary = sim_project(args.project, args.simulator, args.samples, args.seed)
     print(json.dumps(summary, indent=2, default=str))
@@ -141,7 +141,7 @@ def _sim(args: argparse.Namespace) -> int:
 
 
 def _ip(args: argparse.Namespace) -> int:
-    from flow.ip import ip_project
+    from flow.ip.package import ip_project
 
     summary = ip_project(args.project, args.out, args.vectors, args.seed)
     print(json.dumps(summary, indent=2, default=str))
@@ -149,7 +149,7 @@ def _ip(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
             from flow.pipeline import run
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(summary, indent=2))
             return 0 if summary["ok"] else 1
         if args.command == "rtl":
-            from flow.rtl import rtl_project
+            from flow.rtl.generate import rtl_project
 
             if args.latency_cutoff < 0:
                 raise FlowError(f"--latency-cutoff must be >= 0, got {args.latency_cutoff}")
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                              indent=2, default=str))
             return 0
         if args.command == "sweep":
-            from flow.sweep import cli_sweep
+            from flow.sweep.run import cli_sweep
 
             return cli_sweep(args)
         if args.command == "sim":
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "ip":
             return _ip(args)
         if args.command == "synth":
-            from flow.synth import synth
+            from flow.hls.synth import synth
 
             print(json.dumps(synth(args.project), indent=2, default=str))
             return 0

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flow.arith.types import FixedType, quantize
 from flow.errors import FlowError
-from flow.fixed import FixedType, quantize
 from flow.spec import Dataset
 
 

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from flow import __version__
+from flow.arith.types import FixedType, is_representable, parse_type, quantize
+from flow.compare import accuracy, check_bit_exact, check_emulator, trace_logits
 from flow.errors import FlowError
-from flow.fixed import FixedType, is_representable, parse_type, quantize
+from flow.hls.project import save_meta
 from flow.report import graph_types, graph_weight_stats, write_reports
 from flow.spec import Hardware, Spec, load_spec, read_yaml
-from flow.project import save_meta
 from flow.staging import staged_dir
 
 
@@ -44,103 +45,24 @@ class Stages:
         print(f"[{i}/{len(self.names)}] {name} done in {self.seconds[name]:.1f} s", file=sys.stderr, flush=True)
 
 
-def compare_outputs(a: np.ndarray, b: np.ndarray, compared_at: str) -> dict[str, Any]:
-    """Element-wise exact comparison of two (samples, outputs) arrays, plus how close they are."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.shape != b.shape:
-        raise FlowError(f"output shapes differ at {compared_at}: {a.shape} vs {b.shape}")
-    equal = int(np.sum(a == b))
-    diff = np.abs(a - b)
-    return {"outputs": int(a.size), "equal_outputs": equal, "exact_fraction": equal / a.size if a.size else 1.0,
-            "max_abs_diff": float(diff.max()) if a.size else 0.0,
-            "mean_abs_diff": float(diff.mean()) if a.size else 0.0,
-            "argmax_agreement": float(np.mean(np.argmax(a, axis=1) == np.argmax(b, axis=1))) if a.size else 1.0,
-            "compared_at": compared_at}
 
 
-def _accuracy(y_score: np.ndarray, y_true: np.ndarray) -> float:
-    return float(np.mean(np.argmax(y_score, axis=1) == y_true))
 
 
-def _softmax_split(model: Any) -> tuple[str, bool] | None:
-    """Where to compare a model that ends in softmax: ``(layer name, fused)``, or None if it does not.
-
-    hls4ml computes softmax with lookup tables, QKeras/Keras in float, so outputs are compared on the
-    logits: the input of a final softmax layer, or the pre-activation of a layer with a fused softmax
-    (hls4ml splits that layer and keeps its name for the linear part).
-    """
-    last = model.layers[-1]
-    cls = last.__class__.__name__
-    if cls == "Softmax" or (cls == "Activation" and last.get_config().get("activation") == "softmax"):
-        return model.layers[-2].name, False
-    if last.get_config().get("activation") == "softmax":
-        return last.name, True
-    return None
 
 
-def check_bit_exact(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray) -> dict[str, Any]:
-    """Compare hls4ml's C simulation with the Keras/QKeras model, element by element.
-
-    For a model ending in softmax the comparison is on the logits (via hls4ml's trace).
-    """
-    from flow.convert import csim_trace
-    from flow.keras_env import keras
-    from flow.train import predict
-
-    split = _softmax_split(model)
-    if split is None:
-        return compare_outputs(csim_out, predict(model, x), model.layers[-1].name)
-    name, fused = split
-    layer = model.get_layer(name)
-    if fused:
-        saved = layer.activation
-        layer.activation = keras().activations.linear
-        try:
-            reference = predict(keras().Model(model.inputs, layer.output), x)
-        finally:
-            layer.activation = saved
-    else:
-        reference = predict(keras().Model(model.inputs, layer.output), x)
-    return compare_outputs(csim_trace(graph, x, name), reference, f"{name} (logits, before softmax)")
 
 
-def check_emulator(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray) -> dict[str, Any]:
-    """Compare the numpy emulator (:mod:`flow.emulate`) with hls4ml's C simulation on every output.
-
-    For a softmax model both are compared on the logits. Returns the comparison plus per-layer
-    overflow counts (values that wrapped or saturated) and the emulator's outputs.
-    """
-    from flow.convert import csim_trace
-    from flow.emulate import emulate
-
-    split = _softmax_split(model)
-    if split is None:
-        emu = emulate(graph, x)
-        cmp = compare_outputs(emu.outputs, csim_out, model.layers[-1].name)
-    else:
-        emu = emulate(graph, x, upto=split[0])
-        cmp = compare_outputs(emu.outputs, csim_trace(graph, x, split[0]), f"{split[0]} (logits, before softmax)")
-    cmp["overflows"] = dict(emu.overflows)
-    return cmp | {"_outputs": emu.outputs}
 
 
-def _trace_logits(model: Any, hls_config: dict) -> None:
-    """Ask hls4ml to trace the logits layer of a softmax model, for :func:`check_bit_exact`."""
-    split = _softmax_split(model)
-    if split is not None:
-        hls_config.setdefault("LayerName", {}).setdefault(split[0], {})["Trace"] = True
 
 
-def logits_layer(model: Any) -> str | None:
-    """Name of the layer whose output holds a softmax model's logits, or None if the model has no softmax."""
-    split = _softmax_split(model)
-    return None if split is None else split[0]
 
 
 def build_and_train(spec: Spec, split: Any, quantized: bool) -> Any:
     """Build the float (``quantized=False``) or QKeras model of ``spec`` and train it on ``split``, seeded."""
-    from flow import network, train
-    from flow.keras_env import set_seed
+    from flow.keras import network, train
+    from flow.keras.env import set_seed
 
     set_seed(spec.training.seed)
     model = network.build_model(spec, quantized)
@@ -155,10 +77,10 @@ def build_and_train(spec: Spec, split: Any, quantized: bool) -> Any:
 
 def to_hls_graph(qmodel: Any, spec: Spec, input_type: str, hls_dir: Path) -> tuple[Any, dict]:
     """hls4ml config (precisions from the QKeras quantizers) and ModelGraph writing to ``hls_dir`` (nothing written yet)."""
-    from flow import convert
+    from flow.hls import convert
 
     hls_config = convert.derive_hls_config(qmodel, spec.hardware, input_type)
-    _trace_logits(qmodel, hls_config)
+    trace_logits(qmodel, hls_config)
     return convert.build_graph(qmodel, hls_config, spec.hardware, hls_dir), hls_config
 
 
@@ -172,8 +94,8 @@ def rtl_stage_names(spec: Spec) -> list[str]:
 
 def run_rtl_stages(spec: Spec, project: Path, stages: Stages) -> dict[str, Any]:
     """Generate ``project/rtl`` and simulate it with cocotb on each simulator of the spec; a report section."""
-    from flow.rtl import rtl_project
-    from flow.sim import sim_project
+    from flow.rtl.generate import rtl_project
+    from flow.sim.project import sim_project
 
     names = rtl_stage_names(spec)
     with stages.stage(names[0]):
@@ -191,8 +113,9 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[st
     stages = Stages(["data", "train float baseline", "train QKeras (QAT)", "convert with hls4ml",
                      "write HLS project + compile C simulation", "C simulation", "bit-exact emulation", "report"]
                     + rtl_stage_names(spec))
-    from flow import convert, train
     from flow.data import load_dataset
+    from flow.hls import convert
+    from flow.keras import train
 
     final = Path(out_root) / spec.name
     input_type = parse_type(spec.input_type)
@@ -215,8 +138,8 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[st
         with stages.stage("C simulation"):
             csim_out = convert.csim_predict(graph, split.x_test)
         with stages.stage("bit-exact emulation"):
-            emu_cmp = check_emulator(qmodel, graph, split.x_test, csim_out)
-            emu_out = emu_cmp.pop("_outputs")
+            emu_check = check_emulator(qmodel, graph, split.x_test, csim_out)
+            emu_cmp, emu_out = emu_check.comparison, emu_check.outputs
         with stages.stage("report"):
             float_out = train.predict(models[False], split.x_test)
             q_out = train.predict(qmodel, split.x_test)
@@ -232,9 +155,9 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[st
                 "samples": {"train": len(split.x_train), "test": len(split.x_test)},
                 "input": {"type": str(input_type), "changed_by_quantization": split.inputs_changed,
                           "out_of_range": split.inputs_out_of_range},
-                "accuracy": {"float": _accuracy(float_out, split.y_test), "qkeras": _accuracy(q_out, split.y_test),
-                             "csim": _accuracy(csim_out, split.y_test),
-                             "emulator": _accuracy(emu_out, split.y_test)},
+                "accuracy": {"float": accuracy(float_out, split.y_test), "qkeras": accuracy(q_out, split.y_test),
+                             "csim": accuracy(csim_out, split.y_test),
+                             "emulator": accuracy(emu_out, split.y_test)},
                 "csim_vs_qkeras": check_bit_exact(qmodel, graph, split.x_test, csim_out),
                 "emulator_vs_csim": emu_cmp,
                 "size": {"parameters": n_params, "float_bits": 32 * n_params,
@@ -272,8 +195,8 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
     quantizers with ``precision`` (``ap_fixed<W,I>``) as the default for float layers. The check feeds
     ``samples`` inputs drawn from N(0, 1) and quantized to the input type.
     """
-    from flow import convert
-    from flow.model_io import load_model
+    from flow.hls import convert
+    from flow.keras.model_io import load_model
 
     stages = Stages(["load model", "convert with hls4ml", "write HLS project + compile C simulation",
                      "C simulation", "report"])
@@ -302,7 +225,7 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
                 hls_config["Model"]["Precision"] = precision
                 if input_type is None:
                     hls_config["LayerName"][in_name]["Precision"]["result"] = precision
-        _trace_logits(model, hls_config)
+        trace_logits(model, hls_config)
         in_type_text = _input_type_of(hls_config, in_name)
         in_type = _check_type(in_type_text, "input type")
     final = Path(out_dir)
@@ -334,11 +257,9 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
 def _emulator_or_reason(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray) -> dict[str, Any]:
     """Emulator check for third-party models, or the reason it cannot run (an unsupported layer)."""
     try:
-        cmp = check_emulator(model, graph, x, csim_out)
+        return check_emulator(model, graph, x, csim_out).comparison
     except FlowError as exc:
         return {"skipped": str(exc)}
-    cmp.pop("_outputs")
-    return cmp
 
 
 def _input_type_of(hls_config: dict, in_name: str) -> str:

@@ -143,7 +143,7 @@ class Spec:
     rtl: Rtl = Rtl()
 
 
-class _Check:
+class Checker:
     """Validation helpers that know which file they are reading."""
 
     def __init__(self, path: Path):
@@ -194,7 +194,7 @@ class _Check:
         return tuple(self.integer(v, f"{where}[{i}]", lo=1) for i, v in enumerate(value))
 
 
-def _quantizer_expr(chk: _Check, value: Any, where: str) -> str:
+def _quantizer_expr(chk: Checker, value: Any, where: str) -> str:
     if not isinstance(value, str) or not re.match(r"^\s*([a-z_0-9]+)\s*\(([^()]*)\)\s*$", value):
         raise chk.fail(where, f"must be a QKeras quantizer expression like 'quantized_bits(6, 0)', got {value!r}")
     name = value.split("(")[0].strip()
@@ -203,7 +203,7 @@ def _quantizer_expr(chk: _Check, value: Any, where: str) -> str:
     return value.strip()
 
 
-def _quant(chk: _Check, value: Any, where: str, base: Quant) -> Quant:
+def _quant(chk: Checker, value: Any, where: str, base: Quant) -> Quant:
     value = chk.mapping(value, where, QUANT_KEYS)
     merged = dict(base.__dict__)
     for key, v in value.items():
@@ -223,7 +223,7 @@ def _quant(chk: _Check, value: Any, where: str, base: Quant) -> Quant:
     return Quant(**merged)
 
 
-def _layers(chk: _Check, value: Any, quant_cfg: dict, default_q: Quant) -> tuple[Layer, ...]:
+def _layers(chk: Checker, value: Any, quant_cfg: dict, default_q: Quant) -> tuple[Layer, ...]:
     if not isinstance(value, list) or not value:
         raise chk.fail("model.layers", "must be a non-empty list of layers")
     counts: dict[str, int] = {}
@@ -294,7 +294,7 @@ def load_spec(path: str | Path) -> Spec:
 def parse_spec(raw: Any, path: Path) -> Spec:
     """Validate an already-parsed spec mapping; ``path`` names it in errors and anchors relative data paths."""
     path = Path(path)
-    chk = _Check(path)
+    chk = Checker(path)
     raw = chk.mapping(raw, "", ("name", "dataset", "model", "quantization", "pruning", "training", "hardware", "rtl"),
                       ("name", "dataset", "model"))
     name = raw["name"]
@@ -332,7 +332,7 @@ def parse_spec(raw: Any, path: Path) -> Spec:
     input_type = q.get("input_type", "ap_fixed<16,6>")
     if not isinstance(input_type, str) or not FIXED_TYPE_RE.match(input_type.strip()):
         raise chk.fail("quantization.input_type", f"must be an ap_fixed<W,I> or ap_ufixed<W,I> type, got {input_type!r}")
-    from flow.fixed import parse_type  # local: keeps spec import light
+    from flow.arith.types import parse_type  # local: keeps spec import light
 
     try:
         parse_type(input_type)
@@ -377,7 +377,7 @@ def parse_spec(raw: Any, path: Path) -> Spec:
                 _rtl(chk, raw.get("rtl")))
 
 
-def _rtl(chk: _Check, value: Any) -> Rtl:
+def _rtl(chk: Checker, value: Any) -> Rtl:
     if value is None:
         return Rtl()
     r = chk.mapping(value, "rtl", ("enabled", "latency_cutoff", "simulators", "samples", "yosys"))

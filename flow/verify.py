@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from flow.arith.types import FixedType, parse_type
 from flow.errors import FlowError
-from flow.fixed import FixedType, parse_type
 
 
 def full_range_inputs(t: FixedType, shape: tuple[int, ...], n: int, seed: int) -> np.ndarray:
@@ -44,9 +44,9 @@ def verify(project: str | Path, samples: int, seed: int = 0) -> dict[str, Any]:
     ``ok`` is False on any emulator/C-sim difference, and on any C-sim/model difference when the
     model is a QKeras model (a float model is not expected to match its quantized conversion).
     """
-    from flow.convert import csim_predict, write_and_compile
-    from flow.pipeline import check_bit_exact, check_emulator
-    from flow.project import rebuild
+    from flow.compare import check_bit_exact, check_emulator
+    from flow.hls.convert import csim_predict, write_and_compile
+    from flow.hls.project import rebuild
 
     project = Path(project)
     if samples < 1:
@@ -60,8 +60,7 @@ def verify(project: str | Path, samples: int, seed: int = 0) -> dict[str, Any]:
         x = np.concatenate([data.reshape(len(data), *shape), rand]) if len(data) else rand
         write_and_compile(graph)
         csim = csim_predict(graph, x)
-        emu = check_emulator(model, graph, x, csim)
-        emu.pop("_outputs")
+        emu = check_emulator(model, graph, x, csim).comparison
         ref = check_bit_exact(model, graph, x.astype(np.float32), csim)
     is_qkeras = any(type(layer).__name__.startswith("Q") for layer in model.layers)
     summary = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from flow.keras_env import keras
+from flow.keras.env import keras
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +38,7 @@ def trained_rtl_project(tmp: Path, name: str, epochs: int, first_units: int | No
     ``first_units`` replaces the first layer's width), then ``rtl_project`` without Yosys; returns the
     project folder ``tmp/out/<name>``."""
     from flow.pipeline import run
-    from flow.rtl import rtl_project
+    from flow.rtl.generate import rtl_project
 
     spec = yaml.safe_load((ROOT / "models" / f"{name}.yaml").read_text())
     spec["training"]["epochs"] = epochs

@@ -74,7 +74,7 @@ def test_missing_model_file(tmp_path, capsys):
 
 
 def test_model_with_a_layer_hls4ml_cannot_convert(tmp_path, capsys):
-    from flow.keras_env import keras
+    from flow.keras.env import keras
 
     k = keras()
     inp = k.Input((4,), name="x")

@@ -1,4 +1,4 @@
-"""flow.emulate against hls4ml's C simulation: every output element must be identical (zero differing bits).
+"""flow.arith.emulate against hls4ml's C simulation: every output element must be identical (zero differing bits).
 
 Compiled C-sim builds are cached per module (module-scoped fixtures), each costs one g++ build (~7 s).
 Inputs are quantized to the input type first so the comparison starts from identical values.
@@ -13,15 +13,15 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from flow import fxp
-from flow.convert import build_graph, csim_predict, derive_hls_config
-from flow.emulate import Emulation, emulate
-from flow.errors import FlowError
-from flow.fixed import parse_type, quantize
-from flow.keras_env import keras, qkeras_objects, set_seed
-from flow.spec import Hardware
 from qmodels import conv_model, qb
+
+from flow.arith import fxp
+from flow.arith.emulate import Emulation, emulate
+from flow.arith.types import parse_type, quantize
+from flow.errors import FlowError
+from flow.hls.convert import build_graph, csim_predict, derive_hls_config
+from flow.keras.env import keras, qkeras_objects, set_seed
+from flow.spec import Hardware
 
 MODELS = Path("/work/shared/models")
 INPUT_TYPE = "ap_fixed<10,3>"
@@ -106,9 +106,9 @@ def test_conv_bit_exact(conv_graph, monkeypatch):
     x = _inputs((8, 8, 2), 600, seed=2)
     em = _assert_bit_exact(graph, x)
     assert {"c1", "p1", "c2", "d3"} <= {t.name for t in em.traces}
-    import flow.emulate
+    import flow.arith.emulate
 
-    monkeypatch.setattr(flow.emulate, "MAX_PRODUCT_ELEMENTS", 700)  # force many small im2col/product blocks
+    monkeypatch.setattr(flow.arith.emulate, "MAX_PRODUCT_ELEMENTS", 700)  # force many small im2col/product blocks
     assert np.array_equal(emulate(graph, x).outputs, em.outputs)
 
 

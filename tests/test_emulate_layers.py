@@ -1,4 +1,4 @@
-"""flow.emulate's remaining layers (issue 3) against hls4ml's C simulation, layer by layer, on every bit.
+"""flow.arith.emulate's remaining layers (issue 3) against hls4ml's C simulation, layer by layer, on every bit.
 
 Four small functional models hold one or several layer kinds each, so that few g++ builds cover many layers:
 
@@ -30,16 +30,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from flow import emulate as em_mod
-from flow.convert import build_graph, csim_predict, derive_hls_config
-from flow.emulate import emulate
-from flow.errors import FlowError
-from flow.fixed import parse_type
-from flow.keras_env import keras, set_seed
-from flow import verify
-from flow.spec import Hardware
 from qmodels import conv_model, qb
+
+from flow import verify
+from flow.arith import emulate as em_mod
+from flow.arith.emulate import emulate
+from flow.arith.types import parse_type
+from flow.errors import FlowError
+from flow.hls.convert import build_graph, csim_predict, derive_hls_config
+from flow.keras.env import keras, set_seed
+from flow.spec import Hardware
 
 INPUT_TYPE = "ap_fixed<10,3>"
 N_SAMPLES = 400
@@ -106,7 +106,14 @@ def mixed2d_config(cfg: dict) -> None:
 
 
 def mixed1d_model():
-    from qkeras import QActivation, QBatchNormalization, QConv1D, QDense, quantized_relu, quantized_tanh
+    from qkeras import (
+        QActivation,
+        QBatchNormalization,
+        QConv1D,
+        QDense,
+        quantized_relu,
+        quantized_tanh,
+    )
 
     K = keras()
     L = K.layers
@@ -472,7 +479,7 @@ def test_integer_relu_is_emulated_as_ap_ufixed_n_n_bit_exact(integer_relu):
 def test_integer_relu_traces_to_rtl_equal_to_the_emulator(integer_relu):
     from da4ml.trace import comb_trace
 
-    from flow.rtl_trace import trace_graph
+    from flow.arith.trace import trace_graph
 
     traced = trace_graph(integer_relu.graph)
     comb = comb_trace(traced.inputs, traced.outputs, keep_dead_inputs=True)
@@ -485,7 +492,7 @@ def test_integer_relu_traces_to_rtl_equal_to_the_emulator(integer_relu):
 # ---------------------------------------------------------------------------------------------------------
 
 def _perturbed_layer(built: Built, layer_name: str, monkeypatch, attr: str, fake) -> np.ndarray:
-    """Emulate with ``flow.emulate.<attr>`` replaced by ``fake(real)``; returns that layer's output."""
+    """Emulate with ``flow.arith.emulate.<attr>`` replaced by ``fake(real)``; returns that layer's output."""
     monkeypatch.setattr(em_mod, attr, fake(getattr(em_mod, attr)))
     em = emulate(built.graph, built.x, trace=True)
     return next(t for t in em.traces if t.name == layer_name).values.reshape(len(built.x), -1)

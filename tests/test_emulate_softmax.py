@@ -1,4 +1,4 @@
-"""flow.emulate's Softmax against hls4ml's C simulation: every output element must be identical.
+"""flow.arith.emulate's Softmax against hls4ml's C simulation: every output element must be identical.
 
 Softmax is emulated table for table (``init_exp_table``/``init_invert_table`` of nnet_activation.h), so
 these tests compare the whole model output, softmax included, with zero differing elements.
@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import yaml
 
-from flow import emulate as em_mod
-from flow import fxp
-from flow.convert import build_graph, csim_predict, derive_hls_config
-from flow.emulate import emulate
+from flow.arith import emulate as em_mod
+from flow.arith import fxp
+from flow.arith.emulate import emulate
+from flow.arith.types import FixedType, parse_type, quantize
 from flow.errors import FlowError
-from flow.fixed import FixedType, parse_type, quantize
-from flow.keras_env import keras, qkeras_objects, set_seed
+from flow.hls.convert import build_graph, csim_predict, derive_hls_config
+from flow.keras.env import keras, qkeras_objects, set_seed
 from flow.spec import Hardware
 
 MODELS = Path("/work/shared/models")

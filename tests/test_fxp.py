@@ -1,4 +1,4 @@
-"""flow.fxp (integer fixed-point arithmetic) against a third-party implementation.
+"""flow.arith.fxp (integer fixed-point arithmetic) against a third-party implementation.
 
 The reference is ``quantizers.fixed_point.get_fixed_quantizer_np`` (by da4ml's author, described as
 bit-accurate to HLS ap_fixed). It has no AP_SAT_ZERO, so SAT_ZERO is checked against its rounding
@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from quantizers.fixed_point import get_fixed_quantizer_np
 from quantizers.fixed_point.fixed_point_ops_np import round_mode_registry_scaled_np
 
-from flow import fxp
-from flow.fixed import FixedType
+from flow.arith import fxp
+from flow.arith.types import FixedType
 
 REF_OVERFLOWS = ("WRAP", "SAT", "SAT_SYM")
 

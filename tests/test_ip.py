@@ -21,11 +21,11 @@ from hdl import needs_icarus
 from qmodels import ROOT, trained_rtl_project
 
 from flow import tools
-from flow.cli import _parser, main
+from flow.cli import build_parser, main
 from flow.errors import FlowError
-from flow.ip import MARKER, hlsflow_version, ip_project
-from flow.ip_core import vlnv
-from flow.sim import load_port_map, unpack_bytes
+from flow.ip.core import vlnv
+from flow.ip.package import MARKER, hlsflow_version, ip_project
+from flow.sim.words import load_port_map, unpack_bytes
 
 VECTORS = 500  # 450 test samples, then 50 random full-range inputs
 
@@ -197,7 +197,7 @@ def test_a_failure_while_writing_leaves_the_previous_ip_folder_as_it_was(project
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("flow.ip_core.ci_workflow", broken)
+    monkeypatch.setattr("flow.ip.core.ci_workflow", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         ip_project(project, out, vectors=VECTORS, seed=3)
     assert _tree(out) == before
@@ -220,7 +220,7 @@ def _hlsflow_commands(workflow: Path) -> list[list[str]]:
 def test_every_hlsflow_command_in_the_ci_example_parses_with_the_cli():
     workflow = ROOT / "docs" / "ci" / "hlsflow-ci.yml"
     cmds = _hlsflow_commands(workflow)
-    parser = _parser()
+    parser = build_parser()
     seen = set()
     for cmd in cmds:
         try:

@@ -1,4 +1,4 @@
-"""RTL generation (flow.rtl_trace, flow.rtl): the traced logic computes exactly what the emulator computes.
+"""RTL generation (flow.arith.trace, flow.rtl.generate): the traced logic computes exactly what the emulator computes.
 
 The traced logic is checked with da4ml's own interpreter of the same netlist description (fast, no
 simulator); the Verilog itself is checked by cocotb in tests/test_rtl_sim.py.
@@ -14,14 +14,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flow import fxp, tools
-from flow.convert import build_graph, derive_hls_config
-from flow.emulate import emulate
+from flow import tools
+from flow.arith import fxp
+from flow.arith.emulate import emulate
+from flow.arith.trace import cast, input_array, trace_graph
+from flow.arith.types import FixedType
 from flow.errors import FlowError
-from flow.fixed import FixedType
-from flow.keras_env import set_seed
-from flow.rtl import generate
-from flow.rtl_trace import cast, input_array, trace_graph
+from flow.hls.convert import build_graph, derive_hls_config
+from flow.keras.env import set_seed
+from flow.rtl.generate import generate
 from flow.spec import load_spec
 from flow.verify import full_range_inputs
 
@@ -56,7 +57,7 @@ def test_cast_equals_emulator_for_every_mode(src_width, src_int, src_signed, dst
 
 def _shipped_graph(name: str, tmp: Path):
     """The shipped spec's QKeras network with its initial (seeded, untrained) weights, converted."""
-    from flow import network
+    from flow.keras import network
 
     spec = load_spec(ROOT / "models" / f"{name}.yaml")
     set_seed(3)
@@ -103,9 +104,9 @@ def test_traced_model_differs_when_a_weight_changes(mlp_graph):
 
 def test_softmax_tables_trace_equal_to_emulator(tmp_path):
     """hls4ml's stable softmax (exp and invert tables addressed by top bits) traced == emulator."""
-    from flow.keras_env import keras
     from qkeras import QDense, quantized_bits
 
+    from flow.keras.env import keras
     from flow.spec import Hardware
 
     K = keras()
@@ -146,9 +147,9 @@ def test_generated_verilog_is_lint_clean(mlp_graph, tmp_path):
 
 
 def test_failed_generation_leaves_no_folder(tmp_path):
-    from flow.keras_env import keras
     from qkeras import QDense, quantized_bits
 
+    from flow.keras.env import keras
     from flow.spec import Hardware
 
     K = keras()
@@ -165,9 +166,9 @@ def test_failed_generation_leaves_no_folder(tmp_path):
 
 
 def _tiny_graph(tmp: Path):
-    from flow.keras_env import keras
     from qkeras import QActivation, QDense, quantized_bits, quantized_relu
 
+    from flow.keras.env import keras
     from flow.spec import Hardware
 
     K = keras()
@@ -185,7 +186,7 @@ def _tiny_graph(tmp: Path):
 
 @pytest.mark.skipif(tools.find("yosys") is None, reason="Yosys is not installed (apt-get install yosys)")
 def test_yosys_estimate_counts_luts_and_registers(tmp_path):
-    from flow.estimate import yosys_estimate
+    from flow.rtl.estimate import yosys_estimate
 
     pm = generate(_tiny_graph(tmp_path), tmp_path / "rtl", "tiny", latency_cutoff=2.0, run_lint=False)
     est = yosys_estimate(tmp_path / "rtl", pm["verilog"], pm["top"])

@@ -8,7 +8,7 @@ import pytest
 from hdl import assert_bit_exact, needs_icarus, needs_verilator
 from qmodels import ROOT
 
-from flow.sim import sim_project
+from flow.sim.project import sim_project
 
 SHARED = ROOT.parent / "shared" / "models"
 
@@ -18,7 +18,7 @@ def qkeras_mnist_project(tmp_path_factory):
     """The third-party QKeras MNIST MLP (784-20-10, power-of-two weights in the first layer, softmax
     as lookup tables), converted with 16-bit inputs, and its RTL."""
     from flow.pipeline import convert_existing
-    from flow.rtl import rtl_project
+    from flow.rtl.generate import rtl_project
 
     project = tmp_path_factory.mktemp("rtl_qmnist") / "qkeras_mnist_dense"
     convert_existing(SHARED / "qkeras_mnist_dense.json", project, input_type="ap_fixed<16,6>", samples=50)

@@ -23,9 +23,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from flow import sim, tools
+from flow import tools
 from flow.errors import FlowError
-from flow.sim import Field
+from flow.sim import runner
+from flow.sim import words as tdata
+from flow.sim.words import Field
 
 DUT = Path(__file__).parent / "data" / "axis_dut"
 K = 0x9A3C57E12B6D - (1 << 48)  # the DUT's 48-bit signed constant
@@ -74,7 +76,7 @@ def variant(tmp_path: Path, *edits: tuple[str, str]) -> Path:
 
 @pytest.fixture(scope="module")
 def data() -> tuple[np.ndarray, np.ndarray]:
-    in_fields, _ = sim.load_port_map(DUT)["_in"]
+    in_fields, _ = tdata.load_port_map(DUT)["_in"]
     x = random_codes(in_fields, N_SAMPLES, seed=11)
     return x, reference(x)
 
@@ -84,11 +86,11 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 def test_pack_places_each_field_at_its_bits_in_twos_complement():
     fields = [Field("s4", 0, 4, True, 2), Field("u3", 4, 3, False, 3), Field("s70", 7, 70, True, 10)]
     codes = np.array([[-1, 5, -(1 << 69)], [7, 0, (1 << 69) - 1], [-8, 7, -1]], dtype=object)
-    words = sim.pack(codes, fields)
+    words = tdata.pack(codes, fields)
     assert words[0] == 0b1111 | (5 << 4) | ((1 << 69) << 7)
     assert words[1] == 7 | (((1 << 69) - 1) << 7)
     assert words[2] == 0b1000 | (7 << 4) | (((1 << 70) - 1) << 7)
-    assert sim.unpack(words, fields).tolist() == codes.tolist()
+    assert tdata.unpack(words, fields).tolist() == codes.tolist()
 
 
 @settings(max_examples=60, deadline=None)
@@ -105,12 +107,12 @@ def test_pack_unpack_round_trip(widths, gaps, seed):
     codes = np.empty((7, len(fields)), dtype=object)
     for k, f in enumerate(fields):
         codes[:, k] = [f.lo, f.hi, 0] + [f.lo + int(rng.integers(0, 1 << 62)) % (f.hi - f.lo + 1) for _ in range(4)]
-    words = sim.pack(codes, fields, lsb + 3)
+    words = tdata.pack(codes, fields, lsb + 3)
     assert all(0 <= w < (1 << (lsb + 3)) for w in words)
-    back = sim.unpack(words, fields, lsb + 3)
+    back = tdata.unpack(words, fields, lsb + 3)
     assert back.tolist() == codes.tolist()
-    rows = sim.pack_bytes(codes, fields, lsb + 3)
-    assert sim.rows_to_words(rows) == words
+    rows = tdata.pack_bytes(codes, fields, lsb + 3)
+    assert tdata.rows_to_words(rows) == words
     if all(f.fits_int64 for f in fields):
         assert back.dtype == np.int64
 
@@ -118,21 +120,21 @@ def test_pack_unpack_round_trip(widths, gaps, seed):
 def test_pack_rejects_codes_outside_the_field():
     fields = [Field("x[0]", 0, 4, True, 1, "ap_fixed<4,1>"), Field("x[1]", 4, 4, False, 1, "ap_ufixed<4,1>")]
     with pytest.raises(FlowError, match=r"x\[0\].*\[-8, 7\]"):
-        sim.pack(np.array([[8, 0]]), fields)
+        tdata.pack(np.array([[8, 0]]), fields)
     with pytest.raises(FlowError, match=r"x\[1\]"):
-        sim.pack(np.array([[0, -1]]), fields)
+        tdata.pack(np.array([[0, -1]]), fields)
 
 
 def test_values_and_codes_convert_exactly_and_off_grid_values_are_rejected():
     fields = [Field("y[0]", 0, 8, True, 3, "ap_fixed<8,3>"), Field("y[1]", 8, 6, False, 2, "ap_ufixed<6,2>")]
     values = np.array([[-4.0, 3.9375], [3.96875, 0.0], [-0.03125, 0.0625]])
-    codes = sim.values_to_codes(values, fields)
+    codes = tdata.values_to_codes(values, fields)
     assert codes.tolist() == [[-128, 63], [127, 0], [-1, 1]]
-    assert np.array_equal(sim.codes_to_values(codes, fields), values)
+    assert np.array_equal(tdata.codes_to_values(codes, fields), values)
     with pytest.raises(FlowError, match=r"y\[0\].*not on the grid"):
-        sim.values_to_codes(np.array([[0.01, 0.0]]), fields)
+        tdata.values_to_codes(np.array([[0.01, 0.0]]), fields)
     with pytest.raises(FlowError, match=r"y\[1\]"):
-        sim.values_to_codes(np.array([[0.0, 4.0]]), fields)
+        tdata.values_to_codes(np.array([[0.0, 4.0]]), fields)
 
 
 def test_port_map_with_overlapping_fields_is_rejected(tmp_path):
@@ -141,14 +143,14 @@ def test_port_map_with_overlapping_fields_is_rejected(tmp_path):
     shutil.copy(DUT / "axis_dut.v", tmp_path)
     (tmp_path / "port_map.json").write_text(json.dumps(pm))
     with pytest.raises(FlowError, match=r"output.*y\[1\].*overlaps"):
-        sim.load_port_map(tmp_path)
+        tdata.load_port_map(tmp_path)
 
 
 def test_reference_model_agrees_with_the_packed_layout(data):
     """The reference's codes fit the DUT's output fields (so a simulation mismatch is the DUT's)."""
     x, y = data
-    out_fields, out_w = sim.load_port_map(DUT)["_out"]
-    assert sim.unpack(sim.pack(y, out_fields, out_w), out_fields, out_w).tolist() == y.tolist()
+    out_fields, out_w = tdata.load_port_map(DUT)["_out"]
+    assert tdata.unpack(tdata.pack(y, out_fields, out_w), out_fields, out_w).tolist() == y.tolist()
 
 
 # ----------------------------------------------------------------------------- simulation
@@ -163,11 +165,11 @@ def passing(build_root, data):
     """One clean run per simulator, shared by the tests that read it (and its build reused)."""
     runs = {}
 
-    def run(simulator: str) -> sim.SimResult:
+    def run(simulator: str) -> runner.SimResult:
         needs(simulator)
         if simulator not in runs:
             x, y = data
-            runs[simulator] = sim.run_cocotb(DUT, x, y, simulator, seed=5, build_dir=build_root / simulator,
+            runs[simulator] = runner.run_cocotb(DUT, x, y, simulator, seed=5, build_dir=build_root / simulator,
                                              junit=build_root / f"{simulator}.junit.xml")
         return runs[simulator]
 
@@ -212,7 +214,7 @@ def test_one_wrong_expected_bit_is_reported_with_sample_and_field(passing, build
     x, y = data
     wrong = y.copy()
     wrong[123, 3] = int(wrong[123, 3]) ^ 0b100  # y[3]: unsigned 8-bit field
-    r = sim.run_cocotb(DUT, x, wrong, simulator, seed=5, build_dir=build_root / simulator,
+    r = runner.run_cocotb(DUT, x, wrong, simulator, seed=5, build_dir=build_root / simulator,
                        junit=build_root / f"{simulator}.wrong.junit.xml")
     assert not r.passed
     assert (r.mismatching_samples, r.differing_bits) == (1, 1)
@@ -227,7 +229,7 @@ def test_flipped_constant_bit_in_the_dut_is_caught(tmp_path, data):
     needs("icarus")
     x, y = data
     bad = variant(tmp_path, ("48'sh9A3C57E12B6D", "48'sh9A3C57E12B6C"))
-    r = sim.run_cocotb(bad, x, y, "icarus", seed=5, build_dir=tmp_path / "build")
+    r = runner.run_cocotb(bad, x, y, "icarus", seed=5, build_dir=tmp_path / "build")
     assert not r.passed
     nonzero_e = sum(int(v) != 0 for v in x[:, 4])
     assert r.mismatching_samples == nonzero_e, "every sample with e != 0 differs in y[2] = e*K"
@@ -240,12 +242,12 @@ def test_dut_that_ignores_backpressure_is_caught(tmp_path, data):
     needs("icarus")
     x, y = data
     bad = variant(tmp_path, ("wire en = !v2 || m_axis_tready;", "wire en = 1'b1;"))
-    r = sim.run_cocotb(bad, x, y, "icarus", seed=5, build_dir=tmp_path / "build")
+    r = runner.run_cocotb(bad, x, y, "icarus", seed=5, build_dir=tmp_path / "build")
     assert not r.passed
     assert r.stall_violations > 0
     assert r.missing_outputs > 0 or r.mismatching_samples > 0
     # without back-pressure the same DUT is indistinguishable from a correct one
-    ok = sim.run_cocotb(bad, x, y, "icarus", seed=5, build_dir=tmp_path / "build", backpressure=False)
+    ok = runner.run_cocotb(bad, x, y, "icarus", seed=5, build_dir=tmp_path / "build", backpressure=False)
     assert ok.passed and ok.stall_violations == 0
 
 
@@ -255,10 +257,10 @@ def test_reset_that_leaves_samples_in_flight_is_caught(tmp_path, data):
     # v1/v2 get power-up values instead of a reset: in-flight samples survive a reset
     bad = variant(tmp_path, ("            v1 <= 1'b0;\n            v2 <= 1'b0;\n", ""),
                   ("    reg v0, v1, v2;\n", "    reg v0, v1, v2;\n    initial begin v1 = 1'b0; v2 = 1'b0; end\n"))
-    r = sim.run_cocotb(bad, x, y, "icarus", seed=5, build_dir=tmp_path / "build")
+    r = runner.run_cocotb(bad, x, y, "icarus", seed=5, build_dir=tmp_path / "build")
     assert not r.passed and r.resent_after_reset > 0
     assert r.extra_outputs > 0 or r.mismatching_samples > 0
-    ok = sim.run_cocotb(bad, x, y, "icarus", seed=5, build_dir=tmp_path / "build", reset_midstream=False)
+    ok = runner.run_cocotb(bad, x, y, "icarus", seed=5, build_dir=tmp_path / "build", reset_midstream=False)
     assert ok.passed
 
 
@@ -266,15 +268,15 @@ def test_inputs_that_do_not_fit_the_port_map_are_rejected(tmp_path, data):
     needs("icarus")
     x, y = data
     with pytest.raises(FlowError, match="5 fields"):
-        sim.run_cocotb(DUT, x[:, :4], y, "icarus", seed=0, build_dir=tmp_path)
+        runner.run_cocotb(DUT, x[:, :4], y, "icarus", seed=0, build_dir=tmp_path)
     with pytest.raises(FlowError, match=r"x\[1\]"):
-        sim.run_cocotb(DUT, np.where(np.arange(5) == 1, 64, x), y, "icarus", seed=0, build_dir=tmp_path)
+        runner.run_cocotb(DUT, np.where(np.arange(5) == 1, 64, x), y, "icarus", seed=0, build_dir=tmp_path)
 
 
 def test_unknown_simulator_is_a_flow_error(tmp_path, data):
     x, y = data
     with pytest.raises(FlowError, match="verilator, icarus"):
-        sim.run_cocotb(DUT, x, y, "modelsim", seed=0, build_dir=tmp_path)
+        runner.run_cocotb(DUT, x, y, "modelsim", seed=0, build_dir=tmp_path)
 
 
 def test_cli_sim_without_rtl_names_the_port_map(tmp_path, capsys):
@@ -290,9 +292,12 @@ def test_cli_sim_without_rtl_names_the_port_map(tmp_path, capsys):
 # ----------------------------------------------------------------------------- hlsflow sim, end to end
 
 def small_qkeras_model():
-    from flow.keras_env import keras, set_seed  # first: it makes tf.keras Keras 2 before QKeras loads
-
     from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
+    from flow.keras.env import (  # first: it makes tf.keras Keras 2 before QKeras loads
+        keras,
+        set_seed,
+    )
 
     set_seed(3)
     K = keras()
@@ -307,7 +312,7 @@ def small_qkeras_model():
 
 @pytest.mark.slow
 def test_hlsflow_sim_checks_generated_rtl_against_the_emulator_and_the_qkeras_model(tmp_path, capsys):
-    rtl = pytest.importorskip("flow.rtl", reason="flow/rtl.py (the RTL generator) is not in this checkout")
+    rtl = pytest.importorskip("flow.rtl.generate", reason="flow/rtl/generate.py (the RTL generator) is not in this checkout")
     needs("icarus")
     from flow.cli import main
     from flow.pipeline import convert_existing

@@ -21,9 +21,10 @@ import yaml
 from flow.cli import main
 from flow.errors import FlowError
 from flow.spec import load_spec
-from flow.sweep import load_sweep, point_key, run_sweep
-from flow.sweep_workers import storage_url, trial_key
-from flow.sweep_report import choose, pareto_mask
+from flow.sweep.config import load_sweep, point_key
+from flow.sweep.report import choose, pareto_mask
+from flow.sweep.run import run_sweep
+from flow.sweep.workers import storage_url, trial_key
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"training": {"epochs": 1, "validation_split": 0.0}, "dataset": {"max_samples": 300},
@@ -169,8 +170,9 @@ def test_export_choice_is_the_cheapest_point_within_tolerance_of_the_best():
 def _tiny_dense_graph(tmp_path, strategy="Latency", reuse=1):
     import numpy as np
 
-    from flow import network, pipeline
-    from flow.keras_env import set_seed
+    from flow import pipeline
+    from flow.keras import network
+    from flow.keras.env import set_seed
     from flow.spec import parse_spec
 
     raw = {"name": "tiny_dense", "dataset": {"source": "digits", "input_shape": [4]},
@@ -187,7 +189,7 @@ def _tiny_dense_graph(tmp_path, strategy="Latency", reuse=1):
 
 
 def test_bops_count_nonzero_weight_multiplies_and_accumulator_adds(tmp_path):
-    from flow.sweep import bit_operations
+    from flow.sweep.evaluate import bit_operations
 
     graph = _tiny_dense_graph(tmp_path)
     layer = next(layer for layer in graph.get_layers() if layer.name == "fc")
@@ -197,7 +199,7 @@ def test_bops_count_nonzero_weight_multiplies_and_accumulator_adds(tmp_path):
 
 
 def test_bops_do_not_depend_on_strategy_or_reuse_factor(tmp_path):
-    from flow.sweep import bit_operations
+    from flow.sweep.evaluate import bit_operations
 
     assert bit_operations(_tiny_dense_graph(tmp_path, "Resource", 2)) == bit_operations(_tiny_dense_graph(tmp_path))
 
@@ -298,7 +300,7 @@ def fake_figures(self, params):
 
 @pytest.mark.parametrize("method", ["tpe", "nsga2"])
 def test_multi_objective_search_runs_its_trial_budget_and_computes_no_point_twice(tmp_path, monkeypatch, method):
-    from flow.sweep import PointEvaluator
+    from flow.sweep.evaluate import PointEvaluator
 
     monkeypatch.setattr(PointEvaluator, "evaluate", fake_figures)
     path = sweep_file(tmp_path, {"weight_bits": [2, 3, 4, 6, 8], "activation_bits": [2, 3, 4, 6, 8]},
@@ -314,7 +316,7 @@ def test_multi_objective_search_runs_its_trial_budget_and_computes_no_point_twic
 
 
 def test_a_failing_point_is_reported_and_retried_on_request(tmp_path, capsys, monkeypatch):
-    from flow.sweep import PointEvaluator
+    from flow.sweep.evaluate import PointEvaluator
 
     def fake(self, params):
         if params == {"weight_bits": 3, "activation_bits": 6}:
@@ -340,22 +342,22 @@ def test_a_failing_point_is_reported_and_retried_on_request(tmp_path, capsys, mo
 def test_rtl_cost_hook_is_none_without_flow_rtl_cost_figures(tmp_path, monkeypatch):
     import types
 
-    from flow.sweep import rtl_cost
+    from flow.sweep.evaluate import rtl_cost
 
-    monkeypatch.setitem(sys.modules, "flow.rtl", types.ModuleType("flow.rtl"))
+    monkeypatch.setitem(sys.modules, "flow.rtl.generate", types.ModuleType("flow.rtl.generate"))
     assert rtl_cost(tmp_path) is None
 
 
 def test_rtl_cost_figures_of_pareto_points_reach_the_table_and_a_latency_plot(tmp_path, monkeypatch, capsys):
     import types
 
-    from flow.sweep import PointEvaluator
+    from flow.sweep.evaluate import PointEvaluator
 
     monkeypatch.setattr(PointEvaluator, "evaluate", lambda self, params: {**fake_figures(self, params),
                                                                           "project": str(tmp_path)})
-    rtl = types.ModuleType("flow.rtl")
+    rtl = types.ModuleType("flow.rtl.generate")
     rtl.cost_figures = lambda project: {"latency_cycles": 3, "luts": 1234}
-    monkeypatch.setitem(sys.modules, "flow.rtl", rtl)
+    monkeypatch.setitem(sys.modules, "flow.rtl.generate", rtl)
     path = sweep_file(tmp_path)
     rc, _, _ = run_cli(["sweep", str(path), "--out", str(tmp_path / "out"), "--no-progress", "--rtl-cost", "pareto"],
                        capsys)
@@ -428,8 +430,8 @@ def test_two_workers_share_one_database_and_survive_kill_9_and_ctrl_c(tmp_path, 
 def test_a_point_with_quantized_relu_n_n_is_computed(tmp_path):
     """quantized_relu(3, 3) has no fractional bits: hls4ml makes it ap_uint<3>, which the emulator now reads
     as ap_ufixed<3,3> (the point used to fail with 'unsupported hls4ml precision uint<3>')."""
-    from flow.emulate import emulate
-    from flow.project import rebuild
+    from flow.arith.emulate import emulate
+    from flow.hls.project import rebuild
 
     path = sweep_file(tmp_path, {"activation_bits": [3], "activation_integer": [3]}, name="intrelu")
     result = run_sweep(path, tmp_path / "out", progress=False, report=False)
@@ -444,8 +446,8 @@ def test_a_point_with_quantized_relu_n_n_is_computed(tmp_path):
 
 
 def _split_of(sweep):
+    from flow.arith.types import parse_type
     from flow.data import load_dataset
-    from flow.fixed import parse_type
 
     base = sweep.base
     return load_dataset(base.dataset, parse_type(base.input_type), base.training.seed)
@@ -468,11 +470,11 @@ def ptq_sweep(tmp_path_factory):
 def test_ptq_points_quantize_the_float_baseline_and_are_scored_by_the_emulator(ptq_sweep, tmp_path):
     import numpy as np
 
-    from flow.emulate import emulate
-    from flow.model_io import load_model
-    from flow.project import rebuild
-    from flow.sweep_ptq import float_model_path
-    from flow.train import predict
+    from flow.arith.emulate import emulate
+    from flow.hls.project import rebuild
+    from flow.keras.model_io import load_model
+    from flow.keras.train import predict
+    from flow.sweep.ptq import float_model_path
 
     tmp, path, result = ptq_sweep
     assert (result.counts.done, result.counts.failed) == (2, 0)
@@ -510,8 +512,8 @@ def test_ptq_report_records_the_mode_and_the_float_accuracy(ptq_sweep):
 def test_ptq_search_quantizes_a_users_float_model_file(ptq_sweep, tmp_path, capsys):
     """`float_model:` names the file (here the baseline of the sweep above, copied): every point quantizes
     exactly its weights, no baseline is trained, and the search ends with exactly `trials` finished trials."""
-    from flow.model_io import load_model
-    from flow.sweep_ptq import float_model_path, weights_digest
+    from flow.keras.model_io import load_model
+    from flow.sweep.ptq import float_model_path, weights_digest
 
     tmp, _, result = ptq_sweep
     shutil.copyfile(float_model_path(result.sweep, tmp / "out" / "ptq"), tmp_path / "float.h5")
@@ -532,7 +534,7 @@ def test_ptq_search_quantizes_a_users_float_model_file(ptq_sweep, tmp_path, caps
     ("other_network", "layer 'fc1' has weights of shapes [(64, 16), (16,)]"),
 ])
 def test_a_float_model_that_does_not_fit_exits_2_before_any_worker_starts(tmp_path, capsys, kind, message):
-    from flow import network
+    from flow.keras import network
 
     spec = load_spec(ROOT / "models" / "digits_mlp.yaml")
     if kind == "other_network":
@@ -553,7 +555,7 @@ def test_a_float_model_that_does_not_fit_exits_2_before_any_worker_starts(tmp_pa
 
 def _prepared(path: Path, url: str):
     """Study of a sweep with its budget queued and leftovers requeued, as `hlsflow sweep` leaves it for workers."""
-    from flow.sweep_workers import open_storage, open_study, queue_budget, requeue
+    from flow.sweep.workers import open_storage, open_study, queue_budget, requeue
 
     sweep = load_sweep(path)
     store = open_storage(url, sweep.heartbeat)
@@ -566,13 +568,13 @@ def _prepared(path: Path, url: str):
 def test_a_search_with_two_workers_finishes_exactly_its_budget_every_time(tmp_path, monkeypatch):
     """Two workers race for the trials of a budget of 5, three times over; before the budget was queued,
     both could start a trial when one was left (3 of 10 such runs ended with 6 trials). The workers are
-    threads running the workers' loop (:func:`flow.sweep_workers.work`), each with its own database
+    threads running the workers' loop (:func:`flow.sweep.workers.work`), each with its own database
     connection: the guard lives in the database, and threads spare the test a TensorFlow start per
     worker process (`hlsflow sweep --workers 2` itself is run in the kill -9 test above)."""
     import threading
 
-    from flow.sweep import PointEvaluator
-    from flow.sweep_workers import work
+    from flow.sweep.evaluate import PointEvaluator
+    from flow.sweep.workers import work
 
     def slow(self, params):
         time.sleep(0.05)
@@ -602,7 +604,7 @@ def test_workers_on_one_sqlite_file_never_take_the_same_queued_trial(tmp_path):
 
     import optuna
 
-    from flow.sweep_workers import NoTrialSlot, open_storage
+    from flow.sweep.workers import NoTrialSlot, open_storage
 
     url = storage_url(None, tmp_path / "queue.db")
     study = optuna.create_study(study_name="queue", storage=open_storage(url, 10))
@@ -629,7 +631,7 @@ def test_workers_on_one_sqlite_file_never_take_the_same_queued_trial(tmp_path):
 def test_a_search_trial_whose_worker_died_is_retried_inside_the_budget(tmp_path, monkeypatch):
     """A worker takes a queued trial, chooses its point and dies (no more heartbeats): the trial goes stale,
     fails, and its retry computes the point; the other trials of the budget run as usual."""
-    from flow.sweep import PointEvaluator
+    from flow.sweep.evaluate import PointEvaluator
 
     monkeypatch.setattr(PointEvaluator, "evaluate", fake_figures)
     path = sweep_file(tmp_path, {"weight_bits": [2, 3, 4, 6, 8], "activation_bits": [3, 4, 6, 8]},

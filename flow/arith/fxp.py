@@ -6,7 +6,7 @@ more than :data:`INT64_SAFE_BITS` bits are needed), and means ``m * 2**-(W-I)``.
 is the unsigned twin (no sign bit). Intermediate results (products, sums) are plain integer
 mantissas with a known number of fractional bits ``frac`` and unbounded width, exactly like the
 full-precision results of ``ap_fixed`` operators; :func:`requantize` casts them to a
-:class:`~flow.fixed.FixedType` the way an ``ap_fixed`` assignment does: first quantization
+:class:`~flow.arith.types.FixedType` the way an ``ap_fixed`` assignment does: first quantization
 (rounding mode, on the bits below the target's LSB), then overflow handling (on the rounded value).
 
 Rounding modes (applied when fractional bits are dropped; "tie" = exactly half an LSB):
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from flow.fixed import FixedType, from_hls_precision
+from flow.arith.types import FixedType, from_hls_precision
 
 ROUNDING_MODES = ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV")
 OVERFLOW_MODES = ("WRAP", "SAT", "SAT_ZERO", "SAT_SYM")
@@ -221,6 +221,6 @@ def quantize_float(x: np.ndarray, t: FixedType) -> np.ndarray:
 
 
 def type_from_hls(precision: Any) -> FixedType:
-    """A :class:`FixedType` from an hls4ml precision object: :func:`flow.fixed.from_hls_precision`
+    """A :class:`FixedType` from an hls4ml precision object: :func:`flow.arith.types.from_hls_precision`
     (``ap_int<W>``/``ap_uint<W>`` become ``ap_fixed<W,W>``/``ap_ufixed<W,W>``, TRN, WRAP)."""
     return from_hls_precision(precision)

@@ -2,7 +2,7 @@
 
 Every layer precision comes from the QKeras quantizers, through hls4ml's own
 ``config_from_keras_model(granularity='name')``; the only precision this module sets is the
-input type, which the flow declares and quantizes inputs to explicitly (see :mod:`flow.fixed`).
+input type, which the flow declares and quantizes inputs to explicitly (see :mod:`flow.arith.types`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from flow.errors import FlowError
-from flow.keras_env import hls4ml_sees_keras2
+from flow.keras.env import hls4ml_sees_keras2
 from flow.spec import Hardware
 
 PROJECT_NAME = "myproject"
@@ -58,7 +58,7 @@ def _size_po2_accumulators(model: Any, cfg: dict) -> None:
     layer's input type (from the config) and its actual quantized weights and biases: fractional bits
     = input's + the smallest weight exponent's; integer bits from the worst-case |sum|.
     """
-    from flow.fixed import parse_type
+    from flow.arith.types import parse_type
 
     layer_cfgs = cfg.get("LayerName", {})
     for layer in model.layers:

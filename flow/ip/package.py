@@ -4,7 +4,7 @@ Layout of the folder (default ``PROJECT/ip``)::
 
     <name>.core                 FuseSoC CAPI2 core: targets default, sim (icarus | verilator), lint
     rtl/                        the Verilog of PROJECT/rtl (AXI4-Stream top <name>_axis, stages, .mem)
-    tb/<name>_tb.v              plain Verilog-2005 self-checking testbench (flow/ip_tb.py)
+    tb/<name>_tb.v              plain Verilog-2005 self-checking testbench (flow/ip/testbench.py)
     vectors/<name>_inputs.hex   s_axis_tdata words, one per line, hex ($readmemh)
     vectors/<name>_expected.hex m_axis_tdata words the bit-exact emulator gives for them
     vectors/<name>_vectors.npz  the same as codes, values, little-endian words and field tables
@@ -126,7 +126,7 @@ def write_vectors(work: Path, info: dict[str, Any], vec: Any, pm: dict[str, Any]
     every field fits), ``*_values`` (float64, ``code * 2**-(W-I)``), ``*_words`` (uint8 rows,
     little-endian: byte 0 = tdata[7:0]) and the field tables ``input_fields``/``output_fields``.
     """
-    from flow.sim import codes_to_values, pack_bytes
+    from flow.sim.words import codes_to_values, pack_bytes
 
     (in_fields, in_w), (out_fields, out_w) = pm["_in"], pm["_out"]
     x_rows = pack_bytes(vec.x_codes, in_fields, in_w, "input codes")
@@ -192,11 +192,12 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
     into place; the result goes into the datasheet and the marker). Returns a summary; ``ok`` is
     False when the testbench failed (the folder is still written, with the failure in the datasheet).
     """
-    from flow.ip_core import core_file, ci_workflow, vlnv
-    from flow.ip_datasheet import DatasheetInputs, blocks, markdown, to_html
-    from flow.ip_tb import icarus_available, run_icarus, testbench
-    from flow.rtl import module_prefix
-    from flow.sim import build_vectors, load_port_map
+    from flow.ip.core import ci_workflow, core_file, vlnv
+    from flow.ip.datasheet import DatasheetInputs, blocks, markdown, to_html
+    from flow.ip.testbench import icarus_available, run_icarus, testbench
+    from flow.rtl.generate import module_prefix
+    from flow.sim.project import build_vectors
+    from flow.sim.words import load_port_map
 
     project = Path(project)
     if not project.is_dir():

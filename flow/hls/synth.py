@@ -41,7 +41,7 @@ def synth(project: Path) -> dict[str, Any]:
     (hls / "synth.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise FlowError(f"{tool} failed with exit code {proc.returncode}; see {hls / 'synth.log'}")
-    from flow.keras_env import hls4ml_sees_keras2
+    from flow.keras.env import hls4ml_sees_keras2
 
     with hls4ml_sees_keras2() as hls4ml:
         reader = hls4ml.report.read_vivado_report if backend != "Catapult" else hls4ml.report.read_catapult_report

@@ -1,7 +1,7 @@
 """Vendor-free RTL: Verilog from the project's fixed-point graph, with an AXI4-Stream wrapper.
 
-Data flow: ``project.json`` -> hls4ml ModelGraph (:func:`flow.project.rebuild`) -> symbolic trace
-(:mod:`flow.rtl_trace`, da4ml) -> da4ml ``CombLogic`` -> optional pipelining (``to_pipeline`` with a
+Data flow: ``project.json`` -> hls4ml ModelGraph (:func:`flow.hls.project.rebuild`) -> symbolic trace
+(:mod:`flow.arith.trace`, da4ml) -> da4ml ``CombLogic`` -> optional pipelining (``to_pipeline`` with a
 latency cutoff) -> Verilog stage modules (da4ml's code generator) + our top-level wrapper:
 
 * ports ``clk``, ``rst`` (synchronous, active high), ``s_axis_tdata/tvalid/tready``,
@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from flow import tools
+from flow.arith.types import FixedType
 from flow.errors import FlowError
-from flow.fixed import FixedType
 from flow.staging import staged_dir
 
 _STATIC_MODULES = ("shift_adder", "negative", "mux", "binop", "multiplier", "lookup_table")
@@ -235,7 +235,7 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, 
     from da4ml.trace import comb_trace
     from da4ml.trace.pipeline import to_pipeline
 
-    from flow.rtl_trace import trace_graph
+    from flow.arith.trace import trace_graph
 
     prefix = module_prefix(name)
     t0 = time.perf_counter()
@@ -304,7 +304,7 @@ def rtl_project(project: Path, latency_cutoff: float = 5.0, upto: str | None = N
 
     ``name`` (default: the project folder's name) prefixes every Verilog module.
     """
-    from flow.project import rebuild
+    from flow.hls.project import rebuild
 
     project = Path(project)
     t0 = time.perf_counter()
@@ -316,7 +316,7 @@ def rtl_project(project: Path, latency_cutoff: float = 5.0, upto: str | None = N
                "initiation_interval": 1, "lint_clean": port_map.get("lint", {}).get("clean"),
                "generate_seconds": round(time.perf_counter() - t0, 2)}
     if yosys:
-        from flow.estimate import yosys_estimate
+        from flow.rtl.estimate import yosys_estimate
 
         print("hlsflow rtl: Yosys resource estimate ...", file=sys.stderr)
         est = yosys_estimate(project / "rtl", port_map["verilog"], port_map["top"])

@@ -5,7 +5,7 @@ the conversion, so the types are final before ``write()``/``compile()``): a laye
 ``layer.get_output_variable().type.precision``, weights use their ``WeightVariable`` types and the
 accumulator is the layer's ``accum_t``. Nothing is re-derived from the Keras model.
 
-Fixed-point conventions (see :mod:`flow.fxp`): ``ap_fixed<W,I>`` has W total bits and I integer bits
+Fixed-point conventions (see :mod:`flow.arith.fxp`): ``ap_fixed<W,I>`` has W total bits and I integer bits
 including the sign; values are carried as integer mantissas with ``W-I`` fractional bits. Layer
 arithmetic follows hls4ml's Vivado/Vitis ``nnet_utils`` templates:
 
@@ -53,9 +53,9 @@ from typing import Any
 
 import numpy as np
 
-from flow import fxp
+from flow.arith import fxp
+from flow.arith.types import FixedType
 from flow.errors import FlowError
-from flow.fixed import FixedType
 
 MAX_PRODUCT_ELEMENTS = 1 << 22  # bound on temporaries: per-product (rows * n_in * n_out) and im2col
 
@@ -80,7 +80,7 @@ class LayerTrace:
 
 @dataclass
 class Emulation:
-    """Emulator result. ``outputs`` has the layout of :func:`flow.convert.csim_predict` (N, n_out)."""
+    """Emulator result. ``outputs`` has the layout of :func:`flow.hls.convert.csim_predict` (N, n_out)."""
 
     outputs: np.ndarray
     traces: list[LayerTrace] = field(default_factory=list)
@@ -952,7 +952,7 @@ def _softmax_config(layer: Any) -> _SoftmaxConfig:
             return None
         if name in named:
             return _ftype(layer, named[name], alias)
-        from flow.fixed import parse_type
+        from flow.arith.types import parse_type
 
         try:
             return parse_type(name.replace(" ", ""))
@@ -1149,7 +1149,7 @@ def emulate(
 
     Inputs are converted to the input layer's type exactly as the C simulation's bridge does
     (``ap_fixed(double)`` with that type's rounding/overflow). ``outputs`` are float64 values of the
-    output type, shape ``(N, n_out)``, the layout of :func:`flow.convert.csim_predict`. With
+    output type, shape ``(N, n_out)``, the layout of :func:`flow.hls.convert.csim_predict`. With
     ``trace=True`` every layer's output values are kept; overflow counts are always computed.
     Samples are processed ``chunk`` at a time to bound memory. ``upto`` names a layer to stop at:
     ``outputs`` are then that layer's output (for comparing a prefix of a model, e.g. before a softmax).

@@ -1,9 +1,9 @@
 """Symbolic trace of an hls4ml ModelGraph into da4ml combinational logic (the RTL's arithmetic).
 
-The same fixed-point graph the emulator executes (:mod:`flow.emulate`) is executed here on
+The same fixed-point graph the emulator executes (:mod:`flow.arith.emulate`) is executed here on
 da4ml's ``FixedVariableArray``: a numpy-like array whose elements are symbolic fixed-point
 variables; constant-matrix products go through da4ml's CMVM optimizer (shift-and-add adder
-trees, no DSP multipliers). Every type comes from the graph (``flow.emulate``'s readers), never
+trees, no DSP multipliers). Every type comes from the graph (``flow.arith.emulate``'s readers), never
 re-derived, and each step mirrors the emulator's order of operations:
 
 * Dense/Conv2D: ``acc = (accum_t)(x @ W + (accum_t)b)`` then ``(result_t)acc``. Only the case the
@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from flow import fxp
+from flow.arith import fxp
+from flow.arith.types import FixedType
 from flow.errors import FlowError
-from flow.fixed import FixedType
 
 
 @dataclass
@@ -155,7 +155,7 @@ def _weights(layer: Any, ctx: Any, x_t: FixedType) -> tuple[np.ndarray, int, np.
     product shifts inside ``ap_fixed<2*(We+Wx), We+Wx>``, which is exact unless a shift leaves that
     type; such layers raise.
     """
-    from flow import emulate as E
+    from flow.arith import emulate as E
 
     w, wt, wp, b, bt = E._dense_like_weights(layer, ctx)
     E._check_weight_kind(layer, wp)
@@ -175,7 +175,7 @@ def _weights(layer: Any, ctx: Any, x_t: FixedType) -> tuple[np.ndarray, int, np.
 def _affine(layer: Any, x: Any, x_t: FixedType, w: np.ndarray, w_frac: int, b: np.ndarray,
             bt: FixedType) -> tuple[Any, FixedType]:
     """``(accum_t)(x @ W + (accum_t)b)`` for ``x`` of shape (rows, n_in) or (n_in,); ``w`` float values."""
-    from flow import emulate as E
+    from flow.arith import emulate as E
 
     acc_t = E._attr_type(layer, "accum_t")
     if acc_t.fractional < x_t.fractional + w_frac or acc_t.overflow != "WRAP":
@@ -189,7 +189,7 @@ def _affine(layer: Any, x: Any, x_t: FixedType, w: np.ndarray, w_frac: int, b: n
 
 
 def _dense(layer: Any, x: Sym, ctx: Any) -> Sym:
-    from flow import emulate as E
+    from flow.arith import emulate as E
 
     w, w_frac, b, bt = _weights(layer, ctx, x.t)
     if layer.get_attr("_weights_transposed", False):
@@ -216,7 +216,7 @@ def _pad_hw(x: Any, pads: list[int]) -> np.ndarray:
 
 
 def _conv2d(layer: Any, x: Sym, ctx: Any) -> Sym:
-    from flow import emulate as E
+    from flow.arith import emulate as E
 
     FVA, _ = _da4ml()
     if layer.get_attr("data_format", "channels_last") != "channels_last":
@@ -241,7 +241,7 @@ def _conv2d(layer: Any, x: Sym, ctx: Any) -> Sym:
 
 
 def _activation(layer: Any, x: Sym, ctx: Any) -> Sym:
-    from flow import emulate as E
+    from flow.arith import emulate as E
 
     act = str(layer.get_attr("activation", "")).lower()
     out_t = E._out_type(layer)
@@ -256,7 +256,7 @@ def _activation(layer: Any, x: Sym, ctx: Any) -> Sym:
 
 
 def _pooling2d(layer: Any, x: Sym, ctx: Any) -> Sym:
-    from flow import emulate as E
+    from flow.arith import emulate as E
 
     FVA, _ = _da4ml()
     if layer.get_attr("pool_op") != "Max":
@@ -285,7 +285,7 @@ def _pooling2d(layer: Any, x: Sym, ctx: Any) -> Sym:
 
 
 def _reshape(layer: Any, x: Sym, ctx: Any) -> Sym:
-    from flow import emulate as E
+    from flow.arith import emulate as E
 
     shape = [int(s) for s in layer.get_output_variable().shape]
     out_t = E._out_type(layer)
@@ -293,7 +293,7 @@ def _reshape(layer: Any, x: Sym, ctx: Any) -> Sym:
 
 
 def _zeropad2d(layer: Any, x: Sym, ctx: Any) -> Sym:
-    from flow import emulate as E
+    from flow.arith import emulate as E
 
     FVA, _ = _da4ml()
     pads = [int(layer.get_attr(k, 0) or 0) for k in ("pad_top", "pad_bottom", "pad_left", "pad_right")]
@@ -303,7 +303,7 @@ def _zeropad2d(layer: Any, x: Sym, ctx: Any) -> Sym:
 
 
 def _batchnorm(layer: Any, x: Sym, ctx: Any) -> Sym:
-    from flow import emulate as E
+    from flow.arith import emulate as E
 
     s, st, sp = ctx.weights(layer, "scale")
     b, bt, _ = ctx.weights(layer, "bias")
@@ -350,8 +350,8 @@ def _top_bits_lookup(v: Any, t: FixedType, n_bits: int, table: np.ndarray, table
 
 def _softmax(layer: Any, x: Sym, ctx: Any) -> Sym:
     """hls4ml ``softmax_stable``/``softmax_latency`` over the last axis, in the emulator's order:
-    tables (:func:`flow.emulate._exp_table`, ``_invert_table``) become ROMs addressed by the top bits."""
-    from flow import emulate as E
+    tables (:func:`flow.arith.emulate._exp_table`, ``_invert_table``) become ROMs addressed by the top bits."""
+    from flow.arith import emulate as E
 
     FVA, _ = _da4ml()
     cfg = E._softmax_config(layer)
@@ -428,7 +428,7 @@ def trace_graph(graph: Any, upto: str | None = None) -> Traced:
 
     FlowError names the first layer that cannot be traced.
     """
-    from flow import emulate as E
+    from flow.arith import emulate as E
 
     plan = E._plan(graph, upto)
     ctx = E._Ctx()

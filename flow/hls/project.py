@@ -38,8 +38,8 @@ def rebuild(project: Path, output_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
 
     Returns ``(model, graph, meta)``; nothing is written until the caller writes or compiles.
     """
-    from flow.convert import build_graph
-    from flow.model_io import load_model
+    from flow.hls.convert import build_graph
+    from flow.keras.model_io import load_model
 
     meta = load_meta(project)
     model = load_model(Path(project) / meta["model"])

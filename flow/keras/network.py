@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from flow.errors import FlowError
-from flow.keras_env import keras, qkeras_objects
+from flow.keras.env import keras, qkeras_objects
 from flow.spec import QUANTIZER_NAMES, Layer, Quant, Spec
 
 INPUT_NAME = "inputs"

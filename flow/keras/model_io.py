@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from flow.errors import FlowError
-from flow.keras_env import keras, qkeras_objects
+from flow.keras.env import keras, qkeras_objects
 
 
 def find_weights(json_path: Path) -> Path | None:

@@ -2,7 +2,7 @@
 each point's bit widths, without retraining.
 
 A PTQ point loads the float model's weights into the QKeras model of the point's spec
-(:func:`flow.network.build_model`, the very quantizers a QAT point would train with), so every precision
+(:func:`flow.keras.network.build_model`, the very quantizers a QAT point would train with), so every precision
 of the hls4ml configuration (weights, biases, activation results, accumulators) is derived exactly as for
 a QAT point: :func:`flow.pipeline.to_hls_graph` lets hls4ml's ``config_from_keras_model`` read the
 quantizers, and hls4ml quantizes the float weights with them when it builds the graph
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from flow.errors import FlowError
-from flow.spec import Spec, _Check
+from flow.spec import Checker, Spec
 
 MODES = ("qat", "ptq")
 FLOAT_MODEL_SUFFIXES = (".h5", ".keras", ".hdf5")
@@ -64,10 +64,10 @@ def _is_quantized_layer(layer: Any) -> bool:
         hasattr(layer, attr) for attr in ("kernel_quantizer", "quantizer", "activation_quantizer"))
 
 
-def check_float_model(model: Any, base: Spec, chk: _Check, where: str = "float_model") -> None:
+def check_float_model(model: Any, base: Spec, chk: Checker, where: str = "float_model") -> None:
     """Raise :class:`FlowError` naming the sweep file and field unless ``model`` is a float Keras model of
     the base spec's network (no QKeras layer; every layer with weights present with the same weight shapes)."""
-    from flow import network
+    from flow.keras import network
 
     label = getattr(model, "name", "model")
     for layer in model.layers:
@@ -95,9 +95,9 @@ def check_float_model(model: Any, base: Spec, chk: _Check, where: str = "float_m
 
 def load_user_float_model(sweep: Any) -> Any:
     """Load and check the sweep's ``float_model`` file; errors name the sweep file and the field."""
-    from flow.model_io import load_model
+    from flow.keras.model_io import load_model
 
-    chk = _Check(sweep.path)
+    chk = Checker(sweep.path)
     try:
         model = load_model(sweep.float_model)
     except FlowError as exc:
@@ -120,8 +120,8 @@ def prepare_float_model(sweep: Any, out_dir: Path) -> Path:
     if path.is_file():
         return path
     from flow import pipeline
+    from flow.arith.types import parse_type
     from flow.data import load_dataset
-    from flow.fixed import parse_type
 
     base = sweep.base
     t0 = time.perf_counter()
@@ -147,7 +147,7 @@ def quantize_float_model(spec: Spec, float_model: Any) -> Any:
 
     Layers are matched by name; every layer of the QKeras model that has weights takes the float layer's.
     """
-    from flow import network
+    from flow.keras import network
 
     qmodel = network.build_model(spec, quantized=True)
     for layer in qmodel.layers:

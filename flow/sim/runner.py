@@ -1,6 +1,6 @@
 """RTL simulation with cocotb: pack samples into AXI4-Stream words, run the testbench, check every bit.
 
-The RTL folder contract (``<project>/rtl/port_map.json``, written by :mod:`flow.rtl` or by hand):
+The RTL folder contract (``<project>/rtl/port_map.json``, written by :mod:`flow.rtl.generate` or by hand):
 ``top``, ``verilog`` (files relative to the folder), ``clock``, ``reset``, ``reset_active_high``,
 ``latency_cycles``, ``initiation_interval``, and for ``input`` and ``output`` a ``tdata_width`` and
 ``fields``. Field k is element k of the flattened (C-order) sample; its bits are
@@ -32,14 +32,29 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 
 from flow import tools
 from flow.errors import FlowError
+from flow.sim.words import Field, as_matrix, load_port_map, pack_bytes, unpack_bytes
 
-SIM_DIR = Path(__file__).resolve().parent.parent / "sim"
+
+
+def _testbench_dir() -> Path:
+    """The cocotb testbench (``axis_tb.py``) and HDL harness: the repository's top-level ``sim/`` in a
+    source checkout, else the same files installed as the package ``flow.sim.testbench`` (the wheel maps
+    ``sim/`` to it, see ``pyproject.toml``)."""
+    source = Path(__file__).resolve().parents[2] / "sim"
+    if (source / "axis_tb.py").is_file():
+        return source
+    from importlib.resources import files
+
+    return Path(str(files("flow.sim.testbench")))
+
+
+SIM_DIR = _testbench_dir()
 HARNESS = "hlsflow_axis_harness"
 TB_MODULE = "axis_tb"
 SIMULATORS = ("verilator", "icarus")
@@ -54,222 +69,6 @@ VERILATOR_OPT = "-O1"
 VERILATOR_CFUNC_SPLIT = 2000
 
 
-# ----------------------------------------------------------------------------- fields and words
-
-@dataclass(frozen=True)
-class Field:
-    """One fixed-point element in a tdata word: bits ``[lsb + width - 1 : lsb]``."""
-
-    name: str
-    lsb: int
-    width: int
-    signed: bool
-    integer_bits: int
-    type: str = ""
-
-    @property
-    def fractional(self) -> int:
-        return self.width - self.integer_bits
-
-    @property
-    def lo(self) -> int:
-        return -(1 << (self.width - 1)) if self.signed else 0
-
-    @property
-    def hi(self) -> int:
-        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
-
-    @property
-    def fits_int64(self) -> bool:
-        return self.width <= (64 if self.signed else 63)
-
-
-def parse_fields(section: dict[str, Any], where: str) -> tuple[list[Field], int]:
-    """Fields and tdata width of a port-map ``input``/``output`` section; FlowError names the bad field."""
-    try:
-        width = int(section["tdata_width"])
-        raw = list(section["fields"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise FlowError(f"{where}: needs 'tdata_width' and 'fields' ({exc})") from None
-    fields, used = [], np.zeros(max(width, 0), dtype=bool)
-    for k, f in enumerate(raw):
-        try:
-            fl = Field(str(f.get("name", f"[{k}]")), int(f["lsb"]), int(f["width"]), bool(f["signed"]),
-                       int(f["integer_bits"]), str(f.get("type", "")))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FlowError(f"{where}.fields[{k}]: needs lsb, width, signed, integer_bits ({exc})") from None
-        if fl.width < 1 or fl.lsb < 0 or fl.lsb + fl.width > width:
-            raise FlowError(f"{where}.fields[{k}] ({fl.name}): bits [{fl.lsb + fl.width - 1}:{fl.lsb}] "
-                            f"are outside tdata[{width - 1}:0]")
-        if used[fl.lsb:fl.lsb + fl.width].any():
-            raise FlowError(f"{where}.fields[{k}] ({fl.name}): overlaps another field")
-        used[fl.lsb:fl.lsb + fl.width] = True
-        fields.append(fl)
-    if not fields:
-        raise FlowError(f"{where}: no fields")
-    return fields, width
-
-
-def load_port_map(rtl_dir: Path) -> dict[str, Any]:
-    """Read and check ``rtl_dir/port_map.json``; adds parsed ``_in``/``_out`` (fields, width)."""
-    path = Path(rtl_dir) / "port_map.json"
-    if not path.is_file():
-        raise FlowError(f"{path}: not found (generate the RTL first: hlsflow rtl PROJECT)")
-    try:
-        pm = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise FlowError(f"{path}: not valid JSON: {exc}") from None
-    for key in ("top", "verilog", "input", "output"):
-        if key not in pm:
-            raise FlowError(f"{path}: missing '{key}'")
-    for name in pm["verilog"]:
-        if not (Path(rtl_dir) / name).is_file():
-            raise FlowError(f"{path}: verilog file {name} not found in {rtl_dir}")
-    pm["_in"] = parse_fields(pm["input"], f"{path}: input")
-    pm["_out"] = parse_fields(pm["output"], f"{path}: output")
-    return pm
-
-
-def _as_matrix(codes: Any, fields: Sequence[Field], what: str) -> np.ndarray:
-    a = np.asarray(codes)
-    if a.ndim == 1 and len(fields) == 1:
-        a = a[:, None]
-    a = a.reshape(len(a), -1) if a.ndim >= 1 else a
-    if a.ndim != 2 or a.shape[1] != len(fields):
-        raise FlowError(f"{what}: samples have {a.shape[1:] if a.ndim else ()} elements, the port map has "
-                        f"{len(fields)} fields")
-    return a
-
-
-def _column_bits(col: np.ndarray, f: Field) -> np.ndarray:
-    """(N, width) little-endian bit matrix of the codes in ``col`` (two's complement for signed fields)."""
-    mask = (1 << f.width) - 1
-    if col.dtype != object and f.width <= 63:
-        u = (col.astype(np.int64) & np.int64(mask)).astype("<u8")
-        return np.unpackbits(u.view(np.uint8).reshape(len(col), 8), axis=1, bitorder="little")[:, :f.width]
-    nb = (f.width + 7) // 8
-    raw = b"".join((int(v) & mask).to_bytes(nb, "little") for v in col)
-    return np.unpackbits(np.frombuffer(raw, np.uint8).reshape(len(col), nb), axis=1, bitorder="little")[:, :f.width]
-
-
-def _check_range(col: np.ndarray, f: Field, what: str) -> None:
-    if len(col) == 0:
-        return
-    if col.dtype == object:
-        lo, hi = min(int(v) for v in col), max(int(v) for v in col)
-    elif not np.issubdtype(col.dtype, np.integer):
-        raise FlowError(f"{what}: field {f.name}: codes must be integers, got {col.dtype}")
-    else:
-        lo, hi = int(col.min()), int(col.max())
-    if lo < f.lo or hi > f.hi:
-        raise FlowError(f"{what}: field {f.name} ({f.type or f.width}): codes span [{lo}, {hi}], "
-                        f"the field holds [{f.lo}, {f.hi}]")
-
-
-def pack_bytes(codes: Any, fields: Sequence[Field], tdata_width: int, what: str = "codes") -> np.ndarray:
-    """Pack (N, n_fields) integer codes into (N, ceil(tdata_width/8)) little-endian uint8 rows.
-
-    Unused bits are 0. Codes outside a field's range raise FlowError naming the field.
-    """
-    a = _as_matrix(codes, fields, what)
-    bits = np.zeros((len(a), ((tdata_width + 7) // 8) * 8), dtype=np.uint8)
-    for k, f in enumerate(fields):
-        col = a[:, k]
-        _check_range(col, f, what)
-        bits[:, f.lsb:f.lsb + f.width] = _column_bits(col, f)
-    return np.packbits(bits, axis=1, bitorder="little")
-
-
-def unpack_bytes(rows: np.ndarray, fields: Sequence[Field]) -> np.ndarray:
-    """Inverse of :func:`pack_bytes`: (N, n_fields) codes, int64 (object if a field does not fit int64)."""
-    rows = np.asarray(rows, dtype=np.uint8)
-    bits = np.unpackbits(rows, axis=1, bitorder="little")
-    wide = not all(f.fits_int64 for f in fields)
-    out = np.empty((len(rows), len(fields)), dtype=object if wide else np.int64)
-    for k, f in enumerate(fields):
-        b = bits[:, f.lsb:f.lsb + f.width]
-        if f.width <= 64:
-            pad = np.zeros((len(rows), 64), dtype=np.uint8)
-            pad[:, :f.width] = b
-            u = np.packbits(pad, axis=1, bitorder="little").view("<u8")[:, 0]
-            if f.signed:  # sign-extend: move the sign bit to bit 63, shift back arithmetically
-                shift = np.uint64(64 - f.width)
-                v = (u << shift).view(np.int64) >> np.int64(64 - f.width)
-            else:
-                v = u.astype(object) if wide and f.width == 64 else u.astype(np.int64)
-            out[:, k] = v if not wide else [int(x) for x in v]
-        else:
-            nb = (f.width + 7) // 8
-            pad = np.zeros((len(rows), nb * 8), dtype=np.uint8)
-            pad[:, :f.width] = b
-            by = np.packbits(pad, axis=1, bitorder="little")
-            vals = [int.from_bytes(r.tobytes(), "little") for r in by]
-            if f.signed:
-                half, full = 1 << (f.width - 1), 1 << f.width
-                vals = [v - full if v >= half else v for v in vals]
-            out[:, k] = vals
-    return out
-
-
-def rows_to_words(rows: np.ndarray) -> list[int]:
-    """Little-endian byte rows to Python ints."""
-    return [int.from_bytes(r.tobytes(), "little") for r in np.asarray(rows, dtype=np.uint8)]
-
-
-def words_to_rows(words: Sequence[int], tdata_width: int) -> np.ndarray:
-    """Python ints (each < 2**tdata_width) to little-endian byte rows."""
-    nb = (tdata_width + 7) // 8
-    for w in words:
-        if w < 0 or w >> tdata_width:
-            raise FlowError(f"word {w:#x} does not fit in {tdata_width} bits")
-    return np.frombuffer(b"".join(int(w).to_bytes(nb, "little") for w in words), np.uint8).reshape(len(words), nb)
-
-
-def pack(codes: Any, fields: Sequence[Field], tdata_width: int | None = None) -> list[int]:
-    """(N, n_fields) codes to N tdata words (Python ints); field k at bits [lsb + width - 1 : lsb]."""
-    width = tdata_width if tdata_width is not None else max(f.lsb + f.width for f in fields)
-    return rows_to_words(pack_bytes(codes, fields, width))
-
-
-def unpack(words: Sequence[int], fields: Sequence[Field], tdata_width: int | None = None) -> np.ndarray:
-    """N tdata words to (N, n_fields) codes (signed fields sign-extended); inverse of :func:`pack`."""
-    width = tdata_width if tdata_width is not None else max(f.lsb + f.width for f in fields)
-    return unpack_bytes(words_to_rows(words, width), fields)
-
-
-def values_to_codes(values: Any, fields: Sequence[Field], what: str = "values") -> np.ndarray:
-    """Fixed-point values (N, n_fields) to integer codes: ``code = value * 2**(width - integer_bits)``.
-
-    Every value must lie on its field's grid and inside its range (FlowError names the field otherwise).
-    """
-    a = np.asarray(values, dtype=np.float64)
-    a = _as_matrix(a, fields, what)
-    wide = not all(f.fits_int64 and f.width <= 53 for f in fields)
-    out = np.empty(a.shape, dtype=object if wide else np.int64)
-    for k, f in enumerate(fields):
-        c = a[:, k] * 2.0 ** f.fractional
-        if not np.all(np.isfinite(c)) or np.any(c != np.round(c)):
-            bad = int(np.argmax(~np.isfinite(c) | (c != np.round(c))))
-            raise FlowError(f"{what}: field {f.name}: value {a[bad, k]!r} (sample {bad}) is not on the grid of "
-                            f"{f.type or f.width} (step 2**-{f.fractional})")
-        col = np.array([int(v) for v in c], dtype=object) if wide else c.astype(np.int64)
-        _check_range(col, f, what)
-        out[:, k] = col
-    return out
-
-
-def codes_to_values(codes: Any, fields: Sequence[Field]) -> np.ndarray:
-    """Integer codes (N, n_fields) to float64 values (exact up to 53 significant bits)."""
-    a = _as_matrix(codes, fields, "codes")
-    out = np.empty(a.shape, dtype=np.float64)
-    for k, f in enumerate(fields):
-        col = a[:, k]
-        col = np.array([float(int(v)) for v in col]) if col.dtype == object else col.astype(np.float64)
-        out[:, k] = col * 2.0 ** -f.fractional
-    return out
-
-
-# ----------------------------------------------------------------------------- running cocotb
 
 @dataclass
 class SimResult:
@@ -340,7 +139,7 @@ def _runner_env(sim_dir: Path) -> Iterator[None]:
         sys.path[:] = saved_path
 
 
-def _require_simulator(simulator: str) -> None:
+def require_simulator(simulator: str) -> None:
     if simulator not in SIMULATORS:
         raise FlowError(f"--simulator must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
     for tool in ("verilator",) if simulator == "verilator" else ("iverilog", "vvp"):
@@ -456,11 +255,11 @@ def run_cocotb(rtl_dir: Path, x_codes: Any, expected_codes: Any, simulator: str,
     """
     rtl_dir = Path(rtl_dir).resolve()
     build_dir = Path(build_dir).resolve()
-    _require_simulator(simulator)
+    require_simulator(simulator)
     pm = load_port_map(rtl_dir)
     (in_fields, in_w), (out_fields, out_w) = pm["_in"], pm["_out"]
-    x = _as_matrix(x_codes, in_fields, "input codes")
-    y = _as_matrix(expected_codes, out_fields, "expected codes")
+    x = as_matrix(x_codes, in_fields, "input codes")
+    y = as_matrix(expected_codes, out_fields, "expected codes")
     if len(x) != len(y):
         raise FlowError(f"{len(x)} input samples but {len(y)} expected outputs")
     if len(x) == 0:
@@ -612,160 +411,3 @@ def _result(simulator: str, summary: dict[str, Any], received: np.ndarray, got: 
     return result
 
 
-# ----------------------------------------------------------------------------- hlsflow sim
-
-def _reference_outputs(model: Any, x: np.ndarray, layer: str | None) -> tuple[np.ndarray, str]:
-    """A Keras/QKeras model's outputs at the RTL's output layer (the logits of a softmax model)."""
-    from flow.keras_env import keras
-    from flow.pipeline import _softmax_split
-    from flow.train import predict
-
-    split = _softmax_split(model)
-    last = model.layers[-1].name
-    if split is None and layer in (None, last):
-        return predict(model, x), last
-    name, fused = split if split is not None and layer in (None, last, split[0]) else (layer, False)
-    try:
-        target = model.get_layer(name)
-    except ValueError:
-        raise FlowError(f"the RTL's output layer {name!r} is not a layer of the model") from None
-    if fused:
-        saved = target.activation
-        target.activation = keras().activations.linear
-        try:
-            return predict(keras().Model(model.inputs, target.output), x), f"{name} (logits, before softmax)"
-        finally:
-            target.activation = saved
-    return predict(keras().Model(model.inputs, target.output), x), name
-
-
-@dataclass
-class Vectors:
-    """Test vectors of a project's RTL: inputs and the bit-exact emulator's outputs.
-
-    ``x``: (N, *input shape) float64 input values, quantized to ``input_type``; the first
-    ``test_data`` rows are the project's test data, the other ``random`` rows are drawn from every
-    code of the input type. ``expected``: (N, n_outputs) emulator values at ``output_layer``.
-    ``x_codes``/``y_codes``: the same as integer codes of the port map's input/output fields
-    (``value = code * 2**-(width - integer_bits)``). ``model``/``meta``: the rebuilt project model and
-    its ``project.json``.
-    """
-
-    x: np.ndarray
-    expected: np.ndarray
-    x_codes: np.ndarray
-    y_codes: np.ndarray
-    test_data: int
-    random: int
-    seed: int
-    input_type: Any
-    output_layer: str | None
-    port_map: dict[str, Any]
-    model: Any = field(repr=False)
-    meta: dict[str, Any] = field(repr=False)
-
-
-def build_vectors(project: str | Path, samples: int, seed: int = 0) -> Vectors:
-    """Inputs and expected outputs for ``PROJECT/rtl``: what ``hlsflow sim`` and ``hlsflow ip`` check.
-
-    Inputs: the project's test data (spec data set), then random values drawn from every code of the
-    input type (seeded by ``seed``), ``samples`` in all, quantized to the input type. Expected
-    outputs: the bit-exact emulator (:func:`flow.emulate.emulate`) at the RTL's output layer, as
-    values and as codes of the port map's output fields. FlowError when the port map does not fit
-    the model.
-    """
-    from flow.emulate import emulate
-    from flow.fixed import parse_type, quantize
-    from flow.project import rebuild
-    from flow.verify import full_range_inputs, project_test_data
-
-    project = Path(project)
-    rtl_dir = project / "rtl"
-    if samples < 1:
-        raise FlowError(f"the number of samples must be >= 1, got {samples}")
-    pm = load_port_map(rtl_dir)
-    (in_fields, _), (out_fields, _) = pm["_in"], pm["_out"]
-    with tempfile.TemporaryDirectory(prefix="hlsflow-vectors-") as tmp:
-        model, graph, meta = rebuild(project, Path(tmp) / "hls")
-        input_type = parse_type(meta["input_type"])
-        shape = tuple(int(d) for d in model.input_shape[1:])
-        if int(np.prod(shape)) != len(in_fields):
-            raise FlowError(f"{rtl_dir / 'port_map.json'}: {len(in_fields)} input fields, the model takes "
-                            f"{shape} = {int(np.prod(shape))} values (regenerate the RTL: hlsflow rtl {project})")
-        data = project_test_data(project, input_type, samples)
-        rand = full_range_inputs(input_type, shape, samples - len(data), seed)
-        x = np.concatenate([data.reshape(len(data), *shape), rand]) if len(data) else rand
-        x = quantize(x, input_type)
-        layer = pm.get("output_layer")
-        emu = emulate(graph, x, upto=layer).outputs
-    if emu.shape[1:] != (len(out_fields),):
-        raise FlowError(f"{rtl_dir / 'port_map.json'}: {len(out_fields)} output fields, the emulator gives "
-                        f"{emu.shape[1:]} values at {layer or 'the output layer'}")
-    x_codes = values_to_codes(x.reshape(len(x), -1), in_fields, "inputs")
-    y_codes = values_to_codes(emu, out_fields, f"emulator outputs at {layer or 'the output layer'}")
-    return Vectors(x=x, expected=emu, x_codes=x_codes, y_codes=y_codes, test_data=len(data), random=len(rand),
-                   seed=seed, input_type=input_type, output_layer=layer, port_map=pm, model=model, meta=meta)
-
-
-def sim_project(project: str | Path, simulator: str, samples: int = 2000, seed: int = 0,
-                *, gaps: bool = True, backpressure: bool = True, reset_midstream: bool = True) -> dict[str, Any]:
-    """``hlsflow sim``: simulate ``PROJECT/rtl`` with cocotb and check every output bit against the emulator.
-
-    Inputs: the project's test data (spec data set), then random values drawn from every code of the
-    input type, ``samples`` in all, quantized to the input type. Expected outputs: the bit-exact
-    emulator (:func:`flow.emulate.emulate`) at the RTL's output layer, as codes of the port map's
-    output fields. Also compares the RTL's values with the project's model (QKeras or Keras) and
-    with ``float_model.h5`` when present (argmax agreement, max/mean absolute error).
-    Writes ``PROJECT/rtl/sim_<simulator>.json`` and ``sim_<simulator>.junit.xml``; the build lives in
-    ``PROJECT/rtl/sim_build/<simulator>/``. ``ok`` is False on any differing bit, missing or extra
-    output, or back-pressure violation.
-    """
-    from flow.model_io import load_model
-    from flow.pipeline import compare_outputs
-
-    project = Path(project)
-    rtl_dir = project / "rtl"
-    if samples < 1:
-        raise FlowError(f"--samples must be >= 1, got {samples}")
-    _require_simulator(simulator)
-    vec = build_vectors(project, samples, seed)
-    pm, model, meta, x, layer = vec.port_map, vec.model, vec.meta, vec.x, vec.output_layer
-    out_fields = pm["_out"][0]
-    x_codes, y_codes, input_type = vec.x_codes, vec.y_codes, vec.input_type
-    tag = f"sim_{simulator}"
-    result = run_cocotb(rtl_dir, x_codes, y_codes, simulator, seed=seed, build_dir=rtl_dir / "sim_build" / simulator,
-                        junit=rtl_dir / f"{tag}.junit.xml", gaps=gaps, backpressure=backpressure,
-                        reset_midstream=reset_midstream)
-    rtl_values = codes_to_values(result.received_codes, out_fields)
-    is_qkeras = any(type(lay).__name__.startswith("Q") for lay in model.layers)
-    models = [("qkeras" if is_qkeras else "model", model, meta["model"])]
-    if (project / "float_model.h5").is_file() and meta["model"] != "float_model.h5":
-        models.append(("float", load_model(project / "float_model.h5"), "float_model.h5"))
-    references: dict[str, Any] = {}
-    for key, m, file in models:
-        ref, at = _reference_outputs(m, x.astype(np.float32), layer)
-        references[key] = compare_outputs(rtl_values, ref, at) | {"file": file}
-        if vec.test_data:  # the figures that matter for a float model: on real data, not random full-range inputs
-            references[key]["test_data"] = {k: v for k, v in compare_outputs(
-                rtl_values[:vec.test_data], ref[:vec.test_data], at).items() if k != "compared_at"}
-    summary = {
-        "project": str(project), "rtl": str(rtl_dir), "top": pm["top"],
-        "samples": {"total": len(x), "test_data": vec.test_data, "random_full_range": vec.random, "seed": seed},
-        "input_type": str(input_type), "output_layer": layer,
-        "rtl_vs_emulator": {k: v for k, v in result.to_dict().items()
-                            if k in ("samples", "mismatching_samples", "differing_bits", "missing_outputs",
-                                     "extra_outputs", "stall_violations", "unknown_handshakes",
-                                     "first_mismatches")},
-        "stimulus": {"gaps": gaps, "backpressure": backpressure, "reset_midstream": result.reset_midstream,
-                     "resent_after_reset": result.resent_after_reset},
-        "latency_cycles": {"measured": result.latency_cycles, "declared": result.latency_cycles_declared},
-        "throughput_samples_per_cycle": result.throughput_samples_per_cycle,
-        "simulator": {"name": simulator, "version": result.simulator_version,
-                      "build_seconds": result.build_seconds, "test_seconds": result.test_seconds,
-                      "samples_per_second": round(result.samples_per_second, 1), "cycles": result.cycles},
-        "rtl_vs_reference": references,
-        "junit": result.junit,
-        "ok": result.passed,
-    }
-    (rtl_dir / f"{tag}.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary

@@ -47,7 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from flow.errors import FlowError
-from flow.sweep import PointEvaluator, Sweep, load_sweep, point_key
+from flow.sweep.config import Sweep, load_sweep, point_key
+from flow.sweep.evaluate import PointEvaluator
 
 
 def redact(url: str) -> str:
@@ -88,7 +89,7 @@ def _queued_only_storage() -> type:
     base = optuna.storages.RDBStorage
     if not callable(getattr(base, "_create_new_trial", None)):  # pragma: no cover - guards an Optuna upgrade
         raise RuntimeError("optuna.storages.RDBStorage._create_new_trial is gone: the search budget guard "
-                           "in flow/sweep_workers.py needs updating for this Optuna version")
+                           "in flow/sweep/workers.py needs updating for this Optuna version")
 
     class QueuedOnlyRDBStorage(base):
         def _create_new_trial(self, study_id: int, template_trial: Any = None) -> Any:

@@ -18,8 +18,9 @@ import yaml
 
 from flow.errors import FlowError
 from flow.spec import NAME_RE
-from flow.sweep import OBJECTIVES, Sweep, point_key, rtl_cost
-from flow.sweep_workers import is_computed, is_failed, trial_key
+from flow.sweep.config import OBJECTIVES, Sweep, point_key
+from flow.sweep.evaluate import rtl_cost
+from flow.sweep.workers import is_computed, is_failed, trial_key
 
 FIGURES = ("accuracy", "qkeras_accuracy", "bops", "weight_memory_bits", "sparsity", "overflows")
 SHORT = {"weight_bits": "w", "activation_bits": "a", "weight_integer": "wi", "activation_integer": "ai",
@@ -255,8 +256,8 @@ def write_report(study: Any, sweep: Sweep, report_dir: Path, storage: str) -> di
     if done:
         figures += _plot_front(done, "bops", "bit operations per inference (BOPs, log scale)", sweep,
                                report_dir / "pareto", log_x=True)
-        for key, xlabel, stem in (("rtl_latency_cycles", "latency (clock cycles, from flow.rtl)", "pareto_latency"),
-                                  ("rtl_luts", "LUTs (Yosys synth_xilinx, from flow.rtl)", "pareto_luts")):
+        for key, xlabel, stem in (("rtl_latency_cycles", "latency (clock cycles, from flow.rtl.generate)", "pareto_latency"),
+                                  ("rtl_luts", "LUTs (Yosys synth_xilinx, from flow.rtl.generate)", "pareto_luts")):
             if any(r.get(key) is not None for r in done):
                 figures += _plot_front(done, key, xlabel, sweep, report_dir / stem, log_x=False)
     for p in figures:
@@ -275,7 +276,7 @@ def add_rtl_costs(study: Any, sweep: Sweep, which: str) -> int:
             continue
         figures = rtl_cost(Path(r["project"]))
         if figures is None:
-            print("hlsflow sweep: flow.rtl is not available here: no RTL cost figures", file=sys.stderr)
+            print("hlsflow sweep: flow.rtl.generate is not available here: no RTL cost figures", file=sys.stderr)
             return added
         study.set_user_attr(f"rtl:{r['key']}", figures)
         added += 1

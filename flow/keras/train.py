@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from flow.data import Split
-from flow.keras_env import keras, set_seed
+from flow.keras.env import keras, set_seed
 from flow.spec import Pruning, Training
 
 

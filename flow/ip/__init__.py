@@ -1,0 +1,1 @@
+"""IP-core folders (``hlsflow ip``): RTL, FuseSoC core, plain testbench, vectors, datasheet."""

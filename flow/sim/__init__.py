@@ -1,0 +1,1 @@
+"""RTL simulation with cocotb (Icarus, Verilator): tdata words, the runner, ``hlsflow sim``."""

@@ -1,0 +1,1 @@
+"""The cocotb testbench (axis_tb.py) and HDL harness; installed as the package flow.sim.testbench."""
