@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from flow import __version__
-from flow.errors import FlowError, ToolMissing
+from flow.errors import FlowError, NotBitExact, ToolMissing
 
+EXIT_NOT_BIT_EXACT = 1
 EXIT_BAD_INPUT = 2
 EXIT_TOOL_MISSING = 3
 
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="da4ml pipelining budget per stage (its logic-delay units); 0 = one combinational stage")
     rt.add_argument("--upto", help="stop at this layer (e.g. the logits before a softmax); default: the whole graph")
     rt.add_argument("--no-yosys", action="store_true", help="skip the Yosys resource estimate")
+    rt.add_argument("--check-samples", type=int, default=2000,
+                    help="full-range inputs on which the traced netlist must equal the emulator before any RTL is "
+                         "written (default 2000); exit 1 on a difference")
 
     sm = sub.add_parser("sim", help="cocotb simulation of PROJECT/rtl: every output bit vs the emulator; exit 1 on any difference")
     sm.add_argument("project", type=Path, help="hls_projects/<name> (with rtl/ from `hlsflow rtl`)")
@@ -195,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
 
             if args.latency_cutoff < 0:
                 raise FlowError(f"--latency-cutoff must be >= 0, got {args.latency_cutoff}")
-            print(json.dumps(rtl_project(args.project, args.latency_cutoff, args.upto, not args.no_yosys),
-                             indent=2, default=str))
+            print(json.dumps(rtl_project(args.project, args.latency_cutoff, args.upto, not args.no_yosys,
+                                         check_samples=args.check_samples), indent=2, default=str))
             return 0
         if args.command == "sweep":
             from flow.sweep.run import cli_sweep
@@ -211,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
 
             print(json.dumps(synth(args.project), indent=2, default=str))
             return 0
+    except NotBitExact as exc:
+        print(f"hlsflow {args.command}: {exc}", file=sys.stderr)
+        return EXIT_NOT_BIT_EXACT
     except ToolMissing as exc:
         print(f"hlsflow {args.command}: {exc}", file=sys.stderr)
         return EXIT_TOOL_MISSING

@@ -13,17 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from flow.arith.types import FixedType, parse_type
+from flow.arith.types import FixedType, full_range_inputs, parse_type
 from flow.errors import FlowError
-
-
-def full_range_inputs(t: FixedType, shape: tuple[int, ...], n: int, seed: int) -> np.ndarray:
-    """``n`` samples of ``shape`` drawn uniformly from every code of ``t``; exactly representable (float64)."""
-    rng = np.random.default_rng(seed)
-    lo = -(1 << (t.width - 1)) if t.signed else 0
-    hi = (1 << (t.width - 1)) - 1 if t.signed else (1 << t.width) - 1
-    codes = rng.integers(lo, hi, size=(n, *shape), endpoint=True)
-    return codes.astype(np.float64) * t.step
 
 
 def project_test_data(project: Path, input_type: FixedType, n: int) -> np.ndarray:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from equivalence import assert_trace_equals_emulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from qmodels import conv_model, qb
@@ -107,9 +108,19 @@ def test_conv_bit_exact(conv_graph, monkeypatch):
     em = _assert_bit_exact(graph, x)
     assert {"c1", "p1", "c2", "d3"} <= {t.name for t in em.traces}
     import flow.arith.emulate
+    import flow.arith.numpy_ops
 
-    monkeypatch.setattr(flow.arith.emulate, "MAX_PRODUCT_ELEMENTS", 700)  # force many small im2col/product blocks
+    monkeypatch.setattr(flow.arith.numpy_ops, "MAX_PRODUCT_ELEMENTS", 700)  # many small product blocks
+    monkeypatch.setattr(flow.arith.emulate, "MAX_WORK_ELEMENTS", 5000)     # and small batches
     assert np.array_equal(emulate(graph, x).outputs, em.outputs)
+
+
+def test_dense_traces_to_rtl_equal_to_the_emulator(dense_graph):
+    assert assert_trace_equals_emulator(dense_graph[1], seed=1) > 0
+
+
+def test_conv_traces_to_rtl_equal_to_the_emulator(conv_graph):
+    assert assert_trace_equals_emulator(conv_graph[1], n=1000, seed=2) > 0
 
 
 def test_traces_empty_unless_requested(dense_graph):

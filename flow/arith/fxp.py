@@ -67,10 +67,8 @@ def as_int64(v: np.ndarray) -> np.ndarray:
 
 
 def type_range(t: FixedType) -> tuple[int, int]:
-    """Smallest and largest integer mantissa of ``t`` (before SAT_SYM adjustment)."""
-    if t.signed:
-        return -(1 << (t.width - 1)), (1 << (t.width - 1)) - 1
-    return 0, (1 << t.width) - 1
+    """Smallest and largest integer mantissa of ``t`` (before SAT_SYM adjustment): ``t.min_code, t.max_code``."""
+    return t.min_code, t.max_code
 
 
 def _round_shift(v: np.ndarray, s: int, mode: str) -> np.ndarray:

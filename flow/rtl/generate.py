@@ -34,6 +34,7 @@ from flow.arith.types import FixedType
 from flow.errors import FlowError
 from flow.staging import staged_dir
 
+CHECK_SAMPLES = 2000  # full-range inputs on which the traced netlist must equal the emulator before RTL is written
 _STATIC_MODULES = ("shift_adder", "negative", "mux", "binop", "multiplier", "lookup_table")
 
 
@@ -225,23 +226,31 @@ def lint(rtl_dir: Path, files: list[str], top: str) -> dict[str, Any]:
 
 
 def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, upto: str | None = None,
-             input_shape: tuple[int, ...] | None = None, run_lint: bool = True) -> dict[str, Any]:
+             input_shape: tuple[int, ...] | None = None, run_lint: bool = True,
+             check_samples: int = CHECK_SAMPLES) -> dict[str, Any]:
     """Trace ``graph`` and write the RTL folder ``out_dir`` (staged; replaced atomically).
 
     ``latency_cutoff`` is da4ml's pipelining budget per stage in its estimated logic-delay units
-    (<= 0: one combinational stage). Returns the port map (also written as ``port_map.json``).
+    (<= 0: one combinational stage). Before anything is written, da4ml's interpreter of the traced netlist is
+    compared with the emulator on ``check_samples`` full-range inputs (:func:`flow.arith.equivalence.check_netlist`):
+    any difference raises :class:`~flow.errors.NotBitExact` naming the first differing layer. Returns the port
+    map (also written as ``port_map.json``).
     """
     from da4ml.codegen.rtl.verilog.comb import comb_logic_gen, table_mem_gen
     from da4ml.trace import comb_trace
     from da4ml.trace.pipeline import to_pipeline
 
+    from flow.arith.equivalence import check_netlist
     from flow.arith.trace import trace_graph
 
+    if check_samples < 1:
+        raise FlowError(f"--check-samples must be >= 1, got {check_samples}")
     prefix = module_prefix(name)
     t0 = time.perf_counter()
     traced = trace_graph(graph, upto)
     comb = comb_trace(traced.inputs, traced.outputs, keep_dead_inputs=True)
     t_trace = time.perf_counter() - t0
+    equivalence = check_netlist(graph, traced, comb, check_samples, seed=0, upto=upto)
     if latency_cutoff > 0:
         pipe = to_pipeline(comb, latency_cutoff, verbose=False)
         stages = list(pipe.solutions)
@@ -285,6 +294,7 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, 
                                   for k in range(n_out)]},
             "da4ml": {"version": _da4ml_version(), "cost_estimate": float(comb.cost),
                       "trace_seconds": round(t_trace, 3)},
+            "equivalence": {"netlist_vs_emulator": equivalence.to_dict()},
         }
         if run_lint:
             port_map["lint"] = lint(work, files, port_map["top"])
@@ -299,7 +309,7 @@ def _da4ml_version() -> str:
 
 
 def rtl_project(project: Path, latency_cutoff: float = 5.0, upto: str | None = None,
-                yosys: bool = True, name: str | None = None) -> dict[str, Any]:
+                yosys: bool = True, name: str | None = None, check_samples: int = CHECK_SAMPLES) -> dict[str, Any]:
     """``hlsflow rtl``: generate ``<project>/rtl/`` and its figures (lint, Yosys); returns a summary.
 
     ``name`` (default: the project folder's name) prefixes every Verilog module.
@@ -311,9 +321,11 @@ def rtl_project(project: Path, latency_cutoff: float = 5.0, upto: str | None = N
     with tempfile.TemporaryDirectory(prefix="hlsflow-rtl-") as tmp:
         model, graph, meta = rebuild(project, Path(tmp) / "hls")
         print(f"hlsflow rtl: tracing {name or project.name} with da4ml ...", file=sys.stderr)
-        port_map = generate(graph, project / "rtl", name or project.name, latency_cutoff, upto)
+        port_map = generate(graph, project / "rtl", name or project.name, latency_cutoff, upto,
+                            check_samples=check_samples)
     summary = {"rtl": str(project / "rtl"), "top": port_map["top"], "latency_cycles": port_map["latency_cycles"],
                "initiation_interval": 1, "lint_clean": port_map.get("lint", {}).get("clean"),
+               "netlist_vs_emulator": port_map["equivalence"]["netlist_vs_emulator"],
                "generate_seconds": round(time.perf_counter() - t0, 2)}
     if yosys:
         from flow.rtl.estimate import yosys_estimate

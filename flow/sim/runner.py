@@ -41,7 +41,6 @@ from flow.errors import FlowError
 from flow.sim.words import Field, as_matrix, load_port_map, pack_bytes, unpack_bytes
 
 
-
 def _testbench_dir() -> Path:
     """The cocotb testbench (``axis_tb.py``) and HDL harness: the repository's top-level ``sim/`` in a
     source checkout, else the same files installed as the package ``flow.sim.testbench`` (the wheel maps
