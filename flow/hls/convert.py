@@ -164,14 +164,24 @@ def csim_predict(graph: Any, x: np.ndarray) -> np.ndarray:
 
 
 def csim_trace(graph: Any, x: np.ndarray, layer_name: str) -> np.ndarray:
-    """C-simulated output of one layer (its config must have ``Trace: True``), float64, batch first."""
+    """C-simulated output of one graph layer, float64, batch first.
+
+    The layer is marked for tracing here (hls4ml's ``trace`` attribute; ``graph.trace`` rewrites and
+    recompiles the project with the trace hooks of every marked layer), so configs need no ``Trace`` entry.
+    """
     import contextlib
     import hashlib
     import sys
 
+    layers = {layer.name: layer for layer in graph.get_layers()}
+    if layer_name not in layers:
+        raise FlowError(f"hls4ml trace: no layer {layer_name!r} in the graph; layers: {', '.join(layers)}")
     x = np.ascontiguousarray(x, dtype=np.float64)
     key = hashlib.sha1(x.tobytes()).hexdigest() + str(x.shape)
     cache = graph.__dict__.setdefault("_hlsflow_traces", {})  # hls4ml recompiles for every trace call
+    if not layers[layer_name].get_attr("trace", False):
+        layers[layer_name].set_attr("trace", True)
+        cache.clear()
     if key not in cache:
         with contextlib.redirect_stdout(sys.stderr):  # hls4ml prints progress; keep stdout for results
             cache.clear()
