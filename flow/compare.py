@@ -72,7 +72,11 @@ def reference_outputs(model: Any, lmap: LayerMap, x: np.ndarray, graph_layers: l
         return index[id(t)]
 
     slots = {}
+    input_names = list(getattr(model, "input_names", []))
     for g, (name, pre) in refs.items():
+        if name in input_names and not pre:  # a Sequential model's input is no entry of model.layers
+            slots[g] = want(model.inputs[input_names.index(name)])
+            continue
         try:
             layer = model.get_layer(name)
         except ValueError:
