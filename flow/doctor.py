@@ -47,7 +47,8 @@ class Observed:
     |difference| in LSBs of the result type; ``result_overflows``: values the emulator wrapped or
     saturated into the result type (``LayerTrace.n_overflow``); ``model_min``/``model_max``: the model's
     range there; ``model_out_of_range``/``model_off_grid``: model values outside the result type's range /
-    not on its grid. ``casts``: the emulator's per-cast statistics by role, where it provides them.
+    not on its grid; ``weights_off_grid``/``weights_total``: the layer's weights (as hls4ml holds them before
+    writing, e.g. BatchNormalization folded in) that are not on the weight type's grid. ``casts``: the emulator's per-cast statistics by role, where it provides them.
     """
 
     values: int
@@ -58,6 +59,8 @@ class Observed:
     model_max: float
     model_out_of_range: int
     model_off_grid: int
+    weights_off_grid: int = 0
+    weights_total: int = 0
     casts: dict[str, CastStats] = field(default_factory=dict)
 
 
@@ -92,6 +95,9 @@ def explain(types: LayerTypes, obs: Observed, exact: LayerTypes | None = None, f
     """
     parts: list[str] = []
     acc, x, w, r = types.accum, types.input, types.weight, types.result
+    if obs.weights_off_grid and isinstance(w, FixedType):
+        parts.append(f"{obs.weights_off_grid:,} of {obs.weights_total:,} weights are not on the grid of weight_t {w} "
+                     f"(step 2^-{w.fractional}) and are quantized when written")
     if acc is not None and x is not None and isinstance(w, FixedType):
         p_frac = x.fractional + w.fractional
         if acc.fractional < p_frac:
@@ -141,6 +147,18 @@ def _observe(model_v: np.ndarray, emu_v: np.ndarray, t: FixedType | None, overfl
                     model_min=float(model_v.min()) if model_v.size else math.nan,
                     model_max=float(model_v.max()) if model_v.size else math.nan,
                     model_out_of_range=outside, model_off_grid=off_grid)
+
+
+def _weights_off_grid(layer: Any, types: LayerTypes) -> tuple[int, int]:
+    """(weights not on ``weight_t``'s grid or outside its range, weights) of a graph layer, from the float
+    values hls4ml holds before it writes them; (0, 0) for layers without fixed-point weights."""
+    w_t = types.weight
+    if not isinstance(w_t, FixedType) or "weight" not in getattr(layer, "weights", {}):
+        return 0, 0
+    w = np.asarray(layer.weights["weight"].data, dtype=np.float64).ravel()
+    scaled = w / w_t.step
+    bad = (scaled != np.round(scaled)) | (w < w_t.min_value) | (w > w_t.max_value)
+    return int(np.sum(bad)), int(w.size)
 
 
 def needed_type(max_abs: float, signed: bool, bound: float) -> FixedType:
@@ -202,6 +220,7 @@ def diagnose(model: Any, graph: Any, lmap: LayerMap, x: np.ndarray, exact_graph:
             rows.append(row | {"skipped": f"shapes differ: model {ref.shape[1:]}, graph {ours.shape[1:]}"})
             continue
         obs = _observe(ref, ours, types.result, t.n_overflow)
+        obs.weights_off_grid, obs.weights_total = _weights_off_grid(layers[t.name], types)
         softmax_tables = is_softmax(layers[t.name])
         row |= {"values": obs.values, "differing": obs.differing,
                 "differing_fraction": obs.differing / obs.values if obs.values else 0.0,

@@ -92,6 +92,18 @@ def is_softmax(layer: Any) -> bool:
     return "Softmax" in type(layer).__name__ or layer.get_attr("activation") == "softmax"
 
 
+def softmax_input(graph: Any) -> str | None:
+    """The graph layer feeding the graph's final softmax (the logits), or None when it ends otherwise."""
+    layers = {layer.name: layer for layer in graph.get_layers()}
+    producer = {out: layer.name for layer in layers.values() for out in layer.outputs}
+    outputs = list(graph.outputs)
+    out = layers.get(producer.get(outputs[0], outputs[0])) if len(outputs) == 1 else None
+    if out is None or not is_softmax(out):
+        return None
+    srcs = [t for t in out.inputs if t]
+    return producer.get(srcs[0]) if srcs else None
+
+
 def layer_map(model: Any, graph: Any) -> LayerMap:
     """Map ``model``'s layers (Keras 2 / QKeras) onto hls4ml's converted ``graph`` (see the module docstring)."""
     layers = list(graph.get_layers())
@@ -136,10 +148,7 @@ def layer_map(model: Any, graph: Any) -> LayerMap:
     if len(outputs) != 1:
         raise FlowError(f"only single-output models are supported; this graph has {len(outputs)} outputs")
     out = producer.get(outputs[0], outputs[0])
-    logits = None
-    if is_softmax(by_name[out]):
-        srcs = [t for t in by_name[out].inputs if t]
-        logits = producer.get(srcs[0]) if srcs else None
+    logits = softmax_input(graph)
     return LayerMap(keras_to_graph=k2g, graph_to_keras=g2k, fused=fused, pre_activation=pre, graph_layers=names,
                     output=out, logits=logits, split_activations=split)
 
