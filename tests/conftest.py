@@ -16,6 +16,7 @@ def hlsflow(capsys) -> Callable[..., tuple[int, Any, str]]:
     from flow.cli import main
 
     def run(*args: Any) -> tuple[int, Any, str]:
+        capsys.readouterr()  # drop what earlier steps (e.g. a lazily built fixture) printed
         code = main([str(a) for a in args])
         out, err = capsys.readouterr()
         start = out.find("{")

@@ -119,29 +119,31 @@ def float_conv_bn() -> Any:
 @dataclass(frozen=True)
 class Entry:
     """One corpus model: its builder, file format (``json`` = Keras JSON + ``_weights.h5``, or ``h5``),
-    config granularity, whether C-sim must equal the model (``exact``) and the reason ``hlsflow rtl``
-    refuses it (None: RTL and simulation must pass)."""
+    config granularity, whether it is a QKeras model, whether C-sim must equal the model (``exact``) and
+    the reason ``hlsflow rtl`` refuses it (None: RTL and simulation must pass)."""
 
     name: str
     build: Callable[[], Any]
     fmt: str
     granularity: str
+    qkeras: bool
     exact: bool
     rtl_reason: str | None
 
 
+NOT_EXACT_ACCUM = "rounds or saturates products"  # flow/arith/trace.py traces only exact, wrapping accumulators
 CORPUS = [
-    Entry("qkeras_jet_mlp", qkeras_jet_mlp, "json", "name", True, None),
-    Entry("qkeras_jet_mlp_type", qkeras_jet_mlp, "h5", "type", True, None),
-    Entry("qkeras_mnist_cnn", qkeras_mnist_cnn, "h5", "name", True, None),
-    Entry("qkeras_conv1d", qkeras_conv1d, "json", "name", True,
-          "layer 'c1' (Conv1D) cannot be traced to RTL yet"),
-    Entry("float_bn_mlp", float_bn_mlp, "h5", "name", False, None),
-    Entry("float_bn_mlp_model", float_bn_mlp, "json", "model", False,
-          "rounds or saturates products"),
-    Entry("float_jet_conv2d", float_jet_conv2d, "h5", "name", False, None),
-    Entry("float_conv_bn", float_conv_bn, "json", "type", False,
-          "layer 'avg' (Pooling2D): average pooling"),
+    Entry("qkeras_jet_mlp", qkeras_jet_mlp, "json", "name", True, True, None),
+    # hls4ml 1.3 keys a type-granularity config by the Keras class (QDense) but looks it up by the graph's
+    # (Dense): the accumulators fall back to the ap_fixed<16,6> default and drop product bits
+    Entry("qkeras_jet_mlp_type", qkeras_jet_mlp, "h5", "type", True, False, NOT_EXACT_ACCUM),
+    Entry("qkeras_mnist_cnn", qkeras_mnist_cnn, "h5", "name", True, True, None),
+    Entry("qkeras_conv1d", qkeras_conv1d, "json", "name", True, True, "layer 'c1' (Conv1D) cannot be traced to RTL yet"),
+    Entry("float_bn_mlp", float_bn_mlp, "h5", "name", False, False, None),
+    Entry("float_bn_mlp_model", float_bn_mlp, "json", "model", False, False, NOT_EXACT_ACCUM),
+    Entry("float_jet_conv2d", float_jet_conv2d, "h5", "name", False, False, None),
+    Entry("float_conv_bn", float_conv_bn, "json", "type", False, False,
+          "layer 'avg' (Pooling2D): Average pooling cannot be traced to RTL yet"),
 ]
 BY_NAME = {e.name: e for e in CORPUS}
 
