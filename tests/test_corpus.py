@@ -83,4 +83,4 @@ def test_corpus_model_rtl_simulates_bit_exact_or_gives_its_reason(name, projects
     code, sim, err = hlsflow("sim", project, "--simulator", "verilator", "--samples", 100)
     assert code == 0, err
     assert_bit_exact(sim, 100)
-    assert sim["rtl_vs_reference"]["model"]["keras_layer"] == load_model(corpus_files(name)[0]).layers[-1].name
+    assert sim["rtl_vs_reference"]["qkeras" if entry.qkeras else "model"]["keras_layer"] == load_model(corpus_files(name)[0]).layers[-1].name
