@@ -258,7 +258,7 @@ def check_config_names(path: Path, hls_config: dict, model: Any, graph: Any) -> 
     for names that match no layer of the model or its graph."""
     from flow.hls.layer_map import config_names_report, layer_map
 
-    absorbed, unknown = config_names_report(hls_config, model, layer_map(model, graph))
+    absorbed, unknown = config_names_report(hls_config, layer_map(model, graph))
     if unknown:
         raise FlowError(f"{path}: HLSConfig.LayerName names layers that are neither in the model nor in its "
                         f"hls4ml graph: {', '.join(unknown)}")

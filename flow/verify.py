@@ -66,6 +66,13 @@ def verify(project: str | Path, samples: int, seed: int = 0, write_exact_config:
         if write_exact_config is not None and not is_qkeras:
             raise FlowError(f"{project}: --write-exact-config needs a QKeras model (precisions come from its "
                             "quantizers); for a float model see `precision_needed` in the summary (--error-bound)")
+        if error_bound is not None:  # a bad bound is bad input, before any compiling
+            from flow.doctor import parse_error_bound
+            from flow.hls.exact_config import layer_types
+
+            lmap = layer_map(model, graph)
+            out_layer = next(layer for layer in graph.get_layers() if layer.name == lmap.compare_layer)
+            parse_error_bound(error_bound, layer_types(out_layer).result)
         input_type = parse_type(meta["input_type"])
         data = project_test_data(project, input_type, samples)
         shape = tuple(int(d) for d in model.input_shape[1:])

@@ -114,20 +114,30 @@ def test_doctor_names_the_first_differing_layer_and_the_exact_config_verifies(co
     assert s["csim_vs_model"]["outputs"] == 5000 and code == 0 and "doctor" not in s
 
 
-def test_write_exact_config_of_a_float_model_is_one_error(corpus_files, hlsflow, tmp_path):
-    from flow.keras.model_io import load_model
+@pytest.fixture
+def float_project(corpus_files, tmp_path):
+    """A project record of the float corpus MLP (no HLS project written: verify rebuilds it)."""
     from flow.hls.project import save_meta
+    from flow.keras.model_io import load_model
     from flow.spec import Hardware
 
-    model_file, _ = corpus_files("float_bn_mlp")
     project = tmp_path / "prj"
     project.mkdir()
-    load_model(model_file).save(project / "model.h5")
+    load_model(corpus_files("float_bn_mlp")[0]).save(project / "model.h5")
     save_meta(project, "model.h5", {"Model": {"Precision": "ap_fixed<16,6>"}}, Hardware(), "ap_fixed<16,6>")
-    code, _, err = hlsflow("verify", project, "--write-exact-config", tmp_path / "x.yml")
+    return project
+
+
+def test_write_exact_config_of_a_float_model_is_one_error(float_project, hlsflow, tmp_path):
+    code, _, err = hlsflow("verify", float_project, "--write-exact-config", tmp_path / "x.yml")
     assert code == 2 and "needs a QKeras model" in err and not (tmp_path / "x.yml").exists()
 
 
 def test_cause_names_weights_off_the_weight_type_grid():
     cause = explain(_dense_types("ap_fixed<27,12>"), _observed(weights_off_grid=500, weights_total=512))
     assert "500 of 512 weights are not on the grid of weight_t ap_fixed<6,1> (step 2^-5)" in cause
+
+
+def test_verify_with_a_bad_error_bound_is_one_error_before_any_compiling(float_project, hlsflow):
+    code, _, err = hlsflow("verify", float_project, "--error-bound", "tiny")
+    assert code == 2 and "--error-bound" in err and len(err.strip().splitlines()) == 1

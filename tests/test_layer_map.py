@@ -75,7 +75,7 @@ def test_config_names_of_fused_layers_are_absorbed_and_typos_unknown(mapped, tmp
     model, _, lmap = mapped("float_bn_mlp")
     cfg = yaml.safe_load(write_hls4ml_config(model, tmp_path / "c.yml", "name").read_text())["HLSConfig"]
     cfg["LayerName"]["fc_typo"] = {"Precision": {"result": "ap_fixed<8,3>"}}
-    absorbed, unknown = config_names_report(cfg, model, lmap)
+    absorbed, unknown = config_names_report(cfg, lmap)
     assert {"bn1", "bn2", "bn4", "fc1_linear"} <= set(absorbed)
     assert unknown == ["fc_typo"]
 

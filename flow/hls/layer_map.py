@@ -19,7 +19,7 @@ C simulation, the layer-by-layer doctor, RTL simulation, ``hlsflow rtl --upto``)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from flow.errors import FlowError
@@ -45,7 +45,6 @@ class LayerMap:
     graph_layers: list[str]
     output: str
     logits: str | None
-    split_activations: dict[str, str] = field(default_factory=dict)  # graph activation layer -> Keras layer
 
     @property
     def compare_layer(self) -> str:
@@ -121,7 +120,6 @@ def layer_map(model: Any, graph: Any) -> LayerMap:
     g2k: dict[str, str] = {}
     fused: dict[str, list[str]] = {}
     pre: dict[str, str] = {}
-    split: dict[str, str] = {}
     for name in getattr(model, "input_names", []):
         if name in by_name:
             k2g[name] = g2k[name] = name
@@ -134,7 +132,6 @@ def layer_map(model: Any, graph: Any) -> LayerMap:
             acts = [c for c in consumers.get(target, []) if c.startswith(target + "_") and c not in keras_names]
             if len(acts) == 1:
                 pre[target] = klayer.name
-                split[acts[0]] = klayer.name
                 target = acts[0]
         else:
             inbound = _inbound_names(klayer)
@@ -150,10 +147,10 @@ def layer_map(model: Any, graph: Any) -> LayerMap:
     out = producer.get(outputs[0], outputs[0])
     logits = softmax_input(graph)
     return LayerMap(keras_to_graph=k2g, graph_to_keras=g2k, fused=fused, pre_activation=pre, graph_layers=names,
-                    output=out, logits=logits, split_activations=split)
+                    output=out, logits=logits)
 
 
-def config_names_report(hls_config: dict, model: Any, lmap: LayerMap) -> tuple[list[str], list[str]]:
+def config_names_report(hls_config: dict, lmap: LayerMap) -> tuple[list[str], list[str]]:
     """Names in ``HLSConfig.LayerName`` that the graph lacks: ``(absorbed, unknown)``.
 
     ``absorbed``: Keras layers hls4ml removed or fused (Dropout, BatchNormalization folded into Dense, ...)
