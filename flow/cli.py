@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("project", type=Path, help="hls_projects/<name>")
     v.add_argument("--samples", type=int, default=1000, help="inputs: test data first, then random full-range (default 1000)")
     v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--write-exact-config", type=Path, metavar="FILE.yml",
+                   help="write an hls4ml config with every precision from the QKeras quantizers and exact accumulators")
+    v.add_argument("--error-bound", metavar="B",
+                   help="float models: error bound for the per-layer precision advice, absolute ('0.01') or in LSBs "
+                        "of the output type ('2lsb'); default 1lsb")
 
     rt = sub.add_parser("rtl", help="vendor-free Verilog (da4ml) with an AXI4-Stream wrapper, lint and Yosys estimate")
     rt.add_argument("project", type=Path, help="hls_projects/<name>")
@@ -191,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "verify":
             from flow.verify import verify
 
-            summary = verify(args.project, args.samples, args.seed)
+            summary = verify(args.project, args.samples, args.seed, args.write_exact_config, args.error_bound)
             print(json.dumps(summary, indent=2))
             return 0 if summary["ok"] else 1
         if args.command == "rtl":

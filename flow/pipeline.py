@@ -20,7 +20,7 @@ import numpy as np
 
 from flow import __version__
 from flow.arith.types import FixedType, is_representable, parse_type, quantize
-from flow.compare import accuracy, check_bit_exact, check_emulator, trace_logits
+from flow.compare import accuracy, check_bit_exact, check_emulator
 from flow.errors import FlowError
 from flow.hls.project import save_meta
 from flow.report import graph_types, graph_weight_stats, write_reports
@@ -80,7 +80,6 @@ def to_hls_graph(qmodel: Any, spec: Spec, input_type: str, hls_dir: Path) -> tup
     from flow.hls import convert
 
     hls_config = convert.derive_hls_config(qmodel, spec.hardware, input_type)
-    trace_logits(qmodel, hls_config)
     return convert.build_graph(qmodel, hls_config, spec.hardware, hls_dir), hls_config
 
 
@@ -212,11 +211,11 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
                           clock_period=float(cfg.get("ClockPeriod", hw.clock_period)),
                           io_type=cfg.get("IOType", hw.io_type), strategy=hw.strategy, reuse_factor=hw.reuse_factor)
             hls_config = cfg["HLSConfig"]
-            unknown = sorted(set(hls_config.get("LayerName", {})) - {layer.name for layer in model.layers})
-            if unknown:
-                raise FlowError(f"{config_path}: HLSConfig.LayerName names layers not in the model: {', '.join(unknown)}")
             if input_type is not None:
-                hls_config.setdefault("LayerName", {}).setdefault(in_name, {}).setdefault("Precision", {})
+                _check_type(input_type, "--input-type")
+                hls_config.setdefault("LayerName", {}).setdefault(in_name, {})
+                if not isinstance(hls_config["LayerName"][in_name].get("Precision"), dict):
+                    hls_config["LayerName"][in_name]["Precision"] = {}
                 hls_config["LayerName"][in_name]["Precision"]["result"] = input_type
         else:
             hls_config = convert.derive_hls_config(model, hw, input_type)
@@ -225,14 +224,14 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
                 hls_config["Model"]["Precision"] = precision
                 if input_type is None:
                     hls_config["LayerName"][in_name]["Precision"]["result"] = precision
-        trace_logits(model, hls_config)
-        in_type_text = _input_type_of(hls_config, in_name)
-        in_type = _check_type(in_type_text, "input type")
     final = Path(out_dir)
     with staged_dir(final) as work:
         graph = None
         with stages.stage("write HLS project + compile C simulation"):
             graph = convert.build_graph(model, hls_config, hw, work / "hls")
+            if config_path is not None:
+                check_config_names(Path(config_path), hls_config, model, graph)
+            in_type = graph_input_type(graph)
             convert.write_and_compile(graph)
         with stages.stage("C simulation"):
             rng = np.random.default_rng(seed)
@@ -254,23 +253,40 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
     return report
 
 
+def check_config_names(path: Path, hls_config: dict, model: Any, graph: Any) -> None:
+    """Warn (stderr) about ``HLSConfig.LayerName`` entries for layers hls4ml removed or fused; FlowError
+    for names that match no layer of the model or its graph."""
+    from flow.hls.layer_map import config_names_report, layer_map
+
+    absorbed, unknown = config_names_report(hls_config, layer_map(model, graph))
+    if unknown:
+        raise FlowError(f"{path}: HLSConfig.LayerName names layers that are neither in the model nor in its "
+                        f"hls4ml graph: {', '.join(unknown)}")
+    if absorbed:
+        print(f"hlsflow: warning: {path}: HLSConfig.LayerName entries for layers hls4ml removed or fused "
+              f"(their settings apply to no layer): {', '.join(absorbed)}", file=sys.stderr)
+
+
+def graph_input_type(graph: Any) -> FixedType:
+    """The fixed-point type of the graph's (single) input layer, as hls4ml resolved it from the config
+    (layer name, then layer type, then model default)."""
+    from flow.arith.types import from_hls_precision
+
+    var = graph.get_input_variables()
+    if len(var) != 1:
+        raise FlowError(f"the graph has {len(var)} inputs; only single-input models are supported")
+    try:
+        return from_hls_precision(var[0].type.precision)
+    except ValueError as exc:
+        raise FlowError(f"input type: {exc}") from None
+
+
 def _emulator_or_reason(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray) -> dict[str, Any]:
     """Emulator check for third-party models, or the reason it cannot run (an unsupported layer)."""
     try:
         return check_emulator(model, graph, x, csim_out).comparison
     except FlowError as exc:
         return {"skipped": str(exc)}
-
-
-def _input_type_of(hls_config: dict, in_name: str) -> str:
-    layer = hls_config.get("LayerName", {}).get(in_name, {})
-    prec = layer.get("Precision")
-    if isinstance(prec, dict) and "result" in prec:
-        return prec["result"]
-    if isinstance(prec, str):
-        return prec
-    model_prec = hls_config.get("Model", {}).get("Precision", "ap_fixed<16,6>")
-    return model_prec["default"] if isinstance(model_prec, dict) else model_prec
 
 
 def _check_type(text: str, what: str) -> FixedType:

@@ -37,3 +37,38 @@ def plot_layer_ranges(traces: list[Any], path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_layer_differences(rows: list[dict[str, Any]], first: str | None, path: Path) -> Path:
+    """The mismatch doctor's figure: per compared layer (graph order, top to bottom), the fraction of values
+    that differ between the model and the fixed-point graph, and the largest |difference| in LSBs of the
+    layer's result type. The first differing layer is drawn in red; a softmax (tables by design) in grey."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [f"{r['layer']}  ({r['keras_layer']})" if r["keras_layer"] != r["layer"] else r["layer"] for r in rows]
+    frac = [100.0 * r.get("differing_fraction", 0.0) for r in rows]
+    lsb = [max(r.get("max_diff_lsb", 0.0), 0.0) for r in rows]
+    colors = ["tab:red" if r["layer"] == first else "tab:gray" if r.get("note") else "tab:blue" for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 0.42 * len(rows) + 1.6), sharey=True)
+    y = np.arange(len(rows))
+    a.barh(y, frac, color=colors)
+    a.set_xlim(0, 100)
+    a.set_xlabel("values differing from the model (%)")
+    a.set_yticks(y, names, fontsize=8)
+    a.invert_yaxis()
+    b.barh(y, [v if v > 0 else np.nan for v in lsb], color=colors)
+    b.set_xscale("log")
+    b.set_xlabel("max |difference| (LSBs of the layer's result type)")
+    for ax, vals in ((a, frac), (b, lsb)):
+        for yi, v in zip(y, vals):
+            if v == 0:
+                ax.text(0.01, yi, "0", va="center", fontsize=7, transform=ax.get_yaxis_transform())
+    title = f"first differing layer: {first}" if first else "no layer differs"
+    fig.suptitle(title, color="tab:red" if first else "black", fontsize=10, x=0.01, ha="left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

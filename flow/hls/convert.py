@@ -144,7 +144,15 @@ def _widen_exponent_storage(graph: Any) -> None:
 
 
 def write_and_compile(graph: Any) -> None:
-    """Write the HLS project to the graph's OutputDir and build its C simulation library (g++)."""
+    """Write the HLS project to the graph's OutputDir and build its C simulation library (g++).
+
+    A model ending in softmax gets its logits layer traced in the same build (:func:`trace_layers`), so
+    the comparisons at the logits need no second build."""
+    from flow.hls.layer_map import softmax_input
+
+    logits = softmax_input(graph)
+    if logits is not None and "_hlsflow_trace_build" not in graph.__dict__:
+        trace_layers(graph, [logits])
     graph.write()
     _compile(graph)
 
@@ -163,19 +171,50 @@ def csim_predict(graph: Any, x: np.ndarray) -> np.ndarray:
     return y.reshape(len(x), -1)
 
 
+def trace_layers(graph: Any, names: list[str]) -> None:
+    """Mark graph layers for hls4ml's trace before the project is written and compiled, so that
+    :func:`csim_trace` reads them from that build instead of rewriting and recompiling the project."""
+    layers = {layer.name: layer for layer in graph.get_layers()}
+    for name in names:
+        if name not in layers:
+            raise FlowError(f"hls4ml trace: no layer {name!r} in the graph; layers: {', '.join(layers)}")
+        layers[name].set_attr("trace", True)
+    graph.config.trace_output = True
+    graph.__dict__["_hlsflow_trace_build"] = set(names)
+
+
 def csim_trace(graph: Any, x: np.ndarray, layer_name: str) -> np.ndarray:
-    """C-simulated output of one layer (its config must have ``Trace: True``), float64, batch first."""
+    """C-simulated output of one graph layer, float64, batch first.
+
+    A layer marked by :func:`trace_layers` before compiling is read from the compiled library; any other
+    layer is marked here and hls4ml's ``graph.trace`` rewrites and recompiles the project with its hooks.
+    """
     import contextlib
     import hashlib
     import sys
 
+    layers = {layer.name: layer for layer in graph.get_layers()}
+    if layer_name not in layers:
+        raise FlowError(f"hls4ml trace: no layer {layer_name!r} in the graph; layers: {', '.join(layers)}")
     x = np.ascontiguousarray(x, dtype=np.float64)
     key = hashlib.sha1(x.tobytes()).hexdigest() + str(x.shape)
     cache = graph.__dict__.setdefault("_hlsflow_traces", {})  # hls4ml recompiles for every trace call
+    built = layer_name in graph.__dict__.get("_hlsflow_trace_build", set())
+    if not layers[layer_name].get_attr("trace", False):
+        layers[layer_name].set_attr("trace", True)
+        cache.clear()
     if key not in cache:
         with contextlib.redirect_stdout(sys.stderr):  # hls4ml prints progress; keep stdout for results
             cache.clear()
-            cache[key] = graph.trace(x)[1]
+            if built:  # the library already has the trace hooks: hls4ml's trace() without its recompile
+                graph.compile = lambda: None
+                try:
+                    cache[key] = graph.trace(x)[1]
+                finally:
+                    del graph.compile
+            else:
+                graph.__dict__.pop("_hlsflow_trace_build", None)  # trace() recompiles with the new layer
+                cache[key] = graph.trace(x)[1]
     traces = cache[key]
     if layer_name not in traces:
         raise FlowError(f"hls4ml trace has no output for layer {layer_name!r}; traced: {', '.join(traces)}")

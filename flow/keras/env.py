@@ -39,7 +39,27 @@ def qkeras_objects() -> dict[str, Any]:
 
     objects: dict[str, Any] = {}
     _add_supported_quantized_objects(objects)
+    objects["QActivation"] = _qactivation_loader()
     return objects
+
+
+def _qactivation_loader() -> type:
+    """QKeras 0.9's ``QActivation.from_config`` keeps a serialized quantizer object (``QActivation(
+    quantized_relu(6, 2))`` saved to JSON/.h5 stores a dict) as the quantizer itself, so loading such a model
+    fails ("could not be deserialized properly"). This loader deserializes the dict first and returns a
+    plain ``QActivation``."""
+    from qkeras import QActivation
+    from qkeras.quantizers import get_quantizer
+
+    class QActivationLoader(QActivation):
+        @classmethod
+        def from_config(cls, config: dict[str, Any]) -> Any:
+            config = dict(config)
+            if isinstance(config.get("activation"), dict):
+                config["activation"] = get_quantizer(config["activation"])
+            return QActivation(**config)
+
+    return QActivationLoader
 
 
 def _numpy2_shim_for_hls4ml() -> None:

@@ -312,14 +312,18 @@ def rtl_project(project: Path, latency_cutoff: float = 5.0, upto: str | None = N
                 yosys: bool = True, name: str | None = None, check_samples: int = CHECK_SAMPLES) -> dict[str, Any]:
     """``hlsflow rtl``: generate ``<project>/rtl/`` and its figures (lint, Yosys); returns a summary.
 
-    ``name`` (default: the project folder's name) prefixes every Verilog module.
+    ``name`` (default: the project folder's name) prefixes every Verilog module. ``upto`` names a graph
+    layer or a Keras layer (mapped to the graph layer holding its output, :mod:`flow.hls.layer_map`).
     """
+    from flow.hls.layer_map import layer_map
     from flow.hls.project import rebuild
 
     project = Path(project)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hlsflow-rtl-") as tmp:
         model, graph, meta = rebuild(project, Path(tmp) / "hls")
+        if upto is not None:
+            upto = layer_map(model, graph).graph_layer(upto)
         print(f"hlsflow rtl: tracing {name or project.name} with da4ml ...", file=sys.stderr)
         port_map = generate(graph, project / "rtl", name or project.name, latency_cutoff, upto,
                             check_samples=check_samples)

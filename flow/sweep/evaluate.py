@@ -185,7 +185,7 @@ class PointEvaluator:
                 (work / "spec.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
                 save_meta(work, "qkeras_model.h5", hls_config, spec.hardware, spec.input_type)
             with stage("emulate"):
-                emu = emulate(graph, split.x_test, upto=compare.logits_layer(qmodel))
+                emu = emulate(graph, split.x_test, upto=compare.logits_layer(qmodel, graph))
                 out["accuracy"] = float(np.mean(np.argmax(emu.outputs, axis=1) == split.y_test))
                 out["overflows"] = int(sum(emu.overflows.values()))
             with stage("qkeras"):  # one eager call: Keras's predict() builds a new graph per model (~0.3 s)
