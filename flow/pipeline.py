@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from flow import __version__
-from flow.arith.types import FixedType, is_representable, parse_type, quantize
+from flow.arith.types import FixedType, from_hls_precision, is_representable, parse_type, quantize
 from flow.compare import accuracy, check_bit_exact, check_emulator, trace_logits
 from flow.errors import FlowError
 from flow.hls.project import save_meta
@@ -188,22 +188,26 @@ def load_hls4ml_yaml(path: Path) -> dict[str, Any]:
 def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: str | Path | None = None,
                      weights: str | Path | None = None, precision: str | None = None,
                      input_type: str | None = None, hardware: Hardware | None = None,
-                     samples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Convert an existing Keras/QKeras model to an HLS project and check its C simulation.
+                     samples: int = 1000, seed: int = 0, custom_objects: str | Path | None = None) -> dict[str, Any]:
+    """Convert an existing Keras/QKeras/HGQ2 model to an HLS project and check its C simulation.
 
-    Precisions come from ``config_path`` (an hls4ml config) when given, else from the model's QKeras
+    Precisions come from ``config_path`` (an hls4ml config) when given, else from the model's
     quantizers with ``precision`` (``ap_fixed<W,I>``) as the default for float layers. The check feeds
-    ``samples`` inputs drawn from N(0, 1) and quantized to the input type.
+    ``samples`` inputs drawn from N(0, 1) and quantized to the input type. ``custom_objects`` is a
+    Python file defining the model's own layers (:func:`flow.keras.model_io.load_custom_objects`); it
+    is copied into the project so later commands rebuild the same graph. Runs in this process's front
+    end (the CLI picks the worker that matches the model file).
     """
     from flow.hls import convert
-    from flow.keras.model_io import load_model
+    from flow.keras.env import FRONTEND
+    from flow.keras.model_io import load_model, save_model
 
     stages = Stages(["load model", "convert with hls4ml", "write HLS project + compile C simulation",
                      "C simulation", "report"])
     hw = hardware or Hardware()
     model_path = Path(model_path)
     with stages.stage("load model"):
-        model = load_model(model_path, weights)
+        model = load_model(model_path, weights, custom_objects)
     with stages.stage("convert with hls4ml"):
         in_name = convert.input_layer_name(model)
         if config_path is not None:
@@ -227,12 +231,14 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
                     hls_config["LayerName"][in_name]["Precision"]["result"] = precision
         trace_logits(model, hls_config)
         in_type_text = _input_type_of(hls_config, in_name)
-        in_type = _check_type(in_type_text, "input type")
+        in_type = None if in_type_text == "auto" else _check_type(in_type_text, "input type")  # auto: HGQ2's own
     final = Path(out_dir)
     with staged_dir(final) as work:
         graph = None
         with stages.stage("write HLS project + compile C simulation"):
             graph = convert.build_graph(model, hls_config, hw, work / "hls")
+            if in_type is None:  # inferred by hls4ml from the model's input quantizer
+                in_type = from_hls_precision(graph.get_input_variables()[0].type.precision)
             convert.write_and_compile(graph)
         with stages.stage("C simulation"):
             rng = np.random.default_rng(seed)
@@ -241,15 +247,17 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
             csim_out = convert.csim_predict(graph, x)
         with stages.stage("report"):
             report = {
-                "model": str(model_path), "hlsflow_version": __version__, "hardware": hw.__dict__,
+                "model": str(model_path), "frontend": FRONTEND.name, "hlsflow_version": __version__,
+                "hardware": hw.__dict__,
                 "input": {"type": str(in_type), "samples": samples, "distribution": "N(0,1) quantized to input type"},
                 "csim_vs_keras": check_bit_exact(model, graph, x, csim_out),
                 "emulator_vs_csim": _emulator_or_reason(model, graph, x, csim_out),
                 "types": graph_types(graph), "size": graph_weight_stats(graph), "hls_project": str(final / "hls"),
             }
             report["seconds"] = dict(stages.seconds)
-            model.save(work / "model.h5")
-            save_meta(work, "model.h5", hls_config, hw, str(in_type))
+            saved = save_model(model, work)
+            save_meta(work, saved, hls_config, hw, str(in_type), FRONTEND.name,
+                      Path(custom_objects) if custom_objects is not None else None)
             (work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
