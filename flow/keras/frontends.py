@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
+import shutil
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -218,6 +218,8 @@ def pinned_overlays(pyproject: Path) -> dict[str, str]:
 
 def install(pyproject: Path) -> None:
     """Install every pinned overlay not yet installed at its pinned version (idempotent)."""
+    from flow import procs
+
     for overlay, requirement in pinned_overlays(pyproject).items():
         folder = overlay_dir(overlay)
         marker = folder / MARKER
@@ -225,11 +227,11 @@ def install(pyproject: Path) -> None:
             continue
         print(f"setup: installing {requirement} into {folder}", file=sys.stderr)
         tmp = folder.with_name(folder.name + ".installing")
-        subprocess.run(["rm", "-rf", str(tmp)], check=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        "--root-user-action=ignore", "--no-deps", "--target", str(tmp), requirement], check=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        procs.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                   "--root-user-action=ignore", "--no-deps", "--target", str(tmp), requirement], check=True)
         (tmp / MARKER).write_text(json.dumps({"requirement": requirement}) + "\n")
-        subprocess.run(["rm", "-rf", str(folder)], check=True)
+        shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
 
 
