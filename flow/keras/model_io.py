@@ -34,9 +34,18 @@ def find_weights(json_path: Path) -> Path | None:
     return None
 
 
+_LOADED: dict[str, dict[str, Any]] = {}  # sha256 of a custom-objects file -> its objects (executed once)
+
+
 def load_custom_objects(path: str | Path) -> dict[str, Any]:
     """The custom objects a user's Python file provides: its ``custom_objects`` dict plus the classes it
-    registers with Keras's serialization while it is executed. FlowError naming the file if it fails."""
+    registers with Keras's serialization while it is executed. FlowError naming the file if it fails.
+
+    A file is executed once per process (by content: the project's copy of the same file is not run
+    again, since Keras refuses to register a name twice); it may also register hls4ml layer handlers.
+    """
+    import hashlib
+
     from flow.keras.env import hls4ml_sees_keras2
 
     path = Path(path)
@@ -44,9 +53,12 @@ def load_custom_objects(path: str | Path) -> dict[str, Any]:
         raise FlowError(f"{path}: --custom-objects file not found")
     if path.suffix != ".py":
         raise FlowError(f"{path}: --custom-objects takes a Python file (module.py)")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest in _LOADED:
+        return dict(_LOADED[digest])
     registry = keras().saving.get_custom_objects() if KERAS_MAJOR == 3 else keras().utils.get_custom_objects()
     before = dict(registry)
-    name = f"hlsflow_custom_objects_{abs(hash(str(path.resolve())))}"
+    name = f"hlsflow_custom_objects_{digest[:16]}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -63,7 +75,8 @@ def load_custom_objects(path: str | Path) -> dict[str, Any]:
     objects.update(declared)
     for key, obj in list(objects.items()):  # registered as 'package>Name': a config may name it either way
         objects.setdefault(key.split(">")[-1], obj)
-    return objects
+    _LOADED[digest] = objects
+    return dict(objects)
 
 
 def _load_error(path: Path, exc: Exception, what: str) -> FlowError:
