@@ -151,6 +151,11 @@ def _ip(args: argparse.Namespace) -> int:
     return 0 if summary["ok"] else 1
 
 
+def _one_line(exc: Exception) -> str:
+    """An error message on one line (a library's message may span several)."""
+    return " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
 def _frontend_for(args: argparse.Namespace) -> str:
     """The front end (:mod:`flow.keras.frontends`) the command's model needs."""
     from flow.keras import frontends
@@ -238,10 +243,10 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(synth(args.project), indent=2, default=str))
             return 0
     except ToolMissing as exc:
-        print(f"hlsflow {args.command}: {exc}", file=sys.stderr)
+        print(f"hlsflow {args.command}: {_one_line(exc)}", file=sys.stderr)
         return EXIT_TOOL_MISSING
     except FlowError as exc:
-        print(f"hlsflow {args.command}: error: {exc}", file=sys.stderr)
+        print(f"hlsflow {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"hlsflow {args.command}: interrupted; no partial output was kept", file=sys.stderr)

@@ -179,10 +179,9 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[st
 
 def load_hls4ml_yaml(path: Path) -> dict[str, Any]:
     """Read an hls4ml YAML config (``Backend``, ``Part``, ``IOType``, ``HLSConfig``, ...)."""
-    cfg = read_yaml(path, "config file")
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("HLSConfig"), dict):
-        raise FlowError(f"{path}: an hls4ml config needs an `HLSConfig` mapping")
-    return cfg
+    from flow.hls.config_check import check_hls4ml_yaml
+
+    return check_hls4ml_yaml(path, read_yaml(path, "config file"))
 
 
 def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: str | Path | None = None,
@@ -220,8 +219,10 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
             if unknown:
                 raise FlowError(f"{config_path}: HLSConfig.LayerName names layers not in the model: {', '.join(unknown)}")
             if input_type is not None:
-                hls_config.setdefault("LayerName", {}).setdefault(in_name, {}).setdefault("Precision", {})
-                hls_config["LayerName"][in_name]["Precision"]["result"] = input_type
+                layer_cfg = hls_config.setdefault("LayerName", {}).setdefault(in_name, {})
+                if not isinstance(layer_cfg.get("Precision"), dict):  # a single type string: it was the result type
+                    layer_cfg["Precision"] = {}
+                layer_cfg["Precision"]["result"] = input_type
         else:
             hls_config = convert.derive_hls_config(model, hw, input_type)
             if precision is not None:
@@ -236,7 +237,10 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
     with staged_dir(final) as work:
         graph = None
         with stages.stage("write HLS project + compile C simulation"):
-            graph = convert.build_graph(model, hls_config, hw, work / "hls")
+            try:
+                graph = convert.build_graph(model, hls_config, hw, work / "hls")
+            except FlowError as exc:
+                raise FlowError(f"{config_path}: {exc}") if config_path is not None else exc from None
             if in_type is None:  # inferred by hls4ml from the model's input quantizer
                 in_type = from_hls_precision(graph.get_input_variables()[0].type.precision)
             convert.write_and_compile(graph)

@@ -57,15 +57,31 @@ def rebuild(project: Path, output_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
     path = Path(project) / META
     for key in ("model", "hls_config", "hardware", "input_type"):
         if key not in meta:
-            raise FlowError(f"{path}: field {key} is missing")
-    if not isinstance(meta["hardware"], dict) or not isinstance(meta["hls_config"], dict):
-        raise FlowError(f"{path}: fields hardware and hls_config must be mappings")
-    custom = meta.get("custom_objects")
-    model = load_model(Path(project) / str(meta["model"]),
-                       custom_objects=Path(project) / str(custom) if custom else None)
+            raise FlowError(f"{path}: field `{key}` is missing")
+    if not isinstance(meta["hardware"], dict):
+        raise FlowError(f"{path}: field `hardware` must be a mapping")
+    from flow.hls.config_check import check_hls_config
+
+    check_hls_config(path, meta["hls_config"], "hls_config")
+    for key in ("model", "input_type"):
+        if not isinstance(meta[key], str):
+            raise FlowError(f"{path}: field `{key}` must be a string, got {meta[key]!r}")
+    if meta.get("custom_objects") is not None and not isinstance(meta["custom_objects"], str):
+        raise FlowError(f"{path}: field `custom_objects` must be a file name, got {meta['custom_objects']!r}")
+    from flow.arith.types import parse_type
+
+    try:
+        parse_type(meta["input_type"])
+    except (ValueError, TypeError) as exc:
+        raise FlowError(f"{path}: field `input_type`: {exc}") from None
     try:
         hardware = Hardware(**meta["hardware"])
     except TypeError as exc:
-        raise FlowError(f"{path}: field hardware: {exc}") from None
-    graph = build_graph(model, meta["hls_config"], hardware, output_dir)
+        raise FlowError(f"{path}: field `hardware`: {exc}") from None
+    custom = meta.get("custom_objects")
+    model = load_model(Path(project) / meta["model"], custom_objects=Path(project) / custom if custom else None)
+    try:
+        graph = build_graph(model, meta["hls_config"], hardware, output_dir)
+    except FlowError as exc:  # hls4ml refused a setting of the recorded config
+        raise FlowError(f"{path}: field `hls_config`: {exc}") from None
     return model, graph, meta
