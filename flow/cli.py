@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--backend", choices=("Vitis", "Vivado", "Catapult"), default="Vitis")
     c.add_argument("--io-type", choices=("io_parallel", "io_stream"), default="io_parallel")
     c.add_argument("--samples", type=int, default=1000, help="random inputs for the C-sim check (default 1000)")
+    c.add_argument("--custom-objects", type=Path, metavar="MODULE.py",
+                   help="Python file defining the model's own layers/objects: a module-level `custom_objects` "
+                        "dict, or classes registered with Keras's register_keras_serializable; copied into the project")
 
     e = sub.add_parser("emulate", help="bit-exact numpy emulation of a project on inputs from a .npy file")
     e.add_argument("project", type=Path, help="hls_projects/<name>")
@@ -157,9 +160,36 @@ def _ip(args: argparse.Namespace) -> int:
     return 0 if summary["ok"] else 1
 
 
+def _one_line(exc: Exception) -> str:
+    """An error message on one line (a library's message may span several)."""
+    return " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+def _frontend_for(args: argparse.Namespace) -> str:
+    """The front end (:mod:`flow.keras.frontends`) the command's model needs."""
+    from flow.keras import frontends
+
+    if args.command == "convert":
+        return frontends.detect(args.model) if args.model.is_file() else frontends.current().name
+    if args.command in ("verify", "emulate", "rtl", "sim", "ip"):
+        return frontends.project_frontend(args.project)
+    return "keras2"  # run, sweep (QKeras training), synth (no model)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
+        from flow import procs
+        from flow.keras import frontends
+
+        procs.guard_children()
+        frontend = _frontend_for(args)
+        if frontend != frontends.current().name:
+            if frontends.current().name != "keras2":
+                raise FlowError(f"this model needs the {frontend} front end, but this worker runs "
+                                f"{frontends.current().name}")
+            return frontends.run_in_worker(frontend, argv)
         if args.command == "run":
             from flow.pipeline import run
 
@@ -188,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise FlowError(f"--samples must be >= 1, got {args.samples}")
             out = args.out or Path("hls_projects") / args.model.stem
             report = convert_existing(args.model, out, args.config, args.weights, args.precision, args.input_type,
-                                      Hardware(backend=args.backend, io_type=args.io_type), args.samples)
+                                      Hardware(backend=args.backend, io_type=args.io_type), args.samples,
+                                      custom_objects=args.custom_objects)
             print(json.dumps({"project": str(out), "csim_vs_keras": report["csim_vs_keras"]}, indent=2))
             return 0
         if args.command == "emulate":
@@ -224,10 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hlsflow {args.command}: {exc}", file=sys.stderr)
         return EXIT_NOT_BIT_EXACT
     except ToolMissing as exc:
-        print(f"hlsflow {args.command}: {exc}", file=sys.stderr)
+        print(f"hlsflow {args.command}: {_one_line(exc)}", file=sys.stderr)
         return EXIT_TOOL_MISSING
     except FlowError as exc:
-        print(f"hlsflow {args.command}: error: {exc}", file=sys.stderr)
+        print(f"hlsflow {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"hlsflow {args.command}: interrupted; no partial output was kept", file=sys.stderr)

@@ -178,31 +178,34 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[st
 
 def load_hls4ml_yaml(path: Path) -> dict[str, Any]:
     """Read an hls4ml YAML config (``Backend``, ``Part``, ``IOType``, ``HLSConfig``, ...)."""
-    cfg = read_yaml(path, "config file")
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("HLSConfig"), dict):
-        raise FlowError(f"{path}: an hls4ml config needs an `HLSConfig` mapping")
-    return cfg
+    from flow.hls.config_check import check_hls4ml_yaml
+
+    return check_hls4ml_yaml(path, read_yaml(path, "config file"))
 
 
 def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: str | Path | None = None,
                      weights: str | Path | None = None, precision: str | None = None,
                      input_type: str | None = None, hardware: Hardware | None = None,
-                     samples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Convert an existing Keras/QKeras model to an HLS project and check its C simulation.
+                     samples: int = 1000, seed: int = 0, custom_objects: str | Path | None = None) -> dict[str, Any]:
+    """Convert an existing Keras/QKeras/HGQ2 model to an HLS project and check its C simulation.
 
-    Precisions come from ``config_path`` (an hls4ml config) when given, else from the model's QKeras
+    Precisions come from ``config_path`` (an hls4ml config) when given, else from the model's
     quantizers with ``precision`` (``ap_fixed<W,I>``) as the default for float layers. The check feeds
-    ``samples`` inputs drawn from N(0, 1) and quantized to the input type.
+    ``samples`` inputs drawn from N(0, 1) and quantized to the input type. ``custom_objects`` is a
+    Python file defining the model's own layers (:func:`flow.keras.model_io.load_custom_objects`); it
+    is copied into the project so later commands rebuild the same graph. Runs in this process's front
+    end (the CLI picks the worker that matches the model file).
     """
     from flow.hls import convert
-    from flow.keras.model_io import load_model
+    from flow.keras.env import FRONTEND
+    from flow.keras.model_io import load_model, save_model
 
     stages = Stages(["load model", "convert with hls4ml", "write HLS project + compile C simulation",
                      "C simulation", "report"])
     hw = hardware or Hardware()
     model_path = Path(model_path)
     with stages.stage("load model"):
-        model = load_model(model_path, weights)
+        model = load_model(model_path, weights, custom_objects)
     with stages.stage("convert with hls4ml"):
         in_name = convert.input_layer_name(model)
         if config_path is not None:
@@ -213,10 +216,10 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
             hls_config = cfg["HLSConfig"]
             if input_type is not None:
                 _check_type(input_type, "--input-type")
-                hls_config.setdefault("LayerName", {}).setdefault(in_name, {})
-                if not isinstance(hls_config["LayerName"][in_name].get("Precision"), dict):
-                    hls_config["LayerName"][in_name]["Precision"] = {}
-                hls_config["LayerName"][in_name]["Precision"]["result"] = input_type
+                layer_cfg = hls_config.setdefault("LayerName", {}).setdefault(in_name, {})
+                if not isinstance(layer_cfg.get("Precision"), dict):  # a single type string: it was the result type
+                    layer_cfg["Precision"] = {}
+                layer_cfg["Precision"]["result"] = input_type
         else:
             hls_config = convert.derive_hls_config(model, hw, input_type)
             if precision is not None:
@@ -228,10 +231,13 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
     with staged_dir(final) as work:
         graph = None
         with stages.stage("write HLS project + compile C simulation"):
-            graph = convert.build_graph(model, hls_config, hw, work / "hls")
+            try:
+                graph = convert.build_graph(model, hls_config, hw, work / "hls")
+            except FlowError as exc:
+                raise FlowError(f"{config_path}: {exc}") if config_path is not None else exc from None
             if config_path is not None:
                 check_config_names(Path(config_path), hls_config, model, graph)
-            in_type = graph_input_type(graph)
+            in_type = graph_input_type(graph)  # also HGQ2's, which hls4ml infers from the model's input quantizer
             convert.write_and_compile(graph)
         with stages.stage("C simulation"):
             rng = np.random.default_rng(seed)
@@ -240,15 +246,17 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
             csim_out = convert.csim_predict(graph, x)
         with stages.stage("report"):
             report = {
-                "model": str(model_path), "hlsflow_version": __version__, "hardware": hw.__dict__,
+                "model": str(model_path), "frontend": FRONTEND.name, "hlsflow_version": __version__,
+                "hardware": hw.__dict__,
                 "input": {"type": str(in_type), "samples": samples, "distribution": "N(0,1) quantized to input type"},
                 "csim_vs_keras": check_bit_exact(model, graph, x, csim_out),
                 "emulator_vs_csim": _emulator_or_reason(model, graph, x, csim_out),
                 "types": graph_types(graph), "size": graph_weight_stats(graph), "hls_project": str(final / "hls"),
             }
             report["seconds"] = dict(stages.seconds)
-            model.save(work / "model.h5")
-            save_meta(work, "model.h5", hls_config, hw, str(in_type))
+            saved = save_model(model, work)
+            save_meta(work, saved, hls_config, hw, str(in_type), FRONTEND.name,
+                      Path(custom_objects) if custom_objects is not None else None)
             (work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

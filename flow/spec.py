@@ -9,6 +9,7 @@ so signed ``quantized_bits(bits, integer)`` is ``ap_fixed<bits, integer + 1>`` a
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,9 +175,13 @@ class Checker:
 
     def number(self, value: Any, where: str, lo: float | None = None, hi: float | None = None,
                lo_open: bool = False, hi_open: bool = False) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(where, f"must be a number, got {value!r}")
-        value = float(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                isinstance(value, float) and not math.isfinite(value)):
+            raise self.fail(where, f"must be a finite number, got {value!r}")
+        try:
+            value = float(value)
+        except OverflowError:
+            raise self.fail(where, f"must be a finite number, got {value!r}") from None
         if lo is not None and (value < lo or (lo_open and value == lo)):
             raise self.fail(where, f"must be {'>' if lo_open else '>='} {lo}, got {value}")
         if hi is not None and (value > hi or (hi_open and value == hi)):
@@ -282,7 +287,12 @@ def read_yaml(path: Path, what: str) -> Any:
     try:
         return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise FlowError(f"{path}: malformed YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise FlowError(f"{path}: malformed YAML{where}: {what}") from None
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise FlowError(f"{path}: not a YAML text file: {type(exc).__name__}: {exc}") from None
 
 
 def load_spec(path: str | Path) -> Spec:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+from flow import procs
 from flow.errors import ToolMissing
 
 
@@ -70,6 +70,6 @@ def version(tool: str) -> str:
             pass
     path = require(tool)
     flag = "-V" if tool in ("iverilog",) else "--version"
-    out = subprocess.run([path, flag], capture_output=True, text=True, env=hdl_env())
+    out = procs.run([path, flag], capture_output=True, text=True, env=hdl_env())
     text = (out.stdout or out.stderr).strip().splitlines()
     return text[0] if text else tool

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from flow import tools
+from flow import procs, tools
 from flow.arith.types import FixedType
 from flow.errors import FlowError
 from flow.staging import staged_dir
@@ -219,7 +218,7 @@ def lint(rtl_dir: Path, files: list[str], top: str) -> dict[str, Any]:
     """``verilator --lint-only -Wall``; returns {"clean", "warnings", "tool"}; ToolMissing without Verilator."""
     exe = tools.require("verilator")
     cmd = [exe, "--lint-only", "-Wall", "--top-module", top, *files]
-    out = subprocess.run(cmd, cwd=rtl_dir, capture_output=True, text=True, env=tools.hdl_env())
+    out = procs.run(cmd, cwd=rtl_dir, capture_output=True, text=True, env=tools.hdl_env())
     warnings = [ln for ln in (out.stderr + out.stdout).splitlines() if ln.startswith("%")]
     return {"clean": out.returncode == 0 and not warnings, "warnings": warnings[:50],
             "command": "verilator --lint-only -Wall", "tool": tools.version("verilator")}
