@@ -8,7 +8,8 @@ Run in a Keras-3 worker environment (``flow.keras.frontends.worker_env``), never
 writes ``OUT_DIR/NAME.keras`` for each model. QKeras v3 quantizers use ``alpha=1`` (no learned
 scale), so hls4ml derives every precision and the C simulation equals the model; the HGQ2 models
 train for one epoch on random data so their learned bit widths are not the initial ones, with
-per-tensor activation quantizers (hls4ml folds those into the layers' result types).
+per-tensor activation quantizers (hls4ml folds those into the layers' result types), and one with HGQ2's
+default per-element activation quantizers.
 """
 
 from __future__ import annotations
@@ -91,7 +92,26 @@ def hgq2_cnn(keras):
     return _fit_briefly(model, (8, 8, 1), 4)
 
 
-MODELS = {f.__name__: f for f in (qkeras_v3_mlp, qkeras_v3_cnn, keras3_float_softmax, hgq2_mlp, hgq2_cnn)}
+def hgq2_mlp_heterogeneous(keras):
+    """HGQ2's default activation quantizers: one bit width per element (hls4ml keeps them as a
+    FixedPointQuantizer layer: every element cast to its own type)."""
+    from hgq.config import LayerConfigScope, QuantizerConfigScope
+    from hgq.layers import QDense
+
+    with QuantizerConfigScope(place="all", default_q_type="kbi", overflow_mode="SAT_SYM"), \
+            LayerConfigScope(enable_ebops=True, beta0=1e-5):
+        model = keras.Sequential([keras.Input((16,), name="inputs"), QDense(8, activation="relu", name="fc1"),
+                                  QDense(4, name="fc2")], name="hgq2_mlp_heterogeneous")
+    model = _fit_briefly(model, (16,), 4)
+    rng = np.random.default_rng(2)  # one epoch barely moves the bit widths: give every element its own
+    for w in model.weights:
+        if "_iq/" in w.path and w.path.endswith("/b"):
+            w.assign(rng.integers(3, 9, tuple(w.shape)).astype(w.dtype))
+    return model
+
+
+MODELS = {f.__name__: f for f in (qkeras_v3_mlp, qkeras_v3_cnn, keras3_float_softmax, hgq2_mlp, hgq2_cnn,
+                                  hgq2_mlp_heterogeneous)}
 
 
 def main(argv: list[str]) -> None:

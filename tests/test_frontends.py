@@ -20,11 +20,13 @@ from flow.keras import frontends
 from conftest import assert_one_error_line
 
 HERE = Path(__file__).resolve().parent
-BUILT_IN = {"keras3": ["qkeras_v3_mlp", "qkeras_v3_cnn", "keras3_float_softmax"], "hgq2": ["hgq2_mlp", "hgq2_cnn"]}
+BUILT_IN = {"keras3": ["qkeras_v3_mlp", "qkeras_v3_cnn", "keras3_float_softmax"],
+            "hgq2": ["hgq2_mlp", "hgq2_cnn", "hgq2_mlp_heterogeneous"]}
 # the flags a user passes: a QKeras v3 model has no input quantizer (declare the input type), a float model
 # needs a precision; an HGQ2 model's input quantizer gives hls4ml the input type
 FLAGS = {"qkeras_v3_mlp": ["--input-type", "ap_fixed<8,3>"], "qkeras_v3_cnn": ["--input-type", "ap_fixed<8,3>"],
-         "keras3_float_softmax": ["--precision", "ap_fixed<16,6>"], "hgq2_mlp": [], "hgq2_cnn": []}
+         "keras3_float_softmax": ["--precision", "ap_fixed<16,6>"], "hgq2_mlp": [], "hgq2_cnn": [],
+         "hgq2_mlp_heterogeneous": []}
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +115,12 @@ def test_a_qkeras_v3_model_goes_convert_verify_rtl_sim_bit_exactly(models, tmp_p
 
 def test_an_hgq2_conv_model_goes_convert_verify_rtl_sim_bit_exactly(models, tmp_path, capsys):
     _convert_verify_rtl_sim(models, tmp_path, capsys, "hgq2_cnn", "icarus", bit_accurate=True)
+
+
+def test_an_hgq2_model_with_per_element_quantizers_goes_the_whole_way(models, tmp_path, capsys):
+    """hls4ml keeps HGQ2's heterogeneous activation quantizers as FixedPointQuantizer layers (each element
+    cast to its own type): the emulator and the RTL describe them too."""
+    _convert_verify_rtl_sim(models, tmp_path, capsys, "hgq2_mlp_heterogeneous", "verilator", bit_accurate=True)
 
 
 @pytest.mark.heavy

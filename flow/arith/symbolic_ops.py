@@ -91,7 +91,9 @@ class SymbolicOps(Ops):
                            solver_options=dict(self.solver_options))
         self.hwconf = arr.hwconf
         self.inputs.append(arr)
-        return Tensor(arr._vars, t.fractional, t)
+        # the port carries any code of the word; the C simulation's input is a value of the type, so its
+        # overflow mode applies (SAT_SYM: the most negative code reads as -max), as in the numpy executor
+        return self.cast(Tensor(arr._vars, t.fractional, t), t, "result")
 
     def const(self, codes: np.ndarray, frac: int, t: FixedType | None = None) -> Tensor:
         return self.consts.const(codes, frac, t)

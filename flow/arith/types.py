@@ -75,9 +75,9 @@ def from_hls_precision(precision: Any) -> FixedType:
             raise ValueError(f"{precision}: saturation bits (N={precision.saturation_bits}) are not supported")
         rounding = precision.rounding_mode.name if precision.rounding_mode is not None else "TRN"
         overflow = precision.saturation_mode.name if precision.saturation_mode is not None else "WRAP"
-        return FixedType(precision.width, precision.integer, bool(precision.signed), rounding, overflow)
+        return FixedType(int(precision.width), int(precision.integer), bool(precision.signed), rounding, overflow)
     if isinstance(precision, IntegerPrecisionType):  # not Exponent/Xnor: those are not subclasses
-        return FixedType(precision.width, precision.width, bool(precision.signed))
+        return FixedType(int(precision.width), int(precision.width), bool(precision.signed))
     raise ValueError(f"unsupported hls4ml precision {precision} ({type(precision).__name__}): "
                      "not a fixed-point or integer type")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from flow.arith.hls_layer import is_latency_strategy, where
-from flow.arith.layers import activations, dense, merge, pooling, shape, softmax
+from flow.arith.layers import activations, dense, merge, pooling, quantizer, shape, softmax
 from flow.arith.ops import Tensor
 from flow.errors import FlowError
 
@@ -21,7 +21,7 @@ SUPPORTED_LAYERS = (
     "Input, Dense, Conv1D, Conv2D, MaxPooling1D/2D, AveragePooling1D/2D, GlobalMax/AveragePooling1D/2D, "
     "Flatten/Reshape, ZeroPadding1D/2D, BatchNormalization, ReLU/linear/sigmoid/tanh Activation, LeakyReLU, "
     "ThresholdedReLU, hard_sigmoid/hard_tanh, Softmax (stable/latency), Add/Subtract/Multiply/Average/Maximum/"
-    "Minimum, Concatenate, and hls4ml's io_stream Clone/Repack"
+    "Minimum, Concatenate, HGQ2's heterogeneous FixedPointQuantizer (io_parallel), and hls4ml's io_stream Clone/Repack"
 )
 # Catapult (ac_fixed) backend: the layers whose nnet_utils templates were checked against its C simulation
 CATAPULT_LAYERS = "Input, Dense and Conv2D (Latency strategy), ReLU/linear Activation, MaxPooling2D, Flatten/Reshape"
@@ -55,6 +55,7 @@ IMPLEMENTATIONS = {
     "softmax": Implementation("softmax", softmax.softmax),
     "merge": Implementation("merge", merge.merge, inputs=2),
     "concatenate": Implementation("concatenate", merge.concatenate, inputs=2),
+    "fixed_point_quantizer": Implementation("fixed_point_quantizer", quantizer.fixed_point_quantizer),
 }
 
 
@@ -64,6 +65,10 @@ def implementation(layer: Any) -> Implementation | None:
 
     if isinstance(layer, L.Softmax) or type(layer).__name__.endswith("Softmax"):
         return IMPLEMENTATIONS["softmax"]
+    from hls4ml.model.optimizer.passes.hgq_proxy_model import FixedPointQuantizer
+
+    if isinstance(layer, FixedPointQuantizer):  # hls4ml's layer for HGQ2's heterogeneous quantizers
+        return IMPLEMENTATIONS["fixed_point_quantizer"]
     if isinstance(layer, (L.Conv2DBatchnorm, L.DepthwiseConv1D, L.DepthwiseConv2D)) or (
             type(layer).__name__.endswith("DenseBatchnorm")):
         return None  # subclasses of Conv1D/Conv2D with different arithmetic
