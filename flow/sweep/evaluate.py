@@ -124,7 +124,8 @@ class PointEvaluator:
         returns its figures.
 
         ``accuracy`` is the bit-exact emulator's on the test split, ``bops`` from :func:`bit_operations`,
-        ``mode`` ``qat``/``ptq`` (PTQ adds ``float_accuracy``, ``float_model``, ``float_weights_sha1``);
+        ``units`` the Dense units and Conv filters of the model (after neuron pruning, whose kept units per
+        layer are in ``neuron_pruning``), ``mode`` ``qat``/``ptq`` (PTQ adds ``float_accuracy``, ``float_model``, ``float_weights_sha1``);
         ``seconds`` holds the wall time of each stage (s).
         """
         with contextlib.ExitStack() as stack:
@@ -140,6 +141,7 @@ class PointEvaluator:
         from flow.arith.emulate import emulate
         from flow.hls import convert
         from flow.hls.project import save_meta
+        from flow.keras.prune_neurons import model_widths
         from flow.report import graph_weight_stats
         from flow.staging import staged_dir
 
@@ -177,7 +179,12 @@ class PointEvaluator:
             else:
                 with stage("train"):
                     qmodel = pipeline.build_and_train(spec, split, quantized=True)
-                    qmodel.save(work / "qkeras_model.h5")
+                if pipeline.neuron_stage_names(spec):
+                    with stage("prune neurons"):
+                        qmodel, neurons = pipeline.prune_trained(spec, split, qmodel)
+                        out["neuron_pruning"] = {"layers": neurons["layers"],
+                                                 "accuracy_unpruned": neurons["accuracy_unpruned"]}
+                qmodel.save(work / "qkeras_model.h5")
             with stage("convert"):
                 graph, hls_config = pipeline.to_hls_graph(qmodel, spec, spec.input_type, work / "hls")
             with stage("write project"):
@@ -197,6 +204,7 @@ class PointEvaluator:
                 stats = graph_weight_stats(graph)
                 out["weight_memory_bits"] = int(stats["quantized_bits"])
                 out["sparsity"] = float(stats["sparsity"])
+                out["units"] = sum(model_widths(qmodel).values())
             if self.sweep.csim:
                 with stage("csim"):
                     convert.write_and_compile(graph)

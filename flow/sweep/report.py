@@ -22,9 +22,10 @@ from flow.sweep.config import OBJECTIVES, Sweep, point_key
 from flow.sweep.evaluate import rtl_cost
 from flow.sweep.workers import is_computed, is_failed, trial_key
 
-FIGURES = ("accuracy", "qkeras_accuracy", "bops", "weight_memory_bits", "sparsity", "overflows")
+FIGURES = ("accuracy", "qkeras_accuracy", "bops", "weight_memory_bits", "sparsity", "units", "overflows")
 SHORT = {"weight_bits": "w", "activation_bits": "a", "weight_integer": "wi", "activation_integer": "ai",
-         "bias_bits": "b", "bias_integer": "bi", "pruning_sparsity": "s", "reuse_factor": "rf", "io_type": ""}
+         "bias_bits": "b", "bias_integer": "bi", "pruning_sparsity": "s", "pruning_method": "", "pruning_amount": "p",
+         "reuse_factor": "rf", "io_type": ""}
 BOPS_FORMULA = ("BOPs = P · Σ<sub>j</sub> ( nz<sub>j</sub> · b<sub>w</sub> · b<sub>x</sub> + max(0, nz<sub>j</sub> − 1 + "
                 "[bias<sub>j</sub> ≠ 0]) · b<sub>acc</sub> ) over Dense/Conv layers: nz<sub>j</sub> non-zero weights "
                 "of output j, P output positions, b<sub>w</sub>/b<sub>x</sub>/b<sub>acc</sub> weight, input and "
@@ -92,6 +93,8 @@ def label(row: dict[str, Any], sweep: Sweep) -> str:
     """Short point label for plots, e.g. ``w4 a3``."""
     parts = []
     for a in sweep.axes:
+        if a.name == "pruning_method" and row.get("pruning_amount") == 0:
+            continue  # the unpruned point, whatever the method
         layer, _, fld = a.name.rpartition(".")
         prefix = (f"{layer}." if layer else "") + SHORT.get(fld, fld)
         value = row[a.name]
