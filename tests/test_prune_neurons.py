@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from qmodels import qb
+from qmodels import dense_model, qb
 
 from flow.arith.emulate import emulate
 from flow.arith.types import parse_type
@@ -27,18 +27,6 @@ INPUT_TYPE = "ap_fixed<8,3>"
 DEAD = 2  # the unit of the first layer that never fires
 
 
-def dense_model():
-    from qkeras import QActivation, QDense, quantized_relu
-
-    K = keras()
-    inp = K.Input((16,), name="x_in")
-    h = QDense(8, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="d1")(inp)
-    h = QActivation(quantized_relu(6, 2), name="a1")(h)
-    h = QDense(6, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="d2")(h)
-    h = QActivation(quantized_relu(6, 2), name="a2")(h)
-    return K.Model(inp, QDense(4, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="out")(h))
-
-
 def conv2d_model():
     """Conv2D -> BatchNormalization -> ReLU -> MaxPooling -> Flatten -> Dense."""
     from qkeras import QActivation, QConv2D, QDense, quantized_relu
@@ -50,7 +38,7 @@ def conv2d_model():
     h = QActivation(quantized_relu(6, 2), name="a1")(h)
     h = K.layers.MaxPooling2D((2, 2), name="p1")(h)
     h = K.layers.Flatten(name="f1")(h)
-    return K.Model(inp, QDense(3, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="out")(h))
+    return K.Model(inp, QDense(3, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="d3")(h))
 
 
 def conv1d_model():
@@ -61,7 +49,7 @@ def conv1d_model():
     h = QConv1D(4, 3, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="d1")(inp)
     h = QActivation(quantized_relu(6, 2), name="a1")(h)
     h = K.layers.Flatten(name="f1")(h)
-    return K.Model(inp, QDense(3, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="out")(h))
+    return K.Model(inp, QDense(3, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="d3")(h))
 
 
 def with_dead_unit(model):
@@ -138,7 +126,7 @@ def test_removed_filters_cut_the_next_layers_and_the_hardware_stays_bit_exact(tm
     keep = np.array([0, 1, 3])  # filter DEAD = 2 removed
     pruned = pn.narrow_model(model, {"d1": keep})
     flat_rows = (np.arange(4)[:, None] * 4 + keep[None, :]).reshape(-1)  # 2x2 positions x 4 channels, channels last
-    assert np.array_equal(pruned.get_layer("out").get_weights()[0], model.get_layer("out").get_weights()[0][flat_rows])
+    assert np.array_equal(pruned.get_layer("d3").get_weights()[0], model.get_layer("d3").get_weights()[0][flat_rows])
     for have, want in zip(pruned.get_layer("bn1").get_weights(), model.get_layer("bn1").get_weights()):
         assert np.array_equal(have, want[keep])
     assert np.array_equal(pruned.get_layer("d1").get_weights()[0], model.get_layer("d1").get_weights()[0][..., keep])
@@ -179,15 +167,15 @@ def test_fraction_removes_the_least_active_units_spread_over_the_rounds():
     pruning = NeuronPruning(fraction=0.75, finetune_epochs=0, rounds=2, layers=("d1",))
     pruned, record = pn.prune_neurons(model, split, pruning, Training(), True, "spec.yaml")
     first, second = (r["layers"][0] for r in record["rounds"])
-    assert (first["before"], first["after"], second["after"]) == (8, 5, 2)  # floor(0.75 * 8 * r / 2) removed
+    assert (first["before"], first["after"], second["after"]) == (7, 5, 2)  # floor(0.75 * 7 * r / 2) removed
     assert DEAD in first["removed"]
     activity = np.asarray(first["active_fraction"])
-    kept = [i for i in range(8) if i not in first["removed"]]
+    kept = [i for i in range(7) if i not in first["removed"]]
     assert activity[first["removed"]].max() <= activity[kept].min()
     removed = set(first["removed"]) | set(second["removed"])
-    assert len(removed) == 6
-    assert record["layers"] == [{"layer": "d1", "kind": "units", "before": 8, "after": 2,
-                                 "kept": sorted(set(range(8)) - removed)}]
+    assert len(removed) == 5
+    assert record["layers"] == [{"layer": "d1", "kind": "units", "before": 7, "after": 2,
+                                 "kept": sorted(set(range(7)) - removed)}]
     assert pn.width(pruned.get_layer("d1")) == 2
 
 
@@ -203,11 +191,12 @@ def _reshape_after_dense():
 
 
 @pytest.mark.parametrize("make, keep, message", [
-    (dense_model, {"out": [0, 1]}, "'out' is the output layer"),
+    (dense_model, {"d3": [0, 1]}, "'d3' is the output layer"),
     (dense_model, {"a1": [0]}, "'a1' (QActivation) cannot be neuron-pruned"),
     (conv2d_model, {"p1": [0]}, "'p1' (MaxPooling2D) cannot be neuron-pruned"),
     (_reshape_after_dense, {"d1": [0, 1]}, "'r1' (Reshape) follows pruned layer 'd1'"),
     (dense_model, {"d1": []}, "at least one"),
+    (dense_model, {"d9": [0]}, "no layer named 'd9'"),
 ])
 def test_a_layer_that_cannot_be_pruned_is_named(make, keep, message):
     with pytest.raises(FlowError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -216,7 +205,7 @@ def test_a_layer_that_cannot_be_pruned_is_named(make, keep, message):
 
 def test_a_threshold_that_would_remove_every_unit_is_refused():
     model = with_dead_unit(dense_model())
-    model.get_layer("d1").set_weights([np.zeros((16, 8), np.float32), np.full(8, -0.5, np.float32)])  # all dead
+    model.get_layer("d1").set_weights([np.zeros((6, 7), np.float32), np.full(7, -0.5, np.float32)])  # all dead
     with pytest.raises(FlowError, match=r"spec.yaml: field `pruning.threshold`: 0.01 would remove every unit of "
                                         r"layer 'd1'"):
         pn.prune_neurons(model, split_of(model), NeuronPruning(threshold=0.01, finetune_epochs=0, layers=("d1",)),
@@ -304,6 +293,16 @@ def test_hlsflow_run_prunes_the_cnn_filters_and_every_stage_sees_the_narrower_mo
     md = (project / "report.md").read_text()
     assert "## Neuron pruning" in md and "| conv1 | 8 filters | 4 filters |" in md and "neuron_activity.png" in md
     assert (project / "neuron_activity.png").stat().st_size > 10_000
+
+
+def test_the_shipped_pruning_sweep_compares_both_methods_at_three_amounts():
+    from flow.sweep.config import load_sweep, point_key
+
+    sweep = load_sweep(ROOT / "models" / "digits_pruning_sweep.yaml")
+    assert sweep.space_size == len({point_key(p) for p in sweep.grid()}) == 7
+    neurons = sweep.point_spec({"pruning_method": "neurons", "pruning_amount": 0.25}).pruning
+    assert (neurons.method, neurons.fraction, neurons.finetune_epochs, neurons.layers) == ("neurons", 0.25, 5, ("fc1",))
+    assert sweep.point_spec({"pruning_method": "magnitude", "pruning_amount": 0.75}).pruning.sparsity == 0.75
 
 
 def test_a_sweep_over_pruning_method_and_amount_computes_the_unpruned_point_once(tmp_path):

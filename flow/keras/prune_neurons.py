@@ -92,10 +92,16 @@ def _is_channelwise(layer: Any) -> bool:
     return True
 
 
+def _plain_kernel(layer: Any) -> bool:
+    """A Dense/Conv layer whose kernel is ``(..., inputs, outputs)`` over channels last (no groups)."""
+    cfg = layer.get_config()
+    return layer.__class__.__name__ in PRUNABLE and cfg.get("groups", 1) == 1 and cfg.get("data_format") != "channels_first"
+
+
 def _check_prunable(layer: Any) -> None:
     cls = layer.__class__.__name__
     cfg = layer.get_config()
-    if cls not in PRUNABLE or cfg.get("groups", 1) != 1 or cfg.get("data_format") == "channels_first":
+    if not _plain_kernel(layer):
         raise FlowError(f"layer {layer.name!r} ({cls}) cannot be neuron-pruned: only {', '.join(PRUNABLE)} "
                         "layers (channels last, no groups) have units or filters to remove")
     if "softmax" in str(cfg.get("activation", "")):
@@ -123,25 +129,14 @@ def measured_at(model: Any, name: str) -> str:
     return end
 
 
-def prunable_layers(model: Any) -> list[str]:
-    """Names of the layers whose units :func:`narrow_model` can remove: Dense/Conv layers whose units
-    do not reach a model output (the output layer's units are the model's outputs)."""
-    out = []
-    for layer in model.layers:
-        try:
-            _check_prunable(layer)
-            _propagate(model, {layer.name: np.arange(max(0, width(layer) - 1))})
-        except FlowError:
-            continue
-        out.append(layer.name)
-    return out
-
-
 def _propagate(model: Any, keep: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray | None, np.ndarray | None]]:
     """For each layer, ``(input mask, output mask)``: the kept indices along the last axis of its input
     and output tensors in the original model (None: all kept). :class:`FlowError` names a layer that
     cannot carry a narrower input, or a pruned layer whose units reach a model output."""
     inbound, _, outputs = _consumers(model)
+    unknown = sorted(set(keep) - set(inbound))
+    if unknown:
+        raise FlowError(f"no layer named {', '.join(map(repr, unknown))} in model {model.name!r}")
     out_mask: dict[str, np.ndarray | None] = {}
     masks: dict[str, tuple[np.ndarray | None, np.ndarray | None]] = {}
     pruned_from: dict[str, str] = {}  # layer -> the pruned layer whose narrower units reach it
@@ -163,7 +158,7 @@ def _propagate(model: Any, keep: dict[str, np.ndarray]) -> dict[str, tuple[np.nd
             origin = name if result is not None else None
         elif in_mask is None:
             result = None
-        elif cls in PRUNABLE:
+        elif _plain_kernel(layer):
             result = None  # consumes the narrower input (kernel rows cut), full width out
             origin = None
         elif _is_channelwise(layer):

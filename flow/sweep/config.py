@@ -319,7 +319,7 @@ def _parse_mode(chk: Checker, raw: dict[str, Any], axes: tuple[Axis, ...], base:
     starts workers (:func:`flow.sweep.ptq.load_user_float_model`), which needs TensorFlow.
     """
     mode = chk.choice(raw.get("mode", "qat"), "mode", MODES)
-    pruning_axis = next((a.name for a in axes if a.name in PRUNING_AXES), None)
+    pruning_axis = next((n for n in PRUNING_AXES if n in {a.name for a in axes}), None)
     if mode == "ptq" and pruning_axis:
         raise chk.fail(f"axes.{pruning_axis}", "mode ptq does not train, so it cannot prune: prune the float "
                                                "model instead (the base spec's `pruning` applies to the baseline)")

@@ -1,4 +1,5 @@
-"""One sweep point: train (QAT) or quantize (PTQ), convert, write the project, emulate, cost (BOPs)."""
+"""One sweep point: train (QAT, then neuron pruning when the point asks) or quantize (PTQ), convert, write
+the project, emulate, cost (BOPs)."""
 
 from __future__ import annotations
 
