@@ -103,12 +103,13 @@ def _neuron_lines(n: dict[str, Any] | None) -> list[str]:
             else f"the least active **{n['fraction']:g}** of each layer's units in {n['rounds_asked']} round(s)")
     lines = ["## Neuron pruning", "",
              f"Removed {rule}, then fine-tuned {n['finetune_epochs']} epoch(s) per round. Activity: the fraction of "
-             f"the values the next layer reads from a unit (after its activation, and for convolutions over every "
-             f"output position) that are non-zero, on the {n['measured_on']['samples']:,} training samples. The "
+             f"the values the next layer reads from a unit (after its activation and any pooling; for convolutions over "
+             f"every output position) that are non-zero, on the {n['measured_on']['samples']:,} training samples. The "
              "spec's layer list gives the widths before pruning; `qkeras_model.h5` is the pruned model "
              "(`qkeras_model_unpruned.h5` the one before).", "",
-             "| layer | before | after |", "|---|---|---|",
-             *[f"| {x['layer']} | {x['before']} {x['kind']} | {x['after']} {x['kind']} |" for x in n["layers"]], "",
+             "| layer | before | after | activity read at the output of |", "|---|---|---|---|",
+             *[f"| {x['layer']} | {x['before']} {x['kind']} | {x['after']} {x['kind']} | `{at}` |"
+               for x, at in zip(n["layers"], (y["measured_at"] for y in n["rounds"][0]["layers"]))], "",
              "| round | layer | before → after | removed (original index) | activity of removed / kept units | "
              "test accuracy: before → after the cut → after fine-tuning |", "|---|---|---|---|---|---|"]
     for rnd in n["rounds"]:

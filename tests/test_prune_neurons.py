@@ -4,6 +4,7 @@ to the emulator and the C simulation; from the spec, in `hlsflow run` and in swe
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -291,7 +292,7 @@ def test_hlsflow_run_prunes_the_cnn_filters_and_every_stage_sees_the_narrower_mo
     assert report["emulator_vs_csim"]["equal_outputs"] == report["emulator_vs_csim"]["outputs"]
     assert report["accuracy"]["emulator"] == report["accuracy"]["csim"] == report["neuron_pruning"]["accuracy_pruned"]
     md = (project / "report.md").read_text()
-    assert "## Neuron pruning" in md and "| conv1 | 8 filters | 4 filters |" in md and "neuron_activity.png" in md
+    assert "## Neuron pruning" in md and "| conv1 | 8 filters | 4 filters | `pool1` |" in md and "neuron_activity.png" in md
     assert (project / "neuron_activity.png").stat().st_size > 10_000
 
 
@@ -326,5 +327,6 @@ def test_a_sweep_over_pruning_method_and_amount_computes_the_unpruned_point_once
     assert unpruned["units"] == magnitude["units"] == 32 + 10 and neurons["units"] == 16 + 10
     assert neurons["neuron_pruning"]["layers"][0]["after"] == 16
     assert magnitude["sparsity"] > 0.4 and neurons["bops"] < unpruned["bops"] and magnitude["bops"] < unpruned["bops"]
-    csv_text = (tmp_path / "out" / "prune" / "report" / "points.csv").read_text()
-    assert csv_text.count("\n") == 1 + 3 and "units" in csv_text.splitlines()[0]
+    rows = list(csv.DictReader((tmp_path / "out" / "prune" / "report" / "points.csv").open()))
+    assert sorted((r["pruning_method"], float(r["pruning_amount"]), int(r["units"])) for r in rows) == [
+        ("magnitude", 0.5, 42), ("neurons", 0.5, 26), ("none", 0.0, 42)]

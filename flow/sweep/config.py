@@ -198,10 +198,10 @@ def point_pruning(base: dict[str, Any] | None, method: str | None, amount: float
 
 
 def canonical_params(params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` without ``pruning_method`` when ``pruning_amount`` is 0: every method gives the same
-    unpruned point."""
+    """``params`` with ``pruning_method`` ``none`` when ``pruning_amount`` is 0: every method gives the
+    same unpruned point (its key, and its row in the report)."""
     if params.get("pruning_amount") == 0 and "pruning_method" in params:
-        return {k: v for k, v in params.items() if k != "pruning_method"}
+        return {**params, "pruning_method": "none"}
     return params
 
 
