@@ -116,7 +116,7 @@ def _plot_front(rows: list[dict[str, Any]], x: str, xlabel: str, sweep: Sweep, s
     front = sorted((r for r, m in zip(pts, mask) if m), key=lambda r: float(r[x]))
     first = sweep.axes[0]
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    values = [*first.values, *sorted({r[first.name] for r in pts} - set(first.values), key=str)]  # + pruning "none"
+    values = [*first.values, *sorted({r[first.name] for r in rows} - set(first.values), key=str)]  # + pruning "none"
     cmap = plt.get_cmap("viridis", max(2, len(values)))
     for i, value in enumerate(values):
         sel = [r for r in pts if r[first.name] == value]
