@@ -126,7 +126,8 @@ class PointEvaluator:
 
         ``accuracy`` is the bit-exact emulator's on the test split, ``bops`` from :func:`bit_operations`,
         ``units`` the Dense units and Conv filters of the model (after neuron pruning, whose kept units per
-        layer are in ``neuron_pruning``), ``mode`` ``qat``/``ptq`` (PTQ adds ``float_accuracy``, ``float_model``, ``float_weights_sha1``);
+        layer are in ``neuron_pruning``), ``mode`` ``qat``/``ptq`` (PTQ adds ``float_accuracy``,
+        ``float_model``, ``float_weights_sha1``);
         ``seconds`` holds the wall time of each stage (s).
         """
         with contextlib.ExitStack() as stack:
@@ -178,14 +179,17 @@ class PointEvaluator:
                     qmodel = quantize_float_model(spec, fm["model"])
                     qmodel.save(work / "qkeras_model.h5")
             else:
+                neurons = bool(pipeline.neuron_stage_names(spec))
                 with stage("train"):
                     qmodel = pipeline.build_and_train(spec, split, quantized=True)
-                if pipeline.neuron_stage_names(spec):
+                    if not neurons:
+                        qmodel.save(work / "qkeras_model.h5")
+                if neurons:
                     with stage("prune neurons"):
-                        qmodel, neurons = pipeline.prune_trained(spec, split, qmodel)
-                        out["neuron_pruning"] = {"layers": neurons["layers"],
-                                                 "accuracy_unpruned": neurons["accuracy_unpruned"]}
-                qmodel.save(work / "qkeras_model.h5")
+                        qmodel, record = pipeline.prune_trained(spec, split, qmodel)
+                        qmodel.save(work / "qkeras_model.h5")
+                        out["neuron_pruning"] = {"layers": record["layers"],
+                                                 "accuracy_unpruned": record["accuracy_unpruned"]}
             with stage("convert"):
                 graph, hls_config = pipeline.to_hls_graph(qmodel, spec, spec.input_type, work / "hls")
             with stage("write project"):
