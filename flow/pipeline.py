@@ -24,7 +24,7 @@ from flow.compare import accuracy, check_bit_exact, check_emulator
 from flow.errors import FlowError
 from flow.hls.project import save_meta
 from flow.report import graph_types, graph_weight_stats, write_reports
-from flow.spec import Hardware, Spec, load_spec, read_yaml
+from flow.spec import Hardware, NeuronPruning, Pruning, Spec, load_spec, read_yaml
 from flow.staging import staged_dir
 
 
@@ -70,9 +70,27 @@ def build_and_train(spec: Spec, split: Any, quantized: bool) -> Any:
     if n_out != split.n_classes:
         raise FlowError(f"{spec.path}: the last layer has {n_out} outputs but the data set has "
                         f"{split.n_classes} classes")
-    train.train(model, split, spec.training, spec.pruning, "qkeras" if quantized else "float",
+    magnitude = spec.pruning if isinstance(spec.pruning, Pruning) else None  # neuron pruning: prune_trained()
+    train.train(model, split, spec.training, magnitude, "qkeras" if quantized else "float",
                 not network.ends_in_softmax(spec))
     return model
+
+
+NEURON_STAGE = "prune neurons + fine-tune"
+
+
+def neuron_stage_names(spec: Spec) -> list[str]:
+    """The stage ``run`` adds after QAT when the spec asks for neuron pruning (``pruning: {method: neurons}``)."""
+    return [NEURON_STAGE] if isinstance(spec.pruning, NeuronPruning) else []
+
+
+def prune_trained(spec: Spec, split: Any, qmodel: Any) -> tuple[Any, dict[str, Any]]:
+    """Neuron pruning of the trained QKeras model as ``spec.pruning`` (a :class:`NeuronPruning`) asks:
+    the narrower, fine-tuned model and the record of what was removed (:mod:`flow.keras.prune_neurons`)."""
+    from flow.keras import network
+    from flow.keras.prune_neurons import prune_neurons
+
+    return prune_neurons(qmodel, split, spec.pruning, spec.training, not network.ends_in_softmax(spec), str(spec.path))
 
 
 def to_hls_graph(qmodel: Any, spec: Spec, input_type: str, hls_dir: Path) -> tuple[Any, dict]:
@@ -109,8 +127,9 @@ def run_rtl_stages(spec: Spec, project: Path, stages: Stages) -> dict[str, Any]:
 def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[str, Any]:
     """Run the whole flow for one spec; returns the report (also written to ``<out>/<name>/``)."""
     spec = load_spec(spec_path)
-    stages = Stages(["data", "train float baseline", "train QKeras (QAT)", "convert with hls4ml",
-                     "write HLS project + compile C simulation", "C simulation", "bit-exact emulation", "report"]
+    stages = Stages(["data", "train float baseline", "train QKeras (QAT)", *neuron_stage_names(spec),
+                     "convert with hls4ml", "write HLS project + compile C simulation", "C simulation",
+                     "bit-exact emulation", "report"]
                     + rtl_stage_names(spec))
     from flow.data import load_dataset
     from flow.hls import convert
@@ -129,7 +148,15 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[st
                 model = build_and_train(spec, split, quantized)
                 model.save(work / ("qkeras_model.h5" if quantized else "float_model.h5"))
                 models[quantized] = model
-        qmodel = models[True]
+        qmodel, neurons = models[True], None
+        if neuron_stage_names(spec):
+            from flow.plots import plot_neuron_activity
+
+            with stages.stage(NEURON_STAGE):
+                qmodel, neurons = prune_trained(spec, split, qmodel)
+                (work / "qkeras_model.h5").rename(work / "qkeras_model_unpruned.h5")
+                qmodel.save(work / "qkeras_model.h5")
+                plot_neuron_activity(neurons, work / "neuron_activity.png")
         with stages.stage("convert with hls4ml"):
             graph, hls_config = to_hls_graph(qmodel, spec, str(input_type), work / "hls")
         with stages.stage("write HLS project + compile C simulation"):
@@ -165,6 +192,8 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[st
                 "types": graph_types(graph),
                 "hls_project": str(final / "hls"),
             }
+            if neurons is not None:
+                report["neuron_pruning"] = neurons
             shutil.copyfile(spec.path, work / "spec.yaml")
             save_meta(work, "qkeras_model.h5", hls_config, spec.hardware, str(input_type))
             report["seconds"] = dict(stages.seconds)

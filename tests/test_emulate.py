@@ -14,7 +14,7 @@ import yaml
 from equivalence import assert_trace_equals_emulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from qmodels import conv_model, qb
+from qmodels import conv_model, dense_model, qb
 
 from flow.arith import fxp
 from flow.arith.emulate import Emulation, emulate
@@ -26,19 +26,6 @@ from flow.spec import Hardware
 
 MODELS = Path("/work/shared/models")
 INPUT_TYPE = "ap_fixed<10,3>"
-
-
-def dense_model():
-    from qkeras import QActivation, QDense, quantized_relu
-
-    K = keras()
-    inp = K.Input((6,), name="x_in")
-    h = QDense(7, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="d1")(inp)
-    h = QActivation(quantized_relu(4, 1), name="a1")(h)
-    h = QDense(5, kernel_quantizer=qb(5), bias_quantizer=qb(5), name="d2")(h)
-    h = QActivation(quantized_relu(6, 2), name="a2")(h)
-    h = QDense(3, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="d3")(h)
-    return K.Model(inp, h)
 
 
 def _randomize_weights(model, seed: int) -> None:
