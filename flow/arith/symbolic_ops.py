@@ -98,6 +98,17 @@ class SymbolicOps(Ops):
     def const(self, codes: np.ndarray, frac: int, t: FixedType | None = None) -> Tensor:
         return self.consts.const(codes, frac, t)
 
+    def variables(self, t: FixedType, shape: tuple[int, ...]) -> Tensor:
+        """Fresh variables holding any code of type ``t`` (no cast applied): an input port of a kernel traced
+        on its own, e.g. a register or a ROM word of a sequential architecture (:mod:`flow.rtl.kernels`)."""
+        fva, _ = _da4ml()
+        k, i, f = kif(t)
+        arr = fva.from_kif(np.full(shape, k), np.full(shape, i), np.full(shape, f),
+                           solver_options=dict(self.solver_options))
+        if self.hwconf is None:
+            self.hwconf = arr.hwconf
+        return Tensor(arr._vars, t.fractional, t)
+
     def array(self, x: Tensor) -> Any:
         """``x`` as a flat da4ml ``FixedVariableArray`` (what ``da4ml.trace.comb_trace`` takes)."""
         fva, _ = _da4ml()
@@ -233,12 +244,16 @@ class SymbolicOps(Ops):
 
     # ------------------------------------------------------------------ accumulation
     def dot(self, x: Tensor, w: Tensor, b: Tensor, acc_t: FixedType, in_order: bool = True) -> Tensor:
+        """A constant ``w`` becomes da4ml's CMVM adder trees (exact WRAP accumulators) or constant products; a
+        ``w`` of variables (a weight word read from a ROM by a folded layer) gives variable-by-variable
+        multipliers, each product cast to ``accum_t`` as the definition says. ``b`` may be variables too (the
+        running accumulator of a folded layer)."""
         fva, _ = _da4ml()
         n_in, n_out = w.data.shape
         lead = x.data.shape[:-1]
-        bias = self.cast(b, acc_t, "bias")
         exact = acc_t.fractional >= x.frac + w.frac and acc_t.overflow == "WRAP"
-        if exact and fxp.bit_length(w.data) <= CMVM_EXACT_BITS:
+        if w.const and exact and fxp.bit_length(w.data) <= CMVM_EXACT_BITS:
+            bias = self.cast(b, acc_t, "bias")
             rows = x.data.reshape(-1, n_in)
             values = np.asarray(w.data, dtype=np.float64) * 2.0 ** -w.frac  # exact: at most 24 significant bits
             out = np.empty((rows.shape[0], n_out), dtype=object)
@@ -255,11 +270,14 @@ class SymbolicOps(Ops):
         lo, hi = acc_t.min_code * Decimal(2) ** -acc_t.fractional, acc_t.max_code * Decimal(2) ** -acc_t.fractional
         if acc_t.overflow == "SAT_SYM" and acc_t.signed:
             lo = -hi
-        bias_v = _decimal_values(bias.data, bias.frac)
         if acc_t.overflow == "WRAP":
             return self.cast(self.add(Tensor(_tree_sum(list(p)), acc_t.fractional), bias), acc_t, "accum")
-        upper = bias_v + sum(_elementwise(lambda v: max(v.high, 0), q) for q in p)
-        lower = bias_v + sum(_elementwise(lambda v: min(v.low, 0), q) for q in p)
+        if bias.const:
+            bias_lo = bias_hi = _decimal_values(bias.data, bias.frac)
+        else:  # a variable bias (a folded layer's running accumulator): its range
+            bias_lo, bias_hi = (_elementwise(lambda v: v.low, bias.data), _elementwise(lambda v: v.high, bias.data))
+        upper = bias_hi + sum(_elementwise(lambda v: max(v.high, 0), q) for q in p)
+        lower = bias_lo + sum(_elementwise(lambda v: min(v.low, 0), q) for q in p)
         if not (np.any(upper > hi) or np.any(lower < lo)):
             return self.cast(self.add(Tensor(_tree_sum(list(p)), acc_t.fractional), bias), acc_t, "accum")
         if not in_order:

@@ -214,6 +214,25 @@ def _static_sources(has_tables: bool) -> list[Path]:
     return [p for p in sorted(src.glob("*.v")) if has_tables or p.stem != "lookup_table"]
 
 
+def netlist_verilog(sol: Any, module: str, prefix: str) -> tuple[str, dict[str, str]]:
+    """One da4ml netlist (``CombLogic``) as the Verilog module ``module`` (ports ``model_inp``/``model_out``),
+    its helper modules renamed with ``prefix``; returns (code, {table file name: $readmemh contents})."""
+    from da4ml.codegen.rtl.verilog.comb import comb_logic_gen, table_mem_gen
+
+    code = comb_logic_gen(sol, module, timescale="`timescale 1ns / 1ps")
+    tables = {}
+    for da4ml_name, table in table_mem_gen(sol).items():
+        ours = _table_file(prefix, table)
+        tables[ours] = table
+        code = code.replace(f'"{da4ml_name}"', f'"{ours}"')
+    return _prefix_modules(code, prefix), tables
+
+
+def static_modules(prefix: str, has_tables: bool) -> dict[str, str]:
+    """da4ml's helper modules (shift_adder, mux, ...) with this core's prefix: {file name: code}."""
+    return {f"{prefix}_{p.name}": _portable(_prefix_modules(p.read_text(), prefix)) for p in _static_sources(has_tables)}
+
+
 def lint(rtl_dir: Path, files: list[str], top: str) -> dict[str, Any]:
     """``verilator --lint-only -Wall``; returns {"clean", "warnings", "tool"}; ToolMissing without Verilator."""
     exe = tools.require("verilator")

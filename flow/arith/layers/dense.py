@@ -53,7 +53,7 @@ def _conv(layer: Any, x: Tensor, ops: Ops, w: Any, kernel: tuple[int, ...], stri
     nd = len(kernel)
     win = ops.transpose(win, tuple(range(nd)) + tuple(range(nd + 1, 2 * nd + 1)) + (nd,))  # (*out, *kernel, C)
     k = int(np.prod(kernel)) * cin
-    cols = ops.reshape(win, (*out, k))
+    cols = ops.reshape(win, (*ops.shape(win)[:nd], k))  # (*out, k); one window when a line buffer forms it
     acc = product_sum(layer, ops, cols, w.reshaped((k, cout)), weights(layer, "bias"), attr_type(layer, "accum_t"),
                       in_order)
     return ops.cast(acc, out_type(layer))
