@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--check-samples", type=int, default=2000,
                     help="full-range inputs on which the traced netlist must equal the emulator before any RTL is "
                          "written (default 2000); exit 1 on a difference")
+    rt.add_argument("--reuse-factor", type=int, metavar="R",
+                    help="reuse factor of every Dense/Conv layer (overrides the project's hardware.reuse_factor and "
+                         "per-layer ReuseFactor): about n_in*n_out/R shared multipliers, a new sample every R cycles")
+    rt.add_argument("--architecture", choices=("auto", "unrolled", "folded", "stream"), default="auto",
+                    help="auto (default): stream for io_stream CNNs (line buffers, one pixel per beat), folded when a "
+                         "reuse factor is above 1, else unrolled (one sample per clock)")
 
     sm = sub.add_parser("sim", help="cocotb simulation of PROJECT/rtl: every output bit vs the emulator; exit 1 on any difference")
     sm.add_argument("project", type=Path, help="hls_projects/<name> (with rtl/ from `hlsflow rtl`)")
@@ -236,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.latency_cutoff < 0:
                 raise FlowError(f"--latency-cutoff must be >= 0, got {args.latency_cutoff}")
             print(json.dumps(rtl_project(args.project, args.latency_cutoff, args.upto, not args.no_yosys,
-                                         check_samples=args.check_samples), indent=2, default=str))
+                                         check_samples=args.check_samples, reuse_factor=args.reuse_factor,
+                                         architecture=args.architecture), indent=2, default=str))
             return 0
         if args.command == "sweep":
             from flow.sweep.run import cli_sweep

@@ -116,7 +116,8 @@ def run_rtl_stages(spec: Spec, project: Path, stages: Stages) -> dict[str, Any]:
 
     names = rtl_stage_names(spec)
     with stages.stage(names[0]):
-        rtl = rtl_project(project, spec.rtl.latency_cutoff, yosys=spec.rtl.yosys, name=spec.name)
+        rtl = rtl_project(project, spec.rtl.latency_cutoff, yosys=spec.rtl.yosys, name=spec.name,
+                          architecture=spec.rtl.architecture)
     sims = {}
     for sim, name in zip(spec.rtl.simulators, names[1:]):
         with stages.stage(name):

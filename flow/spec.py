@@ -139,6 +139,8 @@ class Hardware:
 
 
 SIMULATORS = ("verilator", "icarus")
+# RTL architectures (flow/rtl/sequential.py): auto picks stream for io_stream CNNs, folded for a reuse factor > 1
+ARCHITECTURES = ("auto", "unrolled", "folded", "stream")
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,7 @@ class Rtl:
     simulators: tuple[str, ...] = SIMULATORS
     samples: int = 2000
     yosys: bool = True
+    architecture: str = "auto"  # ARCHITECTURES: auto, unrolled, folded (reuse factors), stream (io_stream CNNs)
 
 
 @dataclass(frozen=True)
@@ -461,7 +464,7 @@ def _pruning(chk: Checker, value: Any, training: Training, layers: tuple[Layer, 
 def _rtl(chk: Checker, value: Any) -> Rtl:
     if value is None:
         return Rtl()
-    r = chk.mapping(value, "rtl", ("enabled", "latency_cutoff", "simulators", "samples", "yosys"))
+    r = chk.mapping(value, "rtl", ("enabled", "latency_cutoff", "simulators", "samples", "yosys", "architecture"))
     for key in ("enabled", "yosys"):
         if key in r and not isinstance(r[key], bool):
             raise chk.fail(f"rtl.{key}", f"must be true or false, got {r[key]!r}")
@@ -471,4 +474,5 @@ def _rtl(chk: Checker, value: Any) -> Rtl:
     sims = tuple(chk.choice(s, f"rtl.simulators[{i}]", SIMULATORS) for i, s in enumerate(sims))
     return Rtl(enabled=r.get("enabled", True), latency_cutoff=chk.number(r.get("latency_cutoff", 5.0),
                "rtl.latency_cutoff", 0.0), simulators=sims,
-               samples=chk.integer(r.get("samples", 2000), "rtl.samples", lo=1), yosys=r.get("yosys", True))
+               samples=chk.integer(r.get("samples", 2000), "rtl.samples", lo=1), yosys=r.get("yosys", True),
+               architecture=chk.choice(r.get("architecture", "auto"), "rtl.architecture", ARCHITECTURES))

@@ -1,5 +1,8 @@
 """cocotb testbench for an AXI4-Stream DUT wrapped in ``sim/axis_harness.v`` (driven by ``flow/sim.py``).
 
+A sample is ``in_beats`` input beats and ``out_beats`` output beats (1 and 1 for a core that takes a whole
+sample per beat; a streaming CNN takes one pixel per beat), in order; beats are counted, there is no tlast.
+
 Inputs and expected outputs arrive as packed ``tdata`` words (``.npy`` arrays of little-endian
 bytes, one row per sample, written by :func:`flow.sim.run_cocotb`); the configuration is a JSON
 file named by the environment variable ``HLSFLOW_SIM_CONFIG``. Every output word is compared with
@@ -119,15 +122,17 @@ async def axis_stream(dut) -> None:
     cfg = json.loads(Path(os.environ["HLSFLOW_SIM_CONFIG"]).read_text())
     x_words = _words(np.load(cfg["inputs"]))
     expected = _words(np.load(cfg["expected"]))
-    n = len(x_words)
-    assert len(expected) == n, f"{len(expected)} expected outputs for {n} inputs"
+    bi, bo = int(cfg.get("in_beats", 1)), int(cfg.get("out_beats", 1))  # beats per sample
+    n = len(expected) // bo
+    assert len(expected) == n * bo and len(x_words) == n * bi, \
+        f"{len(x_words)} input beats and {len(expected)} expected output beats for {bi} and {bo} per sample"
     rng = np.random.default_rng(int(cfg["seed"]))
     plen = 1 << PATTERN_BITS
     mask = plen - 1
     valid_pat = _pattern(rng, float(cfg["max_gap"]), plen)
     ready_pat = _pattern(rng, float(cfg["max_stall"]), plen)
     latency_hint = int(cfg.get("latency_hint", 8))
-    idle_limit = 2000 + 20 * latency_hint  # cycles without any transfer before giving up
+    idle_limit = 2000 + 20 * latency_hint + 4 * int(cfg.get("ii_hint", 1))  # cycles without any transfer: give up
 
     sig = _Signals(dut, int(cfg["in_width"]))
     x_bin = [sig.binstr(w) for w in x_words]
@@ -139,7 +144,7 @@ async def axis_stream(dut) -> None:
     Clock(dut.clk, 10, unit="ns").start()
     fall = FallingEdge(dut.clk)
 
-    received: list[int | None] = [None] * n
+    received: list[int | None] = [None] * (n * bo)
     state = {"cycle": 0, "sent": 0, "got": 0, "extra": 0, "bad": 0, "valid": 0, "ready": 1, "unknown": 0}
 
     async def reset(cycles: int = 2) -> None:
@@ -160,7 +165,8 @@ async def axis_stream(dut) -> None:
 
     async def stream(stop: int, gaps: bool, stalls: bool, reset_after: int | None,
                      in_cycles: list[int] | None, out_cycles: list[int] | None) -> dict:
-        """Send samples until ``stop`` have been accepted and output; returns what happened."""
+        """Send samples until ``stop`` have been accepted and output; returns what happened. ``sent`` and
+        ``got`` count beats; ``in_cycles``/``out_cycles`` get the cycle of each sample's last beat."""
         info = {"reset_done": False, "resent": 0, "reset_cycle": None, "timed_out": False}
         cycle, sent, got = state["cycle"], state["sent"], state["got"]
         valid, ready = state["valid"], state["ready"]
@@ -171,11 +177,11 @@ async def axis_stream(dut) -> None:
         set_v = dut.s_axis_tvalid
         fire_of, out_word, put = sig.fire, sig.out_word, sig.put_data
         extra = bad = 0
-        while got < stop:
+        while got < stop * bo:
             await fall
             cycle += 1
             if not cycle & 255:
-                progress(got)
+                progress(got // bo)
             f = fire_of()
             if f < 0:  # X/Z handshake: no transfer, reported
                 state["unknown"] += 1
@@ -183,19 +189,19 @@ async def axis_stream(dut) -> None:
             if f:
                 idle = 0
                 if f & 1:
-                    if in_cycles is not None:
-                        in_cycles.append(cycle)
                     sent += 1
+                    if in_cycles is not None and sent % bi == 0:
+                        in_cycles.append(cycle)
                     presenting = False
                 if f & 2:
                     w = out_word()
-                    if got < n:
+                    if got < n * bo:
                         received[got] = w  # None (X/Z bits) counts as missing on the host
                         if w != expected[got]:
                             bad += 1
-                        if out_cycles is not None:
-                            out_cycles.append(cycle)
                         got += 1
+                        if out_cycles is not None and got % bo == 0:
+                            out_cycles.append(cycle)
                     else:
                         extra += 1
             else:
@@ -203,19 +209,21 @@ async def axis_stream(dut) -> None:
                 if idle > idle_limit:
                     info["timed_out"] = True
                     break
-            if reset_after is not None and got >= reset_after:
+            if reset_after is not None and got >= reset_after * bo:
                 # reset once half the stress samples are out, preferably with samples in flight
                 armed = cycle if armed is None else armed
-                if sent > got or cycle - armed > 4 * latency_hint + 16:
+                if sent * bo > got * bi or cycle - armed > 4 * latency_hint + 16:
                     state.update(cycle=cycle, valid=valid, ready=ready)
-                    info.update(reset_done=True, resent=sent - got, reset_cycle=cycle)
+                    done = got // bo  # samples whose every output beat arrived
+                    info.update(reset_done=True, resent=-(-sent // bi) - done, reset_cycle=cycle)
                     await reset()
                     cycle, valid, ready, presenting = state["cycle"], 0, state["ready"], False
-                    sent = got  # outputs of accepted-but-unfinished samples are gone: send them again
+                    # outputs of accepted-but-unfinished samples are gone: send them again, from their first beat
+                    sent, got = done * bi, done * bo
                     reset_after = None
             # drive for the next rising edge
             k = cycle & mask
-            if not presenting and sent < stop:
+            if not presenting and sent < stop * bi:
                 if not gaps or valid_pat[k]:
                     put(x_bin[sent])
                     presenting = True
@@ -269,8 +277,8 @@ async def axis_stream(dut) -> None:
     wall = time.perf_counter() - t0
     violations = int(dut.stall_violations.value.to_unsigned())
 
-    rows = np.zeros((n, int(cfg["out_bytes"])), dtype=np.uint8)
-    got_mask = np.zeros(n, dtype=bool)
+    rows = np.zeros((n * bo, int(cfg["out_bytes"])), dtype=np.uint8)  # one row per output beat
+    got_mask = np.zeros(n * bo, dtype=bool)
     for i, w in enumerate(received):
         if w is not None:
             rows[i] = np.frombuffer(w.to_bytes(rows.shape[1], "little"), dtype=np.uint8)
@@ -279,7 +287,7 @@ async def axis_stream(dut) -> None:
     np.save(cfg["received_mask"], got_mask)
     steady = (len(out_cycles) - 1) / (out_cycles[-1] - out_cycles[0]) if len(out_cycles) > 1 else None
     summary = {
-        "samples": n, "received": int(got_mask.sum()), "mismatching_words": state["bad"],
+        "samples": n, "received": int(got_mask.reshape(n, bo).all(axis=1).sum()), "mismatching_words": state["bad"],
         "extra_outputs": state["extra"], "stall_violations": violations, "unknown_handshakes": state["unknown"],
         "timed_out": bool(stress["timed_out"]),
         "measure_samples": m, "latency_cycles_min": min(lat) if lat else None,
@@ -293,9 +301,9 @@ async def axis_stream(dut) -> None:
         problems.append(f"{n - summary['received']} of {n} outputs never arrived"
                         + (f" (timed out: no transfer for {idle_limit} cycles)" if summary["timed_out"] else ""))
     if state["bad"]:
-        problems.append(f"{state['bad']} of {n} output words differ from the expected words")
+        problems.append(f"{state['bad']} of {n * bo} output words differ from the expected words")
     if state["extra"]:
-        problems.append(f"{state['extra']} output transfers beyond the {n} expected")
+        problems.append(f"{state['extra']} output transfers beyond the {n * bo} expected")
     if state["unknown"]:
         problems.append(f"tvalid/tready were X/Z at {state['unknown']} rising edges")
     if violations:

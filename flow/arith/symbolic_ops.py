@@ -262,6 +262,13 @@ class SymbolicOps(Ops):
             total = self.add(Tensor(out.reshape(*lead, n_out), x.frac + w.frac), bias)
             return self.cast(total, acc_t, "accum")
         products = self.cast(self.mul(self.reshape(x, (*lead, n_in, 1)), w), acc_t, "product")
+        if not w.const and acc_t.overflow == "WRAP":
+            # the definition's chain, acc = (accum_t)(acc + product) in index order (wrapping: the bits of any
+            # order): from the bias, one multiply-add per product, which synthesis packs into DSP slices
+            acc = self.cast(b, acc_t, "bias")
+            for q in np.moveaxis(products.data, -2, 0):
+                acc = self.cast(self.add(acc, Tensor(q, acc_t.fractional)), acc_t, "accum")
+            return acc
         return self.accumulate(products, b, acc_t, in_order)
 
     def accumulate(self, products: Tensor, b: Tensor, acc_t: FixedType, in_order: bool = True) -> Tensor:

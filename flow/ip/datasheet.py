@@ -161,6 +161,49 @@ def _evidence(inp: DatasheetInputs) -> list[Block]:
     return blocks
 
 
+def _architecture_text(pm: dict[str, Any]) -> str:
+    arch = pm.get("architecture", "unrolled")
+    if arch == "unrolled":
+        return "unrolled: every product its own constant-coefficient adder tree, one sample per clock"
+    rf = pm.get("reuse_factors") or {}
+    folds = ", ".join(f"`{k}` {v['used']}" + (f" ({v['requested']} requested)" if v["used"] != v["requested"] else "")
+                      for k, v in rf.items())
+    what = ("streaming: one pixel per beat through line buffers, one copy of each kernel" if arch == "stream" else
+            "folded: shared multipliers, weights in ROMs")
+    return what + (f"; reuse factors {folds}; {pm.get('multipliers', 0)} shared multipliers" if folds else "")
+
+
+def _sequential_interface(pm: dict[str, Any]) -> str:
+    i, o = pm["input"], pm["output"]
+    beat_in = "one pixel (all channels) per beat, in raster order" if i.get("beats", 1) > 1 else "one whole sample per beat"
+    return (f"AXI4-Stream, {beat_in}: a sample is {i.get('beats', 1)} input beat(s) and {o.get('beats', 1)} output "
+            "beat(s), in order; beats are counted by the core (no `tlast`). Every unit holds its output until it is "
+            "taken, so back-pressure (`m_axis_tready` low) stops the core without losing data; a sample's first "
+            f"beat is accepted at most every {pm.get('initiation_interval')} cycles. ")
+
+
+def _units(pm: dict[str, Any]) -> list[Block]:
+    units = pm.get("units")
+    if not units:
+        return []
+    rows = []
+    for u in units:
+        what = {"folded product": lambda: f"reuse factor {u['reuse_factor']}, {u['multipliers']} multipliers, ROM "
+                                          f"{u['rom']['words']} x {u['rom']['width']} bits",
+                "line buffer": lambda: f"window {'x'.join(map(str, u['window']))}, stride "
+                                       f"{'x'.join(map(str, u['stride']))}, {u['buffer_pixels']} pixels buffered",
+                "fifo": lambda: f"depth {u['depth']} (peak occupancy {u['peak_occupancy']}), {u['width']} bits",
+                "kernel": lambda: f"{u['pipeline_stages']} pipeline stage(s), da4ml cost {u['da4ml_cost']:,.0f}",
+                "collect": lambda: f"{u['beats']} beats into one"}[u["kind"]]()
+        rows.append([f"`{u['name']}`", u["kind"], ", ".join(f"`{x}`" for x in u["layers"]), what,
+                     str(u["latency_cycles"]), str(u["cycles_per_sample"])])
+    return [("h2", "Units"),
+            ("p", "The core's units in stream order (`rtl/port_map.json` `units`): each kernel's arithmetic is traced "
+                  "from the layer descriptions; latency = cycles the unit adds, cycles/sample = its own initiation "
+                  "interval."),
+            ("table", ["unit", "kind", "layers", "structure", "latency (cycles)", "cycles per sample"], rows)]
+
+
 def blocks(inp: DatasheetInputs) -> list[Block]:
     """The datasheet as blocks; :func:`markdown` and :func:`to_html` render them."""
     pm = inp.port_map
@@ -168,7 +211,9 @@ def blocks(inp: DatasheetInputs) -> list[Block]:
     lat, ii = pm.get("latency_cycles"), pm.get("initiation_interval")
     measured = sorted({s["latency_cycles"]["measured"] for s in inp.sims.values()
                        if s.get("latency_cycles", {}).get("measured") is not None})
-    lat_text = f"{lat} cycles (input handshake to output handshake)" + (
+    arch = pm.get("architecture", "unrolled")
+    seq = arch != "unrolled"
+    lat_text = f"{lat} cycles ({'last input beat to last output beat of a sample' if seq else 'input handshake to output handshake'})" + (
         f"; measured in cocotb simulation: {', '.join(map(str, measured))}" if measured else
         "; not measured in simulation: run `hlsflow sim`")
     if inp.clock_period_ns:
@@ -191,16 +236,20 @@ def blocks(inp: DatasheetInputs) -> list[Block]:
             ["input (`s_axis_tdata`)", f"{i['tdata_width']} bits: {_type_summary(i)}, shape {i.get('shape')}"],
             ["output (`m_axis_tdata`)", f"{o['tdata_width']} bits: {_type_summary(o)} at layer "
                                         f"`{pm.get('output_layer')}`"],
+            ["architecture", _architecture_text(pm)],
             ["latency", lat_text],
-            ["initiation interval", f"{ii} (one sample per clock cycle when not stalled)"],
-            ["pipeline", f"{pm.get('pipeline_stages')} stages (da4ml latency cutoff {pm.get('latency_cutoff')})"],
+            ["initiation interval", f"{ii} cycles between samples when not stalled" if seq else
+             f"{ii} (one sample per clock cycle when not stalled)"],
+            *([["beats per sample", f"{i.get('beats', 1)} in, {o.get('beats', 1)} out"]] if seq else
+              [["pipeline", f"{pm.get('pipeline_stages')} stages (da4ml latency cutoff {pm.get('latency_cutoff')})"]]),
             ["clock target", clock],
             ["lint", lint_text],
         ]),
         ("h2", "Interface"),
-        ("p", "AXI4-Stream, one whole sample per beat, one output beat per input beat, in order. "
-              "A global-stall pipeline: every register advances when `!m_axis_tvalid || m_axis_tready`, and "
-              "`s_axis_tready` is that enable, so back-pressure holds the output and nothing is lost. "
+        ("p", (_sequential_interface(pm) if seq else
+               "AXI4-Stream, one whole sample per beat, one output beat per input beat, in order. "
+               "A global-stall pipeline: every register advances when `!m_axis_tvalid || m_axis_tready`, and "
+               "`s_axis_tready` is that enable, so back-pressure holds the output and nothing is lost. ") +
               f"Reset `{pm.get('reset', 'rst')}`: "
               f"{'synchronous' if pm.get('reset_synchronous', True) else 'asynchronous'}, active "
               f"{'high' if pm.get('reset_active_high', True) else 'low'}; clears the valid bits only."),
@@ -224,6 +273,7 @@ def blocks(inp: DatasheetInputs) -> list[Block]:
         ("h2", "Output fields (`m_axis_tdata`)"),
         ("table", ["field", "bits", "type", "signed", "W", "I", "fractional bits", "LSB weight", "value range"],
          _field_rows(o["fields"])),
+        *_units(pm),
         *_resources(pm),
         *_accuracy(inp),
         *_evidence(inp),

@@ -126,18 +126,21 @@ def write_vectors(work: Path, info: dict[str, Any], vec: Any, pm: dict[str, Any]
     every field fits), ``*_values`` (float64, ``code * 2**-(W-I)``), ``*_words`` (uint8 rows,
     little-endian: byte 0 = tdata[7:0]) and the field tables ``input_fields``/``output_fields``.
     """
-    from flow.sim.words import codes_to_values, pack_bytes
+    from flow.sim.words import as_beats, beats, codes_to_values, pack_bytes
 
     (in_fields, in_w), (out_fields, out_w) = pm["_in"], pm["_out"]
-    x_rows = pack_bytes(vec.x_codes, in_fields, in_w, "input codes")
-    y_rows = pack_bytes(vec.y_codes, out_fields, out_w, "expected codes")
-    n = len(x_rows)
+    bi, bo = beats(pm["input"]), beats(pm["output"])
+    x_rows = pack_bytes(as_beats(vec.x_codes, in_fields, bi, "input codes"), in_fields, in_w, "input codes")
+    y_rows = pack_bytes(as_beats(vec.y_codes, out_fields, bo, "expected codes"), out_fields, out_w, "expected codes")
+    n, ni, no = len(vec.x_codes), len(x_rows), len(y_rows)
+    per = f" ({bi} per vector)" if bi > 1 else ""
     (work / info["inputs"]).write_text(
-        _comment(stamp + [f"{n} s_axis_tdata words of {in_w} bits, one per line (field layout: datasheet.md)"], "//")
-        + "\n".join(hex_lines(x_rows, in_w)) + "\n")
+        _comment(stamp + [f"{ni} s_axis_tdata words of {in_w} bits{per}, one per line (field layout: datasheet.md)"],
+                 "//") + "\n".join(hex_lines(x_rows, in_w)) + "\n")
+    per = f" ({bo} per vector)" if bo > 1 else ""
     (work / info["expected"]).write_text(
-        _comment(stamp + [f"{n} expected m_axis_tdata words of {out_w} bits, one per line (bit-exact emulator)"], "//")
-        + "\n".join(hex_lines(y_rows, out_w)) + "\n")
+        _comment(stamp + [f"{no} expected m_axis_tdata words of {out_w} bits{per}, one per line (bit-exact "
+                          "emulator)"], "//") + "\n".join(hex_lines(y_rows, out_w)) + "\n")
     xc, yc = _codes_array(vec.x_codes, in_fields), _codes_array(vec.y_codes, out_fields)
     codes = xc is not None and yc is not None
     meta = meta | {
@@ -148,8 +151,10 @@ def write_vectors(work: Path, info: dict[str, Any], vec: Any, pm: dict[str, Any]
     arrays: dict[str, np.ndarray] = {"metadata": np.array(json.dumps(meta, sort_keys=True))}
     if codes:
         arrays |= {"input_codes": xc, "expected_codes": yc}
-    arrays |= {"input_values": codes_to_values(vec.x_codes, in_fields),
-               "expected_values": codes_to_values(vec.y_codes, out_fields),
+    arrays |= {"input_values": codes_to_values(as_beats(vec.x_codes, in_fields, bi, "input codes"),
+                                               in_fields).reshape(n, -1),
+               "expected_values": codes_to_values(as_beats(vec.y_codes, out_fields, bo, "expected codes"),
+                                                  out_fields).reshape(n, -1),
                "input_words": x_rows, "expected_words": y_rows,
                "input_fields": _field_table(in_fields), "output_fields": _field_table(out_fields)}
     write_npz(work / info["npz"], arrays)
@@ -197,7 +202,7 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
     from flow.ip.testbench import icarus_available, run_icarus, testbench
     from flow.rtl.generate import module_prefix
     from flow.sim.project import build_vectors
-    from flow.sim.words import load_port_map
+    from flow.sim.words import beats, load_port_map
 
     project = Path(project)
     if not project.is_dir():
@@ -242,11 +247,14 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
             (work / sub).mkdir()
         for f in [*pm["verilog"], *mem]:
             (work / "rtl" / f).write_text(_comment(stamp, "//") + (rtl_dir / f).read_text())
+        ii = int(pm.get("initiation_interval") or 1)
         (work / tb_file).write_text(testbench(name, top, in_w, out_w, len(vec.x), int(pm.get("latency_cycles") or 1),
                                               _comment(stamp, "//"), pm.get("clock", "clk"), pm.get("reset", "rst"),
-                                              bool(pm.get("reset_active_high", True))))
+                                              bool(pm.get("reset_active_high", True)), beats(pm["input"]),
+                                              beats(pm["output"]), ii))
         write_vectors(work, vec_info, vec, pm, stamp, meta)
-        desc = f"{name}: neural network from hlsflow (AXI4-Stream, latency {pm.get('latency_cycles')} cycles, II 1)"
+        desc = (f"{name}: neural network from hlsflow (AXI4-Stream, {pm.get('architecture', 'unrolled')}, latency "
+                f"{pm.get('latency_cycles')} cycles, II {ii})")
         (work / f"{name}.core").write_text(core_file(name, version, top, rtl_files, mem_files, tb_file,
                                                      [hex_in, hex_exp], desc, _comment(stamp, "#").rstrip("\n")))
         (work / ci_file).write_text(ci_workflow(name, version, _comment(stamp, "#").rstrip("\n")))

@@ -33,9 +33,12 @@ _SUMMARY = re.compile(r"^(PASS|FAIL): .*$", re.MULTILINE)
 
 
 def testbench(name: str, top: str, in_width: int, out_width: int, n: int, latency: int, header: str,
-              clock: str = "clk", reset: str = "rst", reset_active_high: bool = True) -> str:
+              clock: str = "clk", reset: str = "rst", reset_active_high: bool = True, in_beats: int = 1,
+              out_beats: int = 1, ii: int = 1) -> str:
     """Verilog source of ``<name>_tb`` for ``n`` vectors of ``top`` (tdata widths in bits, latency in cycles).
 
+    A vector is ``in_beats`` input words and ``out_beats`` expected words (a streaming core takes one pixel per
+    beat); ``ii``: the core's initiation interval in cycles (for the time-out).
     ``clock``/``reset``: the DUT's port names (from the port map); ``header``: the stamp comment.
     """
     rst_expr = "rst" if reset_active_high else "!rst"
@@ -47,16 +50,18 @@ def testbench(name: str, top: str, in_width: int, out_width: int, n: int, latenc
 module {name}_tb;
     localparam IN_W = {in_width};
     localparam OUT_W = {out_width};
-    localparam [31:0] N = {n};
+    localparam [31:0] N = {n};  // vectors
+    localparam [31:0] N_IN = {n * in_beats};  // input words ({in_beats} per vector)
+    localparam [31:0] N_OUT = {n * out_beats};  // expected words ({out_beats} per vector)
     localparam [31:0] LATENCY = {latency};
-    localparam [31:0] TIMEOUT = 16 * N + 64 * (LATENCY + 1) + 1000;  // cycles
+    localparam [31:0] TIMEOUT = 16 * (N_IN + N_OUT) + 4 * {ii} * N + 64 * (LATENCY + 1) + 1000;  // cycles
     localparam [31:0] DRAIN = 2 * LATENCY + 8;  // cycles waited for extra outputs after the last one
     localparam [31:0] TAPS = 32'h{_LFSR_TAPS:08x};
 
     reg clk;
     reg rst;
-    reg [IN_W-1:0] in_mem [0:N-1];
-    reg [OUT_W-1:0] exp_mem [0:N-1];
+    reg [IN_W-1:0] in_mem [0:N_IN-1];
+    reg [OUT_W-1:0] exp_mem [0:N_OUT-1];
     reg [8*1024-1:0] inputs_file;
     reg [8*1024-1:0] expected_file;
 
@@ -72,7 +77,7 @@ module {name}_tb;
     reg [31:0] sent;        // input beats accepted
     reg [31:0] received;    // output beats accepted
     reg [31:0] mismatches;
-    reg [31:0] extra;       // output beats beyond N
+    reg [31:0] extra;       // output beats beyond N_OUT
     reg [31:0] cycles;
     reg [31:0] drain;
     reg [31:0] first_bad;
@@ -128,11 +133,11 @@ module {name}_tb;
             cycles <= cycles + 32'd1;
             lfsr_src <= {{lfsr_src[30:0], 1'b0}} ^ (lfsr_src[31] ? TAPS : 32'd0);
             lfsr_snk <= {{lfsr_snk[30:0], 1'b0}} ^ (lfsr_snk[31] ? TAPS : 32'd0);
-            m_axis_tready <= (lfsr_snk[1:0] != 2'b00) || (received >= N);
+            m_axis_tready <= (lfsr_snk[1:0] != 2'b00) || (received >= N_OUT);
             // AXI4-Stream: a beat once offered is held until it is accepted
             if (in_fire || !s_axis_tvalid) begin
                 sent <= next_sent;
-                if (next_sent < N && lfsr_src[1:0] != 2'b00) begin
+                if (next_sent < N_IN && lfsr_src[1:0] != 2'b00) begin
                     s_axis_tvalid <= 1'b1;
                     s_axis_tdata <= in_mem[next_sent];
                 end else begin
@@ -140,7 +145,7 @@ module {name}_tb;
                 end
             end
             if (out_fire) begin
-                if (received >= N) begin
+                if (received >= N_OUT) begin
                     extra <= extra + 32'd1;
                 end else begin
                     if (m_axis_tdata !== exp_mem[received]) begin
@@ -154,19 +159,19 @@ module {name}_tb;
                     received <= received + 32'd1;
                 end
             end
-            if (received >= N) drain <= drain + 32'd1;
+            if (received >= N_OUT) drain <= drain + 32'd1;
         end
     end
 
     always @(posedge clk) begin
         if (!rst && (drain == DRAIN || cycles == TIMEOUT)) begin
-            if (received == N && mismatches == 32'd0 && extra == 32'd0) begin
+            if (received == N_OUT && mismatches == 32'd0 && extra == 32'd0) begin
                 $display("PASS: %0d vectors, 0 mismatches, %0d cycles", N, cycles);
                 $finish;
             end else begin
-                if (received < N)
-                    $display("FAIL: %0d vectors, %0d mismatches, %0d outputs missing after %0d cycles",
-                             N, mismatches, N - received, cycles);
+                if (received < N_OUT)
+                    $display("FAIL: %0d vectors, %0d mismatches, %0d output words missing after %0d cycles",
+                             N, mismatches, N_OUT - received, cycles);
                 else if (mismatches != 32'd0)
                     $display("FAIL: %0d vectors, %0d mismatches, first at index %0d: got %h expected %h",
                              N, mismatches, first_bad, first_got, first_exp);

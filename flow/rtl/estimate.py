@@ -37,7 +37,9 @@ def parse_stat(text: str) -> dict[str, int]:
 def _run(rtl_dir: Path, files: list[str], script: str, timeout: float) -> tuple[str, float]:
     exe = tools.require("yosys")
     t0 = time.perf_counter()
-    cmd = [exe, "-q", "-p", f"read_verilog {' '.join(files)}; {script}; tee -o /dev/stdout stat"]
+    # -defer: modules are elaborated only with the parameters the hierarchy gives them, so a table ROM module
+    # (da4ml's lookup_table.v) never opens its placeholder default $readmemh file
+    cmd = [exe, "-q", "-p", f"read_verilog -defer {' '.join(files)}; {script}; tee -o /dev/stdout stat"]
     try:
         out = procs.run(cmd, cwd=rtl_dir, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

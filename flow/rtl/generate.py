@@ -202,9 +202,10 @@ _ROM_STYLE = re.compile(r'\(\*\s*rom_style\s*=\s*\(BW_IN <= 999\) \? "distribute
 
 def _portable(text: str) -> str:
     """da4ml's lookup_table gives ``rom_style`` a parameter-dependent attribute value, which Icarus 11
-    rejects ("not a constant expression"); tables are at most 2**BW_IN entries, and da4ml picks
-    "distributed" for every BW_IN <= 999, so the constant attribute says the same."""
-    return _ROM_STYLE.sub('(* rom_style = "distributed" *)', text)
+    rejects ("not a constant expression"); the attribute is dropped. (Its value is "distributed" for every
+    BW_IN <= 999, and Yosys 0.23 ``synth_xilinx`` finds no mapping for a ROM marked "distributed"; without
+    the attribute it builds the asynchronous-read table from LUTs, and Vivado does too.)"""
+    return _ROM_STYLE.sub("", text)
 
 
 def _static_sources(has_tables: bool) -> list[Path]:
@@ -301,7 +302,7 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, 
         port_map = {
             "top": f"{prefix}_axis", "verilog": files, "memories": sorted(memfiles), "clock": "clk", "reset": "rst",
             "reset_active_high": True, "reset_synchronous": True,
-            "latency_cycles": len(stages) + 1, "initiation_interval": 1,
+            "architecture": "unrolled", "latency_cycles": len(stages) + 1, "initiation_interval": 1,
             "pipeline_stages": len(stages), "latency_cutoff": latency_cutoff,
             "output_layer": traced.output_layer,
             "input": {"tdata_width": n_in * traced.input_type.width, "shape": list(in_shape),
@@ -327,11 +328,15 @@ def _da4ml_version() -> str:
 
 
 def rtl_project(project: Path, latency_cutoff: float = 5.0, upto: str | None = None,
-                yosys: bool = True, name: str | None = None, check_samples: int = CHECK_SAMPLES) -> dict[str, Any]:
+                yosys: bool = True, name: str | None = None, check_samples: int = CHECK_SAMPLES,
+                reuse_factor: int | None = None, architecture: str = "auto") -> dict[str, Any]:
     """``hlsflow rtl``: generate ``<project>/rtl/`` and its figures (lint, Yosys); returns a summary.
 
     ``name`` (default: the project folder's name) prefixes every Verilog module. ``upto`` names a graph
     layer or a Keras layer (mapped to the graph layer holding its output, :mod:`flow.hls.layer_map`).
+    ``architecture`` (``auto``, ``unrolled``, ``folded``, ``stream``) and ``reuse_factor`` (overrides the
+    project's per-layer reuse factors) choose between :func:`generate` (fully unrolled, II 1) and the sequential
+    architectures of :mod:`flow.rtl.sequential`.
     """
     from flow.hls.layer_map import layer_map
     from flow.hls.project import rebuild
@@ -342,13 +347,22 @@ def rtl_project(project: Path, latency_cutoff: float = 5.0, upto: str | None = N
         model, graph, meta = rebuild(project, Path(tmp) / "hls")
         if upto is not None:
             upto = layer_map(model, graph).graph_layer(upto)
-        print(f"hlsflow rtl: tracing {name or project.name} with da4ml ...", file=sys.stderr)
-        port_map = generate(graph, project / "rtl", name or project.name, latency_cutoff, upto,
-                            check_samples=check_samples)
-    summary = {"rtl": str(project / "rtl"), "top": port_map["top"], "latency_cycles": port_map["latency_cycles"],
-               "initiation_interval": 1, "lint_clean": port_map.get("lint", {}).get("clean"),
-               "netlist_vs_emulator": port_map["equivalence"]["netlist_vs_emulator"],
+        from flow.rtl.sequential import choose_architecture, generate_sequential
+
+        kind, reuse = choose_architecture(graph, architecture, reuse_factor)
+        print(f"hlsflow rtl: tracing {name or project.name} with da4ml ({kind}) ...", file=sys.stderr)
+        if kind == "unrolled":
+            port_map = generate(graph, project / "rtl", name or project.name, latency_cutoff, upto,
+                                check_samples=check_samples)
+        else:
+            port_map = generate_sequential(graph, project / "rtl", name or project.name, kind, reuse, latency_cutoff,
+                                           upto, check_samples=check_samples, reuse_override=reuse_factor)
+    summary = {"rtl": str(project / "rtl"), "top": port_map["top"], "architecture": port_map["architecture"],
+               "latency_cycles": port_map["latency_cycles"], "initiation_interval": port_map["initiation_interval"],
+               "lint_clean": port_map.get("lint", {}).get("clean"), "equivalence": port_map["equivalence"],
                "generate_seconds": round(time.perf_counter() - t0, 2)}
+    if "reuse_factors" in port_map:
+        summary["reuse_factors"] = port_map["reuse_factors"]
     if yosys:
         from flow.rtl.estimate import yosys_estimate
 
@@ -361,8 +375,10 @@ def rtl_project(project: Path, latency_cutoff: float = 5.0, upto: str | None = N
 
 
 def cost_figures(project: Path, latency_cutoff: float = 5.0) -> dict[str, float]:
-    """RTL cost of a project for sweeps: latency (cycles) and Yosys ``synth_xilinx`` counts (writes ``rtl/``)."""
+    """RTL cost of a project for sweeps: latency and initiation interval (cycles) and Yosys ``synth_xilinx``
+    counts (writes ``rtl/``). The architecture follows the project (its reuse factors: a sweep's
+    ``reuse_factor`` axis reaches the RTL through the point's hls4ml config)."""
     s = rtl_project(Path(project), latency_cutoff, yosys=True)
     x = s["yosys"]["xilinx"]
-    return {"latency_cycles": s["latency_cycles"], "luts": x["LUT"], "ffs": x["FF"], "dsps": x["DSP"],
-            "carry": x["CARRY"]}
+    return {"latency_cycles": s["latency_cycles"], "ii_cycles": s["initiation_interval"], "luts": x["LUT"],
+            "ffs": x["FF"], "dsps": x["DSP"], "brams": x["BRAM"], "carry": x["CARRY"]}

@@ -81,7 +81,8 @@ class FoldModel:
     def _flags(self, out_ready: bool) -> tuple[bool, bool, bool]:
         beat_done = self.sb == self.slices - 1 and self.ob == self.blocks - 1
         final = beat_done and self.bt == self.group - 1
-        advance = self.busy and (not final or not self.valid or out_ready)
+        # one output block: the accumulators are the output register, so no step runs while it waits
+        advance = self.busy and ((self.blocks > 1 and not final) or not self.valid or out_ready)
         return beat_done, final, advance
 
     def out_valid(self) -> bool:

@@ -115,7 +115,8 @@ def _window_part(prefix: str, w: Window) -> Part:
                 rec, lambda: schedule.WindowModel(pad, done), 1, pushes)
 
 
-def _fold_part(prefix: str, f: Fold) -> Part:
+def fold_part(prefix: str, f: Fold) -> Part:
+    """The fold unit of ``f`` (its module, the step kernel and its shell, the ROM file) as a part of the top."""
     name = f"{prefix}_{f.name}"
     files: dict[str, str] = {}
     mem: dict[str, str] = {}
@@ -179,7 +180,7 @@ def build_parts(arch: Architecture, prefix: str, latency_cutoff: float) -> tuple
         elif isinstance(unit, Window):
             part = _window_part(prefix, unit)
         elif isinstance(unit, Fold):
-            part = _fold_part(prefix, unit)
+            part = fold_part(prefix, unit)
         else:
             part = _collect_part(prefix, unit)
         if arch.stream and parts and parts[-1].kind == "kernel" and part.kind in ("window", "fold", "collect"):
@@ -276,6 +277,56 @@ def _fields(prefix: str, tok: Token, stream_axes: int) -> list[dict[str, Any]]:
     t = tok.t
     return [{"name": nm, "lsb": k * t.width, "width": t.width, "signed": t.signed, "integer_bits": t.integer,
              "type": str(t)} for k, nm in enumerate(units.index_names(prefix, tok.shape, stream_axes))]
+
+
+def has_windows(graph: Any) -> bool:
+    """True when the graph has a convolution or pooling layer (a line buffer in the streaming architecture)."""
+    from flow.arith.walk import plan
+
+    return any(s.impl is not None and s.impl.name in ("conv1d", "conv2d", "pooling1d", "pooling2d") for s in plan(graph))
+
+
+def choose_architecture(graph: Any, architecture: str = "auto", reuse_factor: int | None = None
+                        ) -> tuple[str, dict[str, int]]:
+    """(architecture, reuse factor per foldable layer) for ``hlsflow rtl``.
+
+    ``auto``: ``stream`` for an io_stream graph with convolutions or pooling, else ``folded`` when a Dense/Conv
+    layer has a reuse factor above 1 (hls4ml's ``ReuseFactor`` in the project's config, or ``reuse_factor``),
+    else ``unrolled``. ``unrolled`` ignores the configured reuse factors; with an explicit ``reuse_factor`` > 1
+    it is refused."""
+    from flow.arith.target import Target
+    from flow.rtl.kernels import reuse_factors
+    from flow.spec import ARCHITECTURES
+
+    if architecture not in ARCHITECTURES:
+        raise FlowError(f"--architecture must be one of {', '.join(ARCHITECTURES)}, got {architecture!r}")
+    if reuse_factor is not None and reuse_factor < 1:
+        raise FlowError(f"--reuse-factor must be >= 1, got {reuse_factor}")
+    reuse = reuse_factors(graph, reuse_factor)
+    if architecture == "unrolled" and reuse_factor is not None and reuse_factor > 1:
+        raise FlowError(f"--reuse-factor {reuse_factor} needs a sequential architecture (folded or stream), "
+                        "not --architecture unrolled")
+    if architecture == "auto":
+        if Target.of(graph).stream and has_windows(graph):
+            architecture = "stream"
+        elif any(r > 1 for r in reuse.values()):
+            architecture = "folded"
+        else:
+            architecture = "unrolled"
+    return architecture, reuse
+
+
+def generate_sequential(graph: Any, out_dir: Path, name: str, kind: str, reuse: dict[str, int],
+                        latency_cutoff: float = 5.0, upto: str | None = None, run_lint: bool = True,
+                        check_samples: int = 2000, reuse_override: int | None = None) -> dict[str, Any]:
+    """Trace ``graph`` as the ``kind`` architecture (``folded`` or ``stream``) and write ``out_dir``
+    (:func:`write_sequential`); returns the port map."""
+    from flow.rtl.kernels import trace_architecture
+
+    if check_samples < 1:
+        raise FlowError(f"--check-samples must be >= 1, got {check_samples}")
+    arch = trace_architecture(graph, reuse, stream=kind == "stream", upto=upto)
+    return write_sequential(graph, arch, out_dir, name, latency_cutoff, run_lint, check_samples, upto, reuse_override)
 
 
 def write_sequential(graph: Any, arch: Architecture, out_dir: Path, name: str, latency_cutoff: float = 5.0,

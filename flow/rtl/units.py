@@ -13,7 +13,8 @@ formats); :func:`pack_assigns`/:func:`unpack_assigns` convert between the two.
   image in raster order; a padding cell is pushed without an input beat; after the push that completes a
   window the kernel window is the shift register's taps; pushes stop while a window waits;
 * fold unit: the step kernel (one instance), the step counter, a synchronous-read ROM of the step's weights
-  (``$readmemh``), one accumulator per output of the block, the finished token in an output register;
+  (``$readmemh``), one accumulator per output of the block (with one block they are the output register; with
+  several, finished blocks wait in a staging register and the token in an output register);
 * collect unit: beats shifted into one wide register; FIFO: ``D`` words (distributed RAM), registered ready.
 """
 
@@ -104,6 +105,7 @@ def literal(fields: Sequence[tuple[int, FixedType]]) -> str:
     return f"{w}'h{h}"
 
 
+BLOCK_ROM_BITS = 4096  # weight ROMs of at least this many bits are marked for block RAM
 J = "\n    "
 JJ = "\n            "
 
@@ -112,7 +114,9 @@ def _ports(name: str, in_w: int, out_w: int) -> str:
     return f"""module {name} (
     input  wire             clk,
     input  wire             rst,
-    input  wire [{in_w - 1}:0] in_data,
+    // verilator lint_off UNUSEDSIGNAL
+    input  wire [{in_w - 1}:0] in_data,  // a kernel may not read every input (e.g. one with zero weights only)
+    // verilator lint_on UNUSEDSIGNAL
     input  wire             in_valid,
     output wire             in_ready,
     output wire [{out_w - 1}:0] out_data,
@@ -237,8 +241,8 @@ def window_unit(name: str, w: Window, header: str) -> str:
     return f"""{header}// Line buffer of {w.layer}: {h}x{wd} image of {c} channel(s), window {kh}x{kw}, stride {sh}x{sw},
 // padding top/bottom {pt}/{pb}, left/right {pl}/{pr_} (code {w.pad_code}), {oh}x{ow} windows in raster order.
 {_ports(name, cw, kh * kw * cw)}
-    localparam [{rb - 1}:0] HP = {hp};
-    localparam [{cb - 1}:0] WP = {wp};
+    localparam [{rb - 1}:0] HP_LAST = {hp - 1};
+    localparam [{cb - 1}:0] WP_LAST = {wp - 1};
     localparam [{hp - 1}:0] PAD_ROW = {_vector_bits(pad_row)};
     localparam [{wp - 1}:0] PAD_COL = {_vector_bits(pad_col)};
     localparam [{hp - 1}:0] ROW_OK = {_vector_bits(row_ok)};
@@ -267,8 +271,8 @@ def window_unit(name: str, w: Window, header: str) -> str:
             win_valid <= 1'b0;
         end else if (push) begin
             win_valid <= completes;
-            pc <= (pc == WP - {cb}'d1) ? {cb}'d0 : pc + {cb}'d1;
-            if (pc == WP - {cb}'d1) pr <= (pr == HP - {rb}'d1) ? {rb}'d0 : pr + {rb}'d1;
+            pc <= (pc == WP_LAST) ? {cb}'d0 : pc + {cb}'d1;
+            if (pc == WP_LAST) pr <= (pr == HP_LAST) ? {rb}'d0 : pr + {rb}'d1;
         end else if (out_ready) begin
             win_valid <= 1'b0;
         end
@@ -297,7 +301,9 @@ def fold_unit(name: str, f: Fold, step_module: str, rom_file: str, header: str) 
         stage_decl = f"reg  [{(nb - 1) * ko * aw - 1}:0] stage;  // finished output blocks 0 .. {nb - 2}"
         store_stage = (f"if (store && !ob_last) stage[ob * {ko * aw} +: {ko * aw}] <= y;")
         final_out = "{y, stage}"
-    rom_style = "block" if r * rom_w > 16384 else "distributed"
+    # block RAM for a ROM of a quarter RAMB18 or more; smaller ones are left to the tool (LUTs). Yosys 0.23 finds
+    # no mapping at all for a ROM marked "distributed", so that value is never written.
+    rom_attr = '(* rom_style = "block" *) ' if r * rom_w >= BLOCK_ROM_BITS else ""
 
     def last(reg: str, n: int, w: int) -> str:
         return f"({reg} == {w}'d{n - 1})" if n > 1 else "1'b1"
@@ -318,9 +324,9 @@ def fold_unit(name: str, f: Fold, step_module: str, rom_file: str, header: str) 
     reg  [{in_w - 1}:0] x_q;
     reg  [{ko * aw - 1}:0] acc_q;
     {stage_decl}
-    reg  [{out_w - 1}:0] out_q;
+    {f"reg  [{out_w - 1}:0] out_q;" if nb > 1 else "// the accumulators are the output register"}
     reg  out_valid_q;
-    (* rom_style = "{rom_style}" *) reg [{rom_w - 1}:0] rom [0:{r - 1}];
+    {rom_attr}reg [{rom_w - 1}:0] rom [0:{r - 1}];
     // verilator lint_off UNUSEDSIGNAL
     reg  [{rom_w - 1}:0] w_q;
     // verilator lint_on UNUSEDSIGNAL
@@ -333,7 +339,7 @@ def fold_unit(name: str, f: Fold, step_module: str, rom_file: str, header: str) 
     wire final_step = beat_done && bt_last;
     {"wire store = sb_last && bt_last;" if nb > 1 else ""}
     wire first = (sb == {sbw}'d0) && (bt == {btw}'d0);
-    wire advance = busy && (!final_step || !out_valid_q || out_ready);
+    wire advance = busy && ({"!final_step || " if nb > 1 else ""}!out_valid_q || out_ready);
     assign in_ready = !busy || (advance && beat_done);
     wire accept = in_valid && in_ready;
     wire [{stw - 1}:0] st_next = advance ? (final_step ? {stw}'d0 : st + {stw}'d1) : st;
@@ -364,7 +370,7 @@ def fold_unit(name: str, f: Fold, step_module: str, rom_file: str, header: str) 
                 {bump("bt", g, btw, "beat_done")}
                 {store_stage}
                 if (final_step) begin
-                    out_q <= {final_out};
+                    {f"out_q <= {final_out};" if nb > 1 else ""}
                     out_valid_q <= 1'b1;
                 end
             end
@@ -377,7 +383,7 @@ def fold_unit(name: str, f: Fold, step_module: str, rom_file: str, header: str) 
         end
     end
 
-    assign out_data = out_q;
+    assign out_data = {"out_q" if nb > 1 else "acc_q"};
     assign out_valid = out_valid_q;
 endmodule
 """

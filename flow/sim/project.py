@@ -13,7 +13,7 @@ import numpy as np
 
 from flow.errors import FlowError
 from flow.sim.runner import require_simulator, run_cocotb
-from flow.sim.words import codes_to_values, load_port_map, values_to_codes
+from flow.sim.words import beats, codes_to_values, load_port_map, values_to_codes
 
 
 @dataclass
@@ -64,12 +64,13 @@ def build_vectors(project: str | Path, samples: int, seed: int = 0) -> Vectors:
         raise FlowError(f"the number of samples must be >= 1, got {samples}")
     pm = load_port_map(rtl_dir)
     (in_fields, _), (out_fields, _) = pm["_in"], pm["_out"]
+    bi, bo = beats(pm["input"]), beats(pm["output"])  # beats per sample (pixel streams: one pixel per beat)
     with tempfile.TemporaryDirectory(prefix="hlsflow-vectors-") as tmp:
         model, graph, meta = rebuild(project, Path(tmp) / "hls")
         input_type = parse_type(meta["input_type"])
         shape = tuple(int(d) for d in model.input_shape[1:])
-        if int(np.prod(shape)) != len(in_fields):
-            raise FlowError(f"{rtl_dir / 'port_map.json'}: {len(in_fields)} input fields, the model takes "
+        if int(np.prod(shape)) != bi * len(in_fields):
+            raise FlowError(f"{rtl_dir / 'port_map.json'}: {bi * len(in_fields)} input fields, the model takes "
                             f"{shape} = {int(np.prod(shape))} values (regenerate the RTL: hlsflow rtl {project})")
         data = project_test_data(project, input_type, samples)
         rand = full_range_inputs(input_type, shape, samples - len(data), seed)
@@ -78,11 +79,12 @@ def build_vectors(project: str | Path, samples: int, seed: int = 0) -> Vectors:
         layer = pm.get("output_layer")
         lmap = layer_map(model, graph)
         emu = emulate(graph, x, upto=layer).outputs
-    if emu.shape[1:] != (len(out_fields),):
-        raise FlowError(f"{rtl_dir / 'port_map.json'}: {len(out_fields)} output fields, the emulator gives "
+    if emu.shape[1:] != (bo * len(out_fields),):
+        raise FlowError(f"{rtl_dir / 'port_map.json'}: {bo * len(out_fields)} output fields, the emulator gives "
                         f"{emu.shape[1:]} values at {layer or 'the output layer'}")
-    x_codes = values_to_codes(x.reshape(len(x), -1), in_fields, "inputs")
-    y_codes = values_to_codes(emu, out_fields, f"emulator outputs at {layer or 'the output layer'}")
+    x_codes = values_to_codes(x.reshape(len(x) * bi, -1), in_fields, "inputs").reshape(len(x), -1)
+    y_codes = values_to_codes(emu.reshape(len(emu) * bo, -1), out_fields,
+                              f"emulator outputs at {layer or 'the output layer'}").reshape(len(emu), -1)
     return Vectors(x=x, expected=emu, x_codes=x_codes, y_codes=y_codes, test_data=len(data), random=len(rand),
                    seed=seed, input_type=input_type, output_layer=layer, port_map=pm, model=model, meta=meta,
                    layer_map=lmap)
@@ -117,7 +119,8 @@ def sim_project(project: str | Path, simulator: str, samples: int = 2000, seed: 
     result = run_cocotb(rtl_dir, x_codes, y_codes, simulator, seed=seed, build_dir=rtl_dir / "sim_build" / simulator,
                         junit=rtl_dir / f"{tag}.junit.xml", gaps=gaps, backpressure=backpressure,
                         reset_midstream=reset_midstream)
-    rtl_values = codes_to_values(result.received_codes, out_fields)
+    codes = result.received_codes  # (N, beats * fields)
+    rtl_values = codes_to_values(codes.reshape(-1, len(out_fields)), out_fields).reshape(len(codes), -1)
     is_qkeras = any(type(lay).__name__.startswith("Q") for lay in model.layers)
     models = [("qkeras" if is_qkeras else "model", model, meta["model"])]
     if (project / "float_model.h5").is_file() and meta["model"] != "float_model.h5":

@@ -38,7 +38,7 @@ import numpy as np
 
 from flow import tools
 from flow.errors import FlowError
-from flow.sim.words import Field, as_matrix, load_port_map, pack_bytes, unpack_bytes
+from flow.sim.words import Field, as_beats, beats, load_port_map, pack_bytes, unpack_bytes
 
 
 def _testbench_dir() -> Path:
@@ -258,10 +258,11 @@ def run_cocotb(rtl_dir: Path, x_codes: Any, expected_codes: Any, simulator: str,
     require_simulator(simulator)
     pm = load_port_map(rtl_dir)
     (in_fields, in_w), (out_fields, out_w) = pm["_in"], pm["_out"]
-    x = as_matrix(x_codes, in_fields, "input codes")
-    y = as_matrix(expected_codes, out_fields, "expected codes")
-    if len(x) != len(y):
-        raise FlowError(f"{len(x)} input samples but {len(y)} expected outputs")
+    bi, bo = beats(pm["input"]), beats(pm["output"])
+    x = as_beats(x_codes, in_fields, bi, "input codes")
+    y = as_beats(expected_codes, out_fields, bo, "expected codes")
+    if len(x) // bi != len(y) // bo:
+        raise FlowError(f"{len(x) // bi} input samples but {len(y) // bo} expected outputs")
     if len(x) == 0:
         raise FlowError("no samples to simulate")
     for name in ("axis_harness.v", "harness.vlt", f"{TB_MODULE}.py"):
@@ -284,7 +285,8 @@ def run_cocotb(rtl_dir: Path, x_codes: Any, expected_codes: Any, simulator: str,
            "in_width": in_w, "out_bytes": y_rows.shape[1], "max_gap": MAX_GAP if gaps else 0.0,
            "max_stall": MAX_STALL if backpressure else 0.0, "gaps": gaps, "backpressure": backpressure,
            "reset_midstream": reset_midstream, "measure_samples": int(measure_samples),
-           "latency_hint": latency_hint, "progress": str(build_dir / "progress.json")}
+           "latency_hint": latency_hint, "progress": str(build_dir / "progress.json"),
+           "in_beats": bi, "out_beats": bo, "ii_hint": int(pm.get("initiation_interval") or 1)}
     cfg_file = build_dir / "sim_config.json"
     cfg_file.write_text(json.dumps(cfg, indent=2) + "\n")
     for mem in rtl_dir.glob("*.mem"):  # $readmemh files are opened relative to the simulator's cwd
@@ -374,20 +376,26 @@ def _log_tail(log: Path, lines: int = 8) -> str:
 def _result(simulator: str, summary: dict[str, Any], received: np.ndarray, got: np.ndarray, y_rows: np.ndarray,
             y: np.ndarray, out_fields: list[Field], pm: dict[str, Any], n_tests: int, n_failed: int, build_s: float,
             test_s: float, gaps: bool, backpressure: bool, seed: int, junit: Path) -> SimResult:
-    n = len(y_rows)
+    bo = beats(pm["output"])  # rows are output beats; a sample is bo of them
+    n = len(y_rows) // bo
     diff_rows = np.bitwise_xor(received, y_rows)
     diff_rows[~got] = 0
-    bits_per_sample = np.unpackbits(diff_rows, axis=1).sum(axis=1)
+    bits_per_sample = np.unpackbits(diff_rows, axis=1).sum(axis=1).reshape(n, bo).sum(axis=1)
+    got_beats = got
+    got = got.reshape(n, bo).all(axis=1)
     bad = (bits_per_sample > 0) | ~got
-    codes = unpack_bytes(received, out_fields)
+    beat_codes = unpack_bytes(received, out_fields)
+    names = [f.name if bo == 1 else f"beat {b} {f.name}" for b in range(bo) for f in out_fields]
+    codes = beat_codes.reshape(n, bo * len(out_fields))
+    want = np.asarray(y).reshape(n, bo * len(out_fields))
     first: list[dict[str, Any]] = []
     for i in np.flatnonzero(bad)[:10]:
         if not got[i]:
             first.append({"index": int(i), "field": None, "got": None, "expected": None, "missing": True})
             continue
-        for k, f in enumerate(out_fields):
-            if int(codes[i, k]) != int(y[i, k]):
-                first.append({"index": int(i), "field": f.name, "got": int(codes[i, k]), "expected": int(y[i, k])})
+        for k, name in enumerate(names):
+            if int(codes[i, k]) != int(want[i, k]) and got_beats[i * bo + k // len(out_fields)]:
+                first.append({"index": int(i), "field": name, "got": int(codes[i, k]), "expected": int(want[i, k])})
                 if len(first) >= 10:
                     break
         if len(first) >= 10:

@@ -107,6 +107,24 @@ def as_matrix(codes: Any, fields: Sequence[Field], what: str) -> np.ndarray:
     return a
 
 
+def beats(section: dict[str, Any]) -> int:
+    """Beats per sample of a port-map ``input``/``output`` section (1 for a whole sample per beat)."""
+    return int(section.get("beats", 1))
+
+
+def as_beats(codes: Any, fields: Sequence[Field], n_beats: int, what: str) -> np.ndarray:
+    """Codes of N samples, one row per sample (``n_beats`` beats of ``fields`` each, beat-major), as
+    (N * n_beats, n_fields) rows of beats."""
+    if n_beats == 1:
+        return as_matrix(codes, fields, what)
+    a = np.asarray(codes)
+    a = a.reshape(len(a), -1) if a.ndim >= 1 else a
+    if a.ndim != 2 or a.shape[1] != n_beats * len(fields):
+        raise FlowError(f"{what}: samples have {a.shape[1:] if a.ndim else ()} elements, the port map has "
+                        f"{n_beats} beats of {len(fields)} fields")
+    return a.reshape(len(a) * n_beats, len(fields))
+
+
 def _column_bits(col: np.ndarray, f: Field) -> np.ndarray:
     """(N, width) little-endian bit matrix of the codes in ``col`` (two's complement for signed fields)."""
     mask = (1 << f.width) - 1

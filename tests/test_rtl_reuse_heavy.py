@@ -1,0 +1,139 @@
+"""The issue's proofs of the sequential RTL architectures on real models (heavy: run with ``-m heavy``):
+
+* the third-party jet-tagging MLP 16-64-32-32-5 (``../shared/models/KERAS_3layer``, 6-bit weights
+  ``ap_fixed<6,2>``, 16-bit data, softmax) at reuse factor 1 (unrolled), 4, 16 and 64;
+* a 28x28 MNIST-size QKeras CNN (two Conv2D + MaxPooling2D, io_stream, every accumulator hls4ml's default
+  ``ap_fixed<16,6>``, so every product is rounded) as a pixel stream, its Dense tail folded (reuse factor 400);
+
+each on Verilator and Icarus with 2,000 samples (test data none: full-range random inputs), random valid gaps,
+back-pressure and a mid-stream reset, every output bit against the emulator, and the measured latency and
+initiation interval equal to the declared ones. The digits CNN (shipped spec, io_stream) is in
+tests/test_rtl_sim_cnn.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+from hdl import assert_bit_exact, needs_icarus, needs_verilator
+from qmodels import ROOT, qb
+
+from flow.hls.convert import derive_hls_config
+from flow.keras.env import keras, set_seed
+from flow.pipeline import convert_existing
+from flow.rtl.generate import rtl_project
+from flow.sim.project import sim_project
+from flow.spec import Hardware
+
+SHARED = ROOT.parent / "shared" / "models"
+SAMPLES = 2000
+pytestmark = pytest.mark.heavy
+
+
+def _convert(tmp, model_file, cfg, hw, name):
+    (tmp / "cfg.yml").write_text(yaml.safe_dump({"Backend": hw.backend, "IOType": hw.io_type, "HLSConfig": cfg}))
+    convert_existing(model_file, tmp / name, config_path=tmp / "cfg.yml", samples=200)
+    return tmp / name
+
+
+@pytest.fixture(scope="module")
+def jet_base(tmp_path_factory):
+    """KERAS_3layer converted with 6-bit weights ap_fixed<6,2>, data ap_fixed<16,6> (bench/emulator_speed.py's)."""
+    from flow.keras.model_io import load_model
+
+    if not (SHARED / "KERAS_3layer.json").is_file():
+        pytest.skip(f"{SHARED / 'KERAS_3layer.json'} is not there (third-party test data)")
+    hw = Hardware(backend="Vivado")
+    cfg = derive_hls_config(load_model(SHARED / "KERAS_3layer.json"), hw, "ap_fixed<16,6>")
+    for layer in cfg["LayerName"].values():
+        if "weight" in layer.get("Precision", {}):
+            layer["Precision"]["weight"] = "ap_fixed<6,2>"
+    return _convert(tmp_path_factory.mktemp("jet"), SHARED / "KERAS_3layer.json", cfg, hw, "jet")
+
+
+@pytest.fixture(scope="module", params=[1, 4, 16, 64], ids=lambda r: f"R{r}")
+def jet_project(request, jet_base, tmp_path_factory):
+    project = tmp_path_factory.mktemp(f"jet_r{request.param}") / "jet"
+    shutil.copytree(jet_base, project)
+    rtl_project(project, yosys=False, reuse_factor=request.param)
+    pm = json.loads((project / "rtl" / "port_map.json").read_text())
+    assert pm["architecture"] == ("unrolled" if request.param == 1 else "folded")
+    return project
+
+
+def mnist_cnn():
+    from qkeras import QActivation, QConv2D, QDense, quantized_relu
+
+    K = keras()
+    inp = K.Input((28, 28, 1), name="x_in")
+    h = QConv2D(8, (3, 3), kernel_quantizer=qb(8), bias_quantizer=qb(8), name="c1")(inp)
+    h = QActivation(quantized_relu(8, 2), name="r1")(h)
+    h = K.layers.MaxPooling2D((2, 2), name="p1")(h)
+    h = QConv2D(16, (3, 3), kernel_quantizer=qb(8), bias_quantizer=qb(8), name="c2")(h)
+    h = QActivation(quantized_relu(8, 2), name="r2")(h)
+    h = K.layers.MaxPooling2D((2, 2), name="p2")(h)
+    h = K.layers.Flatten(name="f")(h)
+    return K.Model(inp, QDense(10, kernel_quantizer=qb(8), bias_quantizer=qb(8), name="d1")(h))
+
+
+@pytest.fixture(scope="module")
+def mnist_project(tmp_path_factory):
+    """bench/emulator_speed.py's mnist_cnn() (seeded weights), io_stream, accumulators ap_fixed<16,6>, the Dense
+    tail at ReuseFactor 400 (one product per cycle per output as the pixels of the last pooling stream in)."""
+    tmp = tmp_path_factory.mktemp("mnist")
+    set_seed(2)
+    model = mnist_cnn()
+    model.save(tmp / "mnist.h5")
+    hw = Hardware(backend="Vitis", io_type="io_stream")
+    cfg = derive_hls_config(model, hw, "ap_ufixed<8,0>")
+    for name in ("c1", "c2", "d1"):
+        cfg["LayerName"][name].setdefault("Precision", {})["accum"] = "ap_fixed<16,6>"
+    cfg["LayerName"]["d1"]["ReuseFactor"] = 400
+    project = _convert(tmp, tmp / "mnist.h5", cfg, hw, "mnist")
+    rtl_project(project, yosys=False)
+    return project
+
+
+def _check(project, simulator, seed):
+    s = sim_project(project, simulator, samples=SAMPLES, seed=seed)
+    assert_bit_exact(s, SAMPLES)
+    pm = json.loads((project / "rtl" / "port_map.json").read_text())
+    assert s["latency_cycles"]["measured"] == pm["latency_cycles"]
+    assert s["throughput_samples_per_cycle"] == pytest.approx(1 / pm["initiation_interval"])
+
+
+@needs_verilator
+def test_jet_mlp_equals_emulator_on_verilator(jet_project):
+    _check(jet_project, "verilator", 11)
+
+
+@needs_icarus
+def test_jet_mlp_equals_emulator_on_icarus(jet_project):
+    _check(jet_project, "icarus", 12)
+
+
+@needs_verilator
+def test_mnist_cnn_stream_equals_emulator_on_verilator(mnist_project):
+    pm = json.loads((mnist_project / "rtl" / "port_map.json").read_text())
+    assert pm["architecture"] == "stream" and pm["input"]["beats"] == 784
+    _check(mnist_project, "verilator", 13)
+
+
+@needs_icarus
+def test_mnist_cnn_stream_equals_emulator_on_icarus(mnist_project):
+    _check(mnist_project, "icarus", 14)
+
+
+def test_jet_reuse_factors_are_the_requested_ones(jet_project):
+    pm = json.loads((jet_project / "rtl" / "port_map.json").read_text())
+    if pm["architecture"] == "folded":
+        used = {k: v["used"] for k, v in pm["reuse_factors"].items()}
+        r = pm["reuse_factor_override"]
+        # every layer at R except where R is not a valid fold of it (32 x 5 at 64 -> 80, the closest)
+        assert all(u == r for k, u in used.items() if k != "output_softmax"), used
+        assert pm["initiation_interval"] == max(used.values())
+    assert np.isfinite(pm["latency_cycles"])
