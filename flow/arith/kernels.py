@@ -1,4 +1,5 @@
-"""Compiled loops of the numpy executor (numba): hls4ml's dense accumulation without storing every product.
+"""Compiled loops of the numpy executor (numba): hls4ml's dense accumulation without storing every product,
+and the cast of int64 mantissas in one pass.
 
 :func:`accumulate_products` is the definition of :meth:`flow.arith.ops.Ops.dot` for integer mantissas that fit
 int64: ``acc = bias; for i: acc = cast(acc + cast(x_i * w_ij))`` where ``cast`` is the ``accum_t`` cast (rounding
@@ -94,7 +95,49 @@ def _compile():
             over[r] = no
         return out, rounded.sum(), over.sum(), unordered.sum()
 
-    return kernel
+    @njit(cache=True, parallel=True)
+    def requantize_flat(v, s, rmode, omode, lo, hi, wrap_lo, mask, count):  # pragma: no cover - compiled
+        n = v.shape[0]
+        out = np.empty(n, dtype=np.int64)
+        over = 0
+        rounded = 0
+        low = (np.int64(1) << s) - 1 if s > 0 else np.int64(0)
+        for k in prange(n):
+            x = v[k]
+            if count and s > 0 and (x & low) != 0:
+                rounded += 1
+            q = round_shift(x, s, rmode)
+            if q < lo or q > hi:
+                over += 1
+                if omode == 0:
+                    q = ((q - wrap_lo) & mask) + wrap_lo
+                elif omode == 1:
+                    q = lo if q < lo else hi
+                else:
+                    q = np.int64(0)
+            out[k] = q
+        return out, over, rounded
+
+    return kernel, requantize_flat
+
+
+def requantize(v: np.ndarray, s: int, rounding: str, overflow: str, lo: int, hi: int, wrap_lo: int,
+               width: int, count: bool) -> tuple[np.ndarray, int, int]:
+    """One pass over int64 mantissas ``v``: drop ``s`` (0..62) bits with ``rounding``, then bring the result into
+    [``lo``, ``hi``] with ``overflow`` (WRAP keeps the low ``width`` bits above ``wrap_lo``: two's complement for
+    a signed type). The definition is :func:`flow.arith.fxp.requantize`'s; returns the mantissas, how many
+    overflowed and (with ``count``) how many had non-zero dropped bits."""
+    kernel, flat = _kernels()
+    q, over, rounded = flat(np.ascontiguousarray(v, dtype=np.int64).reshape(-1), int(s), ROUNDING_CODES[rounding],
+                            OVERFLOW_CODES[overflow], int(lo), int(hi), int(wrap_lo), (1 << width) - 1, bool(count))
+    return q.reshape(np.shape(v)), int(over), int(rounded)
+
+
+def _kernels():
+    global _KERNEL
+    if _KERNEL is None:
+        _KERNEL = _compile()
+    return _KERNEL
 
 
 def accumulate_products(x: np.ndarray, w: np.ndarray, bias: np.ndarray, s: int, rounding: str, overflow: str,
@@ -107,10 +150,8 @@ def accumulate_products(x: np.ndarray, w: np.ndarray, bias: np.ndarray, s: int, 
     the range)``; the counts of rounding are measured only with ``count``. The caller guarantees that no
     intermediate exceeds int64 (``bits(x) + bits(w) + log2(n_in) + 2 <= 62``).
     """
-    global _KERNEL
-    if _KERNEL is None:
-        _KERNEL = _compile()
-    out, rounded, over, unordered = _KERNEL(
+    kernel, _ = _kernels()
+    out, rounded, over, unordered = kernel(
         np.ascontiguousarray(x, dtype=np.int64), np.ascontiguousarray(w, dtype=np.int64),
         np.ascontiguousarray(bias, dtype=np.int64), int(s), ROUNDING_CODES[rounding], OVERFLOW_CODES[overflow],
         int(lo), int(hi), bool(count))
