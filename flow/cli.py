@@ -103,13 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _emulate(args: argparse.Namespace) -> int:
-    import tempfile
-
     import numpy as np
 
     from flow.arith.emulate import emulate
     from flow.arith.types import parse_type, quantize
     from flow.hls.project import rebuild
+    from flow.staging import scratch_dir
 
     if not args.input.is_file():
         raise FlowError(f"{args.input}: input file not found")
@@ -117,7 +116,7 @@ def _emulate(args: argparse.Namespace) -> int:
         x = np.load(args.input, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise FlowError(f"{args.input}: cannot read .npy: {exc}") from None
-    with tempfile.TemporaryDirectory(prefix="hlsflow-emulate-") as tmp:
+    with scratch_dir("emulate") as tmp:
         model, graph, meta = rebuild(args.project, Path(tmp) / "hls")
     shape = tuple(int(d) for d in model.input_shape[1:])
     if x.ndim < 1 or int(np.prod(x.shape[1:])) != int(np.prod(shape)):

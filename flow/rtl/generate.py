@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 from flow import procs, tools
 from flow.arith.types import FixedType
 from flow.errors import FlowError
-from flow.staging import staged_dir
+from flow.staging import scratch_dir, staged_dir
 
 CHECK_SAMPLES = 2000  # full-range inputs on which the traced netlist must equal the emulator before RTL is written
 _STATIC_MODULES = ("shift_adder", "negative", "mux", "binop", "multiplier", "lookup_table")
@@ -319,7 +318,7 @@ def rtl_project(project: Path, latency_cutoff: float = 5.0, upto: str | None = N
 
     project = Path(project)
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="hlsflow-rtl-") as tmp:
+    with scratch_dir("rtl") as tmp:
         model, graph, meta = rebuild(project, Path(tmp) / "hls")
         if upto is not None:
             upto = layer_map(model, graph).graph_layer(upto)

@@ -4,7 +4,6 @@ and a cocotb run of ``PROJECT/rtl`` checked bit for bit, with agreement against 
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import numpy as np
 from flow.errors import FlowError
 from flow.sim.runner import require_simulator, run_cocotb
 from flow.sim.words import codes_to_values, load_port_map, values_to_codes
+from flow.staging import scratch_dir
 
 
 @dataclass
@@ -64,7 +64,7 @@ def build_vectors(project: str | Path, samples: int, seed: int = 0) -> Vectors:
         raise FlowError(f"the number of samples must be >= 1, got {samples}")
     pm = load_port_map(rtl_dir)
     (in_fields, _), (out_fields, _) = pm["_in"], pm["_out"]
-    with tempfile.TemporaryDirectory(prefix="hlsflow-vectors-") as tmp:
+    with scratch_dir("vectors") as tmp:
         model, graph, meta = rebuild(project, Path(tmp) / "hls")
         input_type = parse_type(meta["input_type"])
         shape = tuple(int(d) for d in model.input_shape[1:])
