@@ -92,6 +92,26 @@ def kernel(x, w, bias, s, rmode, omode, lo, hi, count):  # pragma: no cover - co
     return out, rounded.sum(), over.sum(), unordered.sum()
 
 @njit(cache=True, parallel=True)
+def dot_round_wrap(x, w, bias, s, c):  # pragma: no cover - compiled
+    """The common case of :func:`kernel` without branches in the inner loop: TRN (``c = 0``) or RND
+    (``c = 2**(s-1)``) products into a WRAP accumulator (wrapped afterwards by the caller), ``s > 0``."""
+    rows, n_in = x.shape
+    n_out = w.shape[1]
+    out = np.empty((rows, n_out), dtype=np.int64)
+    for r in prange(rows):
+        acc = np.zeros(n_out, dtype=np.int64)
+        for i in range(n_in):
+            xi = x[r, i]
+            if xi == 0:  # floor((0 + c) / 2**s) = 0: inputs that are zero (ReLU outputs) add nothing
+                continue
+            for j in range(n_out):
+                acc[j] += (xi * w[i, j] + c) >> s
+        for j in range(n_out):
+            out[r, j] = acc[j] + bias[j]
+    return out
+
+
+@njit(cache=True, parallel=True)
 def requantize_flat(v, s, rmode, omode, lo, hi, wrap_lo, mask, count):  # pragma: no cover - compiled
     n = v.shape[0]
     out = np.empty(n, dtype=np.int64)
@@ -143,6 +163,11 @@ def accumulate_products(x: np.ndarray, w: np.ndarray, bias: np.ndarray, s: int, 
     the range)``; the counts of rounding are measured only with ``count``. The caller guarantees that no
     intermediate exceeds int64 (``bits(x) + bits(w) + log2(n_in) + 2 <= 62``).
     """
+    if overflow == "WRAP" and rounding in ("TRN", "RND") and s > 0 and not count:
+        c = (1 << (s - 1)) if rounding == "RND" else 0
+        out = dot_round_wrap(np.ascontiguousarray(x, dtype=np.int64), np.ascontiguousarray(w, dtype=np.int64),
+                             np.ascontiguousarray(bias, dtype=np.int64), int(s), int(c))
+        return out, 0, 0, 0
     kernel, _ = _kernels()
     out, rounded, over, unordered = kernel(
         np.ascontiguousarray(x, dtype=np.int64), np.ascontiguousarray(w, dtype=np.int64),
