@@ -239,6 +239,14 @@ class NumpyOps(Ops):
     def magnitude_bits(self, x: Tensor) -> int:
         return _bits(np.asarray(x.data))
 
+    def maximum(self, a: Tensor, b: Tensor) -> Tensor:
+        va, vb, f = self._aligned(a, b, 0)
+        return Tensor(np.maximum(va, vb), f, None, a.const and b.const)
+
+    def minimum(self, a: Tensor, b: Tensor) -> Tensor:
+        va, vb, f = self._aligned(a, b, 0)
+        return Tensor(np.minimum(va, vb), f, None, a.const and b.const)
+
     def reduce_max(self, x: Tensor, axis: int) -> Tensor:
         ax = self._axis(axis, x)
         v = x.data
