@@ -88,8 +88,9 @@ def rtl_stage_names(spec: Spec) -> list[str]:
     """The RTL stages ``run`` adds when the spec asks for RTL (``rtl: {enabled: true}``)."""
     if not spec.rtl.enabled:
         return []
-    return ["RTL (da4ml) + lint" + (" + Yosys" if spec.rtl.yosys else "")] + [
-        f"RTL simulation ({sim})" for sim in spec.rtl.simulators]
+    r = spec.rtl
+    return ["RTL (da4ml) + lint" + (" + Yosys" if r.yosys else "") + (f" + {r.fpga} place and route" if r.fpga else "")
+            + (f" + {r.asic} timing/power" if r.asic else "")] + [f"RTL simulation ({sim})" for sim in r.simulators]
 
 
 def run_rtl_stages(spec: Spec, project: Path, stages: Stages) -> dict[str, Any]:
@@ -99,12 +100,17 @@ def run_rtl_stages(spec: Spec, project: Path, stages: Stages) -> dict[str, Any]:
 
     names = rtl_stage_names(spec)
     with stages.stage(names[0]):
-        rtl = rtl_project(project, spec.rtl.latency_cutoff, yosys=spec.rtl.yosys, name=spec.name)
+        rtl = rtl_project(project, spec.rtl.latency_cutoff, yosys=spec.rtl.yosys, name=spec.name, fpga=spec.rtl.fpga,
+                          asic=spec.rtl.asic, clock_period=spec.hardware.clock_period)
+    physical = project / "rtl" / "physical.json"
     sims = {}
     for sim, name in zip(spec.rtl.simulators, names[1:]):
         with stages.stage(name):
             sims[sim] = sim_project(project, sim, spec.rtl.samples, seed=spec.training.seed)
-    return {"generation": rtl, "simulation": sims}
+    out = {"generation": rtl, "simulation": sims}
+    if physical.is_file():
+        out["physical"] = json.loads(physical.read_text())
+    return out
 
 
 def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[str, Any]:
@@ -148,7 +154,7 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[st
             report = {
                 "name": spec.name,
                 "hlsflow_version": __version__,
-                "spec": str(spec.path),
+                "spec": "spec.yaml",
                 "hardware": spec.hardware.__dict__,
                 "pruning": spec.pruning.__dict__ if spec.pruning else None,
                 "training": spec.training.__dict__,
@@ -164,7 +170,7 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[st
                          "quantized_bits": stats["quantized_bits"], "sparsity": stats["sparsity"],
                          "zero_weights": stats["zero_weights"], "weights": stats["weights"]},
                 "types": graph_types(graph),
-                "hls_project": str(final / "hls"),
+                "hls_project": "hls",
             }
             shutil.copyfile(spec.path, work / "spec.yaml")
             save_meta(work, "qkeras_model.h5", hls_config, spec.hardware, str(input_type))
@@ -172,9 +178,17 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[st
         if spec.rtl.enabled:
             report["rtl"] = run_rtl_stages(spec, work, stages)
             report["seconds"] = dict(stages.seconds)
-            report["rtl"] = json.loads(json.dumps(report["rtl"], default=str).replace(str(work), str(final.resolve())))
+            report["rtl"] = relative_paths(report["rtl"], work)
         write_reports(work, report)
     return report
+
+
+def relative_paths(section: dict[str, Any], project: Path) -> dict[str, Any]:
+    """``section`` with every path inside ``project`` written relative to it (reports hold no machine paths)."""
+    text = json.dumps(section, default=str)
+    for root in {str(project), str(Path(project).resolve())}:
+        text = text.replace(root + "/", "").replace(root, ".")
+    return json.loads(text)
 
 
 def load_hls4ml_yaml(path: Path) -> dict[str, Any]:

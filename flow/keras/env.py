@@ -26,8 +26,28 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the body: TensorFlow's C++ start-up notices ("Could not
+    find cuda drivers", absl's "All log messages before absl::InitializeLog()") are printed there at
+    import time, before ``TF_CPP_MIN_LOG_LEVEL`` applies. Python exceptions still surface afterwards."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def keras() -> ModuleType:
     """Return the ``tf_keras`` module (Keras 2), importing TensorFlow quietly on first use."""
+    if "tf_keras" not in sys.modules:
+        with _native_stderr_silenced():
+            import tf_keras  # noqa: F401
     import tf_keras
 
     return tf_keras

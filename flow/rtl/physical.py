@@ -40,6 +40,24 @@ def _say(msg: str) -> None:
     print(f"hlsflow rtl: {msg}", file=sys.stderr, flush=True)
 
 
+def require_tools(fpga: str | None, asic: str | None) -> None:
+    """ToolMissing (one line: what is missing and what installs it) before any long work starts."""
+    if fpga:
+        from flow.rtl.fpga import part
+
+        part(fpga)
+        tools.require("yosys")
+        tools.nextpnr_ecp5()
+    if asic:
+        if asic not in tools.LIBRARIES:
+            raise FlowError(f"unknown cell library {asic!r}; known: {', '.join(tools.LIBRARIES)}")
+        tools.require("yosys")
+        tools.require("sta")
+        tools.require("iverilog")
+        tools.library_file(asic)
+        tools.library_file(asic, ".v")
+
+
 def fpga_figures(rtl_dir: Path, pm: dict[str, Any], part_name: str, period_ns: float, work: Path,
                  route: bool = True, route_timeout: float | None = None) -> dict[str, Any]:
     """``synth_ecp5`` + nextpnr-ecp5 of the RTL at the clock period; the ``fpga`` section of physical.json."""
