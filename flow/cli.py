@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--min-accuracy", type=float, help="with --export-best: lowest accuracy allowed (0..1)")
     w.add_argument("--trial", type=int, help="with --export-best: export this trial's point")
     w.add_argument("--rtl-cost", choices=("none", "pareto", "all"), default="none",
-                   help="add flow.rtl.generate cost figures (latency, LUTs) for these points when flow.rtl.generate is available")
+                   help="add RTL cost figures for these points: latency (cycles, ns), ECP5-85k LUT4/FF/Fmax after "
+                        "place-and-route, OSU 0.18 um area/power/nJ per inference (minutes per point)")
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 

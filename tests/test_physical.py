@@ -114,6 +114,22 @@ def test_a_missed_period_is_stated_with_the_best_period_found(measured):
         assert f"best period found {tc['best_period_ns']:g} ns" in tc["statement"]
 
 
+def test_report_and_datasheet_show_the_measured_figures(measured, small_project):
+    from flow.ip.package import ip_project
+    from flow.report import physical_lines
+
+    _, phys = measured
+    f, a = phys["fpga"], phys["asic"]
+    report = "\n".join(physical_lines(phys))
+    assert f"Fmax **{f['fmax_mhz']:g} MHz** ({f['fmax_stage']})" in report
+    assert f"**{a['energy_nj_per_inference']:g} nJ per inference**" in report
+    ip_project(small_project, vectors=50)
+    md = (small_project / "ip" / "datasheet.md").read_text()
+    assert f"Fmax {f['fmax_mhz']:g} MHz ({f['fmax_stage']}, nextpnr)" in md
+    assert f"| {a['area_um2']:,.0f} | {a['cells']:,} | {a['critical_path_ns']:g} |" in md
+    assert f['tools']['nextpnr'] in md and a['tools']['opensta'] in md
+
+
 def test_a_longer_clock_period_gives_a_shallower_pipeline(small_graph, tmp_path):
     fast = generate(small_graph, tmp_path / "fast", "fast", None, run_lint=False, clock_period=4.0)
     slow = generate(small_graph, tmp_path / "slow", "slow", None, run_lint=False, clock_period=40.0)

@@ -72,8 +72,8 @@ def _resources(pm: dict[str, Any]) -> list[Block]:
     y = pm.get("yosys")
     blocks: list[Block] = [("h2", "Resources (estimate)")]
     if not y:
-        blocks.append(("p", "Yosys estimate: not measured: run `hlsflow rtl PROJECT` "
-                            "(without `--no-yosys`), then `hlsflow ip` again."))
+        blocks.append(("p", "Yosys estimate: not measured: run `hlsflow rtl PROJECT --yosys` (Xilinx cell counts), "
+                            "or see the measured ECP5 and ASIC figures below, then `hlsflow ip` again."))
     else:
         x = y["xilinx"]
         blocks += [("p", f"{y['tool']}, `synth_xilinx -flatten` (Xilinx 7-series/UltraScale primitives) and "

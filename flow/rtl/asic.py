@@ -91,6 +91,10 @@ def read_liberty(path: Path) -> CellLib:
 # Yosys: synthesis to the library
 
 DRIVING_CELL = "BUFX2"   # what drives the core's inputs (ABC's constraint file; an OSU 0.18 um cell)
+# Yosys 0.23's ABC script for -D with -constr, without its "&fraig -x; scorr" (SAT sweeping: on a 16-8-4 net
+# pipelined at cutoff 8 it had not finished after 15 minutes; without it 4 s): map for the delay target,
+# then buffer high-fanout nets, upsize and downsize cells (commas are spaces in Yosys's "+" scripts).
+ABC_SCRIPT = "strash;dc2;strash;&get,-n;&dch,-f;&nf,{D};&put;buffer;upsize,{D};dnsize,{D};stime,-p"
 OUTPUT_LOAD_PF = 0.01    # load on every output, pF
 
 
@@ -114,7 +118,7 @@ def synthesize(rtl_dir: Path, files: list[str], top: str, liberty: Path, work: P
     constr = work / "abc.constr"  # with -constr, ABC's script buffers, upsizes and downsizes for -D
     constr.write_text(f"set_driving_cell {DRIVING_CELL}\nset_load {OUTPUT_LOAD_PF}\n")
     script = (f"read_verilog {' '.join(files)}; synth -top {top} -flatten; dfflibmap -liberty {liberty}; "
-              f"abc -D {int(delay_ps)} -constr {constr} -liberty {liberty}; opt_clean; tee -q -o {stat} stat -liberty {liberty}; write_json {netlist}")
+              f"abc -D {int(delay_ps)} -constr {constr} -liberty {liberty} -script +{ABC_SCRIPT}; opt_clean; tee -q -o {stat} stat -liberty {liberty}; write_json {netlist}")
     t0 = time.perf_counter()
     try:
         out = subprocess.run([exe, "-q", "-p", script], cwd=rtl_dir, capture_output=True, text=True, timeout=timeout)

@@ -450,7 +450,7 @@ def _physical_summary(phys: dict[str, Any]) -> dict[str, Any]:
 
 
 def cost_figures(project: Path, latency_cutoff: float | None = None, fpga: str | None = "ecp5-85k",
-                 asic: str | None = None) -> dict[str, float]:
+                 asic: str | None = "osu018") -> dict[str, float]:
     """RTL cost of a project for sweeps (writes ``rtl/``): latency (cycles, ns), and with ``fpga`` the
     ECP5 utilisation and Fmax after place-and-route; with ``asic`` the cell area, power and energy."""
     s = rtl_project(Path(project), latency_cutoff, yosys=False, fpga=fpga, asic=asic)
