@@ -87,15 +87,25 @@ def measure(model: str, root: Path, route_timeout: float) -> dict:
     if why:
         return {"model": model, "skipped": why}
     fpga.ROUTE_TIMEOUT = route_timeout
-    s = rtl_project(project, fpga="ecp5-85k", asic="osu018")
+    try:
+        s = rtl_project(project, fpga="ecp5-85k", asic="osu018")
+        fpga_error = None
+    except FlowError as exc:  # e.g. the net does not fit the part: the ASIC figures are still measured
+        fpga_error = str(exc)
+        print(f"bench: {model}: FPGA failed: {exc}", file=sys.stderr)
+        s = rtl_project(project, asic="osu018")
     phys = json.loads((project / "rtl" / "physical.json").read_text())
+    if fpga_error:
+        phys["fpga_error"] = fpga_error
     return {"model": model, "summary": s, "physical": phys, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def row(r: dict) -> str:
     if "skipped" in r:
         return f"| {r['model']} | not traced: {r['skipped']} |" + " |" * 12
-    p, f, a = r["physical"], r["physical"]["fpga"], r["physical"]["asic"]
+    p, a = r["physical"], r["physical"]["asic"]
+    f = p.get("fpga") or {"fmax_mhz": 0, "fmax_stage": p.get("fpga_error", "not measured"), "met": False, "luts": 0,
+                          "ffs": 0, "seconds": {"synth": 0, "place_and_route": 0}}
     tc = p.get("timing_closure", {})
     return (f"| {r['model']} | {p['clock_period_ns']:g} | {p['pipeline_stages']} ({p['latency_cutoff']:g}) | "
             f"{p['latency_cycles']} / {p['latency_ns']:g} | {f['fmax_mhz']:g} ({f['fmax_stage']}) | "

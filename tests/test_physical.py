@@ -1,4 +1,4 @@
-"""Physical figures (flow.rtl.fpga, flow.rtl.asic, flow.rtl.physical, flow.rtl.calibrate) on small nets.
+"""Physical figures (flow.rtl.fpga, asic, activity, physical, timing, calibrate) on small nets.
 
 Place-and-route of the shipped networks is measured by bench/physical.py, not here.
 """
@@ -15,7 +15,7 @@ import yaml
 from flow import tools
 from flow.cli import main
 from flow.errors import FlowError
-from flow.rtl import asic, calibrate, fpga
+from flow.rtl import asic, calibrate, fpga, timing
 from flow.rtl.generate import generate
 
 PERIOD_NS = 8.0
@@ -250,8 +250,8 @@ def test_a_missing_tool_exits_3_with_one_line(missing, small_project, monkeypatc
 
 
 def test_the_shipped_calibration_covers_the_default_targets():
-    table = calibrate.load_table()
+    table = timing.load_table()
     for target in ("ecp5-85k", "osu018"):
-        a, b = calibrate.model(target, table)
+        a, b = timing.model(target, table)
         assert a >= 0 and b > 0
         assert len(table["targets"][target]["points"]) >= 4

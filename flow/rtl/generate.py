@@ -231,8 +231,8 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
 
     ``latency_cutoff`` is da4ml's pipelining budget per stage in its estimated logic-delay units
     (<= 0: one combinational stage). ``None``: chosen for ``clock_period`` (ns) on ``timing_target``
-    (an FPGA part or cell library; default :data:`flow.rtl.calibrate.DEFAULT_TARGET`) from the shipped
-    delay calibration (:func:`flow.rtl.calibrate.choose_cutoff`). Returns the port map (also written as
+    (an FPGA part or cell library; default :data:`flow.rtl.timing.DEFAULT_TARGET`) from the shipped
+    delay calibration (:func:`flow.rtl.timing.choose_cutoff`). Returns the port map (also written as
     ``port_map.json``; ``timing`` records how the cut was chosen and the stage delay it predicts).
     """
     from da4ml.codegen.rtl.verilog.comb import comb_logic_gen, table_mem_gen
@@ -246,16 +246,16 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
     traced = trace_graph(graph, upto)
     comb = comb_trace(traced.inputs, traced.outputs, keep_dead_inputs=True)
     t_trace = time.perf_counter() - t0
-    from flow.rtl import calibrate
+    from flow.rtl import timing as delays
 
-    target = timing_target or calibrate.DEFAULT_TARGET
+    target = timing_target or delays.DEFAULT_TARGET
     comb_units = float(comb.latency[1])
     timing: dict[str, Any] = {"target": target, "clock_period_ns": clock_period, "comb_delay_units": comb_units,
                               "calibration": "flow/rtl/calibration.json (python -m flow.rtl.calibrate)"}
     if latency_cutoff is None:
         if clock_period is None or clock_period <= 0:
             raise FlowError("a latency cutoff or a clock period (ns) is needed to pipeline the RTL")
-        choice = calibrate.choose_cutoff(clock_period, target, comb_units)
+        choice = delays.choose_cutoff(clock_period, target, comb_units)
         latency_cutoff = choice.cutoff
         timing["cutoff_from"] = "clock_period"
     else:
@@ -265,10 +265,10 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
         stages = list(pipe.solutions)
     else:
         stages = [comb]
-    units = calibrate.stage_units(stages)
+    units = delays.stage_units(stages)
     timing["stage_delay_units"] = units
     try:
-        pred = calibrate.predicted_ns(units, target)
+        pred = delays.predicted_ns(units, target)
         timing["predicted_stage_ns"] = round(pred, 3)
         if clock_period:
             timing["predicted_meets"] = pred <= clock_period
@@ -422,7 +422,7 @@ def _retry_cutoff(port_map: dict[str, Any], first: dict[str, Any], target: str, 
     """A smaller cutoff from the measured stage delay (ns per da4ml unit re-fitted on this net), or None."""
     import math
 
-    from flow.rtl.calibrate import model
+    from flow.rtl.timing import model
 
     a, _ = model(target)
     units = first["stage_delay_units"]
