@@ -106,7 +106,7 @@ def run_rtl_stages(spec: Spec, project: Path, stages: Stages) -> dict[str, Any]:
     sims = {}
     for sim, name in zip(spec.rtl.simulators, names[1:]):
         with stages.stage(name):
-            sims[sim] = sim_project(project, sim, spec.rtl.samples, seed=spec.training.seed)
+            sims[sim] = sim_project(project, sim, spec.rtl.samples_for(sim), seed=spec.training.seed)
     out = {"generation": rtl, "simulation": sims}
     if physical.is_file():
         out["physical"] = json.loads(physical.read_text())

@@ -121,7 +121,8 @@ class Rtl:
     ``latency_cutoff``: an explicit da4ml pipelining budget per stage, in its estimated logic-delay units
     (0 = one combinational stage); None: the cut that meets ``hardware.clock_period`` on the timing
     target (``fpga``, else ``asic``, else ECP5-85k) from the shipped delay calibration. ``samples``:
-    cocotb samples per simulator; ``yosys``: Yosys generic/``synth_xilinx`` cell counts; ``fpga``: a part
+    cocotb samples per simulator (``sim_samples``: per-simulator overrides, from a mapping such as
+    ``samples: {verilator: 2000, icarus: 300}``; :meth:`samples_for`); ``yosys``: Yosys generic/``synth_xilinx`` cell counts; ``fpga``: a part
     to place and route on (``ecp5-85k``); ``asic``: a cell library (``osu018``) for area, timing, power.
     """
 
@@ -132,6 +133,11 @@ class Rtl:
     yosys: bool = False
     fpga: str | None = None
     asic: str | None = None
+    sim_samples: tuple[tuple[str, int], ...] = ()
+
+    def samples_for(self, simulator: str) -> int:
+        """Samples of the cocotb run on ``simulator``."""
+        return dict(self.sim_samples).get(simulator, self.samples)
 
 
 @dataclass(frozen=True)
@@ -396,10 +402,19 @@ def _rtl(chk: Checker, value: Any) -> Rtl:
     from flow.rtl.fpga import PARTS
     from flow.tools import LIBRARIES
 
+    raw_samples = r.get("samples", 2000)
+    if isinstance(raw_samples, dict):
+        unknown = sorted(set(raw_samples) - set(SIMULATORS))
+        if unknown:
+            raise chk.fail(f"rtl.samples.{unknown[0]}", f"is not a simulator ({', '.join(SIMULATORS)})")
+        per_sim = tuple((k, chk.integer(v, f"rtl.samples.{k}", lo=1)) for k, v in raw_samples.items())
+        samples = 2000
+    else:
+        per_sim, samples = (), chk.integer(raw_samples, "rtl.samples", lo=1)
     cutoff = r.get("latency_cutoff")
     fpga = None if r.get("fpga") is None else chk.choice(r["fpga"], "rtl.fpga", tuple(PARTS))
     asic = None if r.get("asic") is None else chk.choice(r["asic"], "rtl.asic", tuple(LIBRARIES))
     return Rtl(enabled=r.get("enabled", True),
                latency_cutoff=None if cutoff is None else chk.number(cutoff, "rtl.latency_cutoff", 0.0),
-               simulators=sims, samples=chk.integer(r.get("samples", 2000), "rtl.samples", lo=1),
-               yosys=r.get("yosys", False), fpga=fpga, asic=asic)
+               simulators=sims, samples=samples, sim_samples=per_sim, yosys=r.get("yosys", False), fpga=fpga,
+               asic=asic)

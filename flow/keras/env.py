@@ -48,6 +48,9 @@ def keras() -> ModuleType:
     if "tf_keras" not in sys.modules:
         with _native_stderr_silenced():
             import tf_keras  # noqa: F401
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")  # e.g. "triggered tf.function retracing" warnings of repeated predict()
     import tf_keras
 
     return tf_keras
@@ -91,7 +94,8 @@ def hls4ml_sees_keras2() -> Iterator[ModuleType]:
 
 def set_seed(seed: int) -> None:
     """Seed Python, numpy and TensorFlow and make TensorFlow ops deterministic."""
+    k = keras()  # first: imports TensorFlow quietly
     import tensorflow as tf
 
-    keras().utils.set_random_seed(seed)
+    k.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
