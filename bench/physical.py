@@ -46,6 +46,7 @@ def make_project(model: str, root: Path) -> Path:
 
     from flow.pipeline import convert_existing, run
 
+    root.mkdir(parents=True, exist_ok=True)
     if model.startswith("digits_"):
         spec = yaml.safe_load((ROOT / "models" / f"{model}.yaml").read_text())
         spec["rtl"] = {"enabled": False}

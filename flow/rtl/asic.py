@@ -37,7 +37,7 @@ from typing import Any
 
 from flow import tools
 from flow.errors import FlowError
-from flow.rtl.estimate import parse_stat
+from flow.rtl.estimate import parse_stat, run_yosys
 
 # ---------------------------------------------------------------------------------------------------
 # Liberty: cells, pin directions, sequential outputs
@@ -109,7 +109,6 @@ def synthesize(rtl_dir: Path, files: list[str], top: str, liberty: Path, work: P
     Returns ``area_um2`` (``stat -liberty``: sum of the cells' areas), ``cells`` (count per cell
     type), ``cell_count``, ``seconds`` and the Yosys version.
     """
-    exe = tools.require("yosys")
     work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     netlist = work / "asic_netlist.json"
@@ -118,22 +117,16 @@ def synthesize(rtl_dir: Path, files: list[str], top: str, liberty: Path, work: P
     constr = work / "abc.constr"  # with -constr, ABC's script buffers, upsizes and downsizes for -D
     constr.write_text(f"set_driving_cell {DRIVING_CELL}\nset_load {OUTPUT_LOAD_PF}\n")
     script = (f"read_verilog {' '.join(files)}; synth -top {top} -flatten; dfflibmap -liberty {liberty}; "
-              f"abc -D {int(delay_ps)} -constr {constr} -liberty {liberty} -script +{ABC_SCRIPT}; opt_clean; tee -q -o {stat} stat -liberty {liberty}; write_json {netlist}")
-    t0 = time.perf_counter()
-    try:
-        out = subprocess.run([exe, "-q", "-p", script], cwd=rtl_dir, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise FlowError(f"Yosys ASIC synthesis did not finish within {timeout:.0f} s on {rtl_dir}") from None
-    if out.returncode != 0:
-        tail = (out.stderr or out.stdout).strip().splitlines()[-5:]
-        raise FlowError(f"Yosys ASIC synthesis failed on {rtl_dir}: {' | '.join(tail)}")
+              f"abc -D {int(delay_ps)} -constr {constr} -liberty {liberty} -script +{ABC_SCRIPT}; opt_clean; "
+              f"tee -q -o {stat} stat -liberty {liberty}; write_json {netlist}")
+    seconds = run_yosys(rtl_dir, script, "Yosys ASIC synthesis", timeout)
     text = stat.read_text()
     area = re.findall(r"Chip area for module .*?:\s*([0-9.]+)", text)
     if not area:
         raise FlowError(f"Yosys printed no chip area for {top} (liberty {liberty})")
     cells = parse_stat(text)
     return {"area_um2": float(area[-1]), "cells": cells, "cell_count": sum(cells.values()),
-            "seconds": round(time.perf_counter() - t0, 1), "tool": tools.version("yosys"), "netlist_json": netlist}
+            "seconds": round(seconds, 1), "tool": tools.version("yosys"), "netlist_json": netlist}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any
 
 from flow import tools
 from flow.errors import FlowError
-from flow.rtl.estimate import parse_stat
+from flow.rtl.estimate import parse_stat, run_yosys
 
 
 @dataclass(frozen=True)
@@ -60,21 +60,13 @@ def part(name: str) -> Part:
 def synthesize(rtl_dir: Path, files: list[str], top: str, work: Path, target: Part,
                timeout: float = 3600) -> dict[str, Any]:
     """Yosys ``synth_ecp5`` of ``top``; writes ``work/fpga_netlist.json``; returns cell counts and seconds."""
-    exe = tools.require("yosys")
     work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     netlist, stat = work / "fpga_netlist.json", work / "fpga_stat.txt"
     script = f"read_verilog {' '.join(files)}; {target.synth} -top {top} -json {netlist}; tee -q -o {stat} stat"
-    t0 = time.perf_counter()
-    try:
-        out = subprocess.run([exe, "-q", "-p", script], cwd=rtl_dir, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise FlowError(f"Yosys {target.synth} did not finish within {timeout:.0f} s on {rtl_dir}") from None
-    if out.returncode != 0:
-        tail = (out.stderr or out.stdout).strip().splitlines()[-5:]
-        raise FlowError(f"Yosys {target.synth} failed on {rtl_dir}: {' | '.join(tail)}")
+    seconds = run_yosys(rtl_dir, script, f"Yosys {target.synth}", timeout)
     cells = parse_stat(stat.read_text())
-    return {"cells": cells, "seconds": round(time.perf_counter() - t0, 1), "netlist_json": netlist}
+    return {"cells": cells, "seconds": round(seconds, 1), "netlist_json": netlist}
 
 
 def utilisation(cells: dict[str, int]) -> dict[str, int]:
