@@ -67,6 +67,14 @@ def _rtl_lines(rtl: dict[str, Any] | None) -> list[str]:
              f"Top `{g['top']}` in `{g['rtl']}`: latency **{g['latency_cycles']} cycles**, initiation interval "
              f"**{g['initiation_interval']}**, `verilator --lint-only -Wall` "
              f"{'clean' if g.get('lint_clean') else '**not clean**'}.", ""]
+    t = g.get("timing") or {}
+    if t.get("cutoff_from", "").startswith("clock_period") and "predicted_stage_ns" in t:
+        lines += [f"Pipeline cut for the clock period {t['clock_period_ns']:g} ns on {t['target']}: da4ml cutoff "
+                  f"{g.get('latency_cutoff')} ({g.get('pipeline_stages')} stages); predicted stage delay "
+                  f"{t['predicted_stage_ns']:g} ns from the shipped calibration, which "
+                  + ("meets the period" if t.get("predicted_meets") else "**does not meet the period** (the deepest "
+                     "cut da4ml makes)")
+                  + ". Measured figures: `hlsflow rtl PROJECT --fpga ecp5-85k --asic osu018`.", ""]
     y = g.get("yosys")
     if y:
         x = y["xilinx"]
