@@ -9,6 +9,7 @@ inference, with the seconds each tool took. Beside them the published figures of
 as such: different networks, tools and processes.
 
     python3 bench/physical.py [--models digits_mlp,digits_cnn,jet_mlp] [--route-timeout 900] [--out FILE.json]
+    python3 bench/physical.py --table-from FILE.json     # the table of a (partial) earlier run
 
 Projects: ``hlsflow run`` of the shipped digits specs (RTL stage off) and, for the jet MLP,
 ``hlsflow convert ../shared/models/KERAS_3layer.json --precision 'ap_fixed<16,6>'`` (skipped with the
@@ -120,17 +121,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="digits_mlp,digits_cnn,jet_mlp")
     ap.add_argument("--route-timeout", type=float, default=900.0, help="s of nextpnr before post-place figures are used")
-    ap.add_argument("--out", type=Path, help="also write every result as JSON here")
+    ap.add_argument("--out", type=Path, help="also write every result as JSON here (after each model)")
+    ap.add_argument("--table-from", type=Path, help="only print the table of a JSON file written by --out")
     args = ap.parse_args(argv)
     load = os.getloadavg()[0]
-    results = []
-    with tempfile.TemporaryDirectory(prefix="bench-physical-") as tmp:
-        for m in [x.strip() for x in args.models.split(",") if x.strip()]:
-            print(f"bench: {m} ...", file=sys.stderr, flush=True)
-            results.append(measure(m, Path(tmp) / m, args.route_timeout))
-            if args.out:
-                args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(f"Load average before the run: {load:.2f} (2 cores). Route timeout {args.route_timeout:g} s.\n")
+    if args.table_from:
+        results = json.loads(args.table_from.read_text())
+    else:
+        results = []
+        with tempfile.TemporaryDirectory(prefix="bench-physical-") as tmp:
+            for m in [x.strip() for x in args.models.split(",") if x.strip()]:
+                print(f"bench: {m} ...", file=sys.stderr, flush=True)
+                results.append(measure(m, Path(tmp) / m, args.route_timeout))
+                if args.out:
+                    args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        print(f"Load average before the run: {load:.2f} (2 cores). Route timeout {args.route_timeout:g} s.\n")
     print("| model | clock period (ns) | pipeline stages (da4ml cutoff) | latency (cycles / ns) | ECP5-85k Fmax MHz "
           "(stage) | period met | LUT4 | FF | ASIC area (mm^2) | critical path (ns) | power (mW) | nJ / inference | "
           "timing closure | seconds: synth_ecp5 + nextpnr / ASIC synth + gate sim + STA |")
