@@ -8,7 +8,7 @@ latency (cycles, ns), Fmax on ECP5-85k (post-route, or post-place where routing 
 inference, with the seconds each tool took. Beside them the published figures of other designs, labelled
 as such: different networks, tools and processes.
 
-    python3 bench/physical.py [--models digits_mlp,digits_cnn,jet_mlp] [--route-timeout 900] [--out FILE.json]
+    python3 bench/physical.py [--models digits_mlp,digits_cnn,jet_mlp] [--route-timeout 900] [--no-route] [--out FILE.json]
     python3 bench/physical.py --table-from FILE.json     # the table of a (partial) earlier run
 
 Projects: ``hlsflow run`` of the shipped digits specs (RTL stage off) and, for the jet MLP,
@@ -79,7 +79,7 @@ def traces(project: Path) -> str | None:
     return None
 
 
-def measure(model: str, root: Path, route_timeout: float) -> dict:
+def measure(model: str, root: Path, route_timeout: float, route: bool = True) -> dict:
     from flow.rtl import fpga
     from flow.rtl.generate import rtl_project
 
@@ -90,7 +90,7 @@ def measure(model: str, root: Path, route_timeout: float) -> dict:
         return {"model": model, "skipped": why}
     fpga.ROUTE_TIMEOUT = route_timeout
     try:
-        s = rtl_project(project, fpga="ecp5-85k", asic="osu018")
+        s = rtl_project(project, fpga="ecp5-85k", asic="osu018", route=route)
         fpga_error = None
     except FlowError as exc:  # e.g. the net does not fit the part: the ASIC figures are still measured
         fpga_error = str(exc)
@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="digits_mlp,digits_cnn,jet_mlp")
     ap.add_argument("--route-timeout", type=float, default=900.0, help="s of nextpnr before post-place figures are used")
+    ap.add_argument("--no-route", action="store_true", help="place only (post-place Fmax): the shipped digits nets "
+                                                             "do not route within 20 minutes here")
     ap.add_argument("--out", type=Path, help="also write every result as JSON here (after each model)")
     ap.add_argument("--table-from", type=Path, help="only print the table of a JSON file written by --out")
     args = ap.parse_args(argv)
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="bench-physical-") as tmp:
             for m in [x.strip() for x in args.models.split(",") if x.strip()]:
                 print(f"bench: {m} ...", file=sys.stderr, flush=True)
-                results.append(measure(m, Path(tmp) / m, args.route_timeout))
+                results.append(measure(m, Path(tmp) / m, args.route_timeout, not args.no_route))
                 if args.out:
                     args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
         print(f"Load average before the run: {load:.2f} (2 cores). Route timeout {args.route_timeout:g} s.\n")
