@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 from flow import __version__
-from flow.errors import FlowError, ToolMissing
+from flow.errors import FlowError, NotBitExact, ToolMissing
 from flow.rtl.fpga import PARTS as FPGA_PARTS
 from flow.tools import LIBRARIES
 
+EXIT_NOT_BIT_EXACT = 1
 EXIT_BAD_INPUT = 2
 EXIT_TOOL_MISSING = 3
 
@@ -35,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--backend", choices=("Vitis", "Vivado", "Catapult"), default="Vitis")
     c.add_argument("--io-type", choices=("io_parallel", "io_stream"), default="io_parallel")
     c.add_argument("--samples", type=int, default=1000, help="random inputs for the C-sim check (default 1000)")
+    c.add_argument("--custom-objects", type=Path, metavar="MODULE.py",
+                   help="Python file defining the model's own layers/objects: a module-level `custom_objects` "
+                        "dict, or classes registered with Keras's register_keras_serializable; copied into the project")
 
     e = sub.add_parser("emulate", help="bit-exact numpy emulation of a project on inputs from a .npy file")
     e.add_argument("project", type=Path, help="hls_projects/<name>")
@@ -47,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("project", type=Path, help="hls_projects/<name>")
     v.add_argument("--samples", type=int, default=1000, help="inputs: test data first, then random full-range (default 1000)")
     v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--write-exact-config", type=Path, metavar="FILE.yml",
+                   help="write an hls4ml config with every precision from the QKeras quantizers and exact accumulators")
+    v.add_argument("--error-bound", metavar="B",
+                   help="float models: error bound for the per-layer precision advice, absolute ('0.01') or in LSBs "
+                        "of the output type ('2lsb'); default 1lsb")
 
     rt = sub.add_parser("rtl", help="vendor-free Verilog (da4ml) with an AXI4-Stream wrapper and lint; "
                                     "FPGA/ASIC timing, area and power on request")
@@ -63,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--upto", help="stop at this layer (e.g. the logits before a softmax); default: the whole graph")
     rt.add_argument("--yosys", action="store_true", help="also the Yosys generic synth / synth_xilinx cell counts (minutes)")
     rt.add_argument("--no-yosys", action="store_true", help=argparse.SUPPRESS)  # the default since physical figures
+    rt.add_argument("--check-samples", type=int, default=2000,
+                    help="full-range inputs on which the traced netlist must equal the emulator before any RTL is "
+                         "written (default 2000); exit 1 on a difference")
 
     sm = sub.add_parser("sim", help="cocotb simulation of PROJECT/rtl: every output bit vs the emulator; exit 1 on any difference")
     sm.add_argument("project", type=Path, help="hls_projects/<name> (with rtl/ from `hlsflow rtl`)")
@@ -103,13 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _emulate(args: argparse.Namespace) -> int:
-    import tempfile
-
     import numpy as np
 
     from flow.arith.emulate import emulate
     from flow.arith.types import parse_type, quantize
     from flow.hls.project import rebuild
+    from flow.staging import scratch_dir
 
     if not args.input.is_file():
         raise FlowError(f"{args.input}: input file not found")
@@ -117,7 +128,7 @@ def _emulate(args: argparse.Namespace) -> int:
         x = np.load(args.input, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise FlowError(f"{args.input}: cannot read .npy: {exc}") from None
-    with tempfile.TemporaryDirectory(prefix="hlsflow-emulate-") as tmp:
+    with scratch_dir("emulate") as tmp:
         model, graph, meta = rebuild(args.project, Path(tmp) / "hls")
     shape = tuple(int(d) for d in model.input_shape[1:])
     if x.ndim < 1 or int(np.prod(x.shape[1:])) != int(np.prod(shape)):
@@ -160,9 +171,36 @@ def _ip(args: argparse.Namespace) -> int:
     return 0 if summary["ok"] else 1
 
 
+def _one_line(exc: Exception) -> str:
+    """An error message on one line (a library's message may span several)."""
+    return " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+def _frontend_for(args: argparse.Namespace) -> str:
+    """The front end (:mod:`flow.keras.frontends`) the command's model needs."""
+    from flow.keras import frontends
+
+    if args.command == "convert":
+        return frontends.detect(args.model) if args.model.is_file() else frontends.current().name
+    if args.command in ("verify", "emulate", "rtl", "sim", "ip"):
+        return frontends.project_frontend(args.project)
+    return "keras2"  # run, sweep (QKeras training), synth (no model)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
+        from flow import procs
+        from flow.keras import frontends
+
+        procs.guard_children()
+        frontend = _frontend_for(args)
+        if frontend != frontends.current().name:
+            if frontends.current().name != "keras2":
+                raise FlowError(f"this model needs the {frontend} front end, but this worker runs "
+                                f"{frontends.current().name}")
+            return frontends.run_in_worker(frontend, argv)
         if args.command == "run":
             from flow.pipeline import run
 
@@ -191,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise FlowError(f"--samples must be >= 1, got {args.samples}")
             out = args.out or Path("hls_projects") / args.model.stem
             report = convert_existing(args.model, out, args.config, args.weights, args.precision, args.input_type,
-                                      Hardware(backend=args.backend, io_type=args.io_type), args.samples)
+                                      Hardware(backend=args.backend, io_type=args.io_type), args.samples,
+                                      custom_objects=args.custom_objects)
             print(json.dumps({"project": str(out), "csim_vs_keras": report["csim_vs_keras"]}, indent=2))
             return 0
         if args.command == "emulate":
@@ -199,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "verify":
             from flow.verify import verify
 
-            summary = verify(args.project, args.samples, args.seed)
+            summary = verify(args.project, args.samples, args.seed, args.write_exact_config, args.error_bound)
             print(json.dumps(summary, indent=2))
             return 0 if summary["ok"] else 1
         if args.command == "rtl":
@@ -211,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise FlowError(f"--clock-period must be > 0 ns, got {args.clock_period}")
             print(json.dumps(rtl_project(args.project, args.latency_cutoff, args.upto, args.yosys and not args.no_yosys,
                                          fpga=args.fpga, asic=args.asic, clock_period=args.clock_period,
-                                         route=not args.no_route), indent=2, default=str))
+                                         route=not args.no_route, check_samples=args.check_samples),
+                             indent=2, default=str))
             return 0
         if args.command == "sweep":
             from flow.sweep.run import cli_sweep
@@ -226,11 +266,14 @@ def main(argv: list[str] | None = None) -> int:
 
             print(json.dumps(synth(args.project), indent=2, default=str))
             return 0
-    except ToolMissing as exc:
+    except NotBitExact as exc:
         print(f"hlsflow {args.command}: {exc}", file=sys.stderr)
+        return EXIT_NOT_BIT_EXACT
+    except ToolMissing as exc:
+        print(f"hlsflow {args.command}: {_one_line(exc)}", file=sys.stderr)
         return EXIT_TOOL_MISSING
     except FlowError as exc:
-        print(f"hlsflow {args.command}: error: {exc}", file=sys.stderr)
+        print(f"hlsflow {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"hlsflow {args.command}: interrupted; no partial output was kept", file=sys.stderr)

@@ -1,8 +1,9 @@
 """Comparisons between the stages: C simulation vs the Keras/QKeras model, emulator vs C simulation.
 
 Every comparison is element by element on float64 values (exact: fixed-point values are exactly
-representable). A model that ends in softmax is compared on its logits (:func:`softmax_split`),
-because hls4ml computes softmax with lookup tables and Keras in float.
+representable). A model that ends in softmax is compared on its logits (the input of its final softmax),
+because hls4ml computes softmax with lookup tables and Keras in float. Graph layers and Keras layers are
+matched through :func:`flow.hls.layer_map.layer_map` (hls4ml fuses and removes layers).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from flow.errors import FlowError
+from flow.hls.layer_map import LayerMap, layer_map
 
 
 @dataclass
@@ -42,46 +44,79 @@ def accuracy(y_score: np.ndarray, y_true: np.ndarray) -> float:
     return float(np.mean(np.argmax(y_score, axis=1) == y_true))
 
 
-def softmax_split(model: Any) -> tuple[str, bool] | None:
-    """Where to compare a model that ends in softmax: ``(layer name, fused)``, or None if it does not.
+def reference_outputs(model: Any, lmap: LayerMap, x: np.ndarray, graph_layers: list[str]) -> dict[str, np.ndarray]:
+    """The Keras/QKeras model's values at each of ``graph_layers`` (hls4ml graph layer names), float64 (N, -1).
 
-    hls4ml computes softmax with lookup tables, QKeras/Keras in float, so outputs are compared on the
-    logits: the input of a final softmax layer, or the pre-activation of a layer with a fused softmax
-    (hls4ml splits that layer and keeps its name for the linear part).
+    Each graph layer is compared with the Keras layer :class:`flow.hls.layer_map.LayerMap` says it holds:
+    a fused layer's last Keras layer (``fc4`` holding ``bn4``), or the pre-activation of a layer whose
+    activation hls4ml split off (computed by calling that layer with a linear activation on its Keras
+    input). ``model`` may be any model with the mapped layer names (e.g. the float baseline of a spec).
+    FlowError for a graph layer with no Keras counterpart.
     """
-    last = model.layers[-1]
-    cls = last.__class__.__name__
-    if cls == "Softmax" or (cls == "Activation" and last.get_config().get("activation") == "softmax"):
-        return model.layers[-2].name, False
-    if last.get_config().get("activation") == "softmax":
-        return last.name, True
-    return None
+    from flow.keras.env import keras
+
+    K = keras()
+    refs: dict[str, tuple[str, bool]] = {}
+    for g in graph_layers:
+        ref = lmap.reference(g)
+        if ref is None:
+            raise FlowError(f"graph layer {g!r} holds no Keras layer's output (mapped: {', '.join(lmap.graph_to_keras)})")
+        refs[g] = ref
+    tensors: list[Any] = []
+    index: dict[int, int] = {}
+
+    def want(t: Any) -> int:
+        if id(t) not in index:
+            index[id(t)] = len(tensors)
+            tensors.append(t)
+        return index[id(t)]
+
+    slots = {}
+    input_names = list(getattr(model, "input_names", []))
+    for g, (name, pre) in refs.items():
+        if name in input_names and not pre:  # a Sequential model's input is no entry of model.layers
+            slots[g] = want(model.inputs[input_names.index(name)])
+            continue
+        try:
+            layer = model.get_layer(name)
+        except ValueError:
+            raise FlowError(f"the model has no layer {name!r} (held by graph layer {g!r})") from None
+        slots[g] = want(layer.input if pre else layer.output)
+    model_inputs = {id(t) for t in model.inputs}
+    computed = [t for t in tensors if id(t) not in model_inputs]
+    values: dict[int, np.ndarray] = {id(t): np.asarray(x) for t in tensors if id(t) in model_inputs}
+    if computed:
+        ys = K.Model(model.inputs, computed).predict(x, batch_size=1024, verbose=0)
+        ys = ys if isinstance(ys, list) else [ys]
+        values.update({id(t): np.asarray(y) for t, y in zip(computed, ys)})
+    out = {}
+    for g, (name, pre) in refs.items():
+        v = values[id(tensors[slots[g]])]
+        if pre:
+            layer = model.get_layer(name)
+            saved = layer.activation
+            layer.activation = K.activations.linear
+            try:
+                v = np.asarray(layer(v.astype(np.float32), training=False))
+            finally:
+                layer.activation = saved
+        out[g] = np.asarray(v, dtype=np.float64).reshape(len(x), -1)
+    return out
 
 
 def check_bit_exact(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray) -> dict[str, Any]:
-    """Compare hls4ml's C simulation with the Keras/QKeras model, element by element.
-
-    For a model ending in softmax the comparison is on the logits (via hls4ml's trace).
-    """
+    """Compare hls4ml's C simulation with the Keras/QKeras model, element by element, at the graph's
+    output layer, or at the logits of a model ending in softmax (hls4ml's trace of that layer); the
+    Keras side is the layer the graph layer holds after hls4ml's fusions (``keras_layer``)."""
     from flow.hls.convert import csim_trace
-    from flow.keras.env import keras
-    from flow.keras.train import predict
 
-    split = softmax_split(model)
-    if split is None:
-        return compare_outputs(csim_out, predict(model, x), model.layers[-1].name)
-    name, fused = split
-    layer = model.get_layer(name)
-    if fused:
-        saved = layer.activation
-        layer.activation = keras().activations.linear
-        try:
-            reference = predict(keras().Model(model.inputs, layer.output), x)
-        finally:
-            layer.activation = saved
-    else:
-        reference = predict(keras().Model(model.inputs, layer.output), x)
-    return compare_outputs(csim_trace(graph, x, name), reference, f"{name} (logits, before softmax)")
+    lmap = layer_map(model, graph)
+    at = lmap.compare_layer
+    ours = csim_out if at == lmap.output else csim_trace(graph, x, at)
+    ref = reference_outputs(model, lmap, x, [at])[at]
+    keras_layer, pre = lmap.reference(at)
+    return compare_outputs(ours, ref, lmap.describe(at)) | {
+        "keras_layer": keras_layer + (" (pre-activation)" if pre else "")}
 
 
 def check_emulator(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray) -> EmulatorCheck:
@@ -93,25 +128,17 @@ def check_emulator(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray) 
     from flow.arith.emulate import emulate
     from flow.hls.convert import csim_trace
 
-    split = softmax_split(model)
-    if split is None:
+    lmap = layer_map(model, graph)
+    if lmap.logits is None:
         emu = emulate(graph, x)
-        cmp = compare_outputs(emu.outputs, csim_out, model.layers[-1].name)
+        cmp = compare_outputs(emu.outputs, csim_out, lmap.output)
     else:
-        emu = emulate(graph, x, upto=split[0])
-        cmp = compare_outputs(emu.outputs, csim_trace(graph, x, split[0]), f"{split[0]} (logits, before softmax)")
+        emu = emulate(graph, x, upto=lmap.logits)
+        cmp = compare_outputs(emu.outputs, csim_trace(graph, x, lmap.logits), lmap.describe(lmap.logits))
     cmp["overflows"] = dict(emu.overflows)
     return EmulatorCheck(comparison=cmp, outputs=emu.outputs)
 
 
-def trace_logits(model: Any, hls_config: dict) -> None:
-    """Ask hls4ml to trace the logits layer of a softmax model, for :func:`check_bit_exact`."""
-    split = softmax_split(model)
-    if split is not None:
-        hls_config.setdefault("LayerName", {}).setdefault(split[0], {})["Trace"] = True
-
-
-def logits_layer(model: Any) -> str | None:
-    """Name of the layer whose output holds a softmax model's logits, or None if the model has no softmax."""
-    split = softmax_split(model)
-    return None if split is None else split[0]
+def logits_layer(model: Any, graph: Any) -> str | None:
+    """The graph layer whose output holds a softmax model's logits, or None if the model has no softmax."""
+    return layer_map(model, graph).logits

@@ -7,3 +7,7 @@ class FlowError(Exception):
 
 class ToolMissing(FlowError):
     """A required external tool (a vendor HLS tool, a simulator) is not installed."""
+
+
+class NotBitExact(FlowError):
+    """Two executions that must agree on every bit do not (e.g. the traced RTL and the emulator): exit 1."""

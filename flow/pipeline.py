@@ -20,11 +20,11 @@ import numpy as np
 
 from flow import __version__
 from flow.arith.types import FixedType, is_representable, parse_type, quantize
-from flow.compare import accuracy, check_bit_exact, check_emulator, trace_logits
+from flow.compare import accuracy, check_bit_exact, check_emulator
 from flow.errors import FlowError
 from flow.hls.project import save_meta
 from flow.report import graph_types, graph_weight_stats, write_reports
-from flow.spec import Hardware, Spec, load_spec, read_yaml
+from flow.spec import Hardware, NeuronPruning, Pruning, Spec, load_spec, read_yaml
 from flow.staging import staged_dir
 
 
@@ -70,9 +70,27 @@ def build_and_train(spec: Spec, split: Any, quantized: bool) -> Any:
     if n_out != split.n_classes:
         raise FlowError(f"{spec.path}: the last layer has {n_out} outputs but the data set has "
                         f"{split.n_classes} classes")
-    train.train(model, split, spec.training, spec.pruning, "qkeras" if quantized else "float",
+    magnitude = spec.pruning if isinstance(spec.pruning, Pruning) else None  # neuron pruning: prune_trained()
+    train.train(model, split, spec.training, magnitude, "qkeras" if quantized else "float",
                 not network.ends_in_softmax(spec))
     return model
+
+
+NEURON_STAGE = "prune neurons + fine-tune"
+
+
+def neuron_stage_names(spec: Spec) -> list[str]:
+    """The stage ``run`` adds after QAT when the spec asks for neuron pruning (``pruning: {method: neurons}``)."""
+    return [NEURON_STAGE] if isinstance(spec.pruning, NeuronPruning) else []
+
+
+def prune_trained(spec: Spec, split: Any, qmodel: Any) -> tuple[Any, dict[str, Any]]:
+    """Neuron pruning of the trained QKeras model as ``spec.pruning`` (a :class:`NeuronPruning`) asks:
+    the narrower, fine-tuned model and the record of what was removed (:mod:`flow.keras.prune_neurons`)."""
+    from flow.keras import network
+    from flow.keras.prune_neurons import prune_neurons
+
+    return prune_neurons(qmodel, split, spec.pruning, spec.training, not network.ends_in_softmax(spec), str(spec.path))
 
 
 def to_hls_graph(qmodel: Any, spec: Spec, input_type: str, hls_dir: Path) -> tuple[Any, dict]:
@@ -80,7 +98,6 @@ def to_hls_graph(qmodel: Any, spec: Spec, input_type: str, hls_dir: Path) -> tup
     from flow.hls import convert
 
     hls_config = convert.derive_hls_config(qmodel, spec.hardware, input_type)
-    trace_logits(qmodel, hls_config)
     return convert.build_graph(qmodel, hls_config, spec.hardware, hls_dir), hls_config
 
 
@@ -116,8 +133,9 @@ def run_rtl_stages(spec: Spec, project: Path, stages: Stages) -> dict[str, Any]:
 def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[str, Any]:
     """Run the whole flow for one spec; returns the report (also written to ``<out>/<name>/``)."""
     spec = load_spec(spec_path)
-    stages = Stages(["data", "train float baseline", "train QKeras (QAT)", "convert with hls4ml",
-                     "write HLS project + compile C simulation", "C simulation", "bit-exact emulation", "report"]
+    stages = Stages(["data", "train float baseline", "train QKeras (QAT)", *neuron_stage_names(spec),
+                     "convert with hls4ml", "write HLS project + compile C simulation", "C simulation",
+                     "bit-exact emulation", "report"]
                     + rtl_stage_names(spec))
     from flow.data import load_dataset
     from flow.hls import convert
@@ -136,7 +154,15 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[st
                 model = build_and_train(spec, split, quantized)
                 model.save(work / ("qkeras_model.h5" if quantized else "float_model.h5"))
                 models[quantized] = model
-        qmodel = models[True]
+        qmodel, neurons = models[True], None
+        if neuron_stage_names(spec):
+            from flow.plots import plot_neuron_activity
+
+            with stages.stage(NEURON_STAGE):
+                qmodel, neurons = prune_trained(spec, split, qmodel)
+                (work / "qkeras_model.h5").rename(work / "qkeras_model_unpruned.h5")
+                qmodel.save(work / "qkeras_model.h5")
+                plot_neuron_activity(neurons, work / "neuron_activity.png")
         with stages.stage("convert with hls4ml"):
             graph, hls_config = to_hls_graph(qmodel, spec, str(input_type), work / "hls")
         with stages.stage("write HLS project + compile C simulation"):
@@ -172,6 +198,8 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[st
                 "types": graph_types(graph),
                 "hls_project": "hls",
             }
+            if neurons is not None:
+                report["neuron_pruning"] = neurons
             shutil.copyfile(spec.path, work / "spec.yaml")
             save_meta(work, "qkeras_model.h5", hls_config, spec.hardware, str(input_type))
             report["seconds"] = dict(stages.seconds)
@@ -193,31 +221,34 @@ def relative_paths(section: dict[str, Any], project: Path) -> dict[str, Any]:
 
 def load_hls4ml_yaml(path: Path) -> dict[str, Any]:
     """Read an hls4ml YAML config (``Backend``, ``Part``, ``IOType``, ``HLSConfig``, ...)."""
-    cfg = read_yaml(path, "config file")
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("HLSConfig"), dict):
-        raise FlowError(f"{path}: an hls4ml config needs an `HLSConfig` mapping")
-    return cfg
+    from flow.hls.config_check import check_hls4ml_yaml
+
+    return check_hls4ml_yaml(path, read_yaml(path, "config file"))
 
 
 def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: str | Path | None = None,
                      weights: str | Path | None = None, precision: str | None = None,
                      input_type: str | None = None, hardware: Hardware | None = None,
-                     samples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Convert an existing Keras/QKeras model to an HLS project and check its C simulation.
+                     samples: int = 1000, seed: int = 0, custom_objects: str | Path | None = None) -> dict[str, Any]:
+    """Convert an existing Keras/QKeras/HGQ2 model to an HLS project and check its C simulation.
 
-    Precisions come from ``config_path`` (an hls4ml config) when given, else from the model's QKeras
+    Precisions come from ``config_path`` (an hls4ml config) when given, else from the model's
     quantizers with ``precision`` (``ap_fixed<W,I>``) as the default for float layers. The check feeds
-    ``samples`` inputs drawn from N(0, 1) and quantized to the input type.
+    ``samples`` inputs drawn from N(0, 1) and quantized to the input type. ``custom_objects`` is a
+    Python file defining the model's own layers (:func:`flow.keras.model_io.load_custom_objects`); it
+    is copied into the project so later commands rebuild the same graph. Runs in this process's front
+    end (the CLI picks the worker that matches the model file).
     """
     from flow.hls import convert
-    from flow.keras.model_io import load_model
+    from flow.keras.env import FRONTEND
+    from flow.keras.model_io import load_model, save_model
 
     stages = Stages(["load model", "convert with hls4ml", "write HLS project + compile C simulation",
                      "C simulation", "report"])
     hw = hardware or Hardware()
     model_path = Path(model_path)
     with stages.stage("load model"):
-        model = load_model(model_path, weights)
+        model = load_model(model_path, weights, custom_objects)
     with stages.stage("convert with hls4ml"):
         in_name = convert.input_layer_name(model)
         if config_path is not None:
@@ -226,12 +257,12 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
                           clock_period=float(cfg.get("ClockPeriod", hw.clock_period)),
                           io_type=cfg.get("IOType", hw.io_type), strategy=hw.strategy, reuse_factor=hw.reuse_factor)
             hls_config = cfg["HLSConfig"]
-            unknown = sorted(set(hls_config.get("LayerName", {})) - {layer.name for layer in model.layers})
-            if unknown:
-                raise FlowError(f"{config_path}: HLSConfig.LayerName names layers not in the model: {', '.join(unknown)}")
             if input_type is not None:
-                hls_config.setdefault("LayerName", {}).setdefault(in_name, {}).setdefault("Precision", {})
-                hls_config["LayerName"][in_name]["Precision"]["result"] = input_type
+                _check_type(input_type, "--input-type")
+                layer_cfg = hls_config.setdefault("LayerName", {}).setdefault(in_name, {})
+                if not isinstance(layer_cfg.get("Precision"), dict):  # a single type string: it was the result type
+                    layer_cfg["Precision"] = {}
+                layer_cfg["Precision"]["result"] = input_type
         else:
             hls_config = convert.derive_hls_config(model, hw, input_type)
             if precision is not None:
@@ -239,14 +270,17 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
                 hls_config["Model"]["Precision"] = precision
                 if input_type is None:
                     hls_config["LayerName"][in_name]["Precision"]["result"] = precision
-        trace_logits(model, hls_config)
-        in_type_text = _input_type_of(hls_config, in_name)
-        in_type = _check_type(in_type_text, "input type")
     final = Path(out_dir)
     with staged_dir(final) as work:
         graph = None
         with stages.stage("write HLS project + compile C simulation"):
-            graph = convert.build_graph(model, hls_config, hw, work / "hls")
+            try:
+                graph = convert.build_graph(model, hls_config, hw, work / "hls")
+            except FlowError as exc:
+                raise FlowError(f"{config_path}: {exc}") if config_path is not None else exc from None
+            if config_path is not None:
+                check_config_names(Path(config_path), hls_config, model, graph)
+            in_type = graph_input_type(graph)  # also HGQ2's, which hls4ml infers from the model's input quantizer
             convert.write_and_compile(graph)
         with stages.stage("C simulation"):
             rng = np.random.default_rng(seed)
@@ -255,17 +289,47 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
             csim_out = convert.csim_predict(graph, x)
         with stages.stage("report"):
             report = {
-                "model": str(model_path), "hlsflow_version": __version__, "hardware": hw.__dict__,
+                "model": str(model_path), "frontend": FRONTEND.name, "hlsflow_version": __version__,
+                "hardware": hw.__dict__,
                 "input": {"type": str(in_type), "samples": samples, "distribution": "N(0,1) quantized to input type"},
                 "csim_vs_keras": check_bit_exact(model, graph, x, csim_out),
                 "emulator_vs_csim": _emulator_or_reason(model, graph, x, csim_out),
                 "types": graph_types(graph), "size": graph_weight_stats(graph), "hls_project": str(final / "hls"),
             }
             report["seconds"] = dict(stages.seconds)
-            model.save(work / "model.h5")
-            save_meta(work, "model.h5", hls_config, hw, str(in_type))
+            saved = save_model(model, work)
+            save_meta(work, saved, hls_config, hw, str(in_type), FRONTEND.name,
+                      Path(custom_objects) if custom_objects is not None else None)
             (work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def check_config_names(path: Path, hls_config: dict, model: Any, graph: Any) -> None:
+    """Warn (stderr) about ``HLSConfig.LayerName`` entries for layers hls4ml removed or fused; FlowError
+    for names that match no layer of the model or its graph."""
+    from flow.hls.layer_map import config_names_report, layer_map
+
+    absorbed, unknown = config_names_report(hls_config, layer_map(model, graph))
+    if unknown:
+        raise FlowError(f"{path}: HLSConfig.LayerName names layers that are neither in the model nor in its "
+                        f"hls4ml graph: {', '.join(unknown)}")
+    if absorbed:
+        print(f"hlsflow: warning: {path}: HLSConfig.LayerName entries for layers hls4ml removed or fused "
+              f"(their settings apply to no layer): {', '.join(absorbed)}", file=sys.stderr)
+
+
+def graph_input_type(graph: Any) -> FixedType:
+    """The fixed-point type of the graph's (single) input layer, as hls4ml resolved it from the config
+    (layer name, then layer type, then model default)."""
+    from flow.arith.types import from_hls_precision
+
+    var = graph.get_input_variables()
+    if len(var) != 1:
+        raise FlowError(f"the graph has {len(var)} inputs; only single-input models are supported")
+    try:
+        return from_hls_precision(var[0].type.precision)
+    except ValueError as exc:
+        raise FlowError(f"input type: {exc}") from None
 
 
 def _emulator_or_reason(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray) -> dict[str, Any]:
@@ -274,17 +338,6 @@ def _emulator_or_reason(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndar
         return check_emulator(model, graph, x, csim_out).comparison
     except FlowError as exc:
         return {"skipped": str(exc)}
-
-
-def _input_type_of(hls_config: dict, in_name: str) -> str:
-    layer = hls_config.get("LayerName", {}).get(in_name, {})
-    prec = layer.get("Precision")
-    if isinstance(prec, dict) and "result" in prec:
-        return prec["result"]
-    if isinstance(prec, str):
-        return prec
-    model_prec = hls_config.get("Model", {}).get("Precision", "ap_fixed<16,6>")
-    return model_prec["default"] if isinstance(model_prec, dict) else model_prec
 
 
 def _check_type(text: str, what: str) -> FixedType:

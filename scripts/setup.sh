@@ -24,4 +24,6 @@ fi
 PY=${PYTHON:-python3}
 echo "setup: installing hlsflow and its pinned dependencies with $($PY --version)"
 $PY -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e ".[dev]"
+# Keras-3 front ends (QKeras v3, HGQ2): each in its own folder, put on PYTHONPATH of a worker process only
+$PY -m flow.keras.frontends install pyproject.toml
 echo "setup: done ($(command -v hlsflow))"

@@ -1,4 +1,4 @@
-"""Shared test helpers: small QKeras models (test_emulate.py, test_emulate_layers.py) and a trained
+"""Shared test helpers: small QKeras models (test_emulate.py, test_emulate_layers.py, test_prune_neurons.py) and a trained
 project with generated RTL (test_rtl_sim.py, test_ip.py)."""
 
 from __future__ import annotations
@@ -16,6 +16,19 @@ def qb(bits: int, integer: int = 0):
     from qkeras import quantized_bits
 
     return quantized_bits(bits, integer, alpha=1)
+
+
+def dense_model():
+    from qkeras import QActivation, QDense, quantized_relu
+
+    K = keras()
+    inp = K.Input((6,), name="x_in")
+    h = QDense(7, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="d1")(inp)
+    h = QActivation(quantized_relu(4, 1), name="a1")(h)
+    h = QDense(5, kernel_quantizer=qb(5), bias_quantizer=qb(5), name="d2")(h)
+    h = QActivation(quantized_relu(6, 2), name="a2")(h)
+    h = QDense(3, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="d3")(h)
+    return K.Model(inp, h)
 
 
 def conv_model():

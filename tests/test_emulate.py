@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from equivalence import assert_trace_equals_emulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from qmodels import conv_model, qb
+from qmodels import conv_model, dense_model, qb
 
 from flow.arith import fxp
 from flow.arith.emulate import Emulation, emulate
@@ -25,19 +26,6 @@ from flow.spec import Hardware
 
 MODELS = Path("/work/shared/models")
 INPUT_TYPE = "ap_fixed<10,3>"
-
-
-def dense_model():
-    from qkeras import QActivation, QDense, quantized_relu
-
-    K = keras()
-    inp = K.Input((6,), name="x_in")
-    h = QDense(7, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="d1")(inp)
-    h = QActivation(quantized_relu(4, 1), name="a1")(h)
-    h = QDense(5, kernel_quantizer=qb(5), bias_quantizer=qb(5), name="d2")(h)
-    h = QActivation(quantized_relu(6, 2), name="a2")(h)
-    h = QDense(3, kernel_quantizer=qb(6), bias_quantizer=qb(6), name="d3")(h)
-    return K.Model(inp, h)
 
 
 def _randomize_weights(model, seed: int) -> None:
@@ -107,9 +95,19 @@ def test_conv_bit_exact(conv_graph, monkeypatch):
     em = _assert_bit_exact(graph, x)
     assert {"c1", "p1", "c2", "d3"} <= {t.name for t in em.traces}
     import flow.arith.emulate
+    import flow.arith.numpy_ops
 
-    monkeypatch.setattr(flow.arith.emulate, "MAX_PRODUCT_ELEMENTS", 700)  # force many small im2col/product blocks
+    monkeypatch.setattr(flow.arith.numpy_ops, "MAX_PRODUCT_ELEMENTS", 700)  # many small product blocks
+    monkeypatch.setattr(flow.arith.emulate, "MAX_WORK_ELEMENTS", 5000)     # and small batches
     assert np.array_equal(emulate(graph, x).outputs, em.outputs)
+
+
+def test_dense_traces_to_rtl_equal_to_the_emulator(dense_graph):
+    assert assert_trace_equals_emulator(dense_graph[1], seed=1) > 0
+
+
+def test_conv_traces_to_rtl_equal_to_the_emulator(conv_graph):
+    assert assert_trace_equals_emulator(conv_graph[1], n=1000, seed=2) > 0
 
 
 def test_traces_empty_unless_requested(dense_graph):

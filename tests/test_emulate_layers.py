@@ -30,11 +30,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from equivalence import assert_trace_equals_emulator
 from qmodels import conv_model, qb
 
 from flow import verify
-from flow.arith import emulate as em_mod
+from flow.arith import hls_layer
 from flow.arith.emulate import emulate
+from flow.arith.layers import activations, pooling
+from flow.arith.ops import Tensor
 from flow.arith.types import parse_type
 from flow.errors import FlowError
 from flow.hls.convert import build_graph, csim_predict, derive_hls_config
@@ -280,7 +283,7 @@ def test_zeropadding2d_bit_exact(mixed2d):
 def test_average_pooling2d_bit_exact(mixed2d):
     layer = mixed2d.layer("ap")
     assert layer.get_attr("pool_op") == "Average"
-    acc, inp = em_mod._attr_type(layer, "accum_t"), em_mod._ftype(layer, layer.get_input_variable().type.precision, "")
+    acc, inp = hls_layer.attr_type(layer, "accum_t"), hls_layer.ftype(layer, layer.get_input_variable().type.precision, "")
     assert (acc.width, acc.integer) == (inp.width + 8, inp.integer + 4)  # hls4ml: e = ceil(log2(9)) = 4 more
     y = assert_layer_exact(mixed2d, "ap")
     assert (y < 0).any()  # negative averages: the division truncates toward zero
@@ -289,7 +292,7 @@ def test_average_pooling2d_bit_exact(mixed2d):
 def test_leaky_relu_bit_exact(mixed2d):
     layer = mixed2d.layer("lk")
     assert layer.class_name == "ParametrizedActivation" and layer.get_attr("activation") == "LeakyReLU"
-    assert str(em_mod._attr_type(layer, "param_t")) == "ap_ufixed<8,-1>"  # 0.3 is held as 0.298828125
+    assert str(hls_layer.attr_type(layer, "param_t")) == "ap_ufixed<8,-1>"  # 0.3 is held as 0.298828125
     y = assert_layer_exact(mixed2d, "lk")
     assert (y < 0).any() and (y > 0).any()
 
@@ -331,7 +334,7 @@ def test_relu_max_value_is_plain_relu_in_hls4ml(mixed2d):
 def test_global_average_pooling2d_bit_exact(mixed2d):
     layer = mixed2d.layer("gap")
     assert layer.class_name == "GlobalPooling2D"
-    assert str(em_mod._attr_type(layer, "accum_t")) == "ap_fixed<12,5,AP_RND_CONV,AP_SAT>"
+    assert str(hls_layer.attr_type(layer, "accum_t")) == "ap_fixed<12,5,AP_RND_CONV,AP_SAT>"
     assert_layer_exact(mixed2d, "gap")
 
 
@@ -399,7 +402,7 @@ def test_zeropadding1d_bit_exact(mixed1d):
 def test_hard_tanh_bit_exact(mixed1d):
     layer = mixed1d.layer("htanh")
     assert layer.class_name == "HardActivation" and layer.get_attr("activation") == "hard_tanh"
-    assert str(em_mod._out_type(layer)) == "ap_fixed<6,1,AP_RND_CONV,AP_SAT_SYM>"
+    assert str(hls_layer.out_type(layer)) == "ap_fixed<6,1,AP_RND_CONV,AP_SAT_SYM>"
     y = assert_layer_exact(mixed1d, "htanh")
     assert y.min() == -(1 - 2.0**-5) and y.max() == 1 - 2.0**-5  # -1 saturates symmetrically
 
@@ -412,7 +415,7 @@ def test_qbatchnorm_bit_exact(mixed1d):
 def test_average_pooling1d_rounding_accumulator_bit_exact(mixed1d):
     layer = mixed1d.layer("ap")
     assert layer.get_attr("pool_op") == "Average"
-    assert str(em_mod._attr_type(layer, "accum_t")) == "ap_fixed<9,2,AP_RND_ZERO,AP_SAT>"
+    assert str(hls_layer.attr_type(layer, "accum_t")) == "ap_fixed<9,2,AP_RND_ZERO,AP_SAT>"
     assert_layer_exact(mixed1d, "ap")
 
 
@@ -470,51 +473,63 @@ def test_integer_relu_is_emulated_as_ap_ufixed_n_n_bit_exact(integer_relu):
     for name, bits in (("a1", 3), ("a2", 4)):
         precision = integer_relu.layer(name).get_output_variable().type.precision
         assert isinstance(precision, IntegerPrecisionType) and precision.definition_cpp() == f"ap_uint<{bits}>"
-        assert str(em_mod._out_type(integer_relu.layer(name))) == f"ap_ufixed<{bits},{bits}>"
+        assert str(hls_layer.out_type(integer_relu.layer(name))) == f"ap_ufixed<{bits},{bits}>"
         assert_layer_exact(integer_relu, name)
     assert emulated(integer_relu).overflows["a1"] > 0  # values past 7 wrapped, as in the C simulation
     assert np.array_equal(emulated(integer_relu).outputs, integer_relu.final)
 
 
+# Every layer model of this file, traced by the symbolic executor, computes the emulator's bits.
+def test_mixed2d_traces_to_rtl_equal_to_the_emulator(mixed2d):
+    assert assert_trace_equals_emulator(mixed2d.graph, n=1000, seed=3) > 0
+
+
+def test_mixed1d_traces_to_rtl_equal_to_the_emulator(mixed1d):
+    assert assert_trace_equals_emulator(mixed1d.graph, n=1000, seed=3) > 0
+
+
+def test_padded_pool_traces_to_rtl_equal_to_the_emulator(padded_pool):
+    assert assert_trace_equals_emulator(padded_pool.graph, n=1000, seed=3) > 0
+
+
 def test_integer_relu_traces_to_rtl_equal_to_the_emulator(integer_relu):
-    from da4ml.trace import comb_trace
-
-    from flow.arith.trace import trace_graph
-
-    traced = trace_graph(integer_relu.graph)
-    comb = comb_trace(traced.inputs, traced.outputs, keep_dead_inputs=True)
-    got = comb.predict(integer_relu.x.reshape(len(integer_relu.x), -1))
-    assert int(np.count_nonzero(got != integer_relu.final)) == 0
+    assert assert_trace_equals_emulator(integer_relu.graph, n=1000, seed=3) > 0
 
 
 # ---------------------------------------------------------------------------------------------------------
 # the comparisons can fail
 # ---------------------------------------------------------------------------------------------------------
 
-def _perturbed_layer(built: Built, layer_name: str, monkeypatch, attr: str, fake) -> np.ndarray:
-    """Emulate with ``flow.arith.emulate.<attr>`` replaced by ``fake(real)``; returns that layer's output."""
-    monkeypatch.setattr(em_mod, attr, fake(getattr(em_mod, attr)))
+def _perturbed_layer(built: Built, layer_name: str, monkeypatch, module, attr: str, fake) -> np.ndarray:
+    """Emulate with ``module.<attr>`` (a layer description's helper) replaced by ``fake(real)``; returns that
+    layer's output."""
+    monkeypatch.setattr(module, attr, fake(getattr(module, attr)))
     em = emulate(built.graph, built.x, trace=True)
     return next(t for t in em.traces if t.name == layer_name).values.reshape(len(built.x), -1)
+
+
+def floor_division(real):
+    """A wrong pooling division for the emulator only: floor instead of truncation toward zero."""
+    return lambda ops, x, n: Tensor(np.floor_divide(x.data, np.asarray(n)), x.frac, x.t)
 
 
 def test_average_with_floor_division_is_caught(mixed1d, monkeypatch):
     """The comparison can fail: an average divided with floor (not truncation toward zero) differs. (With
     hls4ml's inferred accumulator, 2*ceil(log2(n)) bits wider, and a truncating output type the two agree, so
     this uses mixed1d's narrow accumulator.)"""
-    got = _perturbed_layer(mixed1d, "ap", monkeypatch, "_div_trunc", lambda real: (lambda v, n: v // n))
+    got = _perturbed_layer(mixed1d, "ap", monkeypatch, pooling, "div_trunc", floor_division)
     assert np.count_nonzero(got != mixed1d.traces["ap"]) > 0
 
 
 def test_leaky_alpha_one_lsb_off_is_caught(mixed2d, monkeypatch):
-    got = _perturbed_layer(mixed2d, "lk", monkeypatch, "_const",
+    got = _perturbed_layer(mixed2d, "lk", monkeypatch, activations, "const_code",
                            lambda real: (lambda layer, value, t: real(layer, value, t) + (layer.name == "lk")))
     assert np.count_nonzero(got != mixed2d.traces["lk"]) > 0
 
 
 def test_max_pool_padded_with_type_minimum_is_caught(padded_pool, monkeypatch):
     """Padding an unsigned max pool with 0 (what Keras means) instead of hls4ml's top-bit word differs."""
-    got = _perturbed_layer(padded_pool, "mp", monkeypatch, "_pad_value",
+    got = _perturbed_layer(padded_pool, "mp", monkeypatch, pooling, "pad_code",
                            lambda real: (lambda t, op: 0 if op == "Max" else real(t, op)))
     assert np.count_nonzero(got != padded_pool.traces["mp"]) > 0
 
@@ -561,7 +576,7 @@ def test_catapult_bit_exact(kind, io_type, tmp_path_factory):
         built = build_traced(catapult_dense_model, (6,), io_type, tmp_path_factory, catapult_dense_config,
                              backend="Catapult")
         d2 = built.layer("d2")
-        assert str(em_mod._out_type(d2)) == "ap_fixed<9,3,AP_RND_INF,AP_SAT_SYM>"
+        assert str(hls_layer.out_type(d2)) == "ap_fixed<9,3,AP_RND_INF,AP_SAT_SYM>"
         assert "AC_RND_INF" in d2.get_output_variable().type.precision.definition_cpp()
     else:
         built = build_traced(conv_model, (8, 8, 2), io_type, tmp_path_factory, backend="Catapult")
@@ -576,6 +591,7 @@ def test_catapult_bit_exact(kind, io_type, tmp_path_factory):
             compared += 1
     assert compared >= 5
     assert sum(em.overflows.values()) > 0  # saturation happens somewhere: the modes are exercised
+    assert assert_trace_equals_emulator(built.graph, n=1000, seed=4) > 0
 
 
 # ---------------------------------------------------------------------------------------------------------

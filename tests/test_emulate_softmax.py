@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from equivalence import assert_trace_equals_emulator
 
-from flow.arith import emulate as em_mod
-from flow.arith import fxp
+from flow.arith import fxp, tables
 from flow.arith.emulate import emulate
+from flow.arith.layers import softmax as softmax_layer
 from flow.arith.types import FixedType, parse_type, quantize
 from flow.errors import FlowError
 from flow.hls.convert import build_graph, csim_predict, derive_hls_config
@@ -122,14 +123,27 @@ def test_extreme_inputs_bit_exact(default_graph):
     _assert_bit_exact(default_graph, x)
 
 
+# Softmax (stable and latency) and the sigmoid/tanh tables, traced: the emulator's bits.
+def test_stable_softmax_traces_to_rtl_equal_to_the_emulator(default_graph):
+    assert assert_trace_equals_emulator(default_graph, n=1000, seed=5) > 0
+
+
+def test_latency_softmax_traces_to_rtl_equal_to_the_emulator(latency_graph):
+    assert assert_trace_equals_emulator(latency_graph, n=1000, seed=5) > 0
+
+
+def test_sigmoid_tanh_trace_to_rtl_equal_to_the_emulator(lut_graph):
+    assert assert_trace_equals_emulator(lut_graph, n=1000, seed=5) > 0
+
+
 def test_tables_match_first_entries():
     """Spot values of the tables as C++ builds them: exp(-0) = 1, 1/0.25 = 4, index 0 of the invert
     table is 1/0 = +inf, saturated to the table type's maximum."""
     t = FixedType(18, 8, True, "RND", "SAT")
     norm = parse_type("ap_ufixed<15,6>")
-    exp_tab = em_mod._exp_table(norm, 10, np.float32(1.0), True, t)
+    exp_tab = tables.exp_table(norm, 10, np.float32(1.0), True, t)
     assert exp_tab[0] == 1 << t.fractional  # exp(-0) = 1
-    inv = em_mod._invert_table(t, 10, t)
+    inv = tables.invert_table(t, 10, t)
     assert inv[0] == fxp.type_range(t)[1]  # 1/0 saturates
     assert fxp.to_float(inv[1:2], t.fractional)[0] == 4.0  # index 1: mantissa 1 << 8, value 2**-2, 1/x = 4
 
@@ -161,7 +175,7 @@ def test_mnist_third_party_full_output_bit_exact(mnist_graph):
     1024, exp/inv tables ap_fixed<18,8,AP_RND,AP_SAT>): the full output, softmax included."""
     layer = _softmax_layer(mnist_graph)
     assert layer.get_attr("implementation") == "stable"
-    cfg = em_mod._softmax_config(layer)
+    cfg = softmax_layer.softmax_config(layer)
     assert (cfg.exp_table_size, cfg.inv_table_size) == (1024, 1024)
     for t in (cfg.exp_table_t, cfg.inv_table_t):
         assert str(t) == "ap_fixed<18,8,AP_RND,AP_SAT>"
@@ -174,8 +188,8 @@ def test_softmax_comparison_can_fail(default_graph, monkeypatch):
     """Flip the LSB of every invert-table entry in the emulator only: the outputs must then differ."""
     x = _inputs((6,), 300, seed=7)
     want = csim_predict(default_graph, x)
-    real = em_mod._invert_table
-    monkeypatch.setattr(em_mod, "_invert_table", lambda *a: real(*a) ^ 1)
+    real = softmax_layer.invert_table
+    monkeypatch.setattr(softmax_layer, "invert_table", lambda *a: real(*a) ^ 1)
     assert np.count_nonzero(emulate(default_graph, x).outputs != want) > 0
 
 

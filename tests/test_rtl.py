@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from flow import tools
 from flow.arith import fxp
 from flow.arith.emulate import emulate
-from flow.arith.trace import cast, input_array, trace_graph
+from flow.arith.symbolic_ops import SymbolicOps
+from flow.arith.trace import trace_graph
 from flow.arith.types import FixedType
-from flow.errors import FlowError
 from flow.hls.convert import build_graph, derive_hls_config
 from flow.keras.env import set_seed
 from flow.rtl.generate import generate
@@ -49,8 +49,9 @@ def test_cast_equals_emulator_for_every_mode(src_width, src_int, src_signed, dst
     lo, hi = fxp.type_range(src)
     codes = np.arange(lo, hi + 1, dtype=np.int64)
     want, _ = fxp.requantize(codes, src.fractional, dst)
-    x = input_array(src, (1,))
-    comb = _comb(x, cast(x, dst))
+    ops = SymbolicOps()
+    x = ops.input(src, (1,))
+    comb = _comb(ops.inputs[0], ops.array(ops.cast(x, dst)))
     got = comb.predict((codes * 2.0 ** -src.fractional).reshape(-1, 1)).reshape(-1)
     assert np.array_equal(got, want * 2.0 ** -dst.fractional), f"{src} -> {dst}"
 
@@ -146,21 +147,16 @@ def test_generated_verilog_is_lint_clean(mlp_graph, tmp_path):
     assert pm["lint"]["clean"], pm["lint"]["warnings"]
 
 
-def test_failed_generation_leaves_no_folder(tmp_path):
-    from qkeras import QDense, quantized_bits
+def test_failed_generation_leaves_no_folder(tmp_path, monkeypatch):
+    """A failure while the RTL folder is written (here: the top module) leaves neither it nor a staging folder."""
+    import flow.rtl.generate
 
-    from flow.keras.env import keras
-    from flow.spec import Hardware
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
 
-    K = keras()
-    inp = K.Input((4,), name="x_in")
-    out = K.layers.Activation("sigmoid", name="squash")(
-        QDense(3, kernel_quantizer=quantized_bits(6, 0, alpha=1), name="d1")(inp))
-    model = K.Model(inp, out)
-    hw = Hardware(backend="Vitis")
-    graph = build_graph(model, derive_hls_config(model, hw, "ap_fixed<8,3>"), hw, tmp_path / "sg")
-    with pytest.raises(FlowError, match="'squash'"):
-        generate(graph, tmp_path / "rtl", "sg", run_lint=False)
+    monkeypatch.setattr(flow.rtl.generate, "_top_module", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        generate(_tiny_graph(tmp_path), tmp_path / "rtl", "tiny", run_lint=False)
     assert not (tmp_path / "rtl").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rtl")]
 
@@ -182,6 +178,42 @@ def _tiny_graph(tmp: Path):
     model = K.Model(inp, out)
     hw = Hardware(backend="Vitis")
     return build_graph(model, derive_hls_config(model, hw, "ap_fixed<8,3>"), hw, tmp / "tiny")
+
+
+def test_port_map_records_the_netlist_equal_to_the_emulator(tmp_path):
+    pm = generate(_tiny_graph(tmp_path), tmp_path / "rtl", "tiny", run_lint=False, check_samples=500)
+    assert pm["equivalence"]["netlist_vs_emulator"] == {"samples": 500, "seed": 0, "outputs": 1500,
+                                                        "differing_outputs": 0}
+
+
+def test_a_netlist_that_differs_from_the_emulator_is_refused_naming_the_layer(tmp_path, monkeypatch):
+    """The gate: make the symbolic executor truncate where the types say round-to-nearest-even (the ReLU r1);
+    generation must stop before anything is written and name r1."""
+    from dataclasses import replace
+
+    from flow.arith.symbolic_ops import SymbolicOps
+    from flow.errors import NotBitExact
+
+    graph = _tiny_graph(tmp_path)
+    assert "RND_CONV" in str(graph.graph["r1"].get_output_variable().type.precision.rounding_mode)
+    real = SymbolicOps._cast_var
+    monkeypatch.setattr(SymbolicOps, "_cast_var", lambda self, v, t: real(
+        self, v, replace(t, rounding="TRN") if t.rounding == "RND_CONV" else t))
+    with pytest.raises(NotBitExact, match="first differing layer: 'r1'"):
+        generate(graph, tmp_path / "rtl", "tiny", run_lint=False)
+    assert not (tmp_path / "rtl").exists()
+
+
+def test_hlsflow_exits_1_when_the_netlist_differs(monkeypatch, capsys):
+    from flow.cli import main
+    from flow.errors import NotBitExact
+
+    def differs(*args, **kwargs):
+        raise NotBitExact("the traced RTL differs from the emulator on 3 of 30 outputs")
+
+    monkeypatch.setattr("flow.rtl.generate.rtl_project", differs)
+    assert main(["rtl", "some_project"]) == 1
+    assert "differs from the emulator" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(tools.find("yosys") is None, reason="Yosys is not installed (apt-get install yosys)")

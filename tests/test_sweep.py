@@ -89,6 +89,26 @@ def test_pruning_reuse_and_io_axes_reach_the_point_spec(tmp_path):
     assert (on.hardware.reuse_factor, on.hardware.io_type) == (4, "io_stream")
 
 
+def test_pruning_method_and_amount_axes_reach_the_point_spec(tmp_path):
+    from flow.spec import NeuronPruning, Pruning
+
+    sweep = load_sweep(sweep_file(tmp_path, {"pruning_method": ["magnitude", "neurons"],
+                                             "pruning_amount": [0.0, 0.25, 0.5]},
+                                  overrides={**TINY, "pruning": {"method": "neurons", "threshold": 0.1,
+                                                                 "finetune_epochs": 3}}))
+    assert sweep.space_size == 5  # amount 0 is one unpruned point whatever the method
+    assert len({point_key(p) for p in sweep.grid()}) == 5
+    assert sweep.point_spec({"pruning_method": "magnitude", "pruning_amount": 0.5}).pruning == Pruning(0.5)
+    assert sweep.point_spec({"pruning_method": "neurons", "pruning_amount": 0.25}).pruning == NeuronPruning(
+        fraction=0.25, finetune_epochs=3, layers=("fc1",))  # the base's fine-tuning kept, its threshold replaced
+    assert sweep.point_spec({"pruning_method": "neurons", "pruning_amount": 0.0}).pruning is None
+    assert point_key({"pruning_method": "neurons", "pruning_amount": 0.0}) == \
+        point_key({"pruning_method": "magnitude", "pruning_amount": 0.0})
+    sparsity = load_sweep(sweep_file(tmp_path, {"pruning_sparsity": [0.5]}, name="s",
+                                     overrides={**TINY, "pruning": {"method": "neurons", "fraction": 0.5}}))
+    assert sparsity.point_spec({"pruning_sparsity": 0.5}).pruning == Pruning(0.5)  # the magnitude axis, as before
+
+
 def test_a_changed_axis_or_training_starts_a_new_study(tmp_path):
     a = load_sweep(sweep_file(tmp_path, {"weight_bits": [3, 6]}, name="a"))
     b = load_sweep(sweep_file(tmp_path, {"weight_bits": [3, 7]}, name="a"))
@@ -113,6 +133,13 @@ def test_a_changed_axis_or_training_starts_a_new_study(tmp_path):
     ({"weight_bits": [4]}, {"mode": "ptq", "float_model": "no_such_model.h5"}, "float_model"),
     ({"weight_bits": [4]}, {"mode": "ptq", "float_model": "weights.npz"}, "float_model"),
     ({"pruning_sparsity": [0.0, 0.5]}, {"mode": "ptq"}, "axes.pruning_sparsity"),  # PTQ does not train
+    ({"pruning_method": ["neurons"], "pruning_amount": [0.5]}, {"mode": "ptq"}, "axes.pruning_method"),
+    ({"weight_bits": [4]}, {"mode": "ptq", "overrides": {**TINY, "pruning": {"method": "neurons", "fraction": 0.5}}},
+     "mode"),
+    ({"pruning_sparsity": [0.5], "pruning_amount": [0.5]}, {}, "axes.pruning_sparsity"),
+    ({"pruning_method": ["magnitude", "neurons"]}, {}, "axes.pruning_method"),  # needs pruning_amount
+    ({"pruning_method": ["channels"], "pruning_amount": [0.5]}, {}, "axes.pruning_method[0]"),
+    ({"pruning_amount": [0.0, 1.0]}, {}, "axes.pruning_amount[1]"),
 ])
 def test_impossible_axes_exit_2_naming_file_and_field(tmp_path, capsys, axes, extra, field):
     path = sweep_file(tmp_path, axes, **extra)

@@ -33,12 +33,22 @@ class FixedType:
         return 2.0 ** -self.fractional
 
     @property
+    def min_code(self) -> int:
+        """Smallest integer mantissa (code): ``-2**(W-1)`` signed, 0 unsigned. The one place for a type's range."""
+        return -(1 << (self.width - 1)) if self.signed else 0
+
+    @property
+    def max_code(self) -> int:
+        """Largest integer mantissa (code): ``2**(W-1) - 1`` signed, ``2**W - 1`` unsigned."""
+        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
+
+    @property
     def min_value(self) -> float:
-        return -(2.0 ** (self.integer - 1)) if self.signed else 0.0
+        return float(np.ldexp(float(self.min_code), -self.fractional))
 
     @property
     def max_value(self) -> float:
-        return (2.0 ** (self.integer - 1) if self.signed else 2.0 ** self.integer) - self.step
+        return float(np.ldexp(float(self.max_code), -self.fractional))
 
     def __str__(self) -> str:
         base = f"ap_{'' if self.signed else 'u'}fixed<{self.width},{self.integer}"
@@ -65,9 +75,9 @@ def from_hls_precision(precision: Any) -> FixedType:
             raise ValueError(f"{precision}: saturation bits (N={precision.saturation_bits}) are not supported")
         rounding = precision.rounding_mode.name if precision.rounding_mode is not None else "TRN"
         overflow = precision.saturation_mode.name if precision.saturation_mode is not None else "WRAP"
-        return FixedType(precision.width, precision.integer, bool(precision.signed), rounding, overflow)
+        return FixedType(int(precision.width), int(precision.integer), bool(precision.signed), rounding, overflow)
     if isinstance(precision, IntegerPrecisionType):  # not Exponent/Xnor: those are not subclasses
-        return FixedType(precision.width, precision.width, bool(precision.signed))
+        return FixedType(int(precision.width), int(precision.width), bool(precision.signed))
     raise ValueError(f"unsupported hls4ml precision {precision} ({type(precision).__name__}): "
                      "not a fixed-point or integer type")
 
@@ -110,3 +120,10 @@ def is_representable(x: np.ndarray, t: FixedType) -> bool:
     x = np.asarray(x, dtype=np.float64)
     scaled = x / t.step
     return bool(np.all(scaled == np.round(scaled)) and np.all(x >= t.min_value) and np.all(x <= t.max_value))
+
+
+def full_range_inputs(t: FixedType, shape: tuple[int, ...], n: int, seed: int) -> np.ndarray:
+    """``n`` samples of ``shape`` drawn uniformly from every code of ``t``; exactly representable (float64)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(t.min_code, t.max_code, size=(n, *shape), endpoint=True)
+    return codes.astype(np.float64) * t.step

@@ -1,20 +1,27 @@
-"""hls4ml conversion: a Keras 2 / QKeras model -> hls4ml ModelGraph -> HLS C++ project on disk.
+"""hls4ml conversion: a Keras / QKeras / HGQ2 model -> hls4ml ModelGraph -> HLS C++ project on disk.
 
-Every layer precision comes from the QKeras quantizers, through hls4ml's own
+Every layer precision comes from the model's quantizers, through hls4ml's own
 ``config_from_keras_model(granularity='name')``; the only precision this module sets is the
 input type, which the flow declares and quantizes inputs to explicitly (see :mod:`flow.arith.types`).
+Keras 2 models go through hls4ml's Keras-2 frontend, Keras 3 models (in a Keras-3 worker, see
+:mod:`flow.keras.frontends`) through its Keras-3 frontend, with its distributed-arithmetic fallback off
+(it would turn a layer hls4ml has no handler for into a ``DACombinational`` block, which neither the
+emulator nor the RTL tracer reads) and hls4ml's Keras-2 handlers as the fallback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from flow.errors import FlowError
-from flow.keras.env import hls4ml_sees_keras2
+from flow.keras.env import KERAS_MAJOR, hls4ml_sees_keras2
 from flow.spec import Hardware
 
 PROJECT_NAME = "myproject"
@@ -22,7 +29,10 @@ PROJECT_NAME = "myproject"
 
 def input_layer_name(model: Any) -> str:
     """Name of the model's single input layer."""
-    names = model.input_names if hasattr(model, "input_names") else [t.name for t in model.inputs]
+    if KERAS_MAJOR == 3:
+        names = [t._keras_history[0].name for t in model.inputs]  # the InputLayer that made the tensor
+    else:
+        names = model.input_names if hasattr(model, "input_names") else [t.name for t in model.inputs]
     if len(names) != 1:
         raise FlowError(f"model has {len(names)} inputs; only single-input models are supported")
     return names[0]
@@ -33,7 +43,7 @@ def derive_hls_config(model: Any, hardware: Hardware, input_type: str | None) ->
 
     ``input_type`` (``ap_fixed<W,I>``) overrides the input layer's result type when given.
     """
-    with hls4ml_sees_keras2() as hls4ml:
+    with hls4ml_sees_keras2() as hls4ml, _keras3_parsing(hls4ml):
         try:
             cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend=hardware.backend)
         except Exception as exc:
@@ -50,6 +60,28 @@ def derive_hls_config(model: Any, hardware: Hardware, input_type: str | None) ->
     return cfg
 
 
+@contextlib.contextmanager
+def _keras3_parsing(hls4ml: Any) -> Iterator[None]:
+    """While hls4ml parses a Keras 3 model: QKeras v3 handlers registered, the DA fallback off.
+
+    ``config_from_keras_model`` calls ``hls4ml.converters.parse_keras_v3_model`` with its defaults
+    (DA fallback on), so that function is wrapped for the duration; a no-op for Keras 2.
+    """
+    if KERAS_MAJOR != 3:
+        yield
+        return
+    from flow.hls.qkeras_v3 import register
+
+    register()
+    original = hls4ml.converters.parse_keras_v3_model
+    hls4ml.converters.parse_keras_v3_model = functools.partial(original, allow_da_fallback=False,
+                                                               allow_v2_fallback=True)
+    try:
+        yield
+    finally:
+        hls4ml.converters.parse_keras_v3_model = original
+
+
 def _size_po2_accumulators(model: Any, cfg: dict) -> None:
     """Give layers with power-of-two (``quantized_po2``) kernels an exact accumulator type.
 
@@ -61,6 +93,8 @@ def _size_po2_accumulators(model: Any, cfg: dict) -> None:
     from flow.arith.types import parse_type
 
     layer_cfgs = cfg.get("LayerName", {})
+    if KERAS_MAJOR != 2:
+        return  # reads Keras 2's node API; QKeras v3 power-of-two layers keep hls4ml's own types
     for layer in model.layers:
         quantizer = getattr(layer, "kernel_quantizer_internal", None)
         if quantizer is None or "po2" not in type(quantizer).__name__:
@@ -97,8 +131,8 @@ def _size_po2_accumulators(model: Any, cfg: dict) -> None:
 
 def build_graph(model: Any, hls_config: dict, hardware: Hardware, output_dir: Path) -> Any:
     """Convert ``model`` to an hls4ml ModelGraph that writes to ``output_dir`` (nothing written yet)."""
-    with hls4ml_sees_keras2() as hls4ml:
-        from hls4ml.converters import keras_v2_to_hls
+    with hls4ml_sees_keras2() as hls4ml, _keras3_parsing(hls4ml):
+        from hls4ml.converters import keras_v2_to_hls, keras_v3_to_hls
         from hls4ml.utils.config import create_config
 
         config = create_config(
@@ -112,7 +146,8 @@ def build_graph(model: Any, hls_config: dict, hardware: Hardware, output_dir: Pa
         config["KerasModel"] = model
         config["HLSConfig"] = hls_config
         try:
-            graph = keras_v2_to_hls(config)
+            graph = keras_v2_to_hls(config) if KERAS_MAJOR == 2 else keras_v3_to_hls(
+                config, allow_da_fallback=False, allow_v2_fallback=True)
         except Exception as exc:
             raise FlowError(f"hls4ml cannot convert this model: {type(exc).__name__}: {exc}") from None
         finally:
@@ -144,7 +179,15 @@ def _widen_exponent_storage(graph: Any) -> None:
 
 
 def write_and_compile(graph: Any) -> None:
-    """Write the HLS project to the graph's OutputDir and build its C simulation library (g++)."""
+    """Write the HLS project to the graph's OutputDir and build its C simulation library (g++).
+
+    A model ending in softmax gets its logits layer traced in the same build (:func:`trace_layers`), so
+    the comparisons at the logits need no second build."""
+    from flow.hls.layer_map import softmax_input
+
+    logits = softmax_input(graph)
+    if logits is not None and "_hlsflow_trace_build" not in graph.__dict__:
+        trace_layers(graph, [logits])
     graph.write()
     _compile(graph)
 
@@ -163,19 +206,50 @@ def csim_predict(graph: Any, x: np.ndarray) -> np.ndarray:
     return y.reshape(len(x), -1)
 
 
+def trace_layers(graph: Any, names: list[str]) -> None:
+    """Mark graph layers for hls4ml's trace before the project is written and compiled, so that
+    :func:`csim_trace` reads them from that build instead of rewriting and recompiling the project."""
+    layers = {layer.name: layer for layer in graph.get_layers()}
+    for name in names:
+        if name not in layers:
+            raise FlowError(f"hls4ml trace: no layer {name!r} in the graph; layers: {', '.join(layers)}")
+        layers[name].set_attr("trace", True)
+    graph.config.trace_output = True
+    graph.__dict__["_hlsflow_trace_build"] = set(names)
+
+
 def csim_trace(graph: Any, x: np.ndarray, layer_name: str) -> np.ndarray:
-    """C-simulated output of one layer (its config must have ``Trace: True``), float64, batch first."""
+    """C-simulated output of one graph layer, float64, batch first.
+
+    A layer marked by :func:`trace_layers` before compiling is read from the compiled library; any other
+    layer is marked here and hls4ml's ``graph.trace`` rewrites and recompiles the project with its hooks.
+    """
     import contextlib
     import hashlib
     import sys
 
+    layers = {layer.name: layer for layer in graph.get_layers()}
+    if layer_name not in layers:
+        raise FlowError(f"hls4ml trace: no layer {layer_name!r} in the graph; layers: {', '.join(layers)}")
     x = np.ascontiguousarray(x, dtype=np.float64)
     key = hashlib.sha1(x.tobytes()).hexdigest() + str(x.shape)
     cache = graph.__dict__.setdefault("_hlsflow_traces", {})  # hls4ml recompiles for every trace call
+    built = layer_name in graph.__dict__.get("_hlsflow_trace_build", set())
+    if not layers[layer_name].get_attr("trace", False):
+        layers[layer_name].set_attr("trace", True)
+        cache.clear()
     if key not in cache:
         with contextlib.redirect_stdout(sys.stderr):  # hls4ml prints progress; keep stdout for results
             cache.clear()
-            cache[key] = graph.trace(x)[1]
+            if built:  # the library already has the trace hooks: hls4ml's trace() without its recompile
+                graph.compile = lambda: None
+                try:
+                    cache[key] = graph.trace(x)[1]
+                finally:
+                    del graph.compile
+            else:
+                graph.__dict__.pop("_hlsflow_trace_build", None)  # trace() recompiles with the new layer
+                cache[key] = graph.trace(x)[1]
     traces = cache[key]
     if layer_name not in traces:
         raise FlowError(f"hls4ml trace has no output for layer {layer_name!r}; traced: {', '.join(traces)}")

@@ -1,8 +1,11 @@
 """A project folder's own record of how its hls4ml graph was made, so later commands can rebuild it.
 
 ``project.json`` holds the model file (relative to the project), the hls4ml HLSConfig that was
-used, the hardware target and the input type. Rebuilding the graph from them gives the same
-types and weights as the written HLS project (hls4ml's conversion is deterministic).
+used, the hardware target and the input type, the front end that reads the model (``frontend``:
+``keras2``, ``keras3`` or ``hgq2``, see :mod:`flow.keras.frontends`; absent in older projects: ``keras2``)
+and, when the model needs them, the user's custom-objects file copied into the project
+(``custom_objects``). Rebuilding the graph from them gives the same types and weights as the written
+HLS project (hls4ml's conversion is deterministic).
 """
 
 from __future__ import annotations
@@ -15,11 +18,17 @@ from flow.errors import FlowError
 from flow.spec import Hardware
 
 META = "project.json"
+CUSTOM_OBJECTS_FILE = "custom_objects.py"
 
 
-def save_meta(work: Path, model_file: str, hls_config: dict, hardware: Hardware, input_type: str) -> None:
-    """Write ``project.json`` into the (staging) project folder ``work``."""
-    meta = {"model": model_file, "hls_config": hls_config, "hardware": hardware.__dict__, "input_type": input_type}
+def save_meta(work: Path, model_file: str, hls_config: dict, hardware: Hardware, input_type: str,
+              frontend: str = "keras2", custom_objects: Path | None = None) -> None:
+    """Write ``project.json`` into the (staging) project folder ``work``; copy ``custom_objects`` into it."""
+    meta = {"model": model_file, "hls_config": hls_config, "hardware": hardware.__dict__, "input_type": input_type,
+            "frontend": frontend}
+    if custom_objects is not None:
+        (work / CUSTOM_OBJECTS_FILE).write_bytes(Path(custom_objects).read_bytes())
+        meta["custom_objects"] = CUSTOM_OBJECTS_FILE
     (work / META).write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -28,9 +37,12 @@ def load_meta(project: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FlowError(f"{project}: not an hlsflow project (no {META}); make one with `hlsflow run` or `hlsflow convert`")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FlowError(f"{path}: corrupt project record: {exc}") from None
+    if not isinstance(meta, dict):
+        raise FlowError(f"{path}: corrupt project record: not a JSON object")
+    return meta
 
 
 def rebuild(project: Path, output_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
@@ -42,6 +54,34 @@ def rebuild(project: Path, output_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
     from flow.keras.model_io import load_model
 
     meta = load_meta(project)
-    model = load_model(Path(project) / meta["model"])
-    graph = build_graph(model, meta["hls_config"], Hardware(**meta["hardware"]), output_dir)
+    path = Path(project) / META
+    for key in ("model", "hls_config", "hardware", "input_type"):
+        if key not in meta:
+            raise FlowError(f"{path}: field `{key}` is missing")
+    if not isinstance(meta["hardware"], dict):
+        raise FlowError(f"{path}: field `hardware` must be a mapping")
+    from flow.hls.config_check import check_hls_config
+
+    check_hls_config(path, meta["hls_config"], "hls_config")
+    for key in ("model", "input_type"):
+        if not isinstance(meta[key], str):
+            raise FlowError(f"{path}: field `{key}` must be a string, got {meta[key]!r}")
+    if meta.get("custom_objects") is not None and not isinstance(meta["custom_objects"], str):
+        raise FlowError(f"{path}: field `custom_objects` must be a file name, got {meta['custom_objects']!r}")
+    from flow.arith.types import parse_type
+
+    try:
+        parse_type(meta["input_type"])
+    except (ValueError, TypeError) as exc:
+        raise FlowError(f"{path}: field `input_type`: {exc}") from None
+    try:
+        hardware = Hardware(**meta["hardware"])
+    except TypeError as exc:
+        raise FlowError(f"{path}: field `hardware`: {exc}") from None
+    custom = meta.get("custom_objects")
+    model = load_model(Path(project) / meta["model"], custom_objects=Path(project) / custom if custom else None)
+    try:
+        graph = build_graph(model, meta["hls_config"], hardware, output_dir)
+    except FlowError as exc:  # hls4ml refused a setting of the recorded config
+        raise FlowError(f"{path}: field `hls_config`: {exc}") from None
     return model, graph, meta

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
+from flow import procs
 from flow.errors import FlowError, ToolMissing
 
 # backend -> (tool looked up on PATH, command run in the HLS project folder)
@@ -37,7 +37,7 @@ def synth(project: Path) -> dict[str, Any]:
     tool, cmd = TOOLS[backend]
     if shutil.which(tool) is None:
         raise ToolMissing(f"{backend} synthesis needs `{tool}` on PATH, and it is not installed on this machine")
-    proc = subprocess.run(cmd, cwd=hls, capture_output=True, text=True)
+    proc = procs.run(cmd, cwd=hls, capture_output=True, text=True)
     (hls / "synth.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise FlowError(f"{tool} failed with exit code {proc.returncode}; see {hls / 'synth.log'}")

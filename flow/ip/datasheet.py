@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from flow.arith.types import FixedType
+
 Block = tuple  # ("h1"|"h2"|"p"|"code"|"ul", text or items) or ("table", headers, rows)
 
 
@@ -46,11 +48,8 @@ def _pct(x: float | None) -> str:
 
 
 def _range(f: dict[str, Any]) -> str:
-    w, i = int(f["width"]), int(f["integer_bits"])
-    frac = w - i
-    lo = -(1 << (w - 1)) if f["signed"] else 0
-    hi = (1 << (w - 1)) - 1 if f["signed"] else (1 << w) - 1
-    return f"[{lo * 2.0 ** -frac:g}, {hi * 2.0 ** -frac:g}]"
+    t = FixedType(int(f["width"]), int(f["integer_bits"]), bool(f["signed"]))
+    return f"[{t.min_value:g}, {t.max_value:g}]"
 
 
 def _field_rows(fields: list[dict[str, Any]]) -> list[list[str]]:

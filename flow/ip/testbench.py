@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from flow import tools
+from flow import procs, tools
+from flow.staging import scratch_dir
 
 _SEED_SOURCE = 0x1D872B41
 _SEED_SINK = 0x5EED2025
@@ -198,18 +197,18 @@ def run_icarus(ip_dir: Path, verilog: list[str], tb: str, top_tb: str, inputs: s
     """
     ip_dir = Path(ip_dir).resolve()
     iverilog, vvp = tools.require("iverilog"), tools.require("vvp")
-    with tempfile.TemporaryDirectory(prefix="hlsflow-ip-tb-") as tmp:
+    with scratch_dir("ip-tb") as tmp:
         work = Path(tmp)
         for mem in sorted((ip_dir / "rtl").glob("*.mem")):
             shutil.copy2(mem, work / mem.name)
-        build = subprocess.run([iverilog, "-g2005", "-o", str(work / "tb.vvp"), "-s", top_tb,
+        build = procs.run([iverilog, "-g2005", "-o", str(work / "tb.vvp"), "-s", top_tb,
                                 *(str(ip_dir / f) for f in [*verilog, tb])],
                                cwd=work, capture_output=True, text=True, env=tools.hdl_env(), timeout=timeout)
         if build.returncode != 0:
             first_error = _last_line(build.stderr or build.stdout, first=True).replace(f"{ip_dir}/", "")
             return {"passed": False, "line": f"FAIL: iverilog could not compile the testbench: {first_error}",
                     "exit_code": build.returncode, "simulator": tools.version("iverilog")}
-        run = subprocess.run([vvp, "-n", str(work / "tb.vvp"), f"+inputs={ip_dir / inputs}",
+        run = procs.run([vvp, "-n", str(work / "tb.vvp"), f"+inputs={ip_dir / inputs}",
                               f"+expected={ip_dir / expected}"],
                              cwd=work, capture_output=True, text=True, env=tools.hdl_env(), timeout=timeout)
     lines = [m.group(0).replace(f"{ip_dir}/", "") for m in _SUMMARY.finditer(run.stdout)]

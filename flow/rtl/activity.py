@@ -21,7 +21,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from flow import tools
+from flow import procs, tools
 from flow.errors import FlowError
 
 HALF_PERIOD = 5  # testbench clock: 10 time units (1 ns each) per cycle; zero-delay cells, so it is not the clock target
@@ -180,12 +180,12 @@ def simulate(work: Path, netlist_v: Path, cell_models: Path, top: str, words: li
     tb.write_text(stream_testbench(top, in_width, out_width, n, latency, "activity_inputs.hex",
                                    "activity_outputs.hex", "activity.vcd"))
     exe = work / "activity.vvp"
-    build = subprocess.run([iverilog, "-g2005", "-o", str(exe), "-s", TB, str(tb), str(Path(netlist_v).resolve()), str(cell_models)],
+    build = procs.run([iverilog, "-g2005", "-o", str(exe), "-s", TB, str(tb), str(Path(netlist_v).resolve()), str(cell_models)],
                            capture_output=True, text=True, cwd=work)
     if build.returncode != 0:
         raise FlowError(f"Icarus could not build the gate-level netlist: {(build.stderr or build.stdout).strip()[:300]}")
     try:
-        run = subprocess.run([vvp, "-n", str(exe)], capture_output=True, text=True, cwd=work, timeout=timeout)
+        run = procs.run([vvp, "-n", str(exe)], capture_output=True, text=True, cwd=work, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise FlowError(f"gate-level simulation did not finish within {timeout:.0f} s") from None
     if run.returncode != 0:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flow import tools
+from flow import procs, tools
 from flow.errors import FlowError
 from flow.rtl.estimate import parse_stat, run_yosys
 
@@ -459,7 +459,7 @@ def run_sta(work: Path, netlist: StaNetlist, lib: CellLib, top: str, clock_port:
                               None if activity_tcl is None else Path(activity_tcl).resolve()))
     t0 = time.perf_counter()
     try:
-        out = subprocess.run([exe, "-no_init", "-no_splash", "-exit", str(tcl)], capture_output=True, text=True,
+        out = procs.run([exe, "-no_init", "-no_splash", "-exit", str(tcl)], capture_output=True, text=True,
                              timeout=timeout, cwd=work)
     except subprocess.TimeoutExpired:
         raise FlowError(f"OpenSTA did not finish within {timeout:.0f} s") from None

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flow import tools
+from flow import procs, tools
 from flow.errors import FlowError
 
 _CELL = re.compile(r"^\s+(\$?[A-Za-z_][\w$]*)\s+(\d+)\s*$")
@@ -39,7 +39,7 @@ def run_yosys(rtl_dir: Path, script: str, what: str, timeout: float) -> float:
     exe = tools.require("yosys")
     t0 = time.perf_counter()
     try:
-        out = subprocess.run([exe, "-q", "-p", script], cwd=rtl_dir, capture_output=True, text=True, timeout=timeout)
+        out = procs.run([exe, "-q", "-p", script], cwd=rtl_dir, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise FlowError(f"{what} did not finish within {timeout:.0f} s on {rtl_dir}") from None
     if out.returncode != 0:
@@ -53,7 +53,7 @@ def _run(rtl_dir: Path, files: list[str], script: str, timeout: float) -> tuple[
     t0 = time.perf_counter()
     cmd = [exe, "-q", "-p", f"read_verilog {' '.join(files)}; {script}; tee -o /dev/stdout stat"]
     try:
-        out = subprocess.run(cmd, cwd=rtl_dir, capture_output=True, text=True, timeout=timeout)
+        out = procs.run(cmd, cwd=rtl_dir, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise FlowError(f"Yosys did not finish within {timeout:.0f} s on {rtl_dir}") from None
     if out.returncode != 0:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flow import tools
+from flow import procs, tools
 from flow.errors import FlowError
 from flow.rtl.estimate import parse_stat, run_yosys
 
@@ -97,13 +97,17 @@ def place_and_route(work: Path, netlist_json: Path, target: Part, freq_mhz: floa
     t0 = time.perf_counter()
     finished = True
     with log.open("w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, text=True, cwd=work)
+        proc = procs.popen(cmd, stdout=fh, stderr=subprocess.STDOUT, text=True, cwd=work)
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            procs.kill_group(proc)
             proc.wait()
             finished = False
+        except BaseException:
+            procs.kill_group(proc)
+            proc.wait()
+            raise
     seconds = round(time.perf_counter() - t0, 1)
     text = log.read_text(errors="replace")
     estimates = _FMAX.findall(text)

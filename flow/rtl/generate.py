@@ -22,18 +22,17 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from flow import tools
+from flow import procs, tools
 from flow.arith.types import FixedType
 from flow.errors import FlowError
-from flow.staging import staged_dir
+from flow.staging import scratch_dir, staged_dir
 
+CHECK_SAMPLES = 2000  # full-range inputs on which the traced netlist must equal the emulator before RTL is written
 _STATIC_MODULES = ("shift_adder", "negative", "mux", "binop", "multiplier", "lookup_table")
 
 
@@ -218,7 +217,7 @@ def lint(rtl_dir: Path, files: list[str], top: str) -> dict[str, Any]:
     """``verilator --lint-only -Wall``; returns {"clean", "warnings", "tool"}; ToolMissing without Verilator."""
     exe = tools.require("verilator")
     cmd = [exe, "--lint-only", "-Wall", "--top-module", top, *files]
-    out = subprocess.run(cmd, cwd=rtl_dir, capture_output=True, text=True, env=tools.hdl_env())
+    out = procs.run(cmd, cwd=rtl_dir, capture_output=True, text=True, env=tools.hdl_env())
     warnings = [ln for ln in (out.stderr + out.stdout).splitlines() if ln.startswith("%")]
     return {"clean": out.returncode == 0 and not warnings, "warnings": warnings[:50],
             "command": "verilator --lint-only -Wall", "tool": tools.version("verilator")}
@@ -226,26 +225,33 @@ def lint(rtl_dir: Path, files: list[str], top: str) -> dict[str, Any]:
 
 def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None = 5.0, upto: str | None = None,
              input_shape: tuple[int, ...] | None = None, run_lint: bool = True, clock_period: float | None = None,
-             timing_target: str | None = None) -> dict[str, Any]:
+             timing_target: str | None = None, check_samples: int = CHECK_SAMPLES) -> dict[str, Any]:
     """Trace ``graph`` and write the RTL folder ``out_dir`` (staged; replaced atomically).
 
     ``latency_cutoff`` is da4ml's pipelining budget per stage in its estimated logic-delay units
     (<= 0: one combinational stage). ``None``: chosen for ``clock_period`` (ns) on ``timing_target``
     (an FPGA part or cell library; default :data:`flow.rtl.timing.DEFAULT_TARGET`) from the shipped
-    delay calibration (:func:`flow.rtl.timing.choose_cutoff`). Returns the port map (also written as
-    ``port_map.json``; ``timing`` records how the cut was chosen and the stage delay it predicts).
+    delay calibration (:func:`flow.rtl.timing.choose_cutoff`). Before anything is written, da4ml's
+    interpreter of the traced netlist is compared with the emulator on ``check_samples`` full-range inputs
+    (:func:`flow.arith.equivalence.check_netlist`): any difference raises :class:`~flow.errors.NotBitExact`
+    naming the first differing layer. Returns the port map (also written as ``port_map.json``; ``timing``
+    records how the cut was chosen and the stage delay it predicts).
     """
     from da4ml.codegen.rtl.verilog.comb import comb_logic_gen, table_mem_gen
     from da4ml.trace import comb_trace
     from da4ml.trace.pipeline import to_pipeline
 
+    from flow.arith.equivalence import check_netlist
     from flow.arith.trace import trace_graph
 
+    if check_samples < 1:
+        raise FlowError(f"--check-samples must be >= 1, got {check_samples}")
     prefix = module_prefix(name)
     t0 = time.perf_counter()
     traced = trace_graph(graph, upto)
     comb = comb_trace(traced.inputs, traced.outputs, keep_dead_inputs=True)
     t_trace = time.perf_counter() - t0
+    equivalence = check_netlist(graph, traced, comb, check_samples, seed=0, upto=upto)
     from flow.rtl import timing as delays
 
     target = timing_target or delays.DEFAULT_TARGET
@@ -313,6 +319,7 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
             "da4ml": {"version": _da4ml_version(), "cost_estimate": float(comb.cost),
                       "trace_seconds": round(t_trace, 3)},
             "timing": timing,
+            "equivalence": {"netlist_vs_emulator": equivalence.to_dict()},
         }
         if run_lint:
             port_map["lint"] = lint(work, files, port_map["top"])
@@ -328,16 +335,18 @@ def _da4ml_version() -> str:
 
 def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | None = None,
                 yosys: bool = False, name: str | None = None, fpga: str | None = None, asic: str | None = None,
-                clock_period: float | None = None, route: bool = True) -> dict[str, Any]:
+                clock_period: float | None = None, route: bool = True, check_samples: int = CHECK_SAMPLES) -> dict[str, Any]:
     """``hlsflow rtl``: generate ``<project>/rtl/`` and its figures (lint; Yosys, FPGA, ASIC when asked).
 
-    ``name`` (default: the project folder's name) prefixes every Verilog module. ``latency_cutoff``
-    None: the cut is chosen for ``clock_period`` (default: the project's ``hardware.clock_period``) on
-    the timing target (``fpga``, else ``asic``, else the default part). With ``fpga``/``asic`` the
-    physical figures are measured (:mod:`flow.rtl.physical`, ``rtl/physical.json``); when a chosen
-    cut misses the period on the timing target, the cut is moved once by the measured delay and
-    measured again, and the better of the two is kept.
+    ``name`` (default: the project folder's name) prefixes every Verilog module. ``upto`` names a graph
+    layer or a Keras layer (mapped to the graph layer holding its output, :mod:`flow.hls.layer_map`).
+    ``latency_cutoff`` None: the cut is chosen for ``clock_period`` (default: the project's
+    ``hardware.clock_period``) on the timing target (``fpga``, else ``asic``, else the default part). With
+    ``fpga``/``asic`` the physical figures are measured (:mod:`flow.rtl.physical`, ``rtl/physical.json``);
+    when a chosen cut misses the period on the timing target, the cut is moved once by the measured delay
+    and measured again, and the better of the two is kept.
     """
+    from flow.hls.layer_map import layer_map
     from flow.hls.project import rebuild
     from flow.rtl.physical import physical_project, project_clock_period, require_tools, write_json_atomic
 
@@ -346,11 +355,13 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
     period = clock_period if clock_period is not None else project_clock_period(project)
     target = fpga or asic
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="hlsflow-rtl-") as tmp:
+    with scratch_dir("rtl") as tmp:
         model, graph, meta = rebuild(project, Path(tmp) / "hls")
+        if upto is not None:
+            upto = layer_map(model, graph).graph_layer(upto)
         print(f"hlsflow rtl: tracing {name or project.name} with da4ml ...", file=sys.stderr)
         port_map = generate(graph, project / "rtl", name or project.name, latency_cutoff, upto,
-                            clock_period=period, timing_target=target)
+                            clock_period=period, timing_target=target, check_samples=check_samples)
         summary = _summary(project, port_map, t0)
         if yosys:
             _yosys(project, port_map, summary)
@@ -364,7 +375,7 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
                           file=sys.stderr)
                     first = (port_map, phys)
                     port_map = generate(graph, project / "rtl", name or project.name, better, upto,
-                                        clock_period=period, timing_target=target)
+                                        clock_period=period, timing_target=target, check_samples=check_samples)
                     port_map["timing"]["cutoff_from"] = "clock_period, after place-and-route"
                     (project / "rtl" / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
                     if yosys:
@@ -375,7 +386,8 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
                         print(f"hlsflow rtl: cutoff {first[0]['latency_cutoff']} was better; regenerating it ...",
                               file=sys.stderr)
                         port_map = generate(graph, project / "rtl", name or project.name, first[0]["latency_cutoff"],
-                                            upto, clock_period=period, timing_target=target)
+                                            upto, clock_period=period, timing_target=target,
+                                            check_samples=check_samples)
                         if yosys:
                             _yosys(project, port_map, summary)
                         phys = physical_project(project, fpga, asic, period, route=route)
@@ -397,7 +409,9 @@ def _summary(project: Path, port_map: dict[str, Any], t0: float) -> dict[str, An
     return {"rtl": "rtl", "top": port_map["top"], "latency_cycles": port_map["latency_cycles"],
             "initiation_interval": 1, "pipeline_stages": port_map["pipeline_stages"],
             "latency_cutoff": port_map["latency_cutoff"], "timing": port_map.get("timing"),
-            "lint_clean": port_map.get("lint", {}).get("clean"), "generate_seconds": round(time.perf_counter() - t0, 2)}
+            "lint_clean": port_map.get("lint", {}).get("clean"),
+            "netlist_vs_emulator": port_map["equivalence"]["netlist_vs_emulator"],
+            "generate_seconds": round(time.perf_counter() - t0, 2)}
 
 
 def _yosys(project: Path, port_map: dict[str, Any], summary: dict[str, Any]) -> None:

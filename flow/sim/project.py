@@ -4,7 +4,6 @@ and a cocotb run of ``PROJECT/rtl`` checked bit for bit, with agreement against 
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,31 +13,7 @@ import numpy as np
 from flow.errors import FlowError
 from flow.sim.runner import require_simulator, run_cocotb
 from flow.sim.words import codes_to_values, load_port_map, values_to_codes
-
-
-def _reference_outputs(model: Any, x: np.ndarray, layer: str | None) -> tuple[np.ndarray, str]:
-    """A Keras/QKeras model's outputs at the RTL's output layer (the logits of a softmax model)."""
-    from flow.compare import softmax_split
-    from flow.keras.env import keras
-    from flow.keras.train import predict
-
-    split = softmax_split(model)
-    last = model.layers[-1].name
-    if split is None and layer in (None, last):
-        return predict(model, x), last
-    name, fused = split if split is not None and layer in (None, last, split[0]) else (layer, False)
-    try:
-        target = model.get_layer(name)
-    except ValueError:
-        raise FlowError(f"the RTL's output layer {name!r} is not a layer of the model") from None
-    if fused:
-        saved = target.activation
-        target.activation = keras().activations.linear
-        try:
-            return predict(keras().Model(model.inputs, target.output), x), f"{name} (logits, before softmax)"
-        finally:
-            target.activation = saved
-    return predict(keras().Model(model.inputs, target.output), x), name
+from flow.staging import scratch_dir
 
 
 @dataclass
@@ -50,7 +25,7 @@ class Vectors:
     code of the input type. ``expected``: (N, n_outputs) emulator values at ``output_layer``.
     ``x_codes``/``y_codes``: the same as integer codes of the port map's input/output fields
     (``value = code * 2**-(width - integer_bits)``). ``model``/``meta``: the rebuilt project model and
-    its ``project.json``.
+    its ``project.json``; ``layer_map``: which Keras layer each graph layer holds.
     """
 
     x: np.ndarray
@@ -65,6 +40,7 @@ class Vectors:
     port_map: dict[str, Any]
     model: Any = field(repr=False)
     meta: dict[str, Any] = field(repr=False)
+    layer_map: Any = field(default=None, repr=False)  # flow.hls.layer_map.LayerMap of model and graph
 
 
 def build_vectors(project: str | Path, samples: int, seed: int = 0) -> Vectors:
@@ -78,6 +54,7 @@ def build_vectors(project: str | Path, samples: int, seed: int = 0) -> Vectors:
     """
     from flow.arith.emulate import emulate
     from flow.arith.types import parse_type, quantize
+    from flow.hls.layer_map import layer_map
     from flow.hls.project import rebuild
     from flow.verify import full_range_inputs, project_test_data
 
@@ -87,7 +64,7 @@ def build_vectors(project: str | Path, samples: int, seed: int = 0) -> Vectors:
         raise FlowError(f"the number of samples must be >= 1, got {samples}")
     pm = load_port_map(rtl_dir)
     (in_fields, _), (out_fields, _) = pm["_in"], pm["_out"]
-    with tempfile.TemporaryDirectory(prefix="hlsflow-vectors-") as tmp:
+    with scratch_dir("vectors") as tmp:
         model, graph, meta = rebuild(project, Path(tmp) / "hls")
         input_type = parse_type(meta["input_type"])
         shape = tuple(int(d) for d in model.input_shape[1:])
@@ -99,6 +76,7 @@ def build_vectors(project: str | Path, samples: int, seed: int = 0) -> Vectors:
         x = np.concatenate([data.reshape(len(data), *shape), rand]) if len(data) else rand
         x = quantize(x, input_type)
         layer = pm.get("output_layer")
+        lmap = layer_map(model, graph)
         emu = emulate(graph, x, upto=layer).outputs
     if emu.shape[1:] != (len(out_fields),):
         raise FlowError(f"{rtl_dir / 'port_map.json'}: {len(out_fields)} output fields, the emulator gives "
@@ -106,7 +84,8 @@ def build_vectors(project: str | Path, samples: int, seed: int = 0) -> Vectors:
     x_codes = values_to_codes(x.reshape(len(x), -1), in_fields, "inputs")
     y_codes = values_to_codes(emu, out_fields, f"emulator outputs at {layer or 'the output layer'}")
     return Vectors(x=x, expected=emu, x_codes=x_codes, y_codes=y_codes, test_data=len(data), random=len(rand),
-                   seed=seed, input_type=input_type, output_layer=layer, port_map=pm, model=model, meta=meta)
+                   seed=seed, input_type=input_type, output_layer=layer, port_map=pm, model=model, meta=meta,
+                   layer_map=lmap)
 
 
 def sim_project(project: str | Path, simulator: str, samples: int = 2000, seed: int = 0,
@@ -123,7 +102,7 @@ def sim_project(project: str | Path, simulator: str, samples: int = 2000, seed: 
     ``PROJECT/rtl/sim_build/<simulator>/``. ``ok`` is False on any differing bit, missing or extra
     output, or back-pressure violation.
     """
-    from flow.compare import compare_outputs
+    from flow.compare import compare_outputs, reference_outputs
     from flow.keras.model_io import load_model
 
     project = Path(project)
@@ -145,9 +124,16 @@ def sim_project(project: str | Path, simulator: str, samples: int = 2000, seed: 
     if (project / "float_model.h5").is_file() and meta["model"] != "float_model.h5":
         models.append(("float", load_model(project / "float_model.h5"), "float_model.h5"))
     references: dict[str, Any] = {}
+    lmap = vec.layer_map
+    at = layer or lmap.output
+    keras_layer, pre = lmap.reference(at) or (None, False)
+    if keras_layer is None:
+        raise FlowError(f"the RTL's output layer {at!r} holds no layer of the model (graph layers holding "
+                        f"Keras layers: {', '.join(lmap.graph_to_keras)})")
     for key, m, file in models:
-        ref, at = _reference_outputs(m, x.astype(np.float32), layer)
-        references[key] = compare_outputs(rtl_values, ref, at) | {"file": file}
+        ref = reference_outputs(m, lmap, x.astype(np.float32), [at])[at]
+        references[key] = compare_outputs(rtl_values, ref, lmap.describe(at)) | {
+            "file": file, "keras_layer": keras_layer + (" (pre-activation)" if pre else "")}
         if vec.test_data:  # the figures that matter for a float model: on real data, not random full-range inputs
             references[key]["test_data"] = {k: v for k, v in compare_outputs(
                 rtl_values[:vec.test_data], ref[:vec.test_data], at).items() if k != "compared_at"}

@@ -42,7 +42,6 @@ from flow.errors import FlowError
 from flow.sim.words import Field, as_matrix, load_port_map, pack_bytes, unpack_bytes
 
 
-
 def _testbench_dir() -> Path:
     """The cocotb testbench (``axis_tb.py``) and HDL harness: the repository's top-level ``sim/`` in a
     source checkout, else the same files installed as the package ``flow.sim.testbench`` (the wheel maps
@@ -169,15 +168,16 @@ def _runtime_cache_dir() -> Path | None:
     disables it. cocotb's ``verilator.o`` includes the design's ``Vtop.h`` and is never cached.
     """
     import hashlib
-    import subprocess
     from importlib.metadata import version as pkg_version
+
+    from flow import procs
 
     base = os.environ.get("HLSFLOW_CACHE", str(Path.home() / ".cache" / "hlsflow"))
     if base.lower() in ("off", "0", "none", ""):
         return None
     cxx = os.environ.get("CXX", "c++")
     try:
-        cxx_v = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
+        cxx_v = procs.run([cxx, "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
     except OSError:
         return None
     key = json.dumps([str(tools.verilator_root()), tools.version("verilator"), pkg_version("cocotb"), cxx, cxx_v,

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from flow.arith.types import FixedType
 from flow.errors import FlowError
 
 
@@ -33,12 +34,16 @@ class Field:
         return self.width - self.integer_bits
 
     @property
+    def fixed_type(self) -> FixedType:
+        return FixedType(self.width, self.integer_bits, self.signed)
+
+    @property
     def lo(self) -> int:
-        return -(1 << (self.width - 1)) if self.signed else 0
+        return self.fixed_type.min_code
 
     @property
     def hi(self) -> int:
-        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
+        return self.fixed_type.max_code
 
     @property
     def fits_int64(self) -> bool:

@@ -11,7 +11,9 @@ A sweep file names a base spec, optional overrides of it, and the axes to explor
       weight_bits: [2, 4, 8]         # quantization fields set for every layer (QKeras convention:
       activation_bits: [2, 4, 8]     #   *_integer excludes the sign bit)
       layers: {fc2: {weight_bits: [4, 8]}}   # per-layer values win over the all-layer axes
-      pruning_sparsity: [0.0, 0.5]   # 0 means no pruning
+      pruning_sparsity: [0.0, 0.5]   # magnitude pruning's sparsity; 0 means no pruning
+      pruning_method: [magnitude, neurons]   # with pruning_amount: magnitude sparsity or neuron fraction
+      pruning_amount: [0.0, 0.25, 0.5]       #   (0 = no pruning: one point, whatever the method)
       reuse_factor: [1, 4]
       io_type: [io_parallel, io_stream]
     search: {method: grid}           # grid (every point once) | tpe | nsga2 (need `trials`)
@@ -45,11 +47,27 @@ from pathlib import Path
 from typing import Any
 
 from flow.errors import FlowError
-from flow.spec import IO_TYPES, NAME_RE, Checker, Spec, load_spec, parse_spec, read_yaml
+from flow.spec import (
+    IO_TYPES,
+    NAME_RE,
+    PRUNING_METHODS,
+    Checker,
+    NeuronPruning,
+    Spec,
+    load_spec,
+    parse_spec,
+    read_yaml,
+)
 from flow.sweep.ptq import FLOAT_MODEL_SUFFIXES, MODES
 
 QUANT_AXES = ("weight_bits", "weight_integer", "bias_bits", "bias_integer", "activation_bits", "activation_integer")
-OTHER_AXES = ("pruning_sparsity", "reuse_factor", "io_type")
+OTHER_AXES = ("pruning_sparsity", "pruning_method", "pruning_amount", "reuse_factor", "io_type")
+PRUNING_AXES = ("pruning_sparsity", "pruning_method", "pruning_amount")
+# a point's pruning amount is this field of its method's section; the other fields of the base spec's
+# section are kept when the point uses the base's method
+AMOUNT_FIELD = {"magnitude": "sparsity", "neurons": "fraction"}
+KEPT_FIELDS = {"magnitude": ("method", "start_epoch", "end_epoch"), "neurons": ("method", "finetune_epochs", "rounds",
+                                                                                "layers")}
 METHODS = ("grid", "tpe", "nsga2")
 # objective -> Optuna direction
 OBJECTIVES = {"accuracy": "maximize", "bops": "minimize", "weight_memory_bits": "minimize"}
@@ -88,10 +106,15 @@ class Sweep:
 
     @property
     def space_size(self) -> int:
-        """Number of distinct points (the product of the axis lengths)."""
+        """Number of distinct points: the product of the axis lengths, less the repeats of the unpruned
+        point (``pruning_amount`` 0 is one point whatever the ``pruning_method``, :func:`point_key`)."""
         n = 1
         for axis in self.axes:
             n *= len(axis.values)
+        by_name = {a.name: a.values for a in self.axes}
+        if "pruning_method" in by_name and 0 in by_name.get("pruning_amount", ()):
+            methods, amounts = len(by_name["pruning_method"]), len(by_name["pruning_amount"])
+            n = n // (methods * amounts) * (methods * (amounts - 1) + 1)
         return n
 
     @property
@@ -139,13 +162,18 @@ class Sweep:
             elif "." in axis_name:
                 layer, fld = axis_name.split(".", 1)
                 per_layer.setdefault(layer, {})[fld] = value
-            elif axis_name == "pruning_sparsity":
-                if value == 0:
-                    raw.pop("pruning", None)
-                else:
-                    raw["pruning"] = {**(raw.get("pruning") or {}), "sparsity": value}
+            elif axis_name in PRUNING_AXES:
+                continue  # below, from all the pruning axes together
             else:  # reuse_factor, io_type
                 raw["hardware"] = {**(raw.get("hardware") or {}), axis_name: value}
+        if any(n in params for n in PRUNING_AXES):
+            method = "magnitude" if "pruning_sparsity" in params else params.get("pruning_method")
+            amount = params.get("pruning_sparsity", params.get("pruning_amount"))
+            section = point_pruning(raw.get("pruning"), method, amount)
+            if section is None:
+                raw.pop("pruning", None)
+            else:
+                raw["pruning"] = section
         per_layer = {k: v for k, v in per_layer.items() if v}
         if per_layer:
             quant["layers"] = per_layer
@@ -161,9 +189,35 @@ class Sweep:
             raise FlowError(f"{self.path}: the point {format_params(params)} gives an invalid spec: {exc}") from None
 
 
+def point_pruning(base: dict[str, Any] | None, method: str | None, amount: float | None) -> dict[str, Any] | None:
+    """A point's ``pruning`` section: ``method`` (None: the base section's, else magnitude) with ``amount``
+    as its sparsity (magnitude) or fraction (neurons); None (no pruning) when ``amount`` is 0. The base
+    section's other fields (``start_epoch``/``end_epoch``, ``finetune_epochs``/``rounds``/``layers``)
+    are kept when the point uses the base's method."""
+    base = base or {}
+    base_method = base.get("method", "magnitude")
+    method = method or base_method
+    if amount == 0:
+        return None
+    section = {k: base[k] for k in KEPT_FIELDS[method] if k in base} if method == base_method else {}
+    if method != "magnitude":
+        section["method"] = method
+    section[AMOUNT_FIELD[method]] = amount
+    return section
+
+
+def canonical_params(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with ``pruning_method`` ``none`` when ``pruning_amount`` is 0: every method gives the
+    same unpruned point (its key, and its row in the report)."""
+    if params.get("pruning_amount") == 0 and "pruning_method" in params:
+        return {**params, "pruning_method": "none"}
+    return params
+
+
 def point_key(params: dict[str, Any]) -> str:
-    """Stable identifier of a point: ``p`` + 10 hex digits of the SHA-1 of its sorted parameters."""
-    return "p" + hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+    """Stable identifier of a point: ``p`` + 10 hex digits of the SHA-1 of its sorted
+    :func:`canonical_params`."""
+    return "p" + hashlib.sha1(json.dumps(canonical_params(params), sort_keys=True).encode()).hexdigest()[:10]
 
 
 def format_params(params: dict[str, Any]) -> str:
@@ -194,8 +248,10 @@ def _axis_values(chk: Checker, value: Any, where: str, name: str) -> tuple[Any, 
             out.append(chk.integer(v, at, lo=1, hi=32))
         elif name.endswith("_integer"):
             out.append(chk.integer(v, at, lo=-32, hi=32))
-        elif name == "pruning_sparsity":
+        elif name in ("pruning_sparsity", "pruning_amount"):
             out.append(chk.number(v, at, 0.0, 1.0, hi_open=True))
+        elif name == "pruning_method":
+            out.append(chk.choice(v, at, PRUNING_METHODS))
         elif name == "reuse_factor":
             out.append(chk.integer(v, at, lo=1))
         else:  # io_type
@@ -226,6 +282,13 @@ def _parse_axes(chk: Checker, value: Any, layer_names: list[str]) -> tuple[Axis,
             axes.append(Axis(f"{layer}.{fld}", _axis_values(chk, values, f"axes.layers.{layer}.{fld}", fld)))
     if not axes:
         raise chk.fail("axes", "must name at least one axis")
+    names = {a.name for a in axes}
+    if "pruning_sparsity" in names and names & {"pruning_method", "pruning_amount"}:
+        raise chk.fail("axes.pruning_sparsity", "is the sparsity of magnitude pruning; with `pruning_method` or "
+                                                "`pruning_amount` give the amount as `pruning_amount` only")
+    if "pruning_method" in names and "pruning_amount" not in names:
+        raise chk.fail("axes.pruning_method", "needs a `pruning_amount` axis: magnitude pruning's sparsity or the "
+                                              "fraction of units neuron pruning removes (0 = no pruning)")
     return tuple(axes)
 
 
@@ -258,16 +321,20 @@ def _check_integer_vs_bits(chk: Checker, axes: tuple[Axis, ...], base: Spec) -> 
                                               f"integer bits must be <= {rule}")
 
 
-def _parse_mode(chk: Checker, raw: dict[str, Any], axes: tuple[Axis, ...]) -> tuple[str, Path | None]:
+def _parse_mode(chk: Checker, raw: dict[str, Any], axes: tuple[Axis, ...], base: Spec) -> tuple[str, Path | None]:
     """``mode`` (qat/ptq) and the absolute path of ``float_model`` (ptq only; None: the trained baseline).
 
     The file's content (a float model of the base network) is checked by ``hlsflow sweep`` before it
     starts workers (:func:`flow.sweep.ptq.load_user_float_model`), which needs TensorFlow.
     """
     mode = chk.choice(raw.get("mode", "qat"), "mode", MODES)
-    if mode == "ptq" and any(a.name == "pruning_sparsity" for a in axes):
-        raise chk.fail("axes.pruning_sparsity", "mode ptq does not train, so it cannot prune: prune the float "
-                                                "model instead (the base spec's `pruning` applies to the baseline)")
+    pruning_axis = next((n for n in PRUNING_AXES if n in {a.name for a in axes}), None)
+    if mode == "ptq" and pruning_axis:
+        raise chk.fail(f"axes.{pruning_axis}", "mode ptq does not train, so it cannot prune: prune the float "
+                                               "model instead (the base spec's `pruning` applies to the baseline)")
+    if mode == "ptq" and isinstance(base.pruning, NeuronPruning):
+        raise chk.fail("mode", "ptq quantizes a float model of the base spec's widths, so it cannot use the base "
+                               "spec's neuron pruning (`pruning: {method: neurons}`, which fine-tunes): use mode qat")
     if "float_model" not in raw:
         return mode, None
     value = raw["float_model"]
@@ -330,7 +397,7 @@ def load_sweep(path: str | Path) -> Sweep:
     csim = raw.get("csim", False)
     if not isinstance(csim, bool):
         raise chk.fail("csim", f"must be true or false, got {csim!r}")
-    mode, float_model = _parse_mode(chk, raw, axes)
+    mode, float_model = _parse_mode(chk, raw, axes, base)
     sweep = Sweep(name=name, path=path, base_path=base_path, base_raw=base_raw, axes=axes, method=method,
                   trials=trials, seed=chk.integer(search.get("seed", 0), "search.seed", lo=0),
                   objectives=tuple(objectives), csim=csim,

@@ -1,4 +1,5 @@
-"""One sweep point: train (QAT) or quantize (PTQ), convert, write the project, emulate, cost (BOPs)."""
+"""One sweep point: train (QAT, then neuron pruning when the point asks) or quantize (PTQ), convert, write
+the project, emulate, cost (BOPs)."""
 
 from __future__ import annotations
 
@@ -125,7 +126,9 @@ class PointEvaluator:
         returns its figures.
 
         ``accuracy`` is the bit-exact emulator's on the test split, ``bops`` from :func:`bit_operations`,
-        ``mode`` ``qat``/``ptq`` (PTQ adds ``float_accuracy``, ``float_model``, ``float_weights_sha1``);
+        ``units`` the Dense units and Conv filters of the model (after neuron pruning, whose kept units per
+        layer are in ``neuron_pruning``), ``mode`` ``qat``/``ptq`` (PTQ adds ``float_accuracy``,
+        ``float_model``, ``float_weights_sha1``);
         ``seconds`` holds the wall time of each stage (s).
         """
         with contextlib.ExitStack() as stack:
@@ -141,6 +144,7 @@ class PointEvaluator:
         from flow.arith.emulate import emulate
         from flow.hls import convert
         from flow.hls.project import save_meta
+        from flow.keras.prune_neurons import model_widths
         from flow.report import graph_weight_stats
         from flow.staging import staged_dir
 
@@ -176,9 +180,17 @@ class PointEvaluator:
                     qmodel = quantize_float_model(spec, fm["model"])
                     qmodel.save(work / "qkeras_model.h5")
             else:
+                neurons = bool(pipeline.neuron_stage_names(spec))
                 with stage("train"):
                     qmodel = pipeline.build_and_train(spec, split, quantized=True)
-                    qmodel.save(work / "qkeras_model.h5")
+                    if not neurons:
+                        qmodel.save(work / "qkeras_model.h5")
+                if neurons:
+                    with stage("prune neurons"):
+                        qmodel, record = pipeline.prune_trained(spec, split, qmodel)
+                        qmodel.save(work / "qkeras_model.h5")
+                        out["neuron_pruning"] = {"layers": record["layers"],
+                                                 "accuracy_unpruned": record["accuracy_unpruned"]}
             with stage("convert"):
                 graph, hls_config = pipeline.to_hls_graph(qmodel, spec, spec.input_type, work / "hls")
             with stage("write project"):
@@ -186,7 +198,7 @@ class PointEvaluator:
                 (work / "spec.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
                 save_meta(work, "qkeras_model.h5", hls_config, spec.hardware, spec.input_type)
             with stage("emulate"):
-                emu = emulate(graph, split.x_test, upto=compare.logits_layer(qmodel))
+                emu = emulate(graph, split.x_test, upto=compare.logits_layer(qmodel, graph))
                 out["accuracy"] = float(np.mean(np.argmax(emu.outputs, axis=1) == split.y_test))
                 out["overflows"] = int(sum(emu.overflows.values()))
             with stage("qkeras"):  # one eager call: Keras's predict() builds a new graph per model (~0.3 s)
@@ -198,6 +210,7 @@ class PointEvaluator:
                 stats = graph_weight_stats(graph)
                 out["weight_memory_bits"] = int(stats["quantized_bits"])
                 out["sparsity"] = float(stats["sparsity"])
+                out["units"] = sum(model_widths(qmodel).values())
             if self.sweep.csim:
                 with stage("csim"):
                     convert.write_and_compile(graph)

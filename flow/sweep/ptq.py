@@ -16,7 +16,7 @@ the sweep file), or the base spec's float baseline, trained once per sweep and m
 ``<out>/<name>/float_baseline/<fingerprint>.h5`` (written to a temporary file, then renamed, so a
 worker never reads half a file). Either way it must be the base spec's network: the same layer names
 and weight shapes (``hlsflow run`` writes such a model as ``float_model.h5``); pruning comes with it
-(a ``pruning_sparsity`` axis needs training and is refused in PTQ mode).
+(pruning axes need training and are refused in PTQ mode, and so is a base spec with neuron pruning).
 """
 
 from __future__ import annotations

@@ -18,13 +18,14 @@ import yaml
 
 from flow.errors import FlowError
 from flow.spec import NAME_RE
-from flow.sweep.config import OBJECTIVES, Sweep, point_key
+from flow.sweep.config import OBJECTIVES, Sweep, canonical_params, point_key
 from flow.sweep.evaluate import rtl_cost
 from flow.sweep.workers import is_computed, is_failed, trial_key
 
-FIGURES = ("accuracy", "qkeras_accuracy", "bops", "weight_memory_bits", "sparsity", "overflows")
+FIGURES = ("accuracy", "qkeras_accuracy", "bops", "weight_memory_bits", "sparsity", "units", "overflows")
 SHORT = {"weight_bits": "w", "activation_bits": "a", "weight_integer": "wi", "activation_integer": "ai",
-         "bias_bits": "b", "bias_integer": "bi", "pruning_sparsity": "s", "reuse_factor": "rf", "io_type": ""}
+         "bias_bits": "b", "bias_integer": "bi", "pruning_sparsity": "s", "pruning_method": "", "pruning_amount": "p",
+         "reuse_factor": "rf", "io_type": ""}
 BOPS_FORMULA = ("BOPs = P · Σ<sub>j</sub> ( nz<sub>j</sub> · b<sub>w</sub> · b<sub>x</sub> + max(0, nz<sub>j</sub> − 1 + "
                 "[bias<sub>j</sub> ≠ 0]) · b<sub>acc</sub> ) over Dense/Conv layers: nz<sub>j</sub> non-zero weights "
                 "of output j, P output positions, b<sub>w</sub>/b<sub>x</sub>/b<sub>acc</sub> weight, input and "
@@ -45,7 +46,8 @@ def pareto_mask(values: list[tuple[float, ...]], maximize: list[bool]) -> list[b
 def collect_rows(study: Any, sweep: Sweep) -> list[dict[str, Any]]:
     """One row per point: every computed point (``state`` done) and every point that failed for good.
 
-    Columns: ``trial``, ``key``, ``mode`` (``qat`` or ``ptq``), one per axis, the figures (and
+    Columns: ``trial``, ``key``, ``mode`` (``qat`` or ``ptq``), one per axis (``pruning_method`` ``none``
+    for the unpruned point of a ``pruning_amount`` axis, :func:`canonical_params`), the figures (and
     ``float_accuracy`` in a PTQ sweep), ``rtl_*`` figures when present, ``seconds`` (total per point),
     ``host``, ``project``, ``state``, ``error``, and ``pareto``.
     """
@@ -59,9 +61,10 @@ def collect_rows(study: Any, sweep: Sweep) -> list[dict[str, Any]]:
         key = trial_key(t, sweep)
         if key is None or key in rows and rows[key]["state"] == "done":
             continue
+        params = canonical_params({n: t.params[n] for n in names})
         if is_computed(t):
             a = t.user_attrs["figures"]
-            row = {"trial": t.number, "key": key, "mode": _mode(t), **{n: t.params[n] for n in names},
+            row = {"trial": t.number, "key": key, "mode": _mode(t), **params,
                    **{f: a.get(f) for f in (*FIGURES, "float_accuracy")},
                    "seconds": (a.get("seconds") or {}).get("total"),
                    "host": t.user_attrs.get("worker", {}).get("host", ""), "project": a.get("project", ""),
@@ -70,7 +73,7 @@ def collect_rows(study: Any, sweep: Sweep) -> list[dict[str, Any]]:
             rows[key] = row
         elif is_failed(t):
             error = t.user_attrs.get("error") or "its worker stopped sending heartbeats (killed?) and retries ran out"
-            rows[key] = {"trial": t.number, "key": key, "mode": _mode(t), **{n: t.params[n] for n in names},
+            rows[key] = {"trial": t.number, "key": key, "mode": _mode(t), **params,
                          "host": (t.user_attrs.get("worker") or {}).get("host", ""), "state": "failed",
                          "error": error}
     pending = {trial_key(t, sweep) for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)}
@@ -92,6 +95,8 @@ def label(row: dict[str, Any], sweep: Sweep) -> str:
     """Short point label for plots, e.g. ``w4 a3``."""
     parts = []
     for a in sweep.axes:
+        if a.name == "pruning_method" and row[a.name] == "none":
+            continue  # the unpruned point: pruning_amount 0 says it
         layer, _, fld = a.name.rpartition(".")
         prefix = (f"{layer}." if layer else "") + SHORT.get(fld, fld)
         value = row[a.name]
@@ -111,8 +116,9 @@ def _plot_front(rows: list[dict[str, Any]], x: str, xlabel: str, sweep: Sweep, s
     front = sorted((r for r, m in zip(pts, mask) if m), key=lambda r: float(r[x]))
     first = sweep.axes[0]
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    cmap = plt.get_cmap("viridis", max(2, len(first.values)))
-    for i, value in enumerate(first.values):
+    values = [*first.values, *sorted({r[first.name] for r in rows} - set(first.values), key=str)]  # + pruning "none"
+    cmap = plt.get_cmap("viridis", max(2, len(values)))
+    for i, value in enumerate(values):
         sel = [r for r in pts if r[first.name] == value]
         if sel:
             ax.scatter([float(r[x]) for r in sel], [float(r["accuracy"]) for r in sel], s=28, color=cmap(i),

@@ -1,0 +1,102 @@
+"""Dense, Conv1D, Conv2D and BatchNormalization (``nnet_dense_latency.h``, ``nnet_dense_resource.h``,
+``nnet_conv1d_latency.h``, ``nnet_conv2d_latency.h``, ``nnet_conv_stream.h``, ``nnet_batchnorm.h``).
+
+Dense/Conv: every product ``x*w`` at full precision, cast to ``accum_t``; the accumulator starts at
+``(accum_t)bias`` and each product is added in ``accum_t`` (:func:`flow.arith.layers.common.product_sum`);
+the sum is cast to the output type. A convolution is the Dense product of every im2col window, in
+(fh, fw, channel) order. BatchNormalization: ``x*scale + bias`` at full precision, cast once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from flow.arith.hls_layer import (
+    attr_type,
+    channels_last,
+    int_attr,
+    out_type,
+    weights,
+    where,
+)
+from flow.arith.layers.common import product_sum
+from flow.arith.ops import Ops, Tensor
+from flow.arith.target import Target
+from flow.errors import FlowError
+
+
+def dense(layer: Any, xs: list[Tensor], ops: Ops, target: Target) -> Tensor:
+    x = xs[0]
+    w, b = weights(layer, "weight"), weights(layer, "bias")
+    if layer.get_attr("_weights_transposed", False):
+        w = w.transposed((1, 0))
+    n_in, n_out = int_attr(layer, "n_in"), int_attr(layer, "n_out")
+    if w.shape != (n_in, n_out):
+        raise FlowError(f"{where(layer)}: weight shape {w.shape} != ({n_in}, {n_out})")
+    acc = product_sum(layer, ops, x, w, b, attr_type(layer, "accum_t"), target.dense_in_order(layer))
+    return ops.cast(acc, out_type(layer))
+
+
+def _conv(layer: Any, x: Tensor, ops: Ops, w: Any, kernel: tuple[int, ...], stride: tuple[int, ...],
+          out: tuple[int, ...], pads: list[tuple[int, int]], in_order: bool) -> Tensor:
+    """Pad, im2col in (kernel..., channel) order, the Dense product per window, cast to the output type."""
+    cin, cout = int_attr(layer, "n_chan"), int_attr(layer, "n_filt")
+    if w.shape != (*kernel, cin, cout):
+        raise FlowError(f"{where(layer)}: weight shape {w.shape} != {(*kernel, cin, cout)}")
+    if w.kind == "po2":
+        raise FlowError(f"{where(layer)}: power-of-two conv weights are not supported")
+    if any(a or b for a, b in pads):
+        x = ops.pad(x, pads + [(0, 0)])
+    win = ops.windows(x, kernel, stride, out)                       # (*out, C, *kernel)
+    nd = len(kernel)
+    win = ops.transpose(win, tuple(range(nd)) + tuple(range(nd + 1, 2 * nd + 1)) + (nd,))  # (*out, *kernel, C)
+    k = int(np.prod(kernel)) * cin
+    cols = ops.reshape(win, (*out, k))
+    acc = product_sum(layer, ops, cols, w.reshaped((k, cout)), weights(layer, "bias"), attr_type(layer, "accum_t"),
+                      in_order)
+    return ops.cast(acc, out_type(layer))
+
+
+def conv2d(layer: Any, xs: list[Tensor], ops: Ops, target: Target) -> Tensor:
+    channels_last(layer)
+    w = weights(layer, "weight")
+    if layer.get_attr("_weights_transposed", False):  # (F,H,W,C) -> (H,W,C,F)
+        w = w.transposed((1, 2, 3, 0))
+    kernel = (int_attr(layer, "filt_height"), int_attr(layer, "filt_width"))
+    stride = (int_attr(layer, "stride_height"), int_attr(layer, "stride_width"))
+    out = (int_attr(layer, "out_height"), int_attr(layer, "out_width"))
+    pads = [(int_attr(layer, "pad_top"), int_attr(layer, "pad_bottom")),
+            (int_attr(layer, "pad_left"), int_attr(layer, "pad_right"))]
+    return _conv(layer, xs[0], ops, w, kernel, stride, out, pads, target.conv_in_order(layer))
+
+
+def conv1d(layer: Any, xs: list[Tensor], ops: Ops, target: Target) -> Tensor:
+    """Conv1D: the Conv2D arithmetic over one spatial axis."""
+    channels_last(layer)
+    if int_attr(layer, "dilation", 1) != 1:
+        raise FlowError(f"{where(layer)}: dilated convolution is not supported")
+    w = weights(layer, "weight")
+    if layer.get_attr("_weights_transposed", False):  # (F,W,C) -> (W,C,F)
+        w = w.transposed((1, 2, 0))
+    pads = [(int_attr(layer, "pad_left"), int_attr(layer, "pad_right"))]
+    return _conv(layer, xs[0], ops, w, (int_attr(layer, "filt_width"),), (int_attr(layer, "stride_width"),),
+                 (int_attr(layer, "out_width"),), pads, target.conv_in_order(layer))
+
+
+def batchnorm(layer: Any, xs: list[Tensor], ops: Ops, target: Target) -> Tensor:
+    x = xs[0]
+    s, b = weights(layer, "scale"), weights(layer, "bias")
+    if s.kind != "fixed":
+        raise FlowError(f"{where(layer)}: {s.kind} scale is not supported by the emulator")
+    shape = ops.shape(x)
+    n = int(np.prod(shape))
+    sc, bc = s.codes.reshape(-1), b.codes.reshape(-1)
+    n_filt = int_attr(layer, "n_filt", -1)
+    if n_filt != -1:
+        reps = n // n_filt
+        sc, bc = np.tile(sc[:n_filt], reps), np.tile(bc[:n_filt], reps)
+    flat = ops.reshape(x, (n,))
+    total = ops.add(ops.mul(flat, ops.const(sc, s.frac)), ops.const(bc, b.frac))
+    return ops.reshape(ops.cast(total, out_type(layer)), shape)

@@ -1,0 +1,396 @@
+"""The symbolic executor of :mod:`flow.arith.ops`: da4ml ``FixedVariable`` objects for one sample (the RTL).
+
+``Tensor.data`` is a numpy object array of ``FixedVariable`` (no batch axis); a constant tensor holds
+integer mantissas like the numpy executor's constants, and every operation between constants is computed
+by a :class:`~flow.arith.numpy_ops.NumpyOps` (so constants fold exactly as in the emulator). Products with
+constant matrices go through da4ml's CMVM optimizer (shift-and-add adder trees, no multipliers).
+
+Casts implement every ``ap_fixed`` rounding mode (TRN, TRN_ZERO, RND, RND_ZERO, RND_MIN_INF, RND_INF, RND_CONV)
+and overflow mode (WRAP, SAT, SAT_ZERO, SAT_SYM) from da4ml's primitives (add a constant, truncate,
+wrap/saturate, sign bit, multiplexer); da4ml itself offers only TRN/RND and WRAP/SAT/SAT_SYM. All rounding
+modes drop bits with ``floor(x + offset)``, where the offset is half an LSB, minus one source LSB, plus one
+source LSB times a selector bit:
+
+=============  =====================================  =======================
+mode           offset                                 selector bit
+=============  =====================================  =======================
+TRN            0                                      -
+RND            h                                      -
+RND_MIN_INF    h - d                                  -
+RND_CONV       h - d + d*b                            b = target LSB of x
+RND_ZERO       h - d + d*n                            n = x < 0
+RND_INF        h - d*n                                n = x < 0
+TRN_ZERO       (2h - d)*n                             n = x < 0
+=============  =====================================  =======================
+
+(``h`` = half the target LSB, ``d`` = the source LSB.)
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from flow.arith import fxp
+from flow.arith.numpy_ops import NumpyOps
+from flow.arith.ops import Ops, OpsError, Tensor
+from flow.arith.types import FixedType
+
+# da4ml's CMVM solver: skipping the exhaustive search over decomposition delay constraints
+# made a 784x20 power-of-two layer trace 18x faster (20 s vs 362 s) at the same adder cost with a
+# hard delay constraint of 2 (measured 2026-11-23 with a scratch script on a random +-2**-k 784x20 matrix).
+SOLVER_OPTIONS = {"search_all_decompose_dc": False, "method0": "wmc-dc", "hard_dc": 2}
+MAX_TABLE_ENTRIES = 1 << 16  # a lookup addressed by more values than this is refused (a ROM too large to build)
+CMVM_EXACT_BITS = 24          # da4ml's CMVM solver reads the matrix as float32
+
+
+def kif(t: FixedType) -> tuple[int, int, int]:
+    """da4ml's (sign bit, integer bits excluding sign, fractional bits) of ``ap_[u]fixed<W,I>``."""
+    k = int(t.signed)
+    return k, t.integer - k, t.width - t.integer
+
+
+def _da4ml() -> tuple[Any, Any]:
+    from da4ml.trace import FixedVariableArray
+    from da4ml.trace.fixed_variable import FixedVariable
+
+    return FixedVariableArray, FixedVariable
+
+
+def _elementwise(fn: Callable[..., Any], *arrays: Any) -> np.ndarray:
+    """``fn`` over broadcast object arrays, returning an object array."""
+    out = np.frompyfunc(fn, len(arrays), 1)(*arrays)
+    return np.asarray(out, dtype=object) if isinstance(out, np.ndarray) else np.array(out, dtype=object)
+
+
+def _decimal_values(codes: np.ndarray, frac: int) -> np.ndarray:
+    """Exact values of integer mantissas, as an object array of Decimal."""
+    scale = Decimal(2) ** -frac
+    return _elementwise(lambda c: Decimal(int(c)) * scale, np.asarray(codes, dtype=object))
+
+
+class SymbolicOps(Ops):
+    """One sample of da4ml symbolic fixed-point variables."""
+
+    symbolic = True
+    batch_axes = 0
+
+    def __init__(self) -> None:
+        self.hwconf: Any = None
+        self.solver_options = dict(SOLVER_OPTIONS)
+        self.consts = NumpyOps()
+        self.inputs: list[Any] = []
+
+    # ------------------------------------------------------------------ values
+    def input(self, t: FixedType, shape: tuple[int, ...]) -> Tensor:
+        fva, _ = _da4ml()
+        k, i, f = kif(t)
+        arr = fva.from_kif(np.full(shape, k), np.full(shape, i), np.full(shape, f),
+                           solver_options=dict(self.solver_options))
+        self.hwconf = arr.hwconf
+        self.inputs.append(arr)
+        # the port carries any code of the word; the C simulation's input is a value of the type, so its
+        # overflow mode applies (SAT_SYM: the most negative code reads as -max), as in the numpy executor
+        return self.cast(Tensor(arr._vars, t.fractional, t), t, "result")
+
+    def const(self, codes: np.ndarray, frac: int, t: FixedType | None = None) -> Tensor:
+        return self.consts.const(codes, frac, t)
+
+    def array(self, x: Tensor) -> Any:
+        """``x`` as a flat da4ml ``FixedVariableArray`` (what ``da4ml.trace.comb_trace`` takes)."""
+        fva, _ = _da4ml()
+        return fva(np.asarray(self._vars(x), dtype=object).reshape(-1), self.solver_options, hwconf=self.hwconf)
+
+    def _var(self, value: Decimal | float) -> Any:
+        _, fv = _da4ml()
+        return fv.from_const(Decimal(value), hwconf=self.hwconf)
+
+    def _vars(self, x: Tensor) -> np.ndarray:
+        """An object array of FixedVariable (constants become da4ml constants)."""
+        if not x.const:
+            return x.data
+        return _elementwise(self._var, _decimal_values(x.data, x.frac))
+
+    def _operand(self, x: Tensor) -> np.ndarray:
+        """What to combine with variables: the variables, or a constant's exact values (Decimal)."""
+        return _decimal_values(x.data, x.frac) if x.const else x.data
+
+    # ------------------------------------------------------------------ exact arithmetic
+    def _binary(self, name: str, a: Tensor, b: Tensor, frac: int) -> Tensor:
+        if a.const and b.const:
+            return getattr(self.consts, name)(a, b)
+        va, vb = self._operand(a), self._operand(b)
+        if name == "mul" and (a.const or b.const):
+            var, const = (vb, va) if a.const else (va, vb)
+            return Tensor(_elementwise(self._const_mul, var, const), frac)
+        fn = {"add": lambda u, v: u + v, "sub": lambda u, v: u - v, "mul": lambda u, v: u * v}[name]
+        if a.const:  # keep the variable on the left, so da4ml sees variable OP constant
+            out = _elementwise((lambda u, v: v + u) if name == "add" else (lambda u, v: (-u) + v), vb, va)
+        else:
+            out = _elementwise(fn, va, vb)
+        return Tensor(out, frac)
+
+    def _const_mul(self, v: Any, c: Decimal) -> Any:
+        """``v * c`` for a constant ``c``: the sum of ``v * (+-2**k)`` over the non-adjacent form of c (exact
+        shifts and additions). da4ml 0.6's own constant multiplication wraps its partial sums into too narrow
+        intervals for signed variables and constants with several non-zero digits (x of kif (1,1,18) times
+        932068 is wrong for every x), so it is not used."""
+        c = Decimal(c)
+        if c == 0 or v.low == v.high:
+            return self._var(v.low * c)
+        m, e = exact_code(c)
+        terms = []
+        k = 0
+        while m:
+            if m & 1:
+                d = 2 - (m & 3)  # +1 or -1: the non-adjacent form
+                terms.append(v * (Decimal(d) * Decimal(2) ** (k - e)))
+                m -= d
+            m >>= 1
+            k += 1
+        return _tree_sum(terms[::-1])  # the largest term first: the sum keeps its scale (see clip)
+
+    def add(self, a: Tensor, b: Tensor) -> Tensor:
+        return self._binary("add", a, b, max(a.frac, b.frac))
+
+    def sub(self, a: Tensor, b: Tensor) -> Tensor:
+        return self._binary("sub", a, b, max(a.frac, b.frac))
+
+    def mul(self, a: Tensor, b: Tensor) -> Tensor:
+        return self._binary("mul", a, b, a.frac + b.frac)
+
+    def neg(self, a: Tensor) -> Tensor:
+        if a.const:
+            return self.consts.neg(a)
+        return Tensor(_elementwise(lambda u: -u, a.data), a.frac)
+
+    def scale(self, a: Tensor, k: int) -> Tensor:
+        if a.const:
+            return Tensor(a.data, a.frac - k, None, True)
+        factor = Decimal(2) ** k
+        return Tensor(_elementwise(lambda u: u * factor, a.data), a.frac - k)
+
+    # ------------------------------------------------------------------ casts
+    def cast(self, a: Tensor, t: FixedType, role: str = "result") -> Tensor:
+        if a.const:
+            return self.consts.cast(a, t, role)
+        return Tensor(_elementwise(lambda v: self._cast_var(v, t), a.data), t.fractional, t)
+
+    def _cast_var(self, v: Any, t: FixedType) -> Any:
+        k, i, f = kif(t)
+        if v.low == v.high:  # a constant: cast it exactly as the emulator does
+            code, frac = exact_code(v.low)
+            q, _ = fxp.requantize(np.array([code], dtype=object), frac, t)
+            return self._var(Decimal(int(q[0])) * Decimal(2) ** -f)
+        _f = v.kif[2]
+        mode = t.rounding
+        if _f > f and mode != "TRN":
+            h = Decimal(2) ** (-f - 1)
+            d = Decimal(2) ** -_f
+            if mode == "RND":
+                v = v + h
+            elif mode == "RND_MIN_INF":
+                v = v + (h - d)
+            elif mode == "RND_CONV":
+                bit = v.quantize(0, -f + 1, f)  # b * 2**-f, the bit that becomes the target LSB
+                v = v + (h - d) + self._const_mul(bit, Decimal(2) ** (f - _f))
+            elif mode in ("RND_ZERO", "RND_INF", "TRN_ZERO"):
+                neg = v.is_negative()  # 0/1
+                if mode == "RND_ZERO":
+                    v = v + (h - d) + self._const_mul(neg, d)
+                elif mode == "RND_INF":
+                    v = v + h - self._const_mul(neg, d)
+                else:
+                    v = v + self._const_mul(neg, 2 * h - d)
+            else:
+                raise OpsError(f"rounding mode {mode!r} of {t} cannot be traced to RTL")
+        if t.overflow == "WRAP" and not k and v.low < 0 and i > v.kif[1] + 1:
+            # da4ml narrows an unsigned wrap of a signed value to the source's sign-extension bit (i = _i + 1),
+            # which drops the higher sign copies: ap_fixed<2,0> -0.5 -> ap_ufixed<2,1> must be 1.5, not 0.5.
+            # Truncate first, then add 2**i to negative values: the result lies in [0, 2**i) and wraps trivially.
+            _k, _i, _ = v.kif
+            r = v.quantize(_k, max(_i, -f), f, "WRAP", "TRN")  # at least the sign bit survives truncation
+            return (r + self._const_mul(r.is_negative(), Decimal(2) ** i)).quantize(0, i, f, "WRAP", "TRN")
+        if t.overflow == "WRAP":
+            return v.quantize(k, i, f, "WRAP", "TRN")
+        if t.overflow in ("SAT", "SAT_SYM"):
+            _k, _i, _ = v.kif
+            r = v.quantize(_k, max(_i, -f), min(f, v.kif[2]), "WRAP", "TRN")  # rounded, not yet range-checked
+            hi_v = Decimal(t.max_code) * Decimal(2) ** -f
+            lo_v = -hi_v if t.overflow == "SAT_SYM" and t.signed else Decimal(t.min_code) * Decimal(2) ** -f
+            return self._clip(r, lo_v, hi_v).quantize(k, i, f, "WRAP", "TRN")
+        if t.overflow == "SAT_ZERO":
+            _k, _i, _ = v.kif
+            r = v.quantize(_k, max(_i, -f), min(f, v.kif[2]), "WRAP", "TRN")  # rounded, not yet range-checked
+            lo_v, hi_v = Decimal(t.min_code) * Decimal(2) ** -f, Decimal(t.max_code) * Decimal(2) ** -f
+            if r.low >= lo_v and r.high <= hi_v:
+                return r.quantize(k, i, f, "WRAP", "TRN")
+            over = (r > hi_v) | (r < lo_v)  # 1 on overflow
+            return over.msb_mux(self._var(0), r).quantize(k, i, f, "WRAP", "TRN")
+        raise OpsError(f"overflow mode {t.overflow!r} of {t} cannot be traced to RTL")
+
+    # ------------------------------------------------------------------ accumulation
+    def dot(self, x: Tensor, w: Tensor, b: Tensor, acc_t: FixedType, in_order: bool = True) -> Tensor:
+        fva, _ = _da4ml()
+        n_in, n_out = w.data.shape
+        lead = x.data.shape[:-1]
+        bias = self.cast(b, acc_t, "bias")
+        exact = acc_t.fractional >= x.frac + w.frac and acc_t.overflow == "WRAP"
+        if exact and fxp.bit_length(w.data) <= CMVM_EXACT_BITS:
+            rows = x.data.reshape(-1, n_in)
+            values = np.asarray(w.data, dtype=np.float64) * 2.0 ** -w.frac  # exact: at most 24 significant bits
+            out = np.empty((rows.shape[0], n_out), dtype=object)
+            for r in range(rows.shape[0]):
+                out[r] = (fva(rows[r], self.solver_options, hwconf=self.hwconf) @ values)._vars
+            total = self.add(Tensor(out.reshape(*lead, n_out), x.frac + w.frac), bias)
+            return self.cast(total, acc_t, "accum")
+        products = self.cast(self.mul(self.reshape(x, (*lead, n_in, 1)), w), acc_t, "product")
+        return self.accumulate(products, b, acc_t, in_order)
+
+    def accumulate(self, products: Tensor, b: Tensor, acc_t: FixedType, in_order: bool = True) -> Tensor:
+        bias = self.cast(b, acc_t, "bias")
+        p = np.moveaxis(products.data, -2, 0)  # (n_in, ..., n_out)
+        lo, hi = acc_t.min_code * Decimal(2) ** -acc_t.fractional, acc_t.max_code * Decimal(2) ** -acc_t.fractional
+        if acc_t.overflow == "SAT_SYM" and acc_t.signed:
+            lo = -hi
+        bias_v = _decimal_values(bias.data, bias.frac)
+        if acc_t.overflow == "WRAP":
+            return self.cast(self.add(Tensor(_tree_sum(list(p)), acc_t.fractional), bias), acc_t, "accum")
+        upper = bias_v + sum(_elementwise(lambda v: max(v.high, 0), q) for q in p)
+        lower = bias_v + sum(_elementwise(lambda v: min(v.low, 0), q) for q in p)
+        if not (np.any(upper > hi) or np.any(lower < lo)):
+            return self.cast(self.add(Tensor(_tree_sum(list(p)), acc_t.fractional), bias), acc_t, "accum")
+        if not in_order:
+            raise OpsError(f"accum_t {acc_t} saturates and a partial sum can overflow; only the Latency "
+                           "strategy's io_parallel addition order is reproduced")
+        acc = self.cast(Tensor(np.broadcast_to(self._vars(bias), p.shape[1:]).copy(), acc_t.fractional),
+                        acc_t, "accum")
+        for q in p:
+            acc = self.cast(self.add(acc, Tensor(q, acc_t.fractional)), acc_t, "accum")
+        return acc
+
+    # ------------------------------------------------------------------ comparison and selection
+    def greater(self, a: Tensor, b: Tensor) -> Tensor:
+        if a.const and b.const:
+            return self.consts.greater(a, b)
+        d = self.sub(a, b)
+        return Tensor(_elementwise(lambda v: v.is_positive(), d.data), 0)
+
+    def select(self, cond: Tensor, a: Tensor, b: Tensor) -> Tensor:
+        """``cond ? a : b``. A constant operand c is taken out of the multiplexer (``c + (cond ? a - c : 0)``):
+        da4ml gives a constant the scale of the variable it is multiplexed with, and for variables whose scale
+        has drifted far from 1 (through many layers of constant products) such a constant overflows the 64-bit
+        fields of da4ml's netlist; zero is safe at any scale."""
+        frac = max(a.frac, b.frac)
+        if cond.const:
+            return Tensor(np.where(cond.data, self._vars(a), self._vars(b)), frac)
+        va, vb = self._operand(a), self._operand(b)
+
+        def one(c: Any, u: Any, v: Any) -> Any:
+            u_var, v_var = not isinstance(u, Decimal), not isinstance(v, Decimal)
+            if u_var and v_var:
+                return c.msb_mux(u, v)
+            if not u_var and not v_var:
+                return self._const_mul(c, u - v) + v if u != v else self._var(u)
+            if u_var:
+                return c.msb_mux(u - v, self._var(0)) + v if v != 0 else c.msb_mux(u, self._var(0))
+            return c.msb_mux(self._var(0), v - u) + u if u != 0 else c.msb_mux(self._var(0), v)
+
+        return Tensor(_elementwise(one, cond.data, va, vb), frac)
+
+    def magnitude_bits(self, x: Tensor) -> int:
+        if x.const:
+            return self.consts.magnitude_bits(x)
+        scale = Decimal(2) ** x.frac
+        return max((int(max(abs(v.low), abs(v.high)) * scale).bit_length() for v in x.data.ravel()), default=0)
+
+    def _clip(self, v: Any, lo: Decimal | None, hi: Decimal | None) -> Any:
+        """``min(max(v, lo), hi)`` with da4ml's ReLU (``max(v, c) = c + relu(v - c)``, ``min(v, c) = c - relu(c - v)``),
+        so no constant enters a multiplexer (see :meth:`select`)."""
+        if lo is not None and v.low < lo:
+            v = (v - lo).relu() + lo
+        if hi is not None and v.high > hi:
+            v = hi - (hi - v).relu()
+        return v
+
+    def maximum(self, a: Tensor, b: Tensor) -> Tensor:
+        """da4ml's ``max_of`` between variables; against a constant, :meth:`_clip`."""
+        if a.const and b.const:
+            return self.consts.maximum(a, b)
+        if a.const:
+            a, b = b, a
+        if b.const:
+            fn = lambda u, c: self._clip(u, c, None)  # noqa: E731
+        else:
+            fn = lambda u, v: u.max_of(v)  # noqa: E731
+        return Tensor(_elementwise(fn, a.data, self._operand(b)), max(a.frac, b.frac))
+
+    def minimum(self, a: Tensor, b: Tensor) -> Tensor:
+        """da4ml's ``min_of`` between variables; against a constant, :meth:`_clip`."""
+        if a.const and b.const:
+            return self.consts.minimum(a, b)
+        if a.const:
+            a, b = b, a
+        if b.const:
+            fn = lambda u, c: self._clip(u, None, c)  # noqa: E731
+        else:
+            fn = lambda u, v: u.min_of(v)  # noqa: E731
+        return Tensor(_elementwise(fn, a.data, self._operand(b)), max(a.frac, b.frac))
+
+    # ------------------------------------------------------------------ tables
+    def lookup(self, x: Tensor, table: Callable[[np.ndarray], np.ndarray], frac_out: int,
+               t: FixedType | None = None) -> Tensor:
+        if x.const:
+            return self.consts.lookup(x, table, frac_out, t)
+        scale_in = Decimal(2) ** x.frac
+        scale_out = Decimal(2) ** -frac_out
+
+        def one(v: Any) -> Any:
+            if v.low == v.high:
+                code = int(v.low * scale_in)
+                return self._var(Decimal(int(table(np.array([code], dtype=np.int64))[0])) * scale_out)
+            n = int((v.high - v.low) / v.step) + 1
+            if n > MAX_TABLE_ENTRIES:
+                raise OpsError(f"a lookup table addressed by {n} values (more than {MAX_TABLE_ENTRIES})")
+            lo = v.low * scale_in
+            step = v.step * scale_in
+            if lo != int(lo) or step != int(step):
+                raise OpsError("a lookup table addressed by a value off its grid")
+            codes = int(lo) + np.arange(n, dtype=np.int64) * int(step)
+            entries = np.asarray(table(codes))
+            return v.lookup(np.array([float(Decimal(int(e)) * scale_out) for e in entries], dtype=np.float64))
+
+        return Tensor(_elementwise(one, x.data), frac_out, t)
+
+    # ------------------------------------------------------------------ structure
+    def pad(self, x: Tensor, widths: Sequence[tuple[int, int]], code: int = 0) -> Tensor:
+        if x.const:
+            return self.consts.pad(x, widths, code)
+        v = x.data
+        out = np.empty(tuple(n + a + b for n, (a, b) in zip(v.shape, widths)), dtype=object)
+        out[...] = self._var(Decimal(code) * Decimal(2) ** -x.frac)
+        out[tuple(slice(a, a + n) for n, (a, _) in zip(v.shape, widths))] = v
+        return Tensor(out, x.frac, x.t)
+
+
+def exact_code(value: Decimal) -> tuple[int, int]:
+    """``(mantissa, frac)`` with ``value == mantissa * 2**-frac`` exactly (value must be a binary fraction)."""
+    from fractions import Fraction
+
+    fr = Fraction(value)
+    frac = fr.denominator.bit_length() - 1
+    if fr.denominator != 1 << frac:
+        raise OpsError(f"constant {value} is not a binary fraction")
+    return fr.numerator, frac
+
+
+def _tree_sum(items: list[Any]) -> Any:
+    """Balanced pairwise sum (adder tree) of arrays of variables (exact; order does not change the value)."""
+    while len(items) > 1:
+        nxt = [items[k] + items[k + 1] for k in range(0, len(items) - 1, 2)]
+        if len(items) % 2:
+            nxt.append(items[-1])
+        items = nxt
+    return items[0]
