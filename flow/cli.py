@@ -9,6 +9,8 @@ from pathlib import Path
 
 from flow import __version__
 from flow.errors import FlowError, NotBitExact, ToolMissing
+from flow.rtl.fpga import PARTS as FPGA_PARTS
+from flow.tools import LIBRARIES
 
 EXIT_NOT_BIT_EXACT = 1
 EXIT_BAD_INPUT = 2
@@ -55,12 +57,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="float models: error bound for the per-layer precision advice, absolute ('0.01') or in LSBs "
                         "of the output type ('2lsb'); default 1lsb")
 
-    rt = sub.add_parser("rtl", help="vendor-free Verilog (da4ml) with an AXI4-Stream wrapper, lint and Yosys estimate")
+    rt = sub.add_parser("rtl", help="vendor-free Verilog (da4ml) with an AXI4-Stream wrapper and lint; "
+                                    "FPGA/ASIC timing, area and power on request")
     rt.add_argument("project", type=Path, help="hls_projects/<name>")
-    rt.add_argument("--latency-cutoff", type=float, default=5.0,
-                    help="da4ml pipelining budget per stage (its logic-delay units); 0 = one combinational stage")
+    rt.add_argument("--latency-cutoff", type=float, default=None,
+                    help="explicit da4ml pipelining budget per stage (its logic-delay units; 0 = one combinational "
+                         "stage); default: the cut that meets the clock period on the timing target")
+    rt.add_argument("--clock-period", type=float, help="clock period in ns (default: the project's hardware.clock_period)")
+    rt.add_argument("--fpga", choices=sorted(FPGA_PARTS),
+                    help="place and route on this part (Yosys synth_ecp5 + nextpnr-ecp5): Fmax, slack, utilisation")
+    rt.add_argument("--asic", choices=sorted(LIBRARIES),
+                    help="synthesize to this cell library (Yosys + OpenSTA): area, critical path, WNS/TNS, power, nJ/inference")
+    rt.add_argument("--no-route", action="store_true", help="with --fpga: stop after placement (post-place Fmax estimate)")
     rt.add_argument("--upto", help="stop at this layer (e.g. the logits before a softmax); default: the whole graph")
-    rt.add_argument("--no-yosys", action="store_true", help="skip the Yosys resource estimate")
+    rt.add_argument("--yosys", action="store_true", help="also the Yosys generic synth / synth_xilinx cell counts (minutes)")
+    rt.add_argument("--no-yosys", action="store_true", help=argparse.SUPPRESS)  # the default since physical figures
     rt.add_argument("--check-samples", type=int, default=2000,
                     help="full-range inputs on which the traced netlist must equal the emulator before any RTL is "
                          "written (default 2000); exit 1 on a difference")
@@ -97,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--min-accuracy", type=float, help="with --export-best: lowest accuracy allowed (0..1)")
     w.add_argument("--trial", type=int, help="with --export-best: export this trial's point")
     w.add_argument("--rtl-cost", choices=("none", "pareto", "all"), default="none",
-                   help="add flow.rtl.generate cost figures (latency, LUTs) for these points when flow.rtl.generate is available")
+                   help="add RTL cost figures for these points: latency (cycles, ns), ECP5-85k LUT4/FF/Fmax after "
+                        "place-and-route, OSU 0.18 um area/power/nJ per inference (minutes per point)")
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -232,10 +244,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "rtl":
             from flow.rtl.generate import rtl_project
 
-            if args.latency_cutoff < 0:
+            if args.latency_cutoff is not None and args.latency_cutoff < 0:
                 raise FlowError(f"--latency-cutoff must be >= 0, got {args.latency_cutoff}")
-            print(json.dumps(rtl_project(args.project, args.latency_cutoff, args.upto, not args.no_yosys,
-                                         check_samples=args.check_samples), indent=2, default=str))
+            if args.clock_period is not None and args.clock_period <= 0:
+                raise FlowError(f"--clock-period must be > 0 ns, got {args.clock_period}")
+            print(json.dumps(rtl_project(args.project, args.latency_cutoff, args.upto, args.yosys and not args.no_yosys,
+                                         fpga=args.fpga, asic=args.asic, clock_period=args.clock_period,
+                                         route=not args.no_route, check_samples=args.check_samples),
+                             indent=2, default=str))
             return 0
         if args.command == "sweep":
             from flow.sweep.run import cli_sweep

@@ -141,7 +141,7 @@ def step_report(ctx: FlowContext) -> None:
     report = {
         "name": spec.name,
         "hlsflow_version": __version__,
-        "spec": str(spec.path),
+        "spec": "spec.yaml",
         "hardware": spec.hardware.__dict__,
         "pruning": spec.pruning.__dict__ if spec.pruning else None,
         "training": spec.training.__dict__,
@@ -157,7 +157,7 @@ def step_report(ctx: FlowContext) -> None:
                  "quantized_bits": stats["quantized_bits"], "sparsity": stats["sparsity"],
                  "zero_weights": stats["zero_weights"], "weights": stats["weights"]},
         "types": graph_types(graph),
-        "hls_project": str(ctx.final / "hls"),
+        "hls_project": "hls",
     }
     if ctx.neurons is not None:
         report["neuron_pruning"] = ctx.neurons
@@ -170,8 +170,12 @@ def step_rtl(ctx: FlowContext) -> None:
     from flow.rtl.generate import rtl_project
 
     r = ctx.spec.rtl
-    ctx.figures.setdefault("rtl", {})["generation"] = rtl_project(ctx.work, r.latency_cutoff, yosys=r.yosys,
-                                                                  name=ctx.spec.name)
+    rtl = ctx.figures.setdefault("rtl", {})
+    rtl["generation"] = rtl_project(ctx.work, r.latency_cutoff, yosys=r.yosys, name=ctx.spec.name, fpga=r.fpga,
+                                    asic=r.asic, clock_period=ctx.spec.hardware.clock_period)
+    physical = ctx.work / "rtl" / "physical.json"
+    if physical.is_file():
+        rtl["physical"] = json.loads(physical.read_text())
 
 
 def step_sim(simulator: str) -> Step:
@@ -180,14 +184,17 @@ def step_sim(simulator: str) -> Step:
         from flow.sim.project import sim_project
 
         sims = ctx.figures.setdefault("rtl", {}).setdefault("simulation", {})
-        sims[simulator] = sim_project(ctx.work, simulator, ctx.spec.rtl.samples, seed=ctx.spec.training.seed)
+        sims[simulator] = sim_project(ctx.work, simulator, ctx.spec.rtl.samples_for(simulator),
+                                      seed=ctx.spec.training.seed)
 
     return Step(f"RTL simulation ({simulator})", fn, when=lambda ctx: ctx.spec.rtl.enabled)
 
 
 def run_steps(spec: Spec) -> list[Step]:
     """The steps of ``hlsflow run`` for ``spec`` (the RTL ones when the spec asks for RTL)."""
-    rtl = "RTL (da4ml) + lint" + (" + Yosys" if spec.rtl.yosys else "")
+    r = spec.rtl
+    rtl = ("RTL (da4ml) + lint" + (" + Yosys" if r.yosys else "") + (f" + {r.fpga} place and route" if r.fpga else "")
+           + (f" + {r.asic} timing/power" if r.asic else ""))
     return [
         Step("data", step_data),
         Step("train float baseline", step_train_float),
@@ -214,10 +221,17 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[st
         report = ctx.figures["report"]
         report["seconds"] = dict(ctx.seconds)
         if "rtl" in ctx.figures:
-            report["rtl"] = json.loads(json.dumps(ctx.figures["rtl"], default=str).replace(str(work),
-                                                                                           str(final.resolve())))
+            report["rtl"] = relative_paths(ctx.figures["rtl"], work)
         write_reports(work, report)
     return report
+
+
+def relative_paths(section: dict[str, Any], project: Path) -> dict[str, Any]:
+    """``section`` with every path inside ``project`` written relative to it (reports hold no machine paths)."""
+    text = json.dumps(section, default=str)
+    for root in {str(project), str(Path(project).resolve())}:
+        text = text.replace(root + "/", "").replace(root, ".")
+    return json.loads(text)
 
 
 def load_hls4ml_yaml(path: Path) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def test_digits_mlp_rtl_equals_emulator_on_icarus(mlp_project):
         "latency_cycles"]
     assert "float" in s["rtl_vs_reference"] and "qkeras" in s["rtl_vs_reference"]
     assert s["rtl_vs_reference"]["qkeras"]["argmax_agreement"] > 0.5
-    assert Path(s["junit"]).is_file()
+    assert (mlp_project / s["junit"]).is_file()
 
 
 @needs_icarus

@@ -223,16 +223,19 @@ def lint(rtl_dir: Path, files: list[str], top: str) -> dict[str, Any]:
             "command": "verilator --lint-only -Wall", "tool": tools.version("verilator")}
 
 
-def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, upto: str | None = None,
-             input_shape: tuple[int, ...] | None = None, run_lint: bool = True,
-             check_samples: int = CHECK_SAMPLES) -> dict[str, Any]:
+def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None = 5.0, upto: str | None = None,
+             input_shape: tuple[int, ...] | None = None, run_lint: bool = True, clock_period: float | None = None,
+             timing_target: str | None = None, check_samples: int = CHECK_SAMPLES) -> dict[str, Any]:
     """Trace ``graph`` and write the RTL folder ``out_dir`` (staged; replaced atomically).
 
     ``latency_cutoff`` is da4ml's pipelining budget per stage in its estimated logic-delay units
-    (<= 0: one combinational stage). Before anything is written, da4ml's interpreter of the traced netlist is
-    compared with the emulator on ``check_samples`` full-range inputs (:func:`flow.arith.equivalence.check_netlist`):
-    any difference raises :class:`~flow.errors.NotBitExact` naming the first differing layer. Returns the port
-    map (also written as ``port_map.json``).
+    (<= 0: one combinational stage). ``None``: chosen for ``clock_period`` (ns) on ``timing_target``
+    (an FPGA part or cell library; default :data:`flow.rtl.timing.DEFAULT_TARGET`) from the shipped
+    delay calibration (:func:`flow.rtl.timing.choose_cutoff`). Before anything is written, da4ml's
+    interpreter of the traced netlist is compared with the emulator on ``check_samples`` full-range inputs
+    (:func:`flow.arith.equivalence.check_netlist`): any difference raises :class:`~flow.errors.NotBitExact`
+    naming the first differing layer. Returns the port map (also written as ``port_map.json``; ``timing``
+    records how the cut was chosen and the stage delay it predicts).
     """
     from da4ml.codegen.rtl.verilog.comb import comb_logic_gen, table_mem_gen
     from da4ml.trace import comb_trace
@@ -249,11 +252,34 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, 
     comb = comb_trace(traced.inputs, traced.outputs, keep_dead_inputs=True)
     t_trace = time.perf_counter() - t0
     equivalence = check_netlist(graph, traced, comb, check_samples, seed=0, upto=upto)
+    from flow.rtl import timing as delays
+
+    target = timing_target or delays.DEFAULT_TARGET
+    comb_units = float(comb.latency[1])
+    timing: dict[str, Any] = {"target": target, "clock_period_ns": clock_period, "comb_delay_units": comb_units,
+                              "calibration": "flow/rtl/calibration.json (python -m flow.rtl.calibrate)"}
+    if latency_cutoff is None:
+        if clock_period is None or clock_period <= 0:
+            raise FlowError("a latency cutoff or a clock period (ns) is needed to pipeline the RTL")
+        choice = delays.choose_cutoff(clock_period, target, comb_units)
+        latency_cutoff = choice.cutoff
+        timing["cutoff_from"] = "clock_period"
+    else:
+        timing["cutoff_from"] = "explicit"
     if latency_cutoff > 0:
         pipe = to_pipeline(comb, latency_cutoff, verbose=False)
         stages = list(pipe.solutions)
     else:
         stages = [comb]
+    units = delays.stage_units(stages)
+    timing["stage_delay_units"] = units
+    try:
+        pred = delays.predicted_ns(units, target)
+        timing["predicted_stage_ns"] = round(pred, 3)
+        if clock_period:
+            timing["predicted_meets"] = pred <= clock_period
+    except FlowError:
+        pass  # no calibration for this target: nothing predicted
     with staged_dir(out_dir) as work:
         files: list[str] = []
         memfiles: dict[str, str] = {}
@@ -292,6 +318,7 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, 
                                   for k in range(n_out)]},
             "da4ml": {"version": _da4ml_version(), "cost_estimate": float(comb.cost),
                       "trace_seconds": round(t_trace, 3)},
+            "timing": timing,
             "equivalence": {"netlist_vs_emulator": equivalence.to_dict()},
         }
         if run_lint:
@@ -306,17 +333,27 @@ def _da4ml_version() -> str:
     return version("da4ml")
 
 
-def rtl_project(project: Path, latency_cutoff: float = 5.0, upto: str | None = None,
-                yosys: bool = True, name: str | None = None, check_samples: int = CHECK_SAMPLES) -> dict[str, Any]:
-    """``hlsflow rtl``: generate ``<project>/rtl/`` and its figures (lint, Yosys); returns a summary.
+def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | None = None,
+                yosys: bool = False, name: str | None = None, fpga: str | None = None, asic: str | None = None,
+                clock_period: float | None = None, route: bool = True, check_samples: int = CHECK_SAMPLES) -> dict[str, Any]:
+    """``hlsflow rtl``: generate ``<project>/rtl/`` and its figures (lint; Yosys, FPGA, ASIC when asked).
 
     ``name`` (default: the project folder's name) prefixes every Verilog module. ``upto`` names a graph
     layer or a Keras layer (mapped to the graph layer holding its output, :mod:`flow.hls.layer_map`).
+    ``latency_cutoff`` None: the cut is chosen for ``clock_period`` (default: the project's
+    ``hardware.clock_period``) on the timing target (``fpga``, else ``asic``, else the default part). With
+    ``fpga``/``asic`` the physical figures are measured (:mod:`flow.rtl.physical`, ``rtl/physical.json``);
+    when a chosen cut misses the period on the timing target, the cut is moved once by the measured delay
+    and measured again, and the better of the two is kept.
     """
     from flow.hls.layer_map import layer_map
     from flow.hls.project import rebuild
+    from flow.rtl.physical import physical_project, project_clock_period, require_tools, write_json_atomic
 
     project = Path(project)
+    require_tools(fpga, asic)
+    period = clock_period if clock_period is not None else project_clock_period(project)
+    target = fpga or asic
     t0 = time.perf_counter()
     with scratch_dir("rtl") as tmp:
         model, graph, meta = rebuild(project, Path(tmp) / "hls")
@@ -324,25 +361,122 @@ def rtl_project(project: Path, latency_cutoff: float = 5.0, upto: str | None = N
             upto = layer_map(model, graph).graph_layer(upto)
         print(f"hlsflow rtl: tracing {name or project.name} with da4ml ...", file=sys.stderr)
         port_map = generate(graph, project / "rtl", name or project.name, latency_cutoff, upto,
-                            check_samples=check_samples)
-    summary = {"rtl": str(project / "rtl"), "top": port_map["top"], "latency_cycles": port_map["latency_cycles"],
-               "initiation_interval": 1, "lint_clean": port_map.get("lint", {}).get("clean"),
-               "netlist_vs_emulator": port_map["equivalence"]["netlist_vs_emulator"],
-               "generate_seconds": round(time.perf_counter() - t0, 2)}
-    if yosys:
-        from flow.rtl.estimate import yosys_estimate
-
-        print("hlsflow rtl: Yosys resource estimate ...", file=sys.stderr)
-        est = yosys_estimate(project / "rtl", port_map["verilog"], port_map["top"])
-        port_map["yosys"] = est
-        (project / "rtl" / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
-        summary["yosys"] = est
+                            clock_period=period, timing_target=target, check_samples=check_samples)
+        summary = _summary(project, port_map, t0)
+        if yosys:
+            _yosys(project, port_map, summary)
+        if fpga or asic:
+            phys = physical_project(project, fpga, asic, period, route=route)
+            tries = [_try(port_map, phys, target)]
+            if latency_cutoff is None and not tries[0]["met"]:
+                better = _retry_cutoff(port_map, tries[0], target, period)
+                if better is not None:
+                    print(f"hlsflow rtl: {tries[0]['min_period_ns']} ns > {period} ns; trying cutoff {better} ...",
+                          file=sys.stderr)
+                    first = (port_map, phys)
+                    port_map = generate(graph, project / "rtl", name or project.name, better, upto,
+                                        clock_period=period, timing_target=target, check_samples=check_samples)
+                    port_map["timing"]["cutoff_from"] = "clock_period, after place-and-route"
+                    (project / "rtl" / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
+                    if yosys:
+                        _yosys(project, port_map, summary)
+                    phys = physical_project(project, fpga, asic, period, route=route)
+                    tries.append(_try(port_map, phys, target))
+                    if tries[1]["min_period_ns"] > tries[0]["min_period_ns"] and not tries[1]["met"]:
+                        print(f"hlsflow rtl: cutoff {first[0]['latency_cutoff']} was better; regenerating it ...",
+                              file=sys.stderr)
+                        port_map = generate(graph, project / "rtl", name or project.name, first[0]["latency_cutoff"],
+                                            upto, clock_period=period, timing_target=target,
+                                            check_samples=check_samples)
+                        if yosys:
+                            _yosys(project, port_map, summary)
+                        phys = physical_project(project, fpga, asic, period, route=route)
+            best = min(tries, key=lambda t: t["min_period_ns"])
+            phys["timing_closure"] = {
+                "target": target, "clock_period_ns": period, "tries": tries, "met": any(t["met"] for t in tries),
+                "best_period_ns": best["min_period_ns"], "best_cutoff": best["cutoff"],
+                "statement": (f"meets {period:g} ns on {target}" if any(t["met"] for t in tries) else
+                              f"cannot meet {period:g} ns on {target}: best period found {best['min_period_ns']:g} ns "
+                              f"(cutoff {best['cutoff']:g}, {best['stages']} stages)")}
+            write_json_atomic(project / "rtl" / "physical.json", phys)
+            summary = _summary(project, port_map, t0) | {k: v for k, v in summary.items() if k == "yosys"}
+            summary["physical"] = _physical_summary(phys)
+    summary["generate_seconds"] = round(time.perf_counter() - t0, 2)
     return summary
 
 
-def cost_figures(project: Path, latency_cutoff: float = 5.0) -> dict[str, float]:
-    """RTL cost of a project for sweeps: latency (cycles) and Yosys ``synth_xilinx`` counts (writes ``rtl/``)."""
-    s = rtl_project(Path(project), latency_cutoff, yosys=True)
-    x = s["yosys"]["xilinx"]
-    return {"latency_cycles": s["latency_cycles"], "luts": x["LUT"], "ffs": x["FF"], "dsps": x["DSP"],
-            "carry": x["CARRY"]}
+def _summary(project: Path, port_map: dict[str, Any], t0: float) -> dict[str, Any]:
+    return {"rtl": "rtl", "top": port_map["top"], "latency_cycles": port_map["latency_cycles"],
+            "initiation_interval": 1, "pipeline_stages": port_map["pipeline_stages"],
+            "latency_cutoff": port_map["latency_cutoff"], "timing": port_map.get("timing"),
+            "lint_clean": port_map.get("lint", {}).get("clean"),
+            "netlist_vs_emulator": port_map["equivalence"]["netlist_vs_emulator"],
+            "generate_seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _yosys(project: Path, port_map: dict[str, Any], summary: dict[str, Any]) -> None:
+    from flow.rtl.estimate import yosys_estimate
+
+    print("hlsflow rtl: Yosys resource estimate ...", file=sys.stderr)
+    est = yosys_estimate(project / "rtl", port_map["verilog"], port_map["top"])
+    port_map["yosys"] = est
+    (project / "rtl" / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
+    summary["yosys"] = est
+
+
+def _try(port_map: dict[str, Any], phys: dict[str, Any], target: str) -> dict[str, Any]:
+    section = phys["fpga"] if "fpga" in phys and phys["fpga"]["part"] == target else phys["asic"]
+    return {"cutoff": port_map["latency_cutoff"], "stages": port_map["pipeline_stages"],
+            "latency_cycles": port_map["latency_cycles"], "stage_delay_units": port_map["timing"]["stage_delay_units"],
+            "min_period_ns": section["min_period_ns"], "met": bool(section["met"]),
+            "measured_by": section.get("fmax_stage", "OpenSTA")}
+
+
+def _retry_cutoff(port_map: dict[str, Any], first: dict[str, Any], target: str, period: float) -> float | None:
+    """A smaller cutoff from the measured stage delay (ns per da4ml unit re-fitted on this net), or None."""
+    import math
+
+    from flow.rtl.timing import model
+
+    a, _ = model(target)
+    units = first["stage_delay_units"]
+    if units <= 1 or first["min_period_ns"] <= a:
+        return None
+    b = (first["min_period_ns"] - a) / units
+    new = float(math.floor((period - a) / b))
+    if new >= port_map["latency_cutoff"]:
+        new = port_map["latency_cutoff"] - 1
+    return max(1.0, new) if port_map["latency_cutoff"] > 1 else None
+
+
+def _physical_summary(phys: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"file": "rtl/physical.json"}
+    if "fpga" in phys:
+        f = phys["fpga"]
+        out["fpga"] = {k: f[k] for k in ("part", "fmax_mhz", "fmax_stage", "clock_target_mhz", "met", "luts", "ffs")}
+    if "asic" in phys:
+        a = phys["asic"]
+        out["asic"] = {k: a[k] for k in ("library", "area_um2", "critical_path_ns", "wns_ns", "power_mw",
+                                         "energy_nj_per_inference")}
+    if "timing_closure" in phys:
+        out["timing_closure"] = phys["timing_closure"]["statement"]
+    return out
+
+
+def cost_figures(project: Path, latency_cutoff: float | None = None, fpga: str | None = "ecp5-85k",
+                 asic: str | None = "osu018") -> dict[str, float]:
+    """RTL cost of a project for sweeps (writes ``rtl/``): latency (cycles, ns), and with ``fpga`` the
+    ECP5 utilisation and Fmax after place-and-route; with ``asic`` the cell area, power and energy."""
+    s = rtl_project(Path(project), latency_cutoff, yosys=False, fpga=fpga, asic=asic)
+    phys = json.loads((Path(project) / "rtl" / "physical.json").read_text()) if (fpga or asic) else {}
+    out: dict[str, float] = {"latency_cycles": s["latency_cycles"]}
+    if "latency_ns" in phys:
+        out["latency_ns"] = phys["latency_ns"]
+    if "fpga" in phys:
+        f = phys["fpga"]
+        out |= {"luts": f["luts"], "ffs": f["ffs"], "carry": f["ccu2c"], "dsps": f["mult18x18d"],
+                "fmax_mhz": f["fmax_mhz"]}
+    if "asic" in phys:
+        a = phys["asic"]
+        out |= {"area_um2": a["area_um2"], "power_mw": a["power_mw"], "energy_nj": a["energy_nj_per_inference"]}
+    return out

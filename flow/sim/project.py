@@ -97,7 +97,8 @@ def sim_project(project: str | Path, simulator: str, samples: int = 2000, seed: 
     emulator (:func:`flow.arith.emulate.emulate`) at the RTL's output layer, as codes of the port map's
     output fields. Also compares the RTL's values with the project's model (QKeras or Keras) and
     with ``float_model.h5`` when present (argmax agreement, max/mean absolute error).
-    Writes ``PROJECT/rtl/sim_<simulator>.json`` and ``sim_<simulator>.junit.xml``; the build lives in
+    Writes ``PROJECT/rtl/sim_<simulator>.json`` and ``sim_<simulator>.junit.xml`` (paths in the summary are
+    relative to the project folder); the build lives in
     ``PROJECT/rtl/sim_build/<simulator>/``. ``ok`` is False on any differing bit, missing or extra
     output, or back-pressure violation.
     """
@@ -137,7 +138,7 @@ def sim_project(project: str | Path, simulator: str, samples: int = 2000, seed: 
             references[key]["test_data"] = {k: v for k, v in compare_outputs(
                 rtl_values[:vec.test_data], ref[:vec.test_data], at).items() if k != "compared_at"}
     summary = {
-        "project": str(project), "rtl": str(rtl_dir), "top": pm["top"],
+        "project": project.name, "rtl": "rtl", "top": pm["top"],
         "samples": {"total": len(x), "test_data": vec.test_data, "random_full_range": vec.random, "seed": seed},
         "input_type": str(input_type), "output_layer": layer,
         "rtl_vs_emulator": {k: v for k, v in result.to_dict().items()
@@ -152,7 +153,7 @@ def sim_project(project: str | Path, simulator: str, samples: int = 2000, seed: 
                       "build_seconds": result.build_seconds, "test_seconds": result.test_seconds,
                       "samples_per_second": round(result.samples_per_second, 1), "cycles": result.cycles},
         "rtl_vs_reference": references,
-        "junit": result.junit,
+        "junit": f"rtl/{tag}.junit.xml",
         "ok": result.passed,
     }
     (rtl_dir / f"{tag}.json").write_text(json.dumps(summary, indent=2) + "\n")

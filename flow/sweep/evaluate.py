@@ -60,9 +60,10 @@ def bit_operations(graph: Any) -> dict[str, Any]:
 def rtl_cost(project_dir: Path) -> dict[str, float] | None:
     """Extra cost figures of a finished point from the vendor-free RTL flow, or None if it is unavailable.
 
-    Hook for ``flow/rtl/generate.py`` (issue 4): calls ``flow.rtl.cost_figures(project_dir)``, expected to
-    return a mapping of numbers such as ``latency_cycles``, ``luts``, ``ffs`` for the hlsflow project
-    folder ``project_dir``. Returns None when ``flow.rtl.generate`` or that function does not exist.
+    Hook for ``flow/rtl/generate.py``: calls ``flow.rtl.generate.cost_figures(project_dir)``, which
+    returns numbers such as ``latency_cycles``, ``latency_ns``, ``luts``, ``ffs``, ``fmax_mhz`` (ECP5-85k
+    after place-and-route), ``area_um2``, ``power_mw``, ``energy_nj`` (OSU 0.18 um) for the hlsflow
+    project folder ``project_dir``. Returns None when ``flow.rtl.generate`` or that function does not exist.
     """
     import importlib
 
