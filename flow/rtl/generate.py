@@ -2,7 +2,8 @@
 
 Data flow: ``project.json`` -> hls4ml ModelGraph (:func:`flow.hls.project.rebuild`) -> symbolic trace
 (:mod:`flow.arith.trace`, da4ml) -> da4ml ``CombLogic`` -> optional pipelining (``to_pipeline`` with a
-latency cutoff) -> Verilog stage modules (da4ml's code generator) + our top-level wrapper:
+latency cutoff) -> Verilog stage modules (:mod:`flow.rtl.emit`: levelized by default, or da4ml's own code
+generator) + our top-level wrapper:
 
 * ports ``clk``, ``rst`` (synchronous, active high), ``s_axis_tdata/tvalid/tready``,
   ``m_axis_tdata/tvalid/tready``; one whole sample per beat; one output beat per input beat, in order;
@@ -31,6 +32,7 @@ from typing import Any
 from flow import procs, tools
 from flow.arith.types import FixedType
 from flow.errors import FlowError
+from flow.rtl.emit import EMITTERS, stage_verilog, uses_static_modules
 from flow.staging import staged_dir
 
 CHECK_SAMPLES = 2000  # full-range inputs on which the traced netlist must equal the emulator before RTL is written
@@ -226,16 +228,15 @@ def lint(rtl_dir: Path, files: list[str], top: str) -> dict[str, Any]:
 
 def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, upto: str | None = None,
              input_shape: tuple[int, ...] | None = None, run_lint: bool = True,
-             check_samples: int = CHECK_SAMPLES) -> dict[str, Any]:
+             check_samples: int = CHECK_SAMPLES, emitter: str = EMITTERS[0]) -> dict[str, Any]:
     """Trace ``graph`` and write the RTL folder ``out_dir`` (staged; replaced atomically).
 
     ``latency_cutoff`` is da4ml's pipelining budget per stage in its estimated logic-delay units
     (<= 0: one combinational stage). Before anything is written, da4ml's interpreter of the traced netlist is
     compared with the emulator on ``check_samples`` full-range inputs (:func:`flow.arith.equivalence.check_netlist`):
     any difference raises :class:`~flow.errors.NotBitExact` naming the first differing layer. Returns the port
-    map (also written as ``port_map.json``).
+    map (also written as ``port_map.json``). ``emitter``: how stage modules are written (:mod:`flow.rtl.emit`).
     """
-    from da4ml.codegen.rtl.verilog.comb import comb_logic_gen, table_mem_gen
     from da4ml.trace import comb_trace
     from da4ml.trace.pipeline import to_pipeline
 
@@ -244,6 +245,8 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, 
 
     if check_samples < 1:
         raise FlowError(f"--check-samples must be >= 1, got {check_samples}")
+    if emitter not in EMITTERS:
+        raise FlowError(f"--emitter must be one of {', '.join(EMITTERS)}, got {emitter!r}")
     prefix = module_prefix(name)
     t0 = time.perf_counter()
     traced = trace_graph(graph, upto)
@@ -262,8 +265,8 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, 
             ib, ob = _stage_io_bits(sol)
             if not (ib and ob):
                 continue
-            code = comb_logic_gen(sol, f"{prefix}_stage{s}", timescale="`timescale 1ns / 1ps")
-            for da4ml_name, table in table_mem_gen(sol).items():
+            code, tables = stage_verilog(sol, f"{prefix}_stage{s}", emitter)
+            for da4ml_name, table in tables.items():
                 ours = _table_file(prefix, table)
                 memfiles[ours] = table
                 code = code.replace(f'"{da4ml_name}"', f'"{ours}"')
@@ -271,7 +274,7 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, 
             files.append(f"{prefix}_stage{s}.v")
         for name_, text in memfiles.items():
             (work / name_).write_text(text)
-        for p in _static_sources(bool(memfiles)):
+        for p in _static_sources(bool(memfiles)) if uses_static_modules(emitter) else []:
             (work / f"{prefix}_{p.name}").write_text(_portable(_prefix_modules(p.read_text(), prefix)))
             files.append(f"{prefix}_{p.name}")
         n_in, n_out = len(traced.inputs), traced.n_outputs
@@ -283,7 +286,7 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, 
             "top": f"{prefix}_axis", "verilog": files, "memories": sorted(memfiles), "clock": "clk", "reset": "rst",
             "reset_active_high": True, "reset_synchronous": True,
             "latency_cycles": len(stages) + 1, "initiation_interval": 1,
-            "pipeline_stages": len(stages), "latency_cutoff": latency_cutoff,
+            "pipeline_stages": len(stages), "latency_cutoff": latency_cutoff, "emitter": emitter,
             "output_layer": traced.output_layer,
             "input": {"tdata_width": n_in * traced.input_type.width, "shape": list(in_shape),
                       "fields": [_field(nm, k * traced.input_type.width, traced.input_type)
@@ -308,7 +311,8 @@ def _da4ml_version() -> str:
 
 
 def rtl_project(project: Path, latency_cutoff: float = 5.0, upto: str | None = None,
-                yosys: bool = True, name: str | None = None, check_samples: int = CHECK_SAMPLES) -> dict[str, Any]:
+                yosys: bool = True, name: str | None = None, check_samples: int = CHECK_SAMPLES,
+                emitter: str = EMITTERS[0]) -> dict[str, Any]:
     """``hlsflow rtl``: generate ``<project>/rtl/`` and its figures (lint, Yosys); returns a summary.
 
     ``name`` (default: the project folder's name) prefixes every Verilog module. ``upto`` names a graph
@@ -325,7 +329,7 @@ def rtl_project(project: Path, latency_cutoff: float = 5.0, upto: str | None = N
             upto = layer_map(model, graph).graph_layer(upto)
         print(f"hlsflow rtl: tracing {name or project.name} with da4ml ...", file=sys.stderr)
         port_map = generate(graph, project / "rtl", name or project.name, latency_cutoff, upto,
-                            check_samples=check_samples)
+                            check_samples=check_samples, emitter=emitter)
     summary = {"rtl": str(project / "rtl"), "top": port_map["top"], "latency_cycles": port_map["latency_cycles"],
                "initiation_interval": 1, "lint_clean": port_map.get("lint", {}).get("clean"),
                "netlist_vs_emulator": port_map["equivalence"]["netlist_vs_emulator"],
