@@ -213,6 +213,13 @@ def _members(results, name):
     return names
 
 
+def assert_all_equal(results, names) -> None:
+    """Every listed module gave all N_VECTORS output words, each equal to the interpreter's."""
+    assert all(len(results[n][1]) == N_VECTORS for n in names)
+    diffs = {n: sv.differing(results[n][1], results[n][0].expected) for n in names}
+    assert not any(diffs.values()), diffs
+
+
 def test_the_nets_use_every_opcode(nets):
     used = {op.opcode for sol, _ in nets.values() for op in sol.ops}
     assert used >= {-1, 0, 1, 2, -2, 3, -3, 4, 5, 6, -6, 7, 8, 9, -9, 10}
@@ -224,19 +231,13 @@ def test_the_nets_use_every_opcode(nets):
 @needs_verilator
 @pytest.mark.parametrize("name", ALL_NETS)
 def test_stage_equals_interpreter_on_verilator(verilator_results, name):
-    diffs = {n: sv.differing(got, case.expected) for n in _members(verilator_results, name)
-             for case, got in [verilator_results[n]]}
-    assert all(len(verilator_results[n][1]) == N_VECTORS for n in diffs)
-    assert not any(diffs.values()), diffs
+    assert_all_equal(verilator_results, _members(verilator_results, name))
 
 
 @needs_icarus
 @pytest.mark.parametrize("name", ALL_NETS)
 def test_stage_equals_interpreter_on_icarus(icarus_results, name):
-    diffs = {n: sv.differing(got, case.expected) for n in _members(icarus_results, name)
-             for case, got in [icarus_results[n]]}
-    assert all(len(icarus_results[n][1]) == N_VECTORS for n in diffs)
-    assert not any(diffs.values()), diffs
+    assert_all_equal(icarus_results, _members(icarus_results, name))
 
 
 @needs_verilator
@@ -246,8 +247,8 @@ def test_digits_mlp_stages_equal_interpreter_on_verilator(tmp_path):
     network on both simulators against the emulator)."""
     nets = {name: (sol, "predict") for name, sol in shipped_mlp_stages(tmp_path).items()}
     results = _results(nets, tmp_path / "vl", "verilator")
-    diffs = {n: sv.differing(got, case.expected) for n, (case, got) in results.items()}
-    assert len(diffs) == 4 and not any(diffs.values()), diffs
+    assert len(results) == 4
+    assert_all_equal(results, list(results))
 
 
 def test_the_unsigned_key_mux_is_where_the_interpreters_differ(nets):
@@ -288,7 +289,7 @@ def test_one_flipped_rom_word_is_caught(nets, tmp_path):
     sol, _ = nets["every_op"]
     codes = sv.draw_codes(sol, N_VECTORS, seed=0)
     text, tables = stage_module(sol, "every_op")
-    name = sorted(tables)[0]
+    name = min(tables)
     words = tables[name].split("\n")
     k = next(j for j, w in enumerate(words) if "X" not in w)
     words[k] = f"{int(words[k], 16) ^ 1:0{len(words[k])}X}"
@@ -326,9 +327,8 @@ def _yosys_results(nets, names, work):
         (work / f"{name}.v").write_text(text)
         for file, contents in tables.items():
             (work / file).write_text(contents)
-        procs.run([tools.require("yosys"), "-q", "-p", f"read_verilog {name}.v; synth -top {name}; "
-                   f"rename {name} {name}_syn; write_verilog -noattr {name}_syn.v"], cwd=work, check=True,
-                  capture_output=True)
+        script = f"read_verilog {name}.v; synth -top {name}; rename {name} {name}_syn; write_verilog -noattr {name}_syn.v"
+        procs.run([tools.require("yosys"), "-q", "-p", script], cwd=work, check=True, capture_output=True)
         synthesized = (work / f"{name}_syn.v").read_text()
         assert "function" not in synthesized and "$readmemh" not in synthesized  # gates only
         cases.append(sv.case(sol, f"{name}_syn", synthesized, {}, sv.draw_codes(sol, N_VECTORS, seed=100 + j)))
@@ -348,8 +348,7 @@ def yosys_results(nets, tmp_path_factory):
 @pytest.mark.parametrize("name", YOSYS_NETS)
 def test_yosys_netlist_of_a_stage_equals_interpreter(yosys_results, name):
     """What Yosys makes of the procedural code computes the same words as da4ml's interpreter."""
-    case, got = yosys_results[name]
-    assert len(got) == N_VECTORS and sv.differing(got, case.expected) == 0
+    assert_all_equal(yosys_results, [name])
 
 
 @needs_verilator
@@ -357,9 +356,7 @@ def test_yosys_netlist_of_a_stage_equals_interpreter(yosys_results, name):
 @pytest.mark.heavy
 def test_yosys_netlists_of_traced_stages_equal_interpreter(nets, tmp_path):
     """The same for stages of traced networks (softmax tables, max pooling); minutes of g++ and Yosys."""
-    results = _yosys_results(nets, YOSYS_NETS_HEAVY, tmp_path)
-    diffs = {n: sv.differing(got, case.expected) for n, (case, got) in results.items()}
-    assert all(len(got) == N_VECTORS for _, got in results.values()) and not any(diffs.values()), diffs
+    assert_all_equal(_yosys_results(nets, YOSYS_NETS_HEAVY, tmp_path), YOSYS_NETS_HEAVY)
 
 
 def test_stage_ports_are_those_of_da4ml(nets):
