@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="float models: error bound for the per-layer precision advice, absolute ('0.01') or in LSBs "
                         "of the output type ('2lsb'); default 1lsb")
 
+    from flow.rtl.emit import EMITTERS
+
     rt = sub.add_parser("rtl", help="vendor-free Verilog (da4ml) with an AXI4-Stream wrapper and lint; "
                                     "FPGA/ASIC timing, area and power on request")
     rt.add_argument("project", type=Path, help="hls_projects/<name>")
@@ -75,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--check-samples", type=int, default=2000,
                     help="full-range inputs on which the traced netlist must equal the emulator before any RTL is "
                          "written (default 2000); exit 1 on a difference")
+    rt.add_argument("--emitter", choices=EMITTERS, default=EMITTERS[0],
+                    help="stage modules as one always block per stage, every op inline (levelized, the default: "
+                         "fast on Icarus) or da4ml's own generator (one module instance per op)")
 
     sm = sub.add_parser("sim", help="cocotb simulation of PROJECT/rtl: every output bit vs the emulator; exit 1 on any difference")
     sm.add_argument("project", type=Path, help="hls_projects/<name> (with rtl/ from `hlsflow rtl`)")
@@ -250,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise FlowError(f"--clock-period must be > 0 ns, got {args.clock_period}")
             print(json.dumps(rtl_project(args.project, args.latency_cutoff, args.upto, args.yosys and not args.no_yosys,
                                          fpga=args.fpga, asic=args.asic, clock_period=args.clock_period,
-                                         route=not args.no_route, check_samples=args.check_samples),
+                                         route=not args.no_route, check_samples=args.check_samples,
+                                         emitter=args.emitter),
                              indent=2, default=str))
             return 0
         if args.command == "sweep":

@@ -2,7 +2,8 @@
 
 Data flow: ``project.json`` -> hls4ml ModelGraph (:func:`flow.hls.project.rebuild`) -> symbolic trace
 (:mod:`flow.arith.trace`, da4ml) -> da4ml ``CombLogic`` -> optional pipelining (``to_pipeline`` with a
-latency cutoff) -> Verilog stage modules (da4ml's code generator) + our top-level wrapper:
+latency cutoff) -> Verilog stage modules (:mod:`flow.rtl.emit`: levelized by default, or da4ml's own code
+generator) + our top-level wrapper:
 
 * ports ``clk``, ``rst`` (synchronous, active high), ``s_axis_tdata/tvalid/tready``,
   ``m_axis_tdata/tvalid/tready``; one whole sample per beat; one output beat per input beat, in order;
@@ -30,6 +31,7 @@ from typing import Any
 from flow import procs, tools
 from flow.arith.types import FixedType
 from flow.errors import FlowError
+from flow.rtl.emit import EMITTERS, stage_verilog, uses_static_modules
 from flow.staging import scratch_dir, staged_dir
 
 CHECK_SAMPLES = 2000  # full-range inputs on which the traced netlist must equal the emulator before RTL is written
@@ -225,7 +227,8 @@ def lint(rtl_dir: Path, files: list[str], top: str) -> dict[str, Any]:
 
 def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None = 5.0, upto: str | None = None,
              input_shape: tuple[int, ...] | None = None, run_lint: bool = True, clock_period: float | None = None,
-             timing_target: str | None = None, check_samples: int = CHECK_SAMPLES) -> dict[str, Any]:
+             timing_target: str | None = None, check_samples: int = CHECK_SAMPLES,
+             emitter: str = EMITTERS[0]) -> dict[str, Any]:
     """Trace ``graph`` and write the RTL folder ``out_dir`` (staged; replaced atomically).
 
     ``latency_cutoff`` is da4ml's pipelining budget per stage in its estimated logic-delay units
@@ -235,9 +238,9 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
     interpreter of the traced netlist is compared with the emulator on ``check_samples`` full-range inputs
     (:func:`flow.arith.equivalence.check_netlist`): any difference raises :class:`~flow.errors.NotBitExact`
     naming the first differing layer. Returns the port map (also written as ``port_map.json``; ``timing``
-    records how the cut was chosen and the stage delay it predicts).
+    records how the cut was chosen and the stage delay it predicts). ``emitter``: how stage modules are
+    written (:mod:`flow.rtl.emit`).
     """
-    from da4ml.codegen.rtl.verilog.comb import comb_logic_gen, table_mem_gen
     from da4ml.trace import comb_trace
     from da4ml.trace.pipeline import to_pipeline
 
@@ -246,6 +249,8 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
 
     if check_samples < 1:
         raise FlowError(f"--check-samples must be >= 1, got {check_samples}")
+    if emitter not in EMITTERS:
+        raise FlowError(f"--emitter must be one of {', '.join(EMITTERS)}, got {emitter!r}")
     prefix = module_prefix(name)
     t0 = time.perf_counter()
     traced = trace_graph(graph, upto)
@@ -287,8 +292,8 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
             ib, ob = _stage_io_bits(sol)
             if not (ib and ob):
                 continue
-            code = comb_logic_gen(sol, f"{prefix}_stage{s}", timescale="`timescale 1ns / 1ps")
-            for da4ml_name, table in table_mem_gen(sol).items():
+            code, tables = stage_verilog(sol, f"{prefix}_stage{s}", emitter)
+            for da4ml_name, table in tables.items():
                 ours = _table_file(prefix, table)
                 memfiles[ours] = table
                 code = code.replace(f'"{da4ml_name}"', f'"{ours}"')
@@ -296,7 +301,7 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
             files.append(f"{prefix}_stage{s}.v")
         for name_, text in memfiles.items():
             (work / name_).write_text(text)
-        for p in _static_sources(bool(memfiles)):
+        for p in _static_sources(bool(memfiles)) if uses_static_modules(emitter) else []:
             (work / f"{prefix}_{p.name}").write_text(_portable(_prefix_modules(p.read_text(), prefix)))
             files.append(f"{prefix}_{p.name}")
         n_in, n_out = len(traced.inputs), traced.n_outputs
@@ -308,7 +313,7 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
             "top": f"{prefix}_axis", "verilog": files, "memories": sorted(memfiles), "clock": "clk", "reset": "rst",
             "reset_active_high": True, "reset_synchronous": True,
             "latency_cycles": len(stages) + 1, "initiation_interval": 1,
-            "pipeline_stages": len(stages), "latency_cutoff": latency_cutoff,
+            "pipeline_stages": len(stages), "latency_cutoff": latency_cutoff, "emitter": emitter,
             "output_layer": traced.output_layer,
             "input": {"tdata_width": n_in * traced.input_type.width, "shape": list(in_shape),
                       "fields": [_field(nm, k * traced.input_type.width, traced.input_type)
@@ -335,7 +340,8 @@ def _da4ml_version() -> str:
 
 def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | None = None,
                 yosys: bool = False, name: str | None = None, fpga: str | None = None, asic: str | None = None,
-                clock_period: float | None = None, route: bool = True, check_samples: int = CHECK_SAMPLES) -> dict[str, Any]:
+                clock_period: float | None = None, route: bool = True, check_samples: int = CHECK_SAMPLES,
+                emitter: str = EMITTERS[0]) -> dict[str, Any]:
     """``hlsflow rtl``: generate ``<project>/rtl/`` and its figures (lint; Yosys, FPGA, ASIC when asked).
 
     ``name`` (default: the project folder's name) prefixes every Verilog module. ``upto`` names a graph
@@ -361,7 +367,7 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
             upto = layer_map(model, graph).graph_layer(upto)
         print(f"hlsflow rtl: tracing {name or project.name} with da4ml ...", file=sys.stderr)
         port_map = generate(graph, project / "rtl", name or project.name, latency_cutoff, upto,
-                            clock_period=period, timing_target=target, check_samples=check_samples)
+                            clock_period=period, timing_target=target, check_samples=check_samples, emitter=emitter)
         summary = _summary(project, port_map, t0)
         if yosys:
             _yosys(project, port_map, summary)
@@ -375,7 +381,8 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
                           file=sys.stderr)
                     first = (port_map, phys)
                     port_map = generate(graph, project / "rtl", name or project.name, better, upto,
-                                        clock_period=period, timing_target=target, check_samples=check_samples)
+                                        clock_period=period, timing_target=target, check_samples=check_samples,
+                                        emitter=emitter)
                     port_map["timing"]["cutoff_from"] = "clock_period, after place-and-route"
                     (project / "rtl" / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
                     if yosys:
@@ -387,7 +394,7 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
                               file=sys.stderr)
                         port_map = generate(graph, project / "rtl", name or project.name, first[0]["latency_cutoff"],
                                             upto, clock_period=period, timing_target=target,
-                                            check_samples=check_samples)
+                                            check_samples=check_samples, emitter=emitter)
                         if yosys:
                             _yosys(project, port_map, summary)
                         phys = physical_project(project, fpga, asic, period, route=route)
