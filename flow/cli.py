@@ -9,6 +9,8 @@ from pathlib import Path
 
 from flow import __version__
 from flow.errors import FlowError, NotBitExact, ToolMissing
+from flow.rtl.fpga import PARTS as FPGA_PARTS
+from flow.tools import LIBRARIES
 
 EXIT_NOT_BIT_EXACT = 1
 EXIT_BAD_INPUT = 2
@@ -55,21 +57,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="float models: error bound for the per-layer precision advice, absolute ('0.01') or in LSBs "
                         "of the output type ('2lsb'); default 1lsb")
 
-    rt = sub.add_parser("rtl", help="vendor-free Verilog (da4ml) with an AXI4-Stream wrapper, lint and Yosys estimate")
+    from flow.rtl.emit import EMITTERS
+    from flow.spec import ARCHITECTURES
+
+    rt = sub.add_parser("rtl", help="vendor-free Verilog (da4ml) with an AXI4-Stream wrapper and lint; "
+                                    "FPGA/ASIC timing, area and power on request")
     rt.add_argument("project", type=Path, help="hls_projects/<name>")
-    rt.add_argument("--latency-cutoff", type=float, default=5.0,
-                    help="da4ml pipelining budget per stage (its logic-delay units); 0 = one combinational stage")
+    rt.add_argument("--latency-cutoff", type=float, default=None,
+                    help="explicit da4ml pipelining budget per stage (its logic-delay units; 0 = one combinational "
+                         "stage); default: the cut that meets the clock period on the timing target")
+    rt.add_argument("--clock-period", type=float, help="clock period in ns (default: the project's hardware.clock_period)")
+    rt.add_argument("--fpga", choices=sorted(FPGA_PARTS),
+                    help="place and route on this part (Yosys synth_ecp5 + nextpnr-ecp5): Fmax, slack, utilisation")
+    rt.add_argument("--asic", choices=sorted(LIBRARIES),
+                    help="synthesize to this cell library (Yosys + OpenSTA): area, critical path, WNS/TNS, power, nJ/inference")
+    rt.add_argument("--no-route", action="store_true", help="with --fpga: stop after placement (post-place Fmax estimate)")
     rt.add_argument("--upto", help="stop at this layer (e.g. the logits before a softmax); default: the whole graph")
-    rt.add_argument("--no-yosys", action="store_true", help="skip the Yosys resource estimate")
+    rt.add_argument("--yosys", action="store_true", help="also the Yosys generic synth / synth_xilinx cell counts (minutes)")
+    rt.add_argument("--no-yosys", action="store_true", help=argparse.SUPPRESS)  # the default since physical figures
     rt.add_argument("--check-samples", type=int, default=2000,
                     help="full-range inputs on which the traced netlist must equal the emulator before any RTL is "
                          "written (default 2000); exit 1 on a difference")
     rt.add_argument("--reuse-factor", type=int, metavar="R",
                     help="reuse factor of every Dense/Conv layer (overrides the project's hardware.reuse_factor and "
                          "per-layer ReuseFactor): about n_in*n_out/R shared multipliers, a new sample every R cycles")
-    rt.add_argument("--architecture", choices=("auto", "unrolled", "folded", "stream"), default="auto",
+    rt.add_argument("--architecture", choices=ARCHITECTURES, default="auto",
                     help="auto (default): stream for io_stream CNNs (line buffers, one pixel per beat), folded when a "
                          "reuse factor is above 1, else unrolled (one sample per clock)")
+    rt.add_argument("--emitter", choices=EMITTERS, default=EMITTERS[0],
+                    help="stage modules as one always block per stage, every op inline (levelized, the default: "
+                         "fast on Icarus) or da4ml's own generator (one module instance per op)")
 
     sm = sub.add_parser("sim", help="cocotb simulation of PROJECT/rtl: every output bit vs the emulator; exit 1 on any difference")
     sm.add_argument("project", type=Path, help="hls_projects/<name> (with rtl/ from `hlsflow rtl`)")
@@ -103,19 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--min-accuracy", type=float, help="with --export-best: lowest accuracy allowed (0..1)")
     w.add_argument("--trial", type=int, help="with --export-best: export this trial's point")
     w.add_argument("--rtl-cost", choices=("none", "pareto", "all"), default="none",
-                   help="add flow.rtl.generate cost figures (latency, LUTs) for these points when flow.rtl.generate is available")
+                   help="add RTL cost figures for these points: latency (cycles, ns), ECP5-85k LUT4/FF/Fmax after "
+                        "place-and-route, OSU 0.18 um area/power/nJ per inference (minutes per point)")
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
 def _emulate(args: argparse.Namespace) -> int:
-    import tempfile
-
     import numpy as np
 
     from flow.arith.emulate import emulate
     from flow.arith.types import parse_type, quantize
     from flow.hls.project import rebuild
+    from flow.staging import scratch_dir
 
     if not args.input.is_file():
         raise FlowError(f"{args.input}: input file not found")
@@ -123,7 +140,7 @@ def _emulate(args: argparse.Namespace) -> int:
         x = np.load(args.input, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise FlowError(f"{args.input}: cannot read .npy: {exc}") from None
-    with tempfile.TemporaryDirectory(prefix="hlsflow-emulate-") as tmp:
+    with scratch_dir("emulate") as tmp:
         model, graph, meta = rebuild(args.project, Path(tmp) / "hls")
     shape = tuple(int(d) for d in model.input_shape[1:])
     if x.ndim < 1 or int(np.prod(x.shape[1:])) != int(np.prod(shape)):
@@ -239,11 +256,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "rtl":
             from flow.rtl.generate import rtl_project
 
-            if args.latency_cutoff < 0:
+            if args.latency_cutoff is not None and args.latency_cutoff < 0:
                 raise FlowError(f"--latency-cutoff must be >= 0, got {args.latency_cutoff}")
-            print(json.dumps(rtl_project(args.project, args.latency_cutoff, args.upto, not args.no_yosys,
-                                         check_samples=args.check_samples, reuse_factor=args.reuse_factor,
-                                         architecture=args.architecture), indent=2, default=str))
+            if args.clock_period is not None and args.clock_period <= 0:
+                raise FlowError(f"--clock-period must be > 0 ns, got {args.clock_period}")
+            print(json.dumps(rtl_project(args.project, args.latency_cutoff, args.upto, args.yosys and not args.no_yosys,
+                                         fpga=args.fpga, asic=args.asic, clock_period=args.clock_period,
+                                         route=not args.no_route, check_samples=args.check_samples,
+                                         emitter=args.emitter, reuse_factor=args.reuse_factor,
+                                         architecture=args.architecture),
+                             indent=2, default=str))
             return 0
         if args.command == "sweep":
             from flow.sweep.run import cli_sweep

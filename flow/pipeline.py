@@ -1,18 +1,17 @@
-"""The stages of ``hlsflow run`` and ``hlsflow convert`` in order, timed, with progress on stderr.
+"""The steps of ``hlsflow run`` and ``hlsflow convert``, as named steps over one context (:mod:`flow.steps`).
 
-``run``: spec -> data -> float baseline -> QKeras QAT -> hls4ml conversion -> HLS project +
-C simulation -> report. Everything is written into a staging folder that replaces
-``<out>/<name>/`` only when every stage succeeded.
+``run``: spec -> data -> float baseline -> QKeras QAT -> (neuron pruning) -> hls4ml conversion -> HLS
+project + C simulation -> emulator -> report -> (RTL, its simulations). ``convert``: a user's model ->
+hls4ml conversion -> HLS project + C simulation -> report. Everything is written into a staging folder
+that replaces ``<out>/<name>/`` only when every step succeeded. The training, pruning and conversion steps
+are shared with a sweep point (:mod:`flow.sweep.evaluate`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,37 +25,7 @@ from flow.hls.project import save_meta
 from flow.report import graph_types, graph_weight_stats, write_reports
 from flow.spec import Hardware, NeuronPruning, Pruning, Spec, load_spec, read_yaml
 from flow.staging import staged_dir
-
-
-class Stages:
-    """Numbered, timed stage banners on stderr; ``seconds`` keeps each stage's wall time."""
-
-    def __init__(self, names: list[str]):
-        self.names = names
-        self.seconds: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        i = self.names.index(name) + 1
-        print(f"[{i}/{len(self.names)}] {name} ...", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
-        yield
-        self.seconds[name] = round(time.perf_counter() - t0, 2)
-        print(f"[{i}/{len(self.names)}] {name} done in {self.seconds[name]:.1f} s", file=sys.stderr, flush=True)
-
-
-
-
-
-
-
-
-
-
-
-
-
-
+from flow.steps import FlowContext, Step, execute
 
 
 def build_and_train(spec: Spec, split: Any, quantized: bool) -> Any:
@@ -76,14 +45,6 @@ def build_and_train(spec: Spec, split: Any, quantized: bool) -> Any:
     return model
 
 
-NEURON_STAGE = "prune neurons + fine-tune"
-
-
-def neuron_stage_names(spec: Spec) -> list[str]:
-    """The stage ``run`` adds after QAT when the spec asks for neuron pruning (``pruning: {method: neurons}``)."""
-    return [NEURON_STAGE] if isinstance(spec.pruning, NeuronPruning) else []
-
-
 def prune_trained(spec: Spec, split: Any, qmodel: Any) -> tuple[Any, dict[str, Any]]:
     """Neuron pruning of the trained QKeras model as ``spec.pruning`` (a :class:`NeuronPruning`) asks:
     the narrower, fine-tuned model and the record of what was removed (:mod:`flow.keras.prune_neurons`)."""
@@ -101,109 +62,177 @@ def to_hls_graph(qmodel: Any, spec: Spec, input_type: str, hls_dir: Path) -> tup
     return convert.build_graph(qmodel, hls_config, spec.hardware, hls_dir), hls_config
 
 
-def rtl_stage_names(spec: Spec) -> list[str]:
-    """The RTL stages ``run`` adds when the spec asks for RTL (``rtl: {enabled: true}``)."""
-    if not spec.rtl.enabled:
-        return []
-    return ["RTL (da4ml) + lint" + (" + Yosys" if spec.rtl.yosys else "")] + [
-        f"RTL simulation ({sim})" for sim in spec.rtl.simulators]
+# ----------------------------------------------------------------------------- steps shared with sweep points
+
+def prunes_neurons(ctx: FlowContext) -> bool:
+    return isinstance(ctx.spec.pruning, NeuronPruning)
 
 
-def run_rtl_stages(spec: Spec, project: Path, stages: Stages) -> dict[str, Any]:
-    """Generate ``project/rtl`` and simulate it with cocotb on each simulator of the spec; a report section."""
+def step_train_qat(ctx: FlowContext) -> None:
+    """The spec's QKeras model, trained (QAT, magnitude pruning if asked), saved as ``qkeras_model.h5``."""
+    ctx.qmodel = build_and_train(ctx.spec, ctx.split, quantized=True)
+    ctx.qmodel.save(ctx.work / "qkeras_model.h5")
+
+
+def step_prune_neurons(ctx: FlowContext) -> None:
+    """Neuron pruning and fine-tuning; the unpruned model stays as ``qkeras_model_unpruned.h5``."""
+    ctx.qmodel, ctx.neurons = prune_trained(ctx.spec, ctx.split, ctx.qmodel)
+    (ctx.work / "qkeras_model.h5").rename(ctx.work / "qkeras_model_unpruned.h5")
+    ctx.qmodel.save(ctx.work / "qkeras_model.h5")
+
+
+def step_convert(ctx: FlowContext) -> None:
+    ctx.graph, ctx.hls_config = to_hls_graph(ctx.qmodel, ctx.spec, str(ctx.input_type), ctx.work / "hls")
+
+
+TRAIN_QAT = Step("train QKeras (QAT)", step_train_qat)
+PRUNE_NEURONS = Step("prune neurons + fine-tune", step_prune_neurons, when=prunes_neurons)
+CONVERT = Step("convert with hls4ml", step_convert)
+
+
+# ----------------------------------------------------------------------------- the steps of `hlsflow run`
+
+def step_data(ctx: FlowContext) -> None:
+    from flow.data import load_dataset
+
+    ctx.split = load_dataset(ctx.spec.dataset, ctx.input_type, ctx.spec.training.seed)
+    s = ctx.split
+    print(f"  {len(s.x_train)} train / {len(s.x_test)} test samples, {s.n_classes} classes; "
+          f"inputs quantized to {ctx.input_type}", file=sys.stderr)
+
+
+def step_train_float(ctx: FlowContext) -> None:
+    ctx.float_model = build_and_train(ctx.spec, ctx.split, quantized=False)
+    ctx.float_model.save(ctx.work / "float_model.h5")
+
+
+def step_prune_neurons_and_plot(ctx: FlowContext) -> None:
+    """:func:`step_prune_neurons`, and the per-unit activity plot ``neuron_activity.png``."""
+    from flow.plots import plot_neuron_activity
+
+    step_prune_neurons(ctx)
+    plot_neuron_activity(ctx.neurons, ctx.work / "neuron_activity.png")
+
+
+def step_write_and_compile(ctx: FlowContext) -> None:
+    from flow.hls import convert
+
+    convert.write_and_compile(ctx.graph)
+
+
+def step_csim(ctx: FlowContext) -> None:
+    from flow.hls import convert
+
+    ctx.csim_out = convert.csim_predict(ctx.graph, ctx.split.x_test)
+
+
+def step_emulate(ctx: FlowContext) -> None:
+    ctx.emulation = check_emulator(ctx.qmodel, ctx.graph, ctx.split.x_test, ctx.csim_out)
+
+
+def step_report(ctx: FlowContext) -> None:
+    from flow.keras import train
+
+    spec, split, graph = ctx.spec, ctx.split, ctx.graph
+    float_out = train.predict(ctx.float_model, split.x_test)
+    q_out = train.predict(ctx.qmodel, split.x_test)
+    stats = graph_weight_stats(graph)
+    n_params = int(ctx.float_model.count_params())
+    report = {
+        "name": spec.name,
+        "hlsflow_version": __version__,
+        "spec": "spec.yaml",
+        "hardware": spec.hardware.__dict__,
+        "pruning": spec.pruning.__dict__ if spec.pruning else None,
+        "training": spec.training.__dict__,
+        "samples": {"train": len(split.x_train), "test": len(split.x_test)},
+        "input": {"type": str(ctx.input_type), "changed_by_quantization": split.inputs_changed,
+                  "out_of_range": split.inputs_out_of_range},
+        "accuracy": {"float": accuracy(float_out, split.y_test), "qkeras": accuracy(q_out, split.y_test),
+                     "csim": accuracy(ctx.csim_out, split.y_test),
+                     "emulator": accuracy(ctx.emulation.outputs, split.y_test)},
+        "csim_vs_qkeras": check_bit_exact(ctx.qmodel, graph, split.x_test, ctx.csim_out),
+        "emulator_vs_csim": ctx.emulation.comparison,
+        "size": {"parameters": n_params, "float_bits": 32 * n_params,
+                 "quantized_bits": stats["quantized_bits"], "sparsity": stats["sparsity"],
+                 "zero_weights": stats["zero_weights"], "weights": stats["weights"]},
+        "types": graph_types(graph),
+        "hls_project": "hls",
+    }
+    if ctx.neurons is not None:
+        report["neuron_pruning"] = ctx.neurons
+    shutil.copyfile(spec.path, ctx.work / "spec.yaml")
+    save_meta(ctx.work, "qkeras_model.h5", ctx.hls_config, spec.hardware, str(ctx.input_type))
+    ctx.figures["report"] = report
+
+
+def step_rtl(ctx: FlowContext) -> None:
     from flow.rtl.generate import rtl_project
-    from flow.sim.project import sim_project
 
-    names = rtl_stage_names(spec)
-    with stages.stage(names[0]):
-        rtl = rtl_project(project, spec.rtl.latency_cutoff, yosys=spec.rtl.yosys, name=spec.name,
-                          architecture=spec.rtl.architecture)
-    sims = {}
-    for sim, name in zip(spec.rtl.simulators, names[1:]):
-        with stages.stage(name):
-            sims[sim] = sim_project(project, sim, spec.rtl.samples, seed=spec.training.seed)
-    return {"generation": rtl, "simulation": sims}
+    r = ctx.spec.rtl
+    rtl = ctx.figures.setdefault("rtl", {})
+    rtl["generation"] = rtl_project(ctx.work, r.latency_cutoff, yosys=r.yosys, name=ctx.spec.name, fpga=r.fpga,
+                                    asic=r.asic, clock_period=ctx.spec.hardware.clock_period,
+                                    architecture=r.architecture)
+    physical = ctx.work / "rtl" / "physical.json"
+    if physical.is_file():
+        rtl["physical"] = json.loads(physical.read_text())
+
+
+def step_sim(simulator: str) -> Step:
+    """The RTL simulation on ``simulator`` (one step per simulator the spec lists)."""
+    def fn(ctx: FlowContext) -> None:
+        from flow.sim.project import sim_project
+
+        sims = ctx.figures.setdefault("rtl", {}).setdefault("simulation", {})
+        sims[simulator] = sim_project(ctx.work, simulator, ctx.spec.rtl.samples_for(simulator),
+                                      seed=ctx.spec.training.seed)
+
+    return Step(f"RTL simulation ({simulator})", fn, when=lambda ctx: ctx.spec.rtl.enabled)
+
+
+def run_steps(spec: Spec) -> list[Step]:
+    """The steps of ``hlsflow run`` for ``spec`` (the RTL ones when the spec asks for RTL)."""
+    r = spec.rtl
+    rtl = ("RTL (da4ml) + lint" + (" + Yosys" if r.yosys else "") + (f" + {r.fpga} place and route" if r.fpga else "")
+           + (f" + {r.asic} timing/power" if r.asic else ""))
+    return [
+        Step("data", step_data),
+        Step("train float baseline", step_train_float),
+        TRAIN_QAT,
+        Step(PRUNE_NEURONS.name, step_prune_neurons_and_plot, when=prunes_neurons),
+        CONVERT,
+        Step("write HLS project + compile C simulation", step_write_and_compile),
+        Step("C simulation", step_csim),
+        Step("bit-exact emulation", step_emulate),
+        Step("report", step_report),
+        Step(rtl, step_rtl, when=lambda ctx: ctx.spec.rtl.enabled),
+        *[step_sim(sim) for sim in spec.rtl.simulators],
+    ]
 
 
 def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[str, Any]:
     """Run the whole flow for one spec; returns the report (also written to ``<out>/<name>/``)."""
     spec = load_spec(spec_path)
-    stages = Stages(["data", "train float baseline", "train QKeras (QAT)", *neuron_stage_names(spec),
-                     "convert with hls4ml", "write HLS project + compile C simulation", "C simulation",
-                     "bit-exact emulation", "report"]
-                    + rtl_stage_names(spec))
-    from flow.data import load_dataset
-    from flow.hls import convert
-    from flow.keras import train
-
     final = Path(out_root) / spec.name
-    input_type = parse_type(spec.input_type)
+    ctx = FlowContext(spec=spec, final=final, input_type=parse_type(spec.input_type))
     with staged_dir(final) as work:
-        with stages.stage("data"):
-            split = load_dataset(spec.dataset, input_type, spec.training.seed)
-            print(f"  {len(split.x_train)} train / {len(split.x_test)} test samples, {split.n_classes} classes; "
-                  f"inputs quantized to {input_type}", file=sys.stderr)
-        models = {}
-        for quantized, stage_name in ((False, "train float baseline"), (True, "train QKeras (QAT)")):
-            with stages.stage(stage_name):
-                model = build_and_train(spec, split, quantized)
-                model.save(work / ("qkeras_model.h5" if quantized else "float_model.h5"))
-                models[quantized] = model
-        qmodel, neurons = models[True], None
-        if neuron_stage_names(spec):
-            from flow.plots import plot_neuron_activity
-
-            with stages.stage(NEURON_STAGE):
-                qmodel, neurons = prune_trained(spec, split, qmodel)
-                (work / "qkeras_model.h5").rename(work / "qkeras_model_unpruned.h5")
-                qmodel.save(work / "qkeras_model.h5")
-                plot_neuron_activity(neurons, work / "neuron_activity.png")
-        with stages.stage("convert with hls4ml"):
-            graph, hls_config = to_hls_graph(qmodel, spec, str(input_type), work / "hls")
-        with stages.stage("write HLS project + compile C simulation"):
-            convert.write_and_compile(graph)
-        with stages.stage("C simulation"):
-            csim_out = convert.csim_predict(graph, split.x_test)
-        with stages.stage("bit-exact emulation"):
-            emu_check = check_emulator(qmodel, graph, split.x_test, csim_out)
-            emu_cmp, emu_out = emu_check.comparison, emu_check.outputs
-        with stages.stage("report"):
-            float_out = train.predict(models[False], split.x_test)
-            q_out = train.predict(qmodel, split.x_test)
-            stats = graph_weight_stats(graph)
-            n_params = int(models[False].count_params())
-            report = {
-                "name": spec.name,
-                "hlsflow_version": __version__,
-                "spec": str(spec.path),
-                "hardware": spec.hardware.__dict__,
-                "pruning": spec.pruning.__dict__ if spec.pruning else None,
-                "training": spec.training.__dict__,
-                "samples": {"train": len(split.x_train), "test": len(split.x_test)},
-                "input": {"type": str(input_type), "changed_by_quantization": split.inputs_changed,
-                          "out_of_range": split.inputs_out_of_range},
-                "accuracy": {"float": accuracy(float_out, split.y_test), "qkeras": accuracy(q_out, split.y_test),
-                             "csim": accuracy(csim_out, split.y_test),
-                             "emulator": accuracy(emu_out, split.y_test)},
-                "csim_vs_qkeras": check_bit_exact(qmodel, graph, split.x_test, csim_out),
-                "emulator_vs_csim": emu_cmp,
-                "size": {"parameters": n_params, "float_bits": 32 * n_params,
-                         "quantized_bits": stats["quantized_bits"], "sparsity": stats["sparsity"],
-                         "zero_weights": stats["zero_weights"], "weights": stats["weights"]},
-                "types": graph_types(graph),
-                "hls_project": str(final / "hls"),
-            }
-            if neurons is not None:
-                report["neuron_pruning"] = neurons
-            shutil.copyfile(spec.path, work / "spec.yaml")
-            save_meta(work, "qkeras_model.h5", hls_config, spec.hardware, str(input_type))
-            report["seconds"] = dict(stages.seconds)
-        if spec.rtl.enabled:
-            report["rtl"] = run_rtl_stages(spec, work, stages)
-            report["seconds"] = dict(stages.seconds)
-            report["rtl"] = json.loads(json.dumps(report["rtl"], default=str).replace(str(work), str(final.resolve())))
+        ctx.work = work
+        execute(run_steps(spec), ctx)
+        report = ctx.figures["report"]
+        report["seconds"] = dict(ctx.seconds)
+        if "rtl" in ctx.figures:
+            report["rtl"] = relative_paths(ctx.figures["rtl"], work)
         write_reports(work, report)
     return report
+
+
+def relative_paths(section: dict[str, Any], project: Path) -> dict[str, Any]:
+    """``section`` with every path inside ``project`` written relative to it (reports hold no machine paths)."""
+    text = json.dumps(section, default=str)
+    for root in {str(project), str(Path(project).resolve())}:
+        text = text.replace(root + "/", "").replace(root, ".")
+    return json.loads(text)
 
 
 def load_hls4ml_yaml(path: Path) -> dict[str, Any]:
@@ -226,69 +255,112 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
     is copied into the project so later commands rebuild the same graph. Runs in this process's front
     end (the CLI picks the worker that matches the model file).
     """
-    from flow.hls import convert
-    from flow.keras.env import FRONTEND
-    from flow.keras.model_io import load_model, save_model
+    ctx = FlowContext(final=Path(out_dir), options={
+        "model_path": Path(model_path), "config_path": None if config_path is None else Path(config_path),
+        "weights": weights, "precision": precision, "input_type": input_type, "hardware": hardware or Hardware(),
+        "samples": samples, "seed": seed, "custom_objects": custom_objects})
+    n = len(CONVERT_STEPS)
+    execute(CONVERT_STEPS[:2], ctx, numbered=(1, n))  # nothing is written before the model and its config are read
+    with staged_dir(ctx.final) as work:
+        ctx.work = work
+        execute(CONVERT_STEPS[2:], ctx, numbered=(3, n))
+    return ctx.figures["report"]
 
-    stages = Stages(["load model", "convert with hls4ml", "write HLS project + compile C simulation",
-                     "C simulation", "report"])
-    hw = hardware or Hardware()
-    model_path = Path(model_path)
-    with stages.stage("load model"):
-        model = load_model(model_path, weights, custom_objects)
-    with stages.stage("convert with hls4ml"):
-        in_name = convert.input_layer_name(model)
-        if config_path is not None:
-            cfg = load_hls4ml_yaml(Path(config_path))
-            hw = Hardware(backend=cfg.get("Backend", hw.backend), part=cfg.get("Part", hw.part),
-                          clock_period=float(cfg.get("ClockPeriod", hw.clock_period)),
-                          io_type=cfg.get("IOType", hw.io_type), strategy=hw.strategy, reuse_factor=hw.reuse_factor)
-            hls_config = cfg["HLSConfig"]
-            if input_type is not None:
-                _check_type(input_type, "--input-type")
-                layer_cfg = hls_config.setdefault("LayerName", {}).setdefault(in_name, {})
-                if not isinstance(layer_cfg.get("Precision"), dict):  # a single type string: it was the result type
-                    layer_cfg["Precision"] = {}
-                layer_cfg["Precision"]["result"] = input_type
-        else:
-            hls_config = convert.derive_hls_config(model, hw, input_type)
-            if precision is not None:
-                _check_type(precision, "--precision")
-                hls_config["Model"]["Precision"] = precision
-                if input_type is None:
-                    hls_config["LayerName"][in_name]["Precision"]["result"] = precision
-    final = Path(out_dir)
-    with staged_dir(final) as work:
-        graph = None
-        with stages.stage("write HLS project + compile C simulation"):
-            try:
-                graph = convert.build_graph(model, hls_config, hw, work / "hls")
-            except FlowError as exc:
-                raise FlowError(f"{config_path}: {exc}") if config_path is not None else exc from None
-            if config_path is not None:
-                check_config_names(Path(config_path), hls_config, model, graph)
-            in_type = graph_input_type(graph)  # also HGQ2's, which hls4ml infers from the model's input quantizer
-            convert.write_and_compile(graph)
-        with stages.stage("C simulation"):
-            rng = np.random.default_rng(seed)
-            x = quantize(rng.standard_normal((samples, *model.input_shape[1:])), in_type).astype(np.float32)
-            assert is_representable(x, in_type)
-            csim_out = convert.csim_predict(graph, x)
-        with stages.stage("report"):
-            report = {
-                "model": str(model_path), "frontend": FRONTEND.name, "hlsflow_version": __version__,
-                "hardware": hw.__dict__,
-                "input": {"type": str(in_type), "samples": samples, "distribution": "N(0,1) quantized to input type"},
-                "csim_vs_keras": check_bit_exact(model, graph, x, csim_out),
-                "emulator_vs_csim": _emulator_or_reason(model, graph, x, csim_out),
-                "types": graph_types(graph), "size": graph_weight_stats(graph), "hls_project": str(final / "hls"),
-            }
-            report["seconds"] = dict(stages.seconds)
-            saved = save_model(model, work)
-            save_meta(work, saved, hls_config, hw, str(in_type), FRONTEND.name,
-                      Path(custom_objects) if custom_objects is not None else None)
-            (work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    return report
+
+def step_load_model(ctx: FlowContext) -> None:
+    from flow.keras.model_io import load_model
+
+    o = ctx.options
+    ctx.qmodel = load_model(o["model_path"], o["weights"], o["custom_objects"])
+
+
+def step_user_config(ctx: FlowContext) -> None:
+    """The hls4ml config: the user's (``--config``, with ``--input-type`` set on the input layer), or derived
+    from the model's quantizers (``--precision`` as the default of float layers)."""
+    from flow.hls import convert
+
+    o, model = ctx.options, ctx.qmodel
+    hw = o["hardware"]
+    in_name = convert.input_layer_name(model)
+    input_type = o["input_type"]
+    if o["config_path"] is not None:
+        cfg = load_hls4ml_yaml(o["config_path"])
+        hw = Hardware(backend=cfg.get("Backend", hw.backend), part=cfg.get("Part", hw.part),
+                      clock_period=float(cfg.get("ClockPeriod", hw.clock_period)),
+                      io_type=cfg.get("IOType", hw.io_type), strategy=hw.strategy, reuse_factor=hw.reuse_factor)
+        hls_config = cfg["HLSConfig"]
+        if input_type is not None:
+            _check_type(input_type, "--input-type")
+            layer_cfg = hls_config.setdefault("LayerName", {}).setdefault(in_name, {})
+            if not isinstance(layer_cfg.get("Precision"), dict):  # a single type string: it was the result type
+                layer_cfg["Precision"] = {}
+            layer_cfg["Precision"]["result"] = input_type
+    else:
+        hls_config = convert.derive_hls_config(model, hw, input_type)
+        if o["precision"] is not None:
+            _check_type(o["precision"], "--precision")
+            hls_config["Model"]["Precision"] = o["precision"]
+            if input_type is None:
+                hls_config["LayerName"][in_name]["Precision"]["result"] = o["precision"]
+    ctx.hls_config, o["hardware"] = hls_config, hw
+
+
+def step_user_graph(ctx: FlowContext) -> None:
+    """The ModelGraph of the user's model, its config names checked, its input type read from it, written and
+    compiled."""
+    from flow.hls import convert
+
+    o = ctx.options
+    try:
+        ctx.graph = convert.build_graph(ctx.qmodel, ctx.hls_config, o["hardware"], ctx.work / "hls")
+    except FlowError as exc:
+        raise FlowError(f"{o['config_path']}: {exc}") if o["config_path"] is not None else exc from None
+    if o["config_path"] is not None:
+        check_config_names(o["config_path"], ctx.hls_config, ctx.qmodel, ctx.graph)
+    ctx.input_type = graph_input_type(ctx.graph)  # also HGQ2's, which hls4ml infers from the model's input quantizer
+    convert.write_and_compile(ctx.graph)
+
+
+def step_user_csim(ctx: FlowContext) -> None:
+    """The C simulation on random inputs: N(0, 1), quantized to the input type."""
+    from flow.hls import convert
+
+    o = ctx.options
+    rng = np.random.default_rng(o["seed"])
+    x = quantize(rng.standard_normal((o["samples"], *ctx.qmodel.input_shape[1:])), ctx.input_type).astype(np.float32)
+    assert is_representable(x, ctx.input_type)
+    o["x"] = x
+    ctx.csim_out = convert.csim_predict(ctx.graph, x)
+
+
+def step_user_report(ctx: FlowContext) -> None:
+    from flow.keras.env import FRONTEND
+    from flow.keras.model_io import save_model
+
+    o, model, graph = ctx.options, ctx.qmodel, ctx.graph
+    report = {
+        "model": str(o["model_path"]), "frontend": FRONTEND.name, "hlsflow_version": __version__,
+        "hardware": o["hardware"].__dict__,
+        "input": {"type": str(ctx.input_type), "samples": o["samples"], "distribution": "N(0,1) quantized to input type"},
+        "csim_vs_keras": check_bit_exact(model, graph, o["x"], ctx.csim_out),
+        "emulator_vs_csim": _emulator_or_reason(model, graph, o["x"], ctx.csim_out),
+        "types": graph_types(graph), "size": graph_weight_stats(graph), "hls_project": str(ctx.final / "hls"),
+    }
+    report["seconds"] = dict(ctx.seconds)
+    saved = save_model(model, ctx.work)
+    save_meta(ctx.work, saved, ctx.hls_config, o["hardware"], str(ctx.input_type), FRONTEND.name,
+              Path(o["custom_objects"]) if o["custom_objects"] is not None else None)
+    (ctx.work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    ctx.figures["report"] = report
+
+
+CONVERT_STEPS = [
+    Step("load model", step_load_model),
+    Step("convert with hls4ml", step_user_config),
+    Step("write HLS project + compile C simulation", step_user_graph),
+    Step("C simulation", step_user_csim),
+    Step("report", step_user_report),
+]
 
 
 def check_config_names(path: Path, hls_config: dict, model: Any, graph: Any) -> None:

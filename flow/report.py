@@ -67,11 +67,20 @@ def _rtl_lines(rtl: dict[str, Any] | None) -> list[str]:
              f"Top `{g['top']}` in `{g['rtl']}`: latency **{g['latency_cycles']} cycles**, initiation interval "
              f"**{g['initiation_interval']}**, `verilator --lint-only -Wall` "
              f"{'clean' if g.get('lint_clean') else '**not clean**'}.", ""]
+    t = g.get("timing") or {}
+    if t.get("cutoff_from", "").startswith("clock_period") and "predicted_stage_ns" in t:
+        lines += [f"Pipeline cut for the clock period {t['clock_period_ns']:g} ns on {t['target']}: da4ml cutoff "
+                  f"{g.get('latency_cutoff')} ({g.get('pipeline_stages')} stages); predicted stage delay "
+                  f"{t['predicted_stage_ns']:g} ns from the shipped calibration, which "
+                  + ("meets the period" if t.get("predicted_meets") else "**does not meet the period** (the deepest "
+                     "cut da4ml makes)")
+                  + ". Measured figures: `hlsflow rtl PROJECT --fpga ecp5-85k --asic osu018`.", ""]
     y = g.get("yosys")
     if y:
         x = y["xilinx"]
         lines += [f"Yosys estimate ({y['tool']}): `synth_xilinx` **{x['LUT']:,} LUT**, {x['FF']:,} FF, {x['DSP']} DSP, "
                   f"{x['CARRY']:,} CARRY; generic `synth`: {y['generic_total']:,} cells.", ""]
+    lines += physical_lines(rtl.get("physical"))
     sims = rtl.get("simulation") or {}
     if sims:
         lines += ["| simulator | samples (test data + random) | outputs differing from emulator (samples / bits) | "
@@ -93,6 +102,36 @@ def _rtl_lines(rtl: dict[str, Any] | None) -> list[str]:
                   "is compared with the bit-exact emulator. The random inputs cover every code of the input type, "
                   "far from the data the float model learned, hence its lower agreement there.", ""]
     return lines
+
+
+def physical_lines(phys: dict[str, Any] | None) -> list[str]:
+    """Markdown lines for ``rtl/physical.json``: FPGA Fmax/slack/utilisation, ASIC area/timing/power/energy."""
+    if not phys:
+        return []
+    period = phys["clock_period_ns"]
+    lines = [f"Physical figures at the clock period **{period:g} ns** ({1000 / period:g} MHz), latency "
+             f"{phys['latency_cycles']} cycles = **{phys['latency_ns']:g} ns**, {phys.get('pipeline_stages')} pipeline "
+             f"stages (da4ml cutoff {phys.get('latency_cutoff')}) (`rtl/physical.json`):", ""]
+    f = phys.get("fpga")
+    if f:
+        verdict = "met" if f["met"] else "**not met**"
+        lines += [f"- FPGA {f['device']} ({f['part']}, {f['tools']['nextpnr']}): Fmax **{f['fmax_mhz']:g} MHz** "
+                  f"({f['fmax_stage']}), target {f['clock_target_mhz']:g} MHz {verdict}, slack {f['slack_ns']:g} ns; "
+                  f"{f['luts']:,} LUT4, {f['ffs']:,} FF, {f['ccu2c']:,} CCU2C, {f['dp16kd']} DP16KD, "
+                  f"{f['mult18x18d']} MULT18X18D."]
+    a = phys.get("asic")
+    if a:
+        lines += [f"- ASIC {a['description']}: area **{a['area_um2']:,.0f} um^2** ({a['cells']:,} cells), critical path "
+                  f"**{a['critical_path_ns']:g} ns** (min period {a['min_period_ns']:g} ns, WNS {a['wns_ns']:g} ns, "
+                  f"TNS {a['tns_ns']:g} ns); power **{a['power_mw']:g} mW** (dynamic {a['dynamic_power_mw']:g}, "
+                  f"leakage {a['leakage_power_mw']:g}) with the switching activity of {a['activity']['samples']} test "
+                  f"samples ({a['activity']['gate_level_vs_emulator']} in the gate-level simulation); "
+                  f"**{a['energy_nj_per_inference']:g} nJ per inference** ({a['energy_formula']}). "
+                  f"{a['tools']['opensta']}, {a['delay_model']}."]
+    tc = phys.get("timing_closure")
+    if tc:
+        lines += [f"- Timing-driven pipelining: {tc['statement']}."]
+    return lines + [""]
 
 
 def _neuron_lines(n: dict[str, Any] | None) -> list[str]:

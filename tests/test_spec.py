@@ -127,3 +127,15 @@ def test_duplicate_layer_names_are_rejected(tmp_path):
 def test_bad_backend_lists_the_choices(tmp_path):
     msg = error_of(tmp_path, GOOD + "hardware: {backend: Quartus}\n")
     assert "hardware.backend" in msg and "Vitis, Vivado, Catapult" in msg
+
+
+def test_rtl_samples_per_simulator_and_physical_targets(tmp_path):
+    spec = load_spec(write(tmp_path, GOOD + "rtl: {samples: {icarus: 300}, fpga: ecp5-85k, asic: osu018}\n"))
+    assert spec.rtl.samples_for("icarus") == 300 and spec.rtl.samples_for("verilator") == 2000
+    assert (spec.rtl.fpga, spec.rtl.asic, spec.rtl.latency_cutoff, spec.rtl.yosys) == ("ecp5-85k", "osu018", None, False)
+
+
+@pytest.mark.parametrize("rtl, field", [("{samples: {questa: 10}}", "rtl.samples.questa"),
+                                        ("{fpga: xc7a35t}", "rtl.fpga"), ("{asic: sky130}", "rtl.asic")])
+def test_bad_rtl_physical_fields_are_named(tmp_path, rtl, field):
+    assert field in error_of(tmp_path, GOOD + f"rtl: {rtl}\n")

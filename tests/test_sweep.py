@@ -597,7 +597,8 @@ def test_a_search_with_two_workers_finishes_exactly_its_budget_every_time(tmp_pa
     both could start a trial when one was left (3 of 10 such runs ended with 6 trials). The workers are
     threads running the workers' loop (:func:`flow.sweep.workers.work`), each with its own database
     connection: the guard lives in the database, and threads spare the test a TensorFlow start per
-    worker process (`hlsflow sweep --workers 2` itself is run in the kill -9 test above)."""
+    worker process (`hlsflow sweep --workers 2` itself is run in the kill -9 test above). Heartbeat 3 s: with
+    1 s a thread starved by a loaded machine (load average 8 seen) missed 3 s of heartbeats and its trial failed."""
     import threading
 
     from flow.sweep.evaluate import PointEvaluator
@@ -610,7 +611,7 @@ def test_a_search_with_two_workers_finishes_exactly_its_budget_every_time(tmp_pa
     monkeypatch.setattr(PointEvaluator, "evaluate", slow)
     for rep in range(3):
         path = sweep_file(tmp_path, {"weight_bits": [2, 3, 4, 6, 8], "activation_bits": [3, 4, 6, 8]},
-                          name=f"race{rep}", search={"method": "tpe", "trials": 5, "seed": rep}, heartbeat=1)
+                          name=f"race{rep}", search={"method": "tpe", "trials": 5, "seed": rep}, heartbeat=3)
         url = storage_url(None, tmp_path / f"race{rep}.db")
         sweep, study = _prepared(path, url)
         threads = [threading.Thread(target=work, args=(sweep, url, tmp_path / f"out{rep}", i)) for i in range(2)]

@@ -38,6 +38,7 @@ from flow.arith.types import FixedType, from_hls_precision
 ROUNDING_MODES = ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV")
 OVERFLOW_MODES = ("WRAP", "SAT", "SAT_ZERO", "SAT_SYM")
 INT64_SAFE_BITS = 62  # magnitudes below 2**62 leave headroom for one addition without int64 overflow
+KERNEL_MIN_SIZE = 4096  # arrays at least this large are cast by the compiled pass (smaller: numpy is as fast)
 
 
 def bit_length(v: np.ndarray) -> int:
@@ -133,10 +134,34 @@ def requantize(v: np.ndarray, frac: int, t: FixedType) -> tuple[np.ndarray, int]
 
     Returns ``(mantissas of t, number of values that wrapped or saturated)``; int64 when they fit.
     """
+    q, n, _ = requantize_counted(v, frac, t)
+    return q, n
+
+
+def requantize_counted(v: np.ndarray, frac: int, t: FixedType, count_rounding: bool = False) -> tuple[np.ndarray, int, int]:
+    """:func:`requantize`, also counting (with ``count_rounding``) the values whose dropped bits were not zero.
+
+    int64 mantissas narrowed into a type of at most :data:`INT64_SAFE_BITS` bits take one compiled pass
+    (:func:`flow.arith.kernels.requantize`, the same rounding and overflow rules); everything else the numpy
+    path below, which is the definition.
+    """
     v = np.asarray(v)
     if v.dtype != object:
         v = v.astype(np.int64, copy=False)
     s = frac - t.fractional
+    if t.rounding not in ROUNDING_MODES or t.overflow not in OVERFLOW_MODES:
+        raise ValueError(f"{t}: unknown rounding or overflow mode")
+    if v.dtype == np.int64 and 0 <= s <= INT64_SAFE_BITS and t.width <= INT64_SAFE_BITS and v.size >= KERNEL_MIN_SIZE:
+        from flow.arith import kernels
+
+        lo, hi = type_range(t)
+        if t.overflow == "SAT_SYM" and t.signed:
+            lo = -hi
+        return kernels.requantize(v, s, t.rounding, t.overflow, lo, hi, t.min_code, t.width, count_rounding)
+    rounded = 0
+    if count_rounding and s > 0:
+        low = v & ((1 << s) - 1) if v.dtype != object or s < 62 else np.vectorize(lambda z: z & ((1 << s) - 1))(v)
+        rounded = int(np.count_nonzero(low))
     if s > 0:
         q = _round_shift(v, s, t.rounding)
     elif s < 0:
@@ -148,7 +173,7 @@ def requantize(v: np.ndarray, frac: int, t: FixedType) -> tuple[np.ndarray, int]
     q, n = apply_overflow(q, t)
     if q.dtype == object and t.width <= INT64_SAFE_BITS:
         q = q.astype(np.int64)
-    return q, n
+    return q, n, rounded
 
 
 def from_float(x: np.ndarray, t: FixedType) -> tuple[np.ndarray, int]:

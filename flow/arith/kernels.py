@@ -1,100 +1,156 @@
-"""Compiled loops of the numpy executor (numba): hls4ml's dense accumulation without storing every product.
+"""Compiled loops of the numpy executor (numba): hls4ml's dense accumulation without storing every product,
+and the cast of int64 mantissas in one pass.
 
 :func:`accumulate_products` is the definition of :meth:`flow.arith.ops.Ops.dot` for integer mantissas that fit
 int64: ``acc = bias; for i: acc = cast(acc + cast(x_i * w_ij))`` where ``cast`` is the ``accum_t`` cast (rounding
 on the ``s`` dropped bits of each product, then overflow). A WRAP accumulator is modular, so its wrap is applied
 once afterwards by the caller; SAT, SAT_SYM and SAT_ZERO accumulators saturate every product and every partial sum
-in index order, as the Latency templates do. The loops are compiled once per process (and cached on disk).
+in index order, as the Latency templates do. The loops are compiled at first use and cached on disk (numba's cache beside this file), so a new process
+loads them instead of compiling.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit, prange
 
 ROUNDING_CODES = {"TRN": 0, "TRN_ZERO": 1, "RND": 2, "RND_ZERO": 3, "RND_MIN_INF": 4, "RND_INF": 5, "RND_CONV": 6}
 OVERFLOW_CODES = {"WRAP": 0, "SAT": 1, "SAT_SYM": 1, "SAT_ZERO": 2}
 
-_KERNEL = None
+@njit(cache=True, inline="always")
+def round_shift(p, s, mode):  # pragma: no cover - compiled
+    if s <= 0:
+        return p << (-s)
+    q = p >> s
+    if mode == 0:
+        return q
+    rem = p - (q << s)
+    if mode == 1:
+        return q + (1 if (p < 0 and rem != 0) else 0)
+    half = np.int64(1) << (s - 1)
+    if mode == 2:
+        return q + (1 if rem >= half else 0)
+    if mode == 3:
+        return q + (1 if (rem > half or (rem == half and p < 0)) else 0)
+    if mode == 4:
+        return q + (1 if rem > half else 0)
+    if mode == 5:
+        return q + (1 if (rem > half or (rem == half and p >= 0)) else 0)
+    return q + (1 if (rem > half or (rem == half and (q & 1) == 1)) else 0)
 
+@njit(cache=True, inline="always")
+def overflow(v, lo, hi, mode):  # pragma: no cover - compiled
+    if mode == 0 or (lo <= v <= hi):
+        return v, 0
+    if mode == 1:
+        return (lo if v < lo else hi), 1
+    return np.int64(0), 1
 
-def _compile():
-    from numba import njit, prange
-
-    @njit(cache=True, inline="always")
-    def round_shift(p, s, mode):  # pragma: no cover - compiled
-        if s <= 0:
-            return p << (-s)
-        q = p >> s
-        if mode == 0:
-            return q
-        rem = p - (q << s)
-        if mode == 1:
-            return q + (1 if (p < 0 and rem != 0) else 0)
-        half = np.int64(1) << (s - 1)
-        if mode == 2:
-            return q + (1 if rem >= half else 0)
-        if mode == 3:
-            return q + (1 if (rem > half or (rem == half and p < 0)) else 0)
-        if mode == 4:
-            return q + (1 if rem > half else 0)
-        if mode == 5:
-            return q + (1 if (rem > half or (rem == half and p >= 0)) else 0)
-        return q + (1 if (rem > half or (rem == half and (q & 1) == 1)) else 0)
-
-    @njit(cache=True, inline="always")
-    def overflow(v, lo, hi, mode):  # pragma: no cover - compiled
-        if mode == 0 or (lo <= v <= hi):
-            return v, 0
-        if mode == 1:
-            return (lo if v < lo else hi), 1
-        return np.int64(0), 1
-
-    @njit(cache=True, parallel=True)
-    def kernel(x, w, bias, s, rmode, omode, lo, hi, count):  # pragma: no cover - compiled
-        rows, n_in = x.shape
-        n_out = w.shape[1]
-        out = np.empty((rows, n_out), dtype=np.int64)
-        rounded = np.zeros(rows, dtype=np.int64)
-        over = np.zeros(rows, dtype=np.int64)
-        unordered = np.zeros(rows, dtype=np.int64)  # rows whose partial sums could leave [lo, hi]
-        mask = (np.int64(1) << s) - 1 if s > 0 else np.int64(0)
-        for r in prange(rows):
-            acc = np.empty(n_out, dtype=np.int64)
-            up = np.empty(n_out, dtype=np.int64)
-            down = np.empty(n_out, dtype=np.int64)
+@njit(cache=True, parallel=True)
+def kernel(x, w, bias, s, rmode, omode, lo, hi, count):  # pragma: no cover - compiled
+    rows, n_in = x.shape
+    n_out = w.shape[1]
+    out = np.empty((rows, n_out), dtype=np.int64)
+    rounded = np.zeros(rows, dtype=np.int64)
+    over = np.zeros(rows, dtype=np.int64)
+    unordered = np.zeros(rows, dtype=np.int64)  # rows whose partial sums could leave [lo, hi]
+    mask = (np.int64(1) << s) - 1 if s > 0 else np.int64(0)
+    for r in prange(rows):
+        acc = np.empty(n_out, dtype=np.int64)
+        up = np.empty(n_out, dtype=np.int64)
+        down = np.empty(n_out, dtype=np.int64)
+        for j in range(n_out):
+            acc[j] = bias[j]
+            up[j] = bias[j]
+            down[j] = bias[j]
+        nr = 0
+        no = 0
+        for i in range(n_in):
+            xi = np.int64(x[r, i])
             for j in range(n_out):
-                acc[j] = bias[j]
-                up[j] = bias[j]
-                down[j] = bias[j]
-            nr = 0
-            no = 0
-            for i in range(n_in):
-                xi = np.int64(x[r, i])
-                for j in range(n_out):
-                    p = xi * np.int64(w[i, j])
-                    if count and s > 0 and (p & mask) != 0:
-                        nr += 1
-                    q = round_shift(p, s, rmode)
-                    if omode == 0:
-                        acc[j] += q
+                p = xi * np.int64(w[i, j])
+                if count and s > 0 and (p & mask) != 0:
+                    nr += 1
+                q = round_shift(p, s, rmode)
+                if omode == 0:
+                    acc[j] += q
+                else:
+                    q, o = overflow(q, lo, hi, omode)
+                    no += o
+                    if q > 0:
+                        up[j] += q
                     else:
-                        q, o = overflow(q, lo, hi, omode)
-                        no += o
-                        if q > 0:
-                            up[j] += q
-                        else:
-                            down[j] += q
-                        acc[j], o = overflow(acc[j] + q, lo, hi, omode)
-                        no += o
-            for j in range(n_out):
-                out[r, j] = acc[j]
-                if omode != 0 and (up[j] > hi or down[j] < lo):
-                    unordered[r] = 1
-            rounded[r] = nr
-            over[r] = no
-        return out, rounded.sum(), over.sum(), unordered.sum()
+                        down[j] += q
+                    acc[j], o = overflow(acc[j] + q, lo, hi, omode)
+                    no += o
+        for j in range(n_out):
+            out[r, j] = acc[j]
+            if omode != 0 and (up[j] > hi or down[j] < lo):
+                unordered[r] = 1
+        rounded[r] = nr
+        over[r] = no
+    return out, rounded.sum(), over.sum(), unordered.sum()
 
-    return kernel
+@njit(cache=True, parallel=True)
+def dot_round_wrap(x, w, bias, s, c):  # pragma: no cover - compiled
+    """The common case of :func:`kernel` without branches in the inner loop: TRN (``c = 0``) or RND
+    (``c = 2**(s-1)``) products into a WRAP accumulator (wrapped afterwards by the caller), ``s > 0``."""
+    rows, n_in = x.shape
+    n_out = w.shape[1]
+    out = np.empty((rows, n_out), dtype=np.int64)
+    for r in prange(rows):
+        acc = np.zeros(n_out, dtype=np.int64)
+        for i in range(n_in):
+            xi = x[r, i]
+            if xi == 0:  # floor((0 + c) / 2**s) = 0: inputs that are zero (ReLU outputs) add nothing
+                continue
+            for j in range(n_out):
+                acc[j] += (xi * w[i, j] + c) >> s
+        for j in range(n_out):
+            out[r, j] = acc[j] + bias[j]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def requantize_flat(v, s, rmode, omode, lo, hi, wrap_lo, mask, count):  # pragma: no cover - compiled
+    n = v.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    over = 0
+    rounded = 0
+    low = (np.int64(1) << s) - 1 if s > 0 else np.int64(0)
+    for k in prange(n):
+        x = v[k]
+        if count and s > 0 and (x & low) != 0:
+            rounded += 1
+        q = round_shift(x, s, rmode)
+        if q < lo or q > hi:
+            over += 1
+            if omode == 0:
+                q = ((q - wrap_lo) & mask) + wrap_lo
+            elif omode == 1:
+                q = lo if q < lo else hi
+            else:
+                q = np.int64(0)
+        out[k] = q
+    return out, over, rounded
+
+
+def _kernels():
+    return kernel, requantize_flat
+
+
+def requantize(v: np.ndarray, s: int, rounding: str, overflow: str, lo: int, hi: int, wrap_lo: int,
+               width: int, count: bool) -> tuple[np.ndarray, int, int]:
+    """One pass over int64 mantissas ``v``: drop ``s`` (0..62) bits with ``rounding``, then bring the result into
+    [``lo``, ``hi``] with ``overflow`` (WRAP keeps the low ``width`` bits above ``wrap_lo``: two's complement for
+    a signed type). The definition is :func:`flow.arith.fxp.requantize`'s; returns the mantissas, how many
+    overflowed and (with ``count``) how many had non-zero dropped bits."""
+    kernel, flat = _kernels()
+    q, over, rounded = flat(np.ascontiguousarray(v, dtype=np.int64).reshape(-1), int(s), ROUNDING_CODES[rounding],
+                            OVERFLOW_CODES[overflow], int(lo), int(hi), int(wrap_lo), (1 << width) - 1, bool(count))
+    return q.reshape(np.shape(v)), int(over), int(rounded)
+
+
 
 
 def accumulate_products(x: np.ndarray, w: np.ndarray, bias: np.ndarray, s: int, rounding: str, overflow: str,
@@ -107,10 +163,13 @@ def accumulate_products(x: np.ndarray, w: np.ndarray, bias: np.ndarray, s: int, 
     the range)``; the counts of rounding are measured only with ``count``. The caller guarantees that no
     intermediate exceeds int64 (``bits(x) + bits(w) + log2(n_in) + 2 <= 62``).
     """
-    global _KERNEL
-    if _KERNEL is None:
-        _KERNEL = _compile()
-    out, rounded, over, unordered = _KERNEL(
+    if overflow == "WRAP" and rounding in ("TRN", "RND") and s > 0 and not count:
+        c = (1 << (s - 1)) if rounding == "RND" else 0
+        out = dot_round_wrap(np.ascontiguousarray(x, dtype=np.int64), np.ascontiguousarray(w, dtype=np.int64),
+                             np.ascontiguousarray(bias, dtype=np.int64), int(s), int(c))
+        return out, 0, 0, 0
+    kernel, _ = _kernels()
+    out, rounded, over, unordered = kernel(
         np.ascontiguousarray(x, dtype=np.int64), np.ascontiguousarray(w, dtype=np.int64),
         np.ascontiguousarray(bias, dtype=np.int64), int(s), ROUNDING_CODES[rounding], OVERFLOW_CODES[overflow],
         int(lo), int(hi), bool(count))

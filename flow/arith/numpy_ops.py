@@ -138,12 +138,7 @@ class NumpyOps(Ops):
     # ------------------------------------------------------------------ casts
     def cast(self, a: Tensor, t: FixedType, role: str = "result") -> Tensor:
         v = np.asarray(a.data)
-        s = a.frac - t.fractional
-        rounded = 0
-        if self.count_rounding and s > 0 and not a.const:
-            low = v & ((1 << s) - 1) if v.dtype != object or s < 62 else np.vectorize(lambda z: z & ((1 << s) - 1))(v)
-            rounded = int(np.count_nonzero(low))
-        q, n = fxp.requantize(v, a.frac, t)
+        q, n, rounded = fxp.requantize_counted(v, a.frac, t, self.count_rounding and not a.const)
         if not a.const:
             self._record(role, t, int(v.size), rounded, n)
         return Tensor(q, t.fractional, t, a.const)
@@ -176,7 +171,7 @@ class NumpyOps(Ops):
                                "strategy's io_parallel addition order is reproduced")
             self._record("product", acc_t, int(x2.shape[0]) * n_in * n_out, rounded, 0)
             if acc_t.overflow == "WRAP":
-                sums, over = fxp.apply_overflow(sums, acc_t)
+                sums, over, _ = fxp.requantize_counted(sums, acc_t.fractional, acc_t)
             self._record("accum", acc_t, int(sums.size), 0, over)
             return Tensor(sums.reshape(*lead, n_out), acc_t.fractional, acc_t)
 
@@ -244,8 +239,24 @@ class NumpyOps(Ops):
     def magnitude_bits(self, x: Tensor) -> int:
         return _bits(np.asarray(x.data))
 
+    def maximum(self, a: Tensor, b: Tensor) -> Tensor:
+        va, vb, f = self._aligned(a, b, 0)
+        return Tensor(np.maximum(va, vb), f, None, a.const and b.const)
+
+    def minimum(self, a: Tensor, b: Tensor) -> Tensor:
+        va, vb, f = self._aligned(a, b, 0)
+        return Tensor(np.minimum(va, vb), f, None, a.const and b.const)
+
     def reduce_max(self, x: Tensor, axis: int) -> Tensor:
-        return Tensor(np.max(x.data, axis=self._axis(axis, x)), x.frac, None, x.const)
+        ax = self._axis(axis, x)
+        v = x.data
+        if v.dtype == object or v.shape[ax] > 16:
+            return Tensor(np.max(v, axis=ax), x.frac, None, x.const)
+        cells = [v[(slice(None),) * ax + (k,)] for k in range(v.shape[ax])]  # views: faster than a reduce over a short axis
+        out = cells[0].copy()
+        for c in cells[1:]:
+            np.maximum(out, c, out=out)
+        return Tensor(out, x.frac, None, x.const)
 
     # ------------------------------------------------------------------ tables
     def lookup(self, x: Tensor, table: Callable[[np.ndarray], np.ndarray], frac_out: int,

@@ -14,7 +14,6 @@ from typing import Any
 from flow.errors import FlowError
 from flow.spec import BACKENDS, IO_TYPES
 
-
 INTEGER_SETTINGS = ("ReuseFactor", "TableSize", "BramFactor", "ParallelizationFactor")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import yaml
 from flow.arith.types import FixedType, from_hls_precision
 from flow.errors import FlowError
 from flow.spec import Hardware
+from flow.staging import scratch_dir
 
 WEIGHTED = ("Dense", "Conv1D", "Conv2D", "PointwiseConv1D", "PointwiseConv2D")
 
@@ -96,7 +96,7 @@ def exact_hls_config(model: Any, hardware: Hardware, input_type: str) -> dict:
     from flow.hls.layer_map import layer_map
 
     cfg = derive_hls_config(model, hardware, input_type)
-    with tempfile.TemporaryDirectory(prefix="hlsflow-exact-") as tmp:
+    with scratch_dir("exact") as tmp:
         graph = build_graph(model, copy.deepcopy(cfg), hardware, Path(tmp) / "hls")
     lmap = layer_map(model, graph)
     names = cfg.setdefault("LayerName", {})

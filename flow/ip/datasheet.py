@@ -40,6 +40,7 @@ class DatasheetInputs:
     testbench: dict[str, Any] | None
     files: list[str]
     project_name: str
+    physical: dict[str, Any] | None = None  # rtl/physical.json
 
 
 def _pct(x: float | None) -> str:
@@ -70,8 +71,8 @@ def _resources(pm: dict[str, Any]) -> list[Block]:
     y = pm.get("yosys")
     blocks: list[Block] = [("h2", "Resources (estimate)")]
     if not y:
-        blocks.append(("p", "Yosys estimate: not measured: run `hlsflow rtl PROJECT` "
-                            "(without `--no-yosys`), then `hlsflow ip` again."))
+        blocks.append(("p", "Yosys estimate: not measured: run `hlsflow rtl PROJECT --yosys` (Xilinx cell counts), "
+                            "or see the measured ECP5 and ASIC figures below, then `hlsflow ip` again."))
     else:
         x = y["xilinx"]
         blocks += [("p", f"{y['tool']}, `synth_xilinx -flatten` (Xilinx 7-series/UltraScale primitives) and "
@@ -83,6 +84,42 @@ def _resources(pm: dict[str, Any]) -> list[Block]:
     if "cost_estimate" in da:
         blocks.append(("p", f"da4ml {da.get('version', '')} cost estimate of the traced netlist: "
                             f"{da['cost_estimate']:,.0f} (its LUT-equivalent units)."))
+    return blocks
+
+
+def _physical(phys: dict[str, Any] | None, pm: dict[str, Any]) -> list[Block]:
+    """Measured timing, area and power (``rtl/physical.json``), or the command that measures them."""
+    blocks: list[Block] = [("h2", "Timing, area and power (open tools)")]
+    if not phys:
+        return blocks + [("p", "Not measured: run `hlsflow rtl PROJECT --fpga ecp5-85k --asic osu018`, then "
+                               "`hlsflow ip` again.")]
+    period = phys["clock_period_ns"]
+    blocks.append(("p", f"At the clock period {period:g} ns: latency {phys['latency_cycles']} cycles = "
+                        f"{phys['latency_ns']:g} ns, {phys.get('pipeline_stages')} pipeline stages "
+                        f"(da4ml cutoff {phys.get('latency_cutoff')}). From `rtl/physical.json`."))
+    f = phys.get("fpga")
+    if f:
+        blocks += [("p", f"FPGA {f['device']}, Yosys `synth_ecp5` + {f['tools']['nextpnr']} "
+                         f"(`{f['command']}`); Fmax is {f['fmax_stage']}."),
+                   ("table", ["Fmax (MHz)", "target (MHz)", "met", "slack (ns)", "LUT4", "FF", "CCU2C", "DP16KD",
+                              "MULT18X18D"],
+                    [[f"{f['fmax_mhz']:g}", f"{f['clock_target_mhz']:g}", "yes" if f["met"] else "no",
+                      f"{f['slack_ns']:g}", f"{f['luts']:,}", f"{f['ffs']:,}", f"{f['ccu2c']:,}", str(f["dp16kd"]),
+                      str(f["mult18x18d"])]])]
+    a = phys.get("asic")
+    if a:
+        blocks += [("p", f"ASIC {a['description']}: {a['tools']['yosys']}, {a['tools']['opensta']} ({a['delay_model']}). "
+                         f"Power with the switching activity of a gate-level simulation of {a['activity']['samples']} "
+                         f"test samples streamed one per cycle ({a['activity']['gate_level_vs_emulator']}); "
+                         f"{a['energy_formula']}."),
+                   ("table", ["area (um^2)", "cells", "critical path (ns)", "WNS (ns)", "TNS (ns)", "power (mW)",
+                              "leakage (mW)", "energy per inference (nJ)"],
+                    [[f"{a['area_um2']:,.0f}", f"{a['cells']:,}", f"{a['critical_path_ns']:g}", f"{a['wns_ns']:g}",
+                      f"{a['tns_ns']:g}", f"{a['power_mw']:g}", f"{a['leakage_power_mw']:g}",
+                      f"{a['energy_nj_per_inference']:g}"]])]
+    tc = phys.get("timing_closure")
+    if tc:
+        blocks.append(("p", f"Timing-driven pipelining: {tc['statement']}."))
     return blocks
 
 
@@ -216,9 +253,20 @@ def blocks(inp: DatasheetInputs) -> list[Block]:
     lat_text = f"{lat} cycles ({'last input beat to last output beat of a sample' if seq else 'input handshake to output handshake'})" + (
         f"; measured in cocotb simulation: {', '.join(map(str, measured))}" if measured else
         "; not measured in simulation: run `hlsflow sim`")
+    phys = inp.physical or {}
     if inp.clock_period_ns:
-        clock = (f"{inp.clock_period_ns:g} ns ({1000 / inp.clock_period_ns:g} MHz), the spec's "
-                 "`hardware.clock_period`: a target only; no timing analysis was run (no vendor place-and-route)")
+        clock = f"{inp.clock_period_ns:g} ns ({1000 / inp.clock_period_ns:g} MHz), the spec's `hardware.clock_period`"
+        f = phys.get("fpga")
+        if f:
+            clock += (f"; {f['device']}: Fmax {f['fmax_mhz']:g} MHz ({f['fmax_stage']}, nextpnr), "
+                      + ("met" if f["met"] else "not met") + f", slack {f['slack_ns']:g} ns")
+        if phys.get("asic"):
+            a = phys["asic"]
+            clock += (f"; {a['library']}: critical path {a['critical_path_ns']:g} ns (OpenSTA), "
+                      + ("met" if a["met"] else "not met") + f", WNS {a['wns_ns']:g} ns")
+        if not phys:
+            clock += (": a target; no timing analysis was run (run `hlsflow rtl PROJECT --fpga ecp5-85k "
+                      "--asic osu018`, then `hlsflow ip` again)")
     else:
         clock = "not set: the project has no `hardware.clock_period`"
     lint = pm.get("lint")
@@ -275,6 +323,7 @@ def blocks(inp: DatasheetInputs) -> list[Block]:
          _field_rows(o["fields"])),
         *_units(pm),
         *_resources(pm),
+        *_physical(inp.physical, pm),
         *_accuracy(inp),
         *_evidence(inp),
         ("h2", "Using the core"),

@@ -272,6 +272,7 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
         inputs = DatasheetInputs(name=name, core=core, hlsflow_version=version, stamp_source=source, stamp_sha256=sha,
                                  port_map={k: v for k, v in pm.items() if not k.startswith("_")},
                                  clock_period_ns=clock, report=_read_json(project / "report.json"),
+                                 physical=_read_json(rtl_dir / "physical.json"),
                                  sims=_sim_summaries(rtl_dir), vectors=vec_info, testbench=tb_result, files=files,
                                  project_name=project.name)
         bs = blocks(inputs)

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from flow import procs, tools
+from flow.staging import scratch_dir
 
 _SEED_SOURCE = 0x1D872B41
 _SEED_SINK = 0x5EED2025
@@ -202,7 +202,7 @@ def run_icarus(ip_dir: Path, verilog: list[str], tb: str, top_tb: str, inputs: s
     """
     ip_dir = Path(ip_dir).resolve()
     iverilog, vvp = tools.require("iverilog"), tools.require("vvp")
-    with tempfile.TemporaryDirectory(prefix="hlsflow-ip-tb-") as tmp:
+    with scratch_dir("ip-tb") as tmp:
         work = Path(tmp)
         for mem in sorted((ip_dir / "rtl").glob("*.mem")):
             shutil.copy2(mem, work / mem.name)

@@ -36,8 +36,33 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the body: TensorFlow's C++ start-up notices ("Could not
+    find cuda drivers", absl's "All log messages before absl::InitializeLog()") are printed there at
+    import time, before ``TF_CPP_MIN_LOG_LEVEL`` applies. Python exceptions still surface afterwards."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def keras() -> ModuleType:
-    """The Keras of this front end: ``tf_keras`` (Keras 2) or ``keras`` (Keras 3), imported quietly on first use."""
+    """The Keras of this front end: ``tf_keras`` (Keras 2) or ``keras`` (Keras 3), imported quietly on first use
+    (TensorFlow's C++ start-up notices silenced, its Python warnings such as tf.function retracing off)."""
+    name = "tf_keras" if KERAS_MAJOR == 2 else "keras"
+    if name not in sys.modules or "tensorflow" not in sys.modules:
+        with _native_stderr_silenced():
+            import tensorflow as tf
+
+            __import__(name)
+        tf.get_logger().setLevel("ERROR")
     if KERAS_MAJOR == 2:
         import tf_keras
 
@@ -121,7 +146,8 @@ def hls4ml_sees_keras2() -> Iterator[ModuleType]:
 
 def set_seed(seed: int) -> None:
     """Seed Python, numpy and TensorFlow and make TensorFlow ops deterministic."""
+    k = keras()  # first: imports TensorFlow quietly
     import tensorflow as tf
 
-    keras().utils.set_random_seed(seed)
+    k.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()

@@ -31,11 +31,18 @@ def target_sparsity(pruning: Pruning, epoch: int, epochs: int) -> float:
 def _make_callbacks(label: str, epochs: int, pruning: Pruning | None, model: Any) -> list[Any]:
     k = keras()
     kernels = prunable_kernels(model)
-    state = {"masks": None, "t0": 0.0}
+    state: dict[str, Any] = {"masks": None, "t0": 0.0}
 
     class EpochProgress(k.callbacks.Callback):
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        """One tqdm bar per model on stderr (terminals only), then one summary line with the last epoch's figures."""
+
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            from tqdm import tqdm
+
             state["t0"] = time.perf_counter()
+            state["bar"] = tqdm(total=epochs, desc=f"  train {label}", unit="epoch", disable=None, leave=False,
+                                file=sys.stderr)
+            state["parts"] = []
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = logs or {}
@@ -45,7 +52,13 @@ def _make_callbacks(label: str, epochs: int, pruning: Pruning | None, model: Any
             if state["masks"] is not None:
                 total = sum(m.size for m in state["masks"])
                 parts.append(f"sparsity {sum((~m).sum() for m in state['masks']) / total:.2f}")
-            print(f"  [{label}] epoch {epoch + 1:>3}/{epochs}  " + "  ".join(parts)
+            state["parts"] = parts
+            state["bar"].set_postfix_str("  ".join(parts), refresh=False)
+            state["bar"].update(1)
+
+        def on_train_end(self, logs: dict | None = None) -> None:
+            state["bar"].close()
+            print(f"  [{label}] {epochs} epochs  " + "  ".join(state["parts"])
                   + f"  ({time.perf_counter() - state['t0']:.1f} s)", file=sys.stderr, flush=True)
 
     class MagnitudePruning(k.callbacks.Callback):

@@ -34,6 +34,20 @@ def parse_stat(text: str) -> dict[str, int]:
     return counts
 
 
+def run_yosys(rtl_dir: Path, script: str, what: str, timeout: float) -> float:
+    """``yosys -q -p script`` in ``rtl_dir``; FlowError naming ``what`` on failure or timeout; returns seconds."""
+    exe = tools.require("yosys")
+    t0 = time.perf_counter()
+    try:
+        out = procs.run([exe, "-q", "-p", script], cwd=rtl_dir, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise FlowError(f"{what} did not finish within {timeout:.0f} s on {rtl_dir}") from None
+    if out.returncode != 0:
+        tail = (out.stderr or out.stdout).strip().splitlines()[-5:]
+        raise FlowError(f"{what} failed on {rtl_dir}: {' | '.join(tail)}")
+    return time.perf_counter() - t0
+
+
 def _run(rtl_dir: Path, files: list[str], script: str, timeout: float) -> tuple[str, float]:
     exe = tools.require("yosys")
     t0 = time.perf_counter()

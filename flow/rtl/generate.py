@@ -2,7 +2,8 @@
 
 Data flow: ``project.json`` -> hls4ml ModelGraph (:func:`flow.hls.project.rebuild`) -> symbolic trace
 (:mod:`flow.arith.trace`, da4ml) -> da4ml ``CombLogic`` -> optional pipelining (``to_pipeline`` with a
-latency cutoff) -> Verilog stage modules (da4ml's code generator) + our top-level wrapper:
+latency cutoff) -> Verilog stage modules (:mod:`flow.rtl.emit`: levelized by default, or da4ml's own code
+generator) + our top-level wrapper:
 
 * ports ``clk``, ``rst`` (synchronous, active high), ``s_axis_tdata/tvalid/tready``,
   ``m_axis_tdata/tvalid/tready``; one whole sample per beat; one output beat per input beat, in order;
@@ -23,7 +24,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,8 @@ from typing import Any
 from flow import procs, tools
 from flow.arith.types import FixedType
 from flow.errors import FlowError
-from flow.staging import staged_dir
+from flow.rtl.emit import EMITTERS, stage_verilog, uses_static_modules
+from flow.staging import scratch_dir, staged_dir
 
 CHECK_SAMPLES = 2000  # full-range inputs on which the traced netlist must equal the emulator before RTL is written
 _STATIC_MODULES = ("shift_adder", "negative", "mux", "binop", "multiplier", "lookup_table")
@@ -215,22 +216,24 @@ def _static_sources(has_tables: bool) -> list[Path]:
     return [p for p in sorted(src.glob("*.v")) if has_tables or p.stem != "lookup_table"]
 
 
-def netlist_verilog(sol: Any, module: str, prefix: str) -> tuple[str, dict[str, str]]:
-    """One da4ml netlist (``CombLogic``) as the Verilog module ``module`` (ports ``model_inp``/``model_out``),
-    its helper modules renamed with ``prefix``; returns (code, {table file name: $readmemh contents})."""
-    from da4ml.codegen.rtl.verilog.comb import comb_logic_gen, table_mem_gen
-
-    code = comb_logic_gen(sol, module, timescale="`timescale 1ns / 1ps")
+def netlist_verilog(sol: Any, module: str, prefix: str, emitter: str = EMITTERS[0]) -> tuple[str, dict[str, str]]:
+    """One da4ml netlist (``CombLogic``) as the Verilog module ``module`` (ports ``model_inp``/``model_out``) by
+    ``emitter`` (:func:`flow.rtl.emit.stage_verilog`), its table files and helper modules named with ``prefix``;
+    returns (code, {table file name: ``$readmemh`` contents})."""
+    code, da4ml_tables = stage_verilog(sol, module, emitter)
     tables = {}
-    for da4ml_name, table in table_mem_gen(sol).items():
+    for da4ml_name, table in da4ml_tables.items():
         ours = _table_file(prefix, table)
         tables[ours] = table
         code = code.replace(f'"{da4ml_name}"', f'"{ours}"')
     return _prefix_modules(code, prefix), tables
 
 
-def static_modules(prefix: str, has_tables: bool) -> dict[str, str]:
-    """da4ml's helper modules (shift_adder, mux, ...) with this core's prefix: {file name: code}."""
+def static_modules(prefix: str, has_tables: bool, emitter: str = EMITTERS[0]) -> dict[str, str]:
+    """da4ml's helper modules (shift_adder, mux, ...) with this core's prefix, {file name: code}, when the
+    ``emitter``'s stage modules instantiate them (none for the levelized emitter)."""
+    if not uses_static_modules(emitter):
+        return {}
     return {f"{prefix}_{p.name}": _portable(_prefix_modules(p.read_text(), prefix)) for p in _static_sources(has_tables)}
 
 
@@ -244,18 +247,22 @@ def lint(rtl_dir: Path, files: list[str], top: str) -> dict[str, Any]:
             "command": "verilator --lint-only -Wall", "tool": tools.version("verilator")}
 
 
-def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, upto: str | None = None,
-             input_shape: tuple[int, ...] | None = None, run_lint: bool = True,
-             check_samples: int = CHECK_SAMPLES) -> dict[str, Any]:
+def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None = 5.0, upto: str | None = None,
+             input_shape: tuple[int, ...] | None = None, run_lint: bool = True, clock_period: float | None = None,
+             timing_target: str | None = None, check_samples: int = CHECK_SAMPLES,
+             emitter: str = EMITTERS[0]) -> dict[str, Any]:
     """Trace ``graph`` and write the RTL folder ``out_dir`` (staged; replaced atomically).
 
     ``latency_cutoff`` is da4ml's pipelining budget per stage in its estimated logic-delay units
-    (<= 0: one combinational stage). Before anything is written, da4ml's interpreter of the traced netlist is
-    compared with the emulator on ``check_samples`` full-range inputs (:func:`flow.arith.equivalence.check_netlist`):
-    any difference raises :class:`~flow.errors.NotBitExact` naming the first differing layer. Returns the port
-    map (also written as ``port_map.json``).
+    (<= 0: one combinational stage). ``None``: chosen for ``clock_period`` (ns) on ``timing_target``
+    (an FPGA part or cell library; default :data:`flow.rtl.timing.DEFAULT_TARGET`) from the shipped
+    delay calibration (:func:`flow.rtl.timing.choose_cutoff`). Before anything is written, da4ml's
+    interpreter of the traced netlist is compared with the emulator on ``check_samples`` full-range inputs
+    (:func:`flow.arith.equivalence.check_netlist`): any difference raises :class:`~flow.errors.NotBitExact`
+    naming the first differing layer. Returns the port map (also written as ``port_map.json``; ``timing``
+    records how the cut was chosen and the stage delay it predicts). ``emitter``: how stage modules are
+    written (:mod:`flow.rtl.emit`).
     """
-    from da4ml.codegen.rtl.verilog.comb import comb_logic_gen, table_mem_gen
     from da4ml.trace import comb_trace
     from da4ml.trace.pipeline import to_pipeline
 
@@ -264,17 +271,42 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, 
 
     if check_samples < 1:
         raise FlowError(f"--check-samples must be >= 1, got {check_samples}")
+    if emitter not in EMITTERS:
+        raise FlowError(f"--emitter must be one of {', '.join(EMITTERS)}, got {emitter!r}")
     prefix = module_prefix(name)
     t0 = time.perf_counter()
     traced = trace_graph(graph, upto)
     comb = comb_trace(traced.inputs, traced.outputs, keep_dead_inputs=True)
     t_trace = time.perf_counter() - t0
     equivalence = check_netlist(graph, traced, comb, check_samples, seed=0, upto=upto)
+    from flow.rtl import timing as delays
+
+    target = timing_target or delays.DEFAULT_TARGET
+    comb_units = float(comb.latency[1])
+    timing: dict[str, Any] = {"target": target, "clock_period_ns": clock_period, "comb_delay_units": comb_units,
+                              "calibration": "flow/rtl/calibration.json (python -m flow.rtl.calibrate)"}
+    if latency_cutoff is None:
+        if clock_period is None or clock_period <= 0:
+            raise FlowError("a latency cutoff or a clock period (ns) is needed to pipeline the RTL")
+        choice = delays.choose_cutoff(clock_period, target, comb_units)
+        latency_cutoff = choice.cutoff
+        timing["cutoff_from"] = "clock_period"
+    else:
+        timing["cutoff_from"] = "explicit"
     if latency_cutoff > 0:
         pipe = to_pipeline(comb, latency_cutoff, verbose=False)
         stages = list(pipe.solutions)
     else:
         stages = [comb]
+    units = delays.stage_units(stages)
+    timing["stage_delay_units"] = units
+    try:
+        pred = delays.predicted_ns(units, target)
+        timing["predicted_stage_ns"] = round(pred, 3)
+        if clock_period:
+            timing["predicted_meets"] = pred <= clock_period
+    except FlowError:
+        pass  # no calibration for this target: nothing predicted
     with staged_dir(out_dir) as work:
         files: list[str] = []
         memfiles: dict[str, str] = {}
@@ -282,18 +314,15 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, 
             ib, ob = _stage_io_bits(sol)
             if not (ib and ob):
                 continue
-            code = comb_logic_gen(sol, f"{prefix}_stage{s}", timescale="`timescale 1ns / 1ps")
-            for da4ml_name, table in table_mem_gen(sol).items():
-                ours = _table_file(prefix, table)
-                memfiles[ours] = table
-                code = code.replace(f'"{da4ml_name}"', f'"{ours}"')
-            (work / f"{prefix}_stage{s}.v").write_text(_prefix_modules(code, prefix))
+            code, tables = netlist_verilog(sol, f"{prefix}_stage{s}", prefix, emitter)
+            memfiles.update(tables)
+            (work / f"{prefix}_stage{s}.v").write_text(code)
             files.append(f"{prefix}_stage{s}.v")
         for name_, text in memfiles.items():
             (work / name_).write_text(text)
-        for p in _static_sources(bool(memfiles)):
-            (work / f"{prefix}_{p.name}").write_text(_portable(_prefix_modules(p.read_text(), prefix)))
-            files.append(f"{prefix}_{p.name}")
+        for fname, text in static_modules(prefix, bool(memfiles), emitter).items():
+            (work / fname).write_text(text)
+            files.append(fname)
         n_in, n_out = len(traced.inputs), traced.n_outputs
         top = _top_module(prefix, stages, traced.input_type, traced.output_type, n_in, n_out)
         (work / f"{prefix}_axis.v").write_text(top)
@@ -303,7 +332,7 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, 
             "top": f"{prefix}_axis", "verilog": files, "memories": sorted(memfiles), "clock": "clk", "reset": "rst",
             "reset_active_high": True, "reset_synchronous": True,
             "architecture": "unrolled", "latency_cycles": len(stages) + 1, "initiation_interval": 1,
-            "pipeline_stages": len(stages), "latency_cutoff": latency_cutoff,
+            "pipeline_stages": len(stages), "latency_cutoff": latency_cutoff, "emitter": emitter,
             "output_layer": traced.output_layer,
             "input": {"tdata_width": n_in * traced.input_type.width, "shape": list(in_shape),
                       "fields": [_field(nm, k * traced.input_type.width, traced.input_type)
@@ -313,6 +342,7 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float = 5.0, 
                                   for k in range(n_out)]},
             "da4ml": {"version": _da4ml_version(), "cost_estimate": float(comb.cost),
                       "trace_seconds": round(t_trace, 3)},
+            "timing": timing,
             "equivalence": {"netlist_vs_emulator": equivalence.to_dict()},
         }
         if run_lint:
@@ -327,58 +357,176 @@ def _da4ml_version() -> str:
     return version("da4ml")
 
 
-def rtl_project(project: Path, latency_cutoff: float = 5.0, upto: str | None = None,
-                yosys: bool = True, name: str | None = None, check_samples: int = CHECK_SAMPLES,
-                reuse_factor: int | None = None, architecture: str = "auto") -> dict[str, Any]:
-    """``hlsflow rtl``: generate ``<project>/rtl/`` and its figures (lint, Yosys); returns a summary.
+def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | None = None,
+                yosys: bool = False, name: str | None = None, fpga: str | None = None, asic: str | None = None,
+                clock_period: float | None = None, route: bool = True, check_samples: int = CHECK_SAMPLES,
+                emitter: str = EMITTERS[0], reuse_factor: int | None = None,
+                architecture: str = "auto") -> dict[str, Any]:
+    """``hlsflow rtl``: generate ``<project>/rtl/`` and its figures (lint; Yosys, FPGA, ASIC when asked).
 
     ``name`` (default: the project folder's name) prefixes every Verilog module. ``upto`` names a graph
     layer or a Keras layer (mapped to the graph layer holding its output, :mod:`flow.hls.layer_map`).
+    ``latency_cutoff`` None: the cut is chosen for ``clock_period`` (default: the project's
+    ``hardware.clock_period``) on the timing target (``fpga``, else ``asic``, else the default part). With
+    ``fpga``/``asic`` the physical figures are measured (:mod:`flow.rtl.physical`, ``rtl/physical.json``);
+    when a chosen cut misses the period on the timing target, the cut is moved once by the measured delay
+    and measured again, and the better of the two is kept (unrolled cores; a sequential core is measured once).
     ``architecture`` (``auto``, ``unrolled``, ``folded``, ``stream``) and ``reuse_factor`` (overrides the
     project's per-layer reuse factors) choose between :func:`generate` (fully unrolled, II 1) and the sequential
     architectures of :mod:`flow.rtl.sequential`.
     """
     from flow.hls.layer_map import layer_map
     from flow.hls.project import rebuild
+    from flow.rtl.physical import physical_project, project_clock_period, require_tools, write_json_atomic
 
     project = Path(project)
+    require_tools(fpga, asic)
+    period = clock_period if clock_period is not None else project_clock_period(project)
+    target = fpga or asic
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="hlsflow-rtl-") as tmp:
+    with scratch_dir("rtl") as tmp:
         model, graph, meta = rebuild(project, Path(tmp) / "hls")
         if upto is not None:
             upto = layer_map(model, graph).graph_layer(upto)
-        from flow.rtl.sequential import choose_architecture, generate_sequential
+        from flow.rtl.sequential import Emission, choose_architecture, generate_sequential
 
         kind, reuse = choose_architecture(graph, architecture, reuse_factor)
         print(f"hlsflow rtl: tracing {name or project.name} with da4ml ({kind}) ...", file=sys.stderr)
-        if kind == "unrolled":
-            port_map = generate(graph, project / "rtl", name or project.name, latency_cutoff, upto,
-                                check_samples=check_samples)
-        else:
-            port_map = generate_sequential(graph, project / "rtl", name or project.name, kind, reuse, latency_cutoff,
-                                           upto, check_samples=check_samples, reuse_override=reuse_factor)
-    summary = {"rtl": str(project / "rtl"), "top": port_map["top"], "architecture": port_map["architecture"],
-               "latency_cycles": port_map["latency_cycles"], "initiation_interval": port_map["initiation_interval"],
-               "lint_clean": port_map.get("lint", {}).get("clean"), "equivalence": port_map["equivalence"],
-               "generate_seconds": round(time.perf_counter() - t0, 2)}
-    if "reuse_factors" in port_map:
-        summary["reuse_factors"] = port_map["reuse_factors"]
-    if yosys:
-        from flow.rtl.estimate import yosys_estimate
-
-        print("hlsflow rtl: Yosys resource estimate ...", file=sys.stderr)
-        est = yosys_estimate(project / "rtl", port_map["verilog"], port_map["top"])
-        port_map["yosys"] = est
-        (project / "rtl" / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
-        summary["yosys"] = est
+        if kind != "unrolled":
+            emission = Emission(latency_cutoff, emitter, period, target)
+            port_map = generate_sequential(graph, project / "rtl", name or project.name, kind, reuse, emission, upto,
+                                           check_samples=check_samples, reuse_override=reuse_factor)
+            summary = _summary(project, port_map, t0)
+            if yosys:
+                _yosys(project, port_map, summary)
+            if fpga or asic:
+                phys = physical_project(project, fpga, asic, period, route=route)
+                write_json_atomic(project / "rtl" / "physical.json", phys)
+                summary["physical"] = _physical_summary(phys)
+            summary["generate_seconds"] = round(time.perf_counter() - t0, 2)
+            return summary
+        port_map = generate(graph, project / "rtl", name or project.name, latency_cutoff, upto,
+                            clock_period=period, timing_target=target, check_samples=check_samples, emitter=emitter)
+        summary = _summary(project, port_map, t0)
+        if yosys:
+            _yosys(project, port_map, summary)
+        if fpga or asic:
+            phys = physical_project(project, fpga, asic, period, route=route)
+            tries = [_try(port_map, phys, target)]
+            if latency_cutoff is None and not tries[0]["met"]:
+                better = _retry_cutoff(port_map, tries[0], target, period)
+                if better is not None:
+                    print(f"hlsflow rtl: {tries[0]['min_period_ns']} ns > {period} ns; trying cutoff {better} ...",
+                          file=sys.stderr)
+                    first = (port_map, phys)
+                    port_map = generate(graph, project / "rtl", name or project.name, better, upto,
+                                        clock_period=period, timing_target=target, check_samples=check_samples,
+                                        emitter=emitter)
+                    port_map["timing"]["cutoff_from"] = "clock_period, after place-and-route"
+                    (project / "rtl" / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
+                    if yosys:
+                        _yosys(project, port_map, summary)
+                    phys = physical_project(project, fpga, asic, period, route=route)
+                    tries.append(_try(port_map, phys, target))
+                    if tries[1]["min_period_ns"] > tries[0]["min_period_ns"] and not tries[1]["met"]:
+                        print(f"hlsflow rtl: cutoff {first[0]['latency_cutoff']} was better; regenerating it ...",
+                              file=sys.stderr)
+                        port_map = generate(graph, project / "rtl", name or project.name, first[0]["latency_cutoff"],
+                                            upto, clock_period=period, timing_target=target,
+                                            check_samples=check_samples, emitter=emitter)
+                        if yosys:
+                            _yosys(project, port_map, summary)
+                        phys = physical_project(project, fpga, asic, period, route=route)
+            best = min(tries, key=lambda t: t["min_period_ns"])
+            phys["timing_closure"] = {
+                "target": target, "clock_period_ns": period, "tries": tries, "met": any(t["met"] for t in tries),
+                "best_period_ns": best["min_period_ns"], "best_cutoff": best["cutoff"],
+                "statement": (f"meets {period:g} ns on {target}" if any(t["met"] for t in tries) else
+                              f"cannot meet {period:g} ns on {target}: best period found {best['min_period_ns']:g} ns "
+                              f"(cutoff {best['cutoff']:g}, {best['stages']} stages)")}
+            write_json_atomic(project / "rtl" / "physical.json", phys)
+            summary = _summary(project, port_map, t0) | {k: v for k, v in summary.items() if k == "yosys"}
+            summary["physical"] = _physical_summary(phys)
+    summary["generate_seconds"] = round(time.perf_counter() - t0, 2)
     return summary
 
 
-def cost_figures(project: Path, latency_cutoff: float = 5.0) -> dict[str, float]:
-    """RTL cost of a project for sweeps: latency and initiation interval (cycles) and Yosys ``synth_xilinx``
-    counts (writes ``rtl/``). The architecture follows the project (its reuse factors: a sweep's
-    ``reuse_factor`` axis reaches the RTL through the point's hls4ml config)."""
-    s = rtl_project(Path(project), latency_cutoff, yosys=True)
-    x = s["yosys"]["xilinx"]
-    return {"latency_cycles": s["latency_cycles"], "ii_cycles": s["initiation_interval"], "luts": x["LUT"],
-            "ffs": x["FF"], "dsps": x["DSP"], "brams": x["BRAM"], "carry": x["CARRY"]}
+def _summary(project: Path, port_map: dict[str, Any], t0: float) -> dict[str, Any]:
+    out = {"rtl": "rtl", "top": port_map["top"], "architecture": port_map["architecture"],
+           "latency_cycles": port_map["latency_cycles"], "initiation_interval": port_map["initiation_interval"],
+           "pipeline_stages": port_map.get("pipeline_stages"), "latency_cutoff": port_map["latency_cutoff"],
+           "timing": port_map.get("timing"), "lint_clean": port_map.get("lint", {}).get("clean"),
+           **port_map["equivalence"], "generate_seconds": round(time.perf_counter() - t0, 2)}
+    if "reuse_factors" in port_map:
+        out["reuse_factors"] = port_map["reuse_factors"]
+    return out
+
+
+def _yosys(project: Path, port_map: dict[str, Any], summary: dict[str, Any]) -> None:
+    from flow.rtl.estimate import yosys_estimate
+
+    print("hlsflow rtl: Yosys resource estimate ...", file=sys.stderr)
+    est = yosys_estimate(project / "rtl", port_map["verilog"], port_map["top"])
+    port_map["yosys"] = est
+    (project / "rtl" / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
+    summary["yosys"] = est
+
+
+def _try(port_map: dict[str, Any], phys: dict[str, Any], target: str) -> dict[str, Any]:
+    section = phys["fpga"] if "fpga" in phys and phys["fpga"]["part"] == target else phys["asic"]
+    return {"cutoff": port_map["latency_cutoff"], "stages": port_map["pipeline_stages"],
+            "latency_cycles": port_map["latency_cycles"], "stage_delay_units": port_map["timing"]["stage_delay_units"],
+            "min_period_ns": section["min_period_ns"], "met": bool(section["met"]),
+            "measured_by": section.get("fmax_stage", "OpenSTA")}
+
+
+def _retry_cutoff(port_map: dict[str, Any], first: dict[str, Any], target: str, period: float) -> float | None:
+    """A smaller cutoff from the measured stage delay (ns per da4ml unit re-fitted on this net), or None."""
+    import math
+
+    from flow.rtl.timing import model
+
+    a, _ = model(target)
+    units = first["stage_delay_units"]
+    if units <= 1 or first["min_period_ns"] <= a:
+        return None
+    b = (first["min_period_ns"] - a) / units
+    new = float(math.floor((period - a) / b))
+    if new >= port_map["latency_cutoff"]:
+        new = port_map["latency_cutoff"] - 1
+    return max(1.0, new) if port_map["latency_cutoff"] > 1 else None
+
+
+def _physical_summary(phys: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"file": "rtl/physical.json"}
+    if "fpga" in phys:
+        f = phys["fpga"]
+        out["fpga"] = {k: f[k] for k in ("part", "fmax_mhz", "fmax_stage", "clock_target_mhz", "met", "luts", "ffs")}
+    if "asic" in phys:
+        a = phys["asic"]
+        out["asic"] = {k: a[k] for k in ("library", "area_um2", "critical_path_ns", "wns_ns", "power_mw",
+                                         "energy_nj_per_inference")}
+    if "timing_closure" in phys:
+        out["timing_closure"] = phys["timing_closure"]["statement"]
+    return out
+
+
+def cost_figures(project: Path, latency_cutoff: float | None = None, fpga: str | None = "ecp5-85k",
+                 asic: str | None = "osu018") -> dict[str, float]:
+    """RTL cost of a project for sweeps (writes ``rtl/``): latency and initiation interval (cycles), latency (ns),
+    and with ``fpga`` the ECP5 utilisation and Fmax after place-and-route; with ``asic`` the cell area, power and
+    energy. The architecture follows the project (its reuse factors: a sweep's ``reuse_factor`` axis reaches the
+    RTL through the point's hls4ml config)."""
+    s = rtl_project(Path(project), latency_cutoff, yosys=False, fpga=fpga, asic=asic)
+    phys = json.loads((Path(project) / "rtl" / "physical.json").read_text()) if (fpga or asic) else {}
+    out: dict[str, float] = {"latency_cycles": s["latency_cycles"], "ii_cycles": s["initiation_interval"]}
+    if "latency_ns" in phys:
+        out["latency_ns"] = phys["latency_ns"]
+    if "fpga" in phys:
+        f = phys["fpga"]
+        out |= {"luts": f["luts"], "ffs": f["ffs"], "carry": f["ccu2c"], "dsps": f["mult18x18d"],
+                "fmax_mhz": f["fmax_mhz"]}
+    if "asic" in phys:
+        a = phys["asic"]
+        out |= {"area_um2": a["area_um2"], "power_mw": a["power_mw"], "energy_nj": a["energy_nj_per_inference"]}
+    return out

@@ -29,6 +29,7 @@ from typing import Any
 from flow.arith.types import FixedType
 from flow.errors import FlowError
 from flow.rtl import schedule, units
+from flow.rtl.emit import EMITTERS
 from flow.rtl.kernels import Architecture, Collect, Fold, Segment, Token, Window, cost, multipliers
 from flow.staging import staged_dir
 
@@ -52,31 +53,56 @@ class Part:
     memories: dict[str, str] = field(default_factory=dict)
 
 
-def _stages(comb: Any, latency_cutoff: float) -> list[Any]:
+@dataclass(frozen=True)
+class Emission:
+    """How kernels become Verilog: ``latency_cutoff`` (da4ml's pipelining budget per stage, <= 0: one stage;
+    None: chosen per kernel for ``clock_period`` ns on ``timing_target``, :func:`flow.rtl.timing.choose_cutoff`)
+    and the stage ``emitter`` (:mod:`flow.rtl.emit`)."""
+
+    latency_cutoff: float | None = 5.0
+    emitter: str = EMITTERS[0]
+    clock_period: float | None = None
+    timing_target: str | None = None
+
+    def cutoff(self, comb: Any) -> float:
+        """The cutoff for the kernel ``comb``."""
+        if self.latency_cutoff is not None:
+            return self.latency_cutoff
+        from flow.rtl import timing as delays
+
+        if not self.clock_period or self.clock_period <= 0:
+            raise FlowError("a latency cutoff or a clock period (ns) is needed to pipeline the RTL")
+        return delays.choose_cutoff(self.clock_period, self.timing_target or delays.DEFAULT_TARGET,
+                                    float(comb.latency[1])).cutoff
+
+
+def _stages(comb: Any, emission: Emission) -> list[Any]:
     from da4ml.trace.pipeline import to_pipeline
 
+    latency_cutoff = emission.cutoff(comb)
     if latency_cutoff > 0 and len(comb.ops) > 0:
         return list(to_pipeline(comb, latency_cutoff, verbose=False).solutions)
     return [comb]
 
 
-def _netlist(sol: Any, module: str, prefix: str, files: dict[str, str], mem: dict[str, str]) -> str | None:
+def _netlist(sol: Any, module: str, prefix: str, files: dict[str, str], mem: dict[str, str],
+             emitter: str) -> str | None:
     from flow.rtl.generate import netlist_verilog
 
     if not (units.packed_width(sol.inp_qint) and units.packed_width(sol.out_qint)):
         return None
-    code, tables = netlist_verilog(sol, module, prefix)
+    code, tables = netlist_verilog(sol, module, prefix, emitter)
     files[f"{module}.v"] = code
     mem.update(tables)
     return module
 
 
-def _comb_part(prefix: str, seg: Segment, latency_cutoff: float, input_register: bool) -> Part:
+def _comb_part(prefix: str, seg: Segment, emission: Emission, input_register: bool) -> Part:
     name = f"{prefix}_{seg.name}"
-    stages = _stages(seg.comb, latency_cutoff)
+    stages = _stages(seg.comb, emission)
     files: dict[str, str] = {}
     mem: dict[str, str] = {}
-    mods = [_netlist(sol, f"{name}_stage{s}", prefix, files, mem) for s, sol in enumerate(stages)]
+    mods = [_netlist(sol, f"{name}_stage{s}", prefix, files, mem, emission.emitter) for s, sol in enumerate(stages)]
     in_types = [seg.in_token.t] * seg.in_token.size
     out_types = [seg.out_token.t] * seg.out_token.size
     files[f"{name}.v"] = units.comb_unit(name, mods, stages, in_types, out_types, input_register, HEADER)
@@ -115,12 +141,12 @@ def _window_part(prefix: str, w: Window) -> Part:
                 rec, lambda: schedule.WindowModel(pad, done), 1, pushes)
 
 
-def fold_part(prefix: str, f: Fold) -> Part:
+def fold_part(prefix: str, f: Fold, emitter: str = EMITTERS[0]) -> Part:
     """The fold unit of ``f`` (its module, the step kernel and its shell, the ROM file) as a part of the top."""
     name = f"{prefix}_{f.name}"
     files: dict[str, str] = {}
     mem: dict[str, str] = {}
-    comb_mod = _netlist(f.step, f"{name}_step_kernel", prefix, files, mem)
+    comb_mod = _netlist(f.step, f"{name}_step_kernel", prefix, files, mem, emitter)
     if comb_mod is None:
         raise FlowError(f"layer {f.layer!r}: the step kernel of reuse factor {f.reuse} has no logic")
     groups = [("x", [f.x_t] * f.ki), ("w", [f.w_t] * (f.ki * f.ko)), ("b", [f.acc_t] * f.ko)]
@@ -163,7 +189,7 @@ class Edge:
     t: FixedType
 
 
-def build_parts(arch: Architecture, prefix: str, latency_cutoff: float) -> tuple[list[Part], list[Edge], Edge]:
+def build_parts(arch: Architecture, prefix: str, emission: Emission) -> tuple[list[Part], list[Edge], Edge]:
     """The top module's parts in stream order, the edge into each, and the edge into ``m_axis``."""
     parts: list[Part] = []
     edges: list[Edge] = []
@@ -176,11 +202,11 @@ def build_parts(arch: Architecture, prefix: str, latency_cutoff: float) -> tuple
                 pending = idx if pending is None else [pending[j] for j in idx]
                 pending_t = unit.out_token.t
                 continue
-            part = _comb_part(prefix, unit, latency_cutoff, input_register=not parts)
+            part = _comb_part(prefix, unit, emission, input_register=not parts)
         elif isinstance(unit, Window):
             part = _window_part(prefix, unit)
         elif isinstance(unit, Fold):
-            part = fold_part(prefix, unit)
+            part = fold_part(prefix, unit, emission.emitter)
         else:
             part = _collect_part(prefix, unit)
         if arch.stream and parts and parts[-1].kind == "kernel" and part.kind in ("window", "fold", "collect"):
@@ -317,7 +343,7 @@ def choose_architecture(graph: Any, architecture: str = "auto", reuse_factor: in
 
 
 def generate_sequential(graph: Any, out_dir: Path, name: str, kind: str, reuse: dict[str, int],
-                        latency_cutoff: float = 5.0, upto: str | None = None, run_lint: bool = True,
+                        emission: Emission = Emission(), upto: str | None = None, run_lint: bool = True,
                         check_samples: int = 2000, reuse_override: int | None = None) -> dict[str, Any]:
     """Trace ``graph`` as the ``kind`` architecture (``folded`` or ``stream``) and write ``out_dir``
     (:func:`write_sequential`); returns the port map."""
@@ -326,10 +352,10 @@ def generate_sequential(graph: Any, out_dir: Path, name: str, kind: str, reuse: 
     if check_samples < 1:
         raise FlowError(f"--check-samples must be >= 1, got {check_samples}")
     arch = trace_architecture(graph, reuse, stream=kind == "stream", upto=upto)
-    return write_sequential(graph, arch, out_dir, name, latency_cutoff, run_lint, check_samples, upto, reuse_override)
+    return write_sequential(graph, arch, out_dir, name, emission, run_lint, check_samples, upto, reuse_override)
 
 
-def write_sequential(graph: Any, arch: Architecture, out_dir: Path, name: str, latency_cutoff: float = 5.0,
+def write_sequential(graph: Any, arch: Architecture, out_dir: Path, name: str, emission: Emission = Emission(),
                      run_lint: bool = True, check_samples: int = 2000, upto: str | None = None,
                      reuse_override: int | None = None) -> dict[str, Any]:
     """Check ``arch`` (composition gate), build its units and write the RTL folder ``out_dir`` (staged);
@@ -340,7 +366,7 @@ def write_sequential(graph: Any, arch: Architecture, out_dir: Path, name: str, l
     t0 = time.perf_counter()
     composition = check_composition(graph, arch, check_samples, seed=0, upto=upto)
     prefix = module_prefix(name)
-    parts, edges, out_edge = build_parts(arch, prefix, latency_cutoff)
+    parts, edges, out_edge = build_parts(arch, prefix, emission)
     in_tok, out_tok = arch.in_token, arch.out_token
 
     def make_nodes(depths: dict[int, int] | None) -> list[Any]:
@@ -359,7 +385,8 @@ def write_sequential(graph: Any, arch: Architecture, out_dir: Path, name: str, l
         for p in parts:
             files.update(p.files)
             memories.update(p.memories)
-        files.update(static_modules(prefix, any(n.endswith(".mem") and "_table_" in n for n in memories)))
+        files.update(static_modules(prefix, any(n.endswith(".mem") and "_table_" in n for n in memories),
+                                    emission.emitter))
         top = _top(prefix, arch, parts, edges, out_edge, timing.ii, timing.latency)
         order = [f"{prefix}_axis.v"] + sorted(files)
         files[f"{prefix}_axis.v"] = top
@@ -373,7 +400,10 @@ def write_sequential(graph: Any, arch: Architecture, out_dir: Path, name: str, l
         port_map = {
             "top": f"{prefix}_axis", "verilog": order, "memories": sorted(memories), "clock": "clk", "reset": "rst",
             "reset_active_high": True, "reset_synchronous": True, "architecture": arch_name(arch),
-            "latency_cycles": timing.latency, "initiation_interval": timing.ii,
+            "latency_cycles": timing.latency, "initiation_interval": timing.ii, "emitter": emission.emitter,
+            "latency_cutoff": emission.latency_cutoff,
+            "timing": {"target": emission.timing_target, "clock_period_ns": emission.clock_period,
+                       "cutoff_from": "explicit" if emission.latency_cutoff is not None else "clock_period, per kernel"},
             "latency_definition": "cycles from the handshake of a sample's last input beat to that of its last "
                                   "output beat, without stalls",
             "output_layer": arch.output_layer,

@@ -4,7 +4,6 @@ and a cocotb run of ``PROJECT/rtl`` checked bit for bit, with agreement against 
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import numpy as np
 from flow.errors import FlowError
 from flow.sim.runner import require_simulator, run_cocotb
 from flow.sim.words import beats, codes_to_values, load_port_map, values_to_codes
+from flow.staging import scratch_dir
 
 
 @dataclass
@@ -65,7 +65,7 @@ def build_vectors(project: str | Path, samples: int, seed: int = 0) -> Vectors:
     pm = load_port_map(rtl_dir)
     (in_fields, _), (out_fields, _) = pm["_in"], pm["_out"]
     bi, bo = beats(pm["input"]), beats(pm["output"])  # beats per sample (pixel streams: one pixel per beat)
-    with tempfile.TemporaryDirectory(prefix="hlsflow-vectors-") as tmp:
+    with scratch_dir("vectors") as tmp:
         model, graph, meta = rebuild(project, Path(tmp) / "hls")
         input_type = parse_type(meta["input_type"])
         shape = tuple(int(d) for d in model.input_shape[1:])
@@ -99,7 +99,8 @@ def sim_project(project: str | Path, simulator: str, samples: int = 2000, seed: 
     emulator (:func:`flow.arith.emulate.emulate`) at the RTL's output layer, as codes of the port map's
     output fields. Also compares the RTL's values with the project's model (QKeras or Keras) and
     with ``float_model.h5`` when present (argmax agreement, max/mean absolute error).
-    Writes ``PROJECT/rtl/sim_<simulator>.json`` and ``sim_<simulator>.junit.xml``; the build lives in
+    Writes ``PROJECT/rtl/sim_<simulator>.json`` and ``sim_<simulator>.junit.xml`` (paths in the summary are
+    relative to the project folder); the build lives in
     ``PROJECT/rtl/sim_build/<simulator>/``. ``ok`` is False on any differing bit, missing or extra
     output, or back-pressure violation.
     """
@@ -140,7 +141,7 @@ def sim_project(project: str | Path, simulator: str, samples: int = 2000, seed: 
             references[key]["test_data"] = {k: v for k, v in compare_outputs(
                 rtl_values[:vec.test_data], ref[:vec.test_data], at).items() if k != "compared_at"}
     summary = {
-        "project": str(project), "rtl": str(rtl_dir), "top": pm["top"],
+        "project": project.name, "rtl": "rtl", "top": pm["top"],
         "samples": {"total": len(x), "test_data": vec.test_data, "random_full_range": vec.random, "seed": seed},
         "input_type": str(input_type), "output_layer": layer,
         "rtl_vs_emulator": {k: v for k, v in result.to_dict().items()
@@ -155,7 +156,7 @@ def sim_project(project: str | Path, simulator: str, samples: int = 2000, seed: 
                       "build_seconds": result.build_seconds, "test_seconds": result.test_seconds,
                       "samples_per_second": round(result.samples_per_second, 1), "cycles": result.cycles},
         "rtl_vs_reference": references,
-        "junit": result.junit,
+        "junit": f"rtl/{tag}.junit.xml",
         "ok": result.passed,
     }
     (rtl_dir / f"{tag}.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -306,6 +307,7 @@ def run_cocotb(rtl_dir: Path, x_codes: Any, expected_codes: Any, simulator: str,
     with _runner_env(SIM_DIR):
         cache = _runtime_cache_dir() if simulator == "verilator" else None
         runner = _runner(simulator, cache, verilator_opt)
+        runner.log.setLevel(logging.WARNING)  # cocotb logs every simulator command line at INFO: keep the terminal quiet
         t0 = time.perf_counter()
         try:
             runner.build(sources=sources, hdl_toplevel=HARNESS, build_dir=obj_dir,

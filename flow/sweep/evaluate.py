@@ -60,9 +60,10 @@ def bit_operations(graph: Any) -> dict[str, Any]:
 def rtl_cost(project_dir: Path) -> dict[str, float] | None:
     """Extra cost figures of a finished point from the vendor-free RTL flow, or None if it is unavailable.
 
-    Hook for ``flow/rtl/generate.py`` (issue 4): calls ``flow.rtl.cost_figures(project_dir)``, expected to
-    return a mapping of numbers such as ``latency_cycles``, ``luts``, ``ffs`` for the hlsflow project
-    folder ``project_dir``. Returns None when ``flow.rtl.generate`` or that function does not exist.
+    Hook for ``flow/rtl/generate.py``: calls ``flow.rtl.generate.cost_figures(project_dir)``, which
+    returns numbers such as ``latency_cycles``, ``latency_ns``, ``luts``, ``ffs``, ``fmax_mhz`` (ECP5-85k
+    after place-and-route), ``area_um2``, ``power_mw``, ``energy_nj`` (OSU 0.18 um) for the hlsflow
+    project folder ``project_dir``. Returns None when ``flow.rtl.generate`` or that function does not exist.
     """
     import importlib
 
@@ -137,90 +138,133 @@ class PointEvaluator:
             return self._evaluate(params)
 
     def _evaluate(self, params: dict[str, Any]) -> dict[str, Any]:
-        import numpy as np
-
-        from flow import compare, pipeline
-        from flow.arith.emulate import emulate
-        from flow.hls import convert
-        from flow.hls.project import save_meta
-        from flow.keras.prune_neurons import model_widths
-        from flow.report import graph_weight_stats
         from flow.staging import staged_dir
+        from flow.steps import FlowContext, execute
 
-        seconds: dict[str, float] = {}
         t_all = time.perf_counter()
-
-        @contextlib.contextmanager
-        def stage(name: str):
-            t0 = time.perf_counter()
-            yield
-            seconds[name] = round(time.perf_counter() - t0, 3)
-
         key = point_key(params)
-        raw = self.sweep.point_raw(params)
         spec = self.sweep.point_spec(params)
-        ptq = self.sweep.mode == "ptq"
-        folder = f"{key}-ptq" if ptq else key  # a QAT and a PTQ study of one sweep name keep their own projects
+        folder = f"{key}-ptq" if self.sweep.mode == "ptq" else key  # QAT and PTQ studies keep their own projects
         final = self.points_dir / folder
         for leftover in self.points_dir.glob(f".{folder}.tmp-*"):  # from a worker killed mid-point
             shutil.rmtree(leftover, ignore_errors=True)
-        out: dict[str, Any] = {"mode": self.sweep.mode}
+        ctx = FlowContext(spec=spec, final=final, options={"evaluator": self, "params": params,
+                                                           "raw": self.sweep.point_raw(params)})
+        ctx.figures["mode"] = self.sweep.mode
         with staged_dir(final) as work:
-            with stage("data"):
-                split = self._split(spec)
-            if ptq:
-                from flow.sweep.ptq import quantize_float_model
-
-                with stage("load float model"):
-                    fm = self._float_model(split)
-                    out.update(float_accuracy=fm["accuracy"], float_model=fm["path"],
-                               float_weights_sha1=fm["weights_sha1"])
-                with stage("quantize (PTQ)"):
-                    qmodel = quantize_float_model(spec, fm["model"])
-                    qmodel.save(work / "qkeras_model.h5")
-            else:
-                neurons = bool(pipeline.neuron_stage_names(spec))
-                with stage("train"):
-                    qmodel = pipeline.build_and_train(spec, split, quantized=True)
-                    if not neurons:
-                        qmodel.save(work / "qkeras_model.h5")
-                if neurons:
-                    with stage("prune neurons"):
-                        qmodel, record = pipeline.prune_trained(spec, split, qmodel)
-                        qmodel.save(work / "qkeras_model.h5")
-                        out["neuron_pruning"] = {"layers": record["layers"],
-                                                 "accuracy_unpruned": record["accuracy_unpruned"]}
-            with stage("convert"):
-                graph, hls_config = pipeline.to_hls_graph(qmodel, spec, spec.input_type, work / "hls")
-            with stage("write project"):
-                graph.write()
-                (work / "spec.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-                save_meta(work, "qkeras_model.h5", hls_config, spec.hardware, spec.input_type)
-            with stage("emulate"):
-                emu = emulate(graph, split.x_test, upto=compare.logits_layer(qmodel, graph))
-                out["accuracy"] = float(np.mean(np.argmax(emu.outputs, axis=1) == split.y_test))
-                out["overflows"] = int(sum(emu.overflows.values()))
-            with stage("qkeras"):  # one eager call: Keras's predict() builds a new graph per model (~0.3 s)
-                q_out = np.asarray(qmodel(split.x_test, training=False), dtype=np.float64)
-                q_out = q_out.reshape(len(split.x_test), -1)
-                out["qkeras_accuracy"] = float(np.mean(np.argmax(q_out, axis=1) == split.y_test))
-            with stage("cost"):
-                out["bops"] = bit_operations(graph)["bops"]
-                stats = graph_weight_stats(graph)
-                out["weight_memory_bits"] = int(stats["quantized_bits"])
-                out["sparsity"] = float(stats["sparsity"])
-                out["units"] = sum(model_widths(qmodel).values())
-            if self.sweep.csim:
-                with stage("csim"):
-                    convert.write_and_compile(graph)
-                    csim_out = convert.csim_predict(graph, split.x_test)
-                    cmp = compare.check_emulator(qmodel, graph, split.x_test, csim_out)
-                    out["csim_accuracy"] = float(np.mean(np.argmax(csim_out, axis=1) == split.y_test))
-                    out["emulator_vs_csim_exact"] = float(cmp.comparison["exact_fraction"])
-            seconds["total"] = round(time.perf_counter() - t_all, 3)
-            out["seconds"] = seconds
+            ctx.work = work
+            execute(point_steps(), ctx, banners=False, digits=3)
+            out = ctx.figures
+            out["seconds"] = dict(ctx.seconds) | {"total": round(time.perf_counter() - t_all, 3)}
             out["project"] = str(final.resolve())
             (work / "point.json").write_text(json.dumps({"params": params, **out}, indent=2) + "\n")
         return out
 
 
+# ----------------------------------------------------------------------------- the steps of a point
+
+def _ptq(ctx: Any) -> bool:
+    return ctx.options["evaluator"].sweep.mode == "ptq"
+
+
+def step_point_data(ctx: Any) -> None:
+    from flow.arith.types import parse_type
+
+    ctx.split = ctx.options["evaluator"]._split(ctx.spec)
+    ctx.input_type = parse_type(ctx.spec.input_type)
+
+
+def step_load_float_model(ctx: Any) -> None:
+    fm = ctx.options["evaluator"]._float_model(ctx.split)
+    ctx.float_model = fm["model"]
+    ctx.figures.update(float_accuracy=fm["accuracy"], float_model=fm["path"], float_weights_sha1=fm["weights_sha1"])
+
+
+def step_quantize(ctx: Any) -> None:
+    from flow.sweep.ptq import quantize_float_model
+
+    ctx.qmodel = quantize_float_model(ctx.spec, ctx.float_model)
+    ctx.qmodel.save(ctx.work / "qkeras_model.h5")
+
+
+def step_prune_and_record(ctx: Any) -> None:
+    """``hlsflow run``'s neuron-pruning step, and what it kept per layer in the point's figures."""
+    from flow import pipeline
+
+    pipeline.step_prune_neurons(ctx)
+    ctx.figures["neuron_pruning"] = {"layers": ctx.neurons["layers"], "accuracy_unpruned": ctx.neurons["accuracy_unpruned"]}
+
+
+def step_write_project(ctx: Any) -> None:
+    """The HLS project (no C compile) and the point's spec and project record: a complete hlsflow project."""
+    from flow.hls.project import save_meta
+
+    ctx.graph.write()
+    (ctx.work / "spec.yaml").write_text(yaml.safe_dump(ctx.options["raw"], sort_keys=False))
+    save_meta(ctx.work, "qkeras_model.h5", ctx.hls_config, ctx.spec.hardware, ctx.spec.input_type)
+
+
+def step_point_emulate(ctx: Any) -> None:
+    """Accuracy of the bit-exact emulator on the test split (at the logits of a softmax model)."""
+    import numpy as np
+
+    from flow import compare
+    from flow.arith.emulate import emulate
+
+    emu = emulate(ctx.graph, ctx.split.x_test, upto=compare.logits_layer(ctx.qmodel, ctx.graph))
+    ctx.figures["accuracy"] = float(np.mean(np.argmax(emu.outputs, axis=1) == ctx.split.y_test))
+    ctx.figures["overflows"] = int(sum(emu.overflows.values()))
+
+
+def step_qkeras_accuracy(ctx: Any) -> None:
+    """One eager call of the QKeras model (Keras's predict() builds a new graph per model, ~0.3 s)."""
+    import numpy as np
+
+    q_out = np.asarray(ctx.qmodel(ctx.split.x_test, training=False), dtype=np.float64).reshape(len(ctx.split.x_test), -1)
+    ctx.figures["qkeras_accuracy"] = float(np.mean(np.argmax(q_out, axis=1) == ctx.split.y_test))
+
+
+def step_cost(ctx: Any) -> None:
+    from flow.keras.prune_neurons import model_widths
+    from flow.report import graph_weight_stats
+
+    ctx.figures["bops"] = bit_operations(ctx.graph)["bops"]
+    stats = graph_weight_stats(ctx.graph)
+    ctx.figures["weight_memory_bits"] = int(stats["quantized_bits"])
+    ctx.figures["sparsity"] = float(stats["sparsity"])
+    ctx.figures["units"] = sum(model_widths(ctx.qmodel).values())
+
+
+def step_point_csim(ctx: Any) -> None:
+    import numpy as np
+
+    from flow import compare
+    from flow.hls import convert
+
+    convert.write_and_compile(ctx.graph)
+    csim_out = convert.csim_predict(ctx.graph, ctx.split.x_test)
+    cmp = compare.check_emulator(ctx.qmodel, ctx.graph, ctx.split.x_test, csim_out)
+    ctx.figures["csim_accuracy"] = float(np.mean(np.argmax(csim_out, axis=1) == ctx.split.y_test))
+    ctx.figures["emulator_vs_csim_exact"] = float(cmp.comparison["exact_fraction"])
+
+
+def point_steps() -> list:
+    """The steps of one sweep point: QAT (with neuron pruning when asked) or PTQ, then the steps shared
+    with ``hlsflow run`` (conversion) and the point's own (project, emulator accuracy, cost, C-sim)."""
+    from flow import pipeline
+    from flow.steps import Step
+
+    qat = lambda ctx: not _ptq(ctx)  # noqa: E731
+    return [
+        Step("data", step_point_data),
+        Step("load float model", step_load_float_model, when=_ptq),
+        Step("quantize (PTQ)", step_quantize, when=_ptq),
+        Step(pipeline.TRAIN_QAT.name, pipeline.TRAIN_QAT.fn, when=qat),
+        Step(pipeline.PRUNE_NEURONS.name, step_prune_and_record, when=lambda ctx: qat(ctx) and pipeline.prunes_neurons(ctx)),
+        pipeline.CONVERT,
+        Step("write project", step_write_project),
+        Step("emulate", step_point_emulate),
+        Step("qkeras", step_qkeras_accuracy),
+        Step("cost", step_cost),
+        Step("csim", step_point_csim, when=lambda ctx: ctx.options["evaluator"].sweep.csim),
+    ]

@@ -263,7 +263,7 @@ def write_report(study: Any, sweep: Sweep, report_dir: Path, storage: str) -> di
         figures += _plot_front(done, "bops", "bit operations per inference (BOPs, log scale)", sweep,
                                report_dir / "pareto", log_x=True)
         for key, xlabel, stem in (("rtl_latency_cycles", "latency (clock cycles, from flow.rtl.generate)", "pareto_latency"),
-                                  ("rtl_luts", "LUTs (Yosys synth_xilinx, from flow.rtl.generate)", "pareto_luts")):
+                                  ("rtl_luts", "LUT4 (ECP5, Yosys synth_ecp5, from flow.rtl.generate)", "pareto_luts")):
             if any(r.get(key) is not None for r in done):
                 figures += _plot_front(done, key, xlabel, sweep, report_dir / stem, log_x=False)
     for p in figures:

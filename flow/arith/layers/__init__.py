@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from flow.arith.hls_layer import is_latency_strategy, where
-from flow.arith.layers import activations, dense, merge, pooling, quantizer, shape, softmax
+from flow.arith.layers import (
+    activations,
+    dense,
+    merge,
+    pooling,
+    quantizer,
+    shape,
+    softmax,
+)
 from flow.arith.ops import Tensor
 from flow.errors import FlowError
 

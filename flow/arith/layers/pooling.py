@@ -68,18 +68,19 @@ def _pool(layer: Any, x: Tensor, ops: Ops, target: Target, two_d: bool) -> Tenso
         x = ops.pad(x, pads + [(0, 0)], pad_code(x.t, op))
         count = np.pad(count, pads)
     k = int(np.prod(pool))
+    if target.stream:  # pool == stride: the windows do not overlap, so casting the input casts every cell once
+        x = ops.cast(x, acc_t, "accum")
     win = ops.windows(x, pool, stride, out)             # (*out, C, *pool), cells in row-major window order
-    win = ops.reshape(win, (*ops.shape(win)[:len(out) + 1], k))
-    if target.stream:
-        win = ops.cast(win, acc_t, "accum")
-        if op == "Max":
-            y = ops.reduce_max(win, -1)
-        else:
-            cells = [ops.index(win, (Ellipsis, j)) for j in range(k)]
-            y = div_trunc(ops, tree_reduce(cells, add_cast(ops, acc_t, "accum")), k)
-    elif op == "Max":
-        y = ops.cast(ops.reduce_max(win, -1), acc_t, "accum")
+    if op == "Max":
+        for _ in pool:
+            win = ops.reduce_max(win, -1)               # the maximum of a window does not depend on the order
+        y = win if target.stream else ops.cast(win, acc_t, "accum")
+    elif target.stream:
+        win = ops.reshape(win, (*ops.shape(win)[:len(out) + 1], k))
+        cells = [ops.index(win, (Ellipsis, j)) for j in range(k)]
+        y = div_trunc(ops, tree_reduce(cells, add_cast(ops, acc_t, "accum")), k)
     else:
+        win = ops.reshape(win, (*ops.shape(win)[:len(out) + 1], k))
         y = ops.cast(ops.index(win, (Ellipsis, 0)), acc_t, "accum")
         for j in range(1, k):
             y = ops.cast(ops.add(y, ops.index(win, (Ellipsis, j))), acc_t, "accum")
