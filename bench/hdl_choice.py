@@ -99,7 +99,7 @@ def _yosys(folder: Path, files: list[str], top: str) -> dict:
 
 
 def _lint(folder: Path, files: list[str], top: str) -> str:
-    from flow.rtl.generate import lint
+    from flow.rtl.netlist import lint
 
     r = lint(folder, files, top)
     return "clean" if r["clean"] else f"{len(r['warnings'])} warnings"
@@ -158,7 +158,7 @@ def main() -> None:
         tdir.mkdir()
         adir.mkdir()
         kernel_files = {k: v for k, v in part.files.items() if k != f"{part.name}.v"}
-        from flow.rtl.generate import static_modules
+        from flow.rtl.netlist import static_modules
 
         for d in (tdir, adir):
             for k, v in {**kernel_files, **static_modules("t", False)}.items():

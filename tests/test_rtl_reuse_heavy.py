@@ -7,8 +7,8 @@
 
 each on Verilator and Icarus with 2,000 samples (test data none: full-range random inputs), random valid gaps,
 back-pressure and a mid-stream reset, every output bit against the emulator, and the measured latency and
-initiation interval equal to the declared ones. The digits CNN (shipped spec, io_stream) is in
-tests/test_rtl_sim_cnn.py.
+initiation interval equal to the declared ones; and the digits CNN (shipped spec, io_stream, 3 epochs) as a
+pixel stream, with the same checks (tests/test_rtl_sim_cnn.py runs it bit-exact in CI).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 from hdl import assert_bit_exact, needs_icarus, needs_verilator
-from qmodels import ROOT, qb
+from qmodels import ROOT, qb, trained_rtl_project
 
 from flow.hls.convert import derive_hls_config
 from flow.keras.env import keras, set_seed
@@ -126,6 +126,24 @@ def test_mnist_cnn_stream_equals_emulator_on_verilator(mnist_project):
 @needs_icarus
 def test_mnist_cnn_stream_equals_emulator_on_icarus(mnist_project):
     _check(mnist_project, "icarus", 14)
+
+
+@pytest.fixture(scope="module")
+def digits_cnn_project(tmp_path_factory):
+    project = trained_rtl_project(tmp_path_factory.mktemp("digits_cnn"), "digits_cnn", epochs=3)
+    pm = json.loads((project / "rtl" / "port_map.json").read_text())
+    assert pm["architecture"] == "stream" and pm["input"]["beats"] == 64
+    return project
+
+
+@needs_verilator
+def test_digits_cnn_stream_equals_emulator_on_verilator(digits_cnn_project):
+    _check(digits_cnn_project, "verilator", 15)
+
+
+@needs_icarus
+def test_digits_cnn_stream_equals_emulator_on_icarus(digits_cnn_project):
+    _check(digits_cnn_project, "icarus", 16)
 
 
 def test_jet_reuse_factors_are_the_requested_ones(jet_project):

@@ -22,31 +22,18 @@ Everything is written into ``<project>/rtl/`` through a staged folder (nothing h
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from flow import procs, tools
 from flow.arith.types import FixedType
 from flow.errors import FlowError
-from flow.rtl.emit import EMITTERS, stage_verilog, uses_static_modules
+from flow.rtl.emit import EMITTERS
+from flow.rtl.netlist import lint, module_prefix, netlist_verilog, static_modules
 from flow.staging import scratch_dir, staged_dir
 
 CHECK_SAMPLES = 2000  # full-range inputs on which the traced netlist must equal the emulator before RTL is written
-_STATIC_MODULES = ("shift_adder", "negative", "mux", "binop", "multiplier", "lookup_table")
-
-
-def module_prefix(name: str) -> str:
-    """A Verilog identifier from a project name (letters, digits, underscores; never starts with a digit)."""
-    p = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    return p if re.match(r"[A-Za-z_]", p) else f"m_{p}"
-
-
-def _prefix_modules(text: str, prefix: str) -> str:
-    """Give da4ml's shared helper modules (shift_adder, mux, ...) this core's prefix, so two cores coexist."""
-    return re.sub(rf"\b({'|'.join(_STATIC_MODULES)})\b", rf"{prefix}_\1", text)
 
 
 def _kif_bits(qint: Any) -> tuple[int, int, int]:
@@ -188,63 +175,6 @@ module {prefix}_axis (
     assign m_axis_tdata = out_data;
 endmodule
 """
-
-
-def _table_file(prefix: str, table: str) -> str:
-    """A lookup table's ``$readmemh`` file name: this core's prefix and a hash of the contents, so
-    two cores in one design never share a file name, and regenerating gives the same names."""
-    import hashlib
-
-    return f"{prefix}_table_{hashlib.sha256(table.encode()).hexdigest()[:12]}.mem"
-
-
-_ROM_STYLE = re.compile(r'\(\*\s*rom_style\s*=\s*\(BW_IN <= 999\) \? "distributed" : "block"\s*\*\)')
-
-
-def _portable(text: str) -> str:
-    """da4ml's lookup_table gives ``rom_style`` a parameter-dependent attribute value, which Icarus 11
-    rejects ("not a constant expression"); the attribute is dropped. (Its value is "distributed" for every
-    BW_IN <= 999, and Yosys 0.23 ``synth_xilinx`` finds no mapping for a ROM marked "distributed"; without
-    the attribute it builds the asynchronous-read table from LUTs, and Vivado does too.)"""
-    return _ROM_STYLE.sub("", text)
-
-
-def _static_sources(has_tables: bool) -> list[Path]:
-    import da4ml.codegen.rtl as rtl_pkg
-
-    src = Path(rtl_pkg.__file__).parent / "verilog" / "source"
-    return [p for p in sorted(src.glob("*.v")) if has_tables or p.stem != "lookup_table"]
-
-
-def netlist_verilog(sol: Any, module: str, prefix: str, emitter: str = EMITTERS[0]) -> tuple[str, dict[str, str]]:
-    """One da4ml netlist (``CombLogic``) as the Verilog module ``module`` (ports ``model_inp``/``model_out``) by
-    ``emitter`` (:func:`flow.rtl.emit.stage_verilog`), its table files and helper modules named with ``prefix``;
-    returns (code, {table file name: ``$readmemh`` contents})."""
-    code, da4ml_tables = stage_verilog(sol, module, emitter)
-    tables = {}
-    for da4ml_name, table in da4ml_tables.items():
-        ours = _table_file(prefix, table)
-        tables[ours] = table
-        code = code.replace(f'"{da4ml_name}"', f'"{ours}"')
-    return _prefix_modules(code, prefix), tables
-
-
-def static_modules(prefix: str, has_tables: bool, emitter: str = EMITTERS[0]) -> dict[str, str]:
-    """da4ml's helper modules (shift_adder, mux, ...) with this core's prefix, {file name: code}, when the
-    ``emitter``'s stage modules instantiate them (none for the levelized emitter)."""
-    if not uses_static_modules(emitter):
-        return {}
-    return {f"{prefix}_{p.name}": _portable(_prefix_modules(p.read_text(), prefix)) for p in _static_sources(has_tables)}
-
-
-def lint(rtl_dir: Path, files: list[str], top: str) -> dict[str, Any]:
-    """``verilator --lint-only -Wall``; returns {"clean", "warnings", "tool"}; ToolMissing without Verilator."""
-    exe = tools.require("verilator")
-    cmd = [exe, "--lint-only", "-Wall", "--top-module", top, *files]
-    out = procs.run(cmd, cwd=rtl_dir, capture_output=True, text=True, env=tools.hdl_env())
-    warnings = [ln for ln in (out.stderr + out.stdout).splitlines() if ln.startswith("%")]
-    return {"clean": out.returncode == 0 and not warnings, "warnings": warnings[:50],
-            "command": "verilator --lint-only -Wall", "tool": tools.version("verilator")}
 
 
 def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None = 5.0, upto: str | None = None,

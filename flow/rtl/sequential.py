@@ -30,7 +30,16 @@ from flow.arith.types import FixedType
 from flow.errors import FlowError
 from flow.rtl import schedule, units
 from flow.rtl.emit import EMITTERS
-from flow.rtl.kernels import Architecture, Collect, Fold, Segment, Token, Window, cost, multipliers
+from flow.rtl.kernels import (
+    Architecture,
+    Collect,
+    Fold,
+    Segment,
+    Token,
+    Window,
+    cost,
+    multipliers,
+)
 from flow.staging import staged_dir
 
 HEADER = "`timescale 1ns / 1ps\n"
@@ -87,7 +96,7 @@ def _stages(comb: Any, emission: Emission) -> list[Any]:
 
 def _netlist(sol: Any, module: str, prefix: str, files: dict[str, str], mem: dict[str, str],
              emitter: str) -> str | None:
-    from flow.rtl.generate import netlist_verilog
+    from flow.rtl.netlist import netlist_verilog
 
     if not (units.packed_width(sol.inp_qint) and units.packed_width(sol.out_qint)):
         return None
@@ -361,7 +370,7 @@ def write_sequential(graph: Any, arch: Architecture, out_dir: Path, name: str, e
     """Check ``arch`` (composition gate), build its units and write the RTL folder ``out_dir`` (staged);
     returns the port map (also ``port_map.json``)."""
     from flow.rtl.compose import check_composition
-    from flow.rtl.generate import lint, module_prefix, static_modules
+    from flow.rtl.netlist import lint, module_prefix, static_modules
 
     t0 = time.perf_counter()
     composition = check_composition(graph, arch, check_samples, seed=0, upto=upto)
