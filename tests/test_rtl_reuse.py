@@ -347,3 +347,21 @@ def test_one_moved_line_buffer_tap_is_caught(stream_project, tmp_path):
     win.write_text(text[:m.start()] + f"= sr[{hi}:{lo}];  // tap (c=1, dy=1, dx=1)" + text[m.end():])
     s = sim_project(mutant, "verilator", samples=300, seed=1)
     assert not s["ok"] and s["rtl_vs_emulator"]["mismatching_samples"] > 0
+
+
+@needs_icarus
+def test_ip_datasheet_states_architecture_reuse_latency_and_initiation_interval(stream_project, tmp_path):
+    """``hlsflow ip`` of a streaming core with folded layers: its own testbench passes, and the datasheet states
+    the architecture, the reuse factor of each folded layer, the latency and II of the port map, beats per sample."""
+    from flow.ip.package import ip_project
+
+    pm = _port_map(stream_project)
+    summary = ip_project(stream_project, tmp_path / "ip", vectors=50, seed=3)
+    assert summary["ok"] and summary["testbench"]["passed"], summary["testbench"]
+    md = (tmp_path / "ip" / "datasheet.md").read_text()
+    used = {k: v["used"] for k, v in pm["reuse_factors"].items()}
+    assert f"reuse factors `c2` {used['c2']}, `d3` {used['d3']} (9 requested)" in md
+    assert f"| latency | {pm['latency_cycles']} cycles (last input beat to last output beat of a sample)" in md
+    assert f"| initiation interval | {pm['initiation_interval']} cycles between samples when not stalled |" in md
+    assert f"| beats per sample | {pm['input']['beats']} in, 1 out |" in md
+    assert "| `win_c1` | line buffer | `c1` |" in md

@@ -20,10 +20,9 @@ import numpy as np
 import pytest
 import yaml
 from hdl import assert_bit_exact, needs_icarus, needs_verilator
-from qmodels import ROOT, qb, trained_rtl_project
+from qmodels import ROOT, trained_rtl_project
 
 from flow.hls.convert import derive_hls_config
-from flow.keras.env import keras, set_seed
 from flow.pipeline import convert_existing
 from flow.rtl.generate import rtl_project
 from flow.sim.project import sim_project
@@ -65,33 +64,15 @@ def jet_project(request, jet_base, tmp_path_factory):
     return project
 
 
-def mnist_cnn():
-    from qkeras import QActivation, QConv2D, QDense, quantized_relu
-
-    K = keras()
-    inp = K.Input((28, 28, 1), name="x_in")
-    h = QConv2D(8, (3, 3), kernel_quantizer=qb(8), bias_quantizer=qb(8), name="c1")(inp)
-    h = QActivation(quantized_relu(8, 2), name="r1")(h)
-    h = K.layers.MaxPooling2D((2, 2), name="p1")(h)
-    h = QConv2D(16, (3, 3), kernel_quantizer=qb(8), bias_quantizer=qb(8), name="c2")(h)
-    h = QActivation(quantized_relu(8, 2), name="r2")(h)
-    h = K.layers.MaxPooling2D((2, 2), name="p2")(h)
-    h = K.layers.Flatten(name="f")(h)
-    return K.Model(inp, QDense(10, kernel_quantizer=qb(8), bias_quantizer=qb(8), name="d1")(h))
-
-
 @pytest.fixture(scope="module")
 def mnist_project(tmp_path_factory):
     """bench/emulator_speed.py's mnist_cnn() (seeded weights), io_stream, accumulators ap_fixed<16,6>, the Dense
     tail at ReuseFactor 400 (one product per cycle per output as the pixels of the last pooling stream in)."""
+    from bench.emulator_speed import mnist_cnn
+
     tmp = tmp_path_factory.mktemp("mnist")
-    set_seed(2)
-    model = mnist_cnn()
+    _, model, cfg, hw, _ = mnist_cnn()
     model.save(tmp / "mnist.h5")
-    hw = Hardware(backend="Vitis", io_type="io_stream")
-    cfg = derive_hls_config(model, hw, "ap_ufixed<8,0>")
-    for name in ("c1", "c2", "d1"):
-        cfg["LayerName"][name].setdefault("Precision", {})["accum"] = "ap_fixed<16,6>"
     cfg["LayerName"]["d1"]["ReuseFactor"] = 400
     project = _convert(tmp, tmp / "mnist.h5", cfg, hw, "mnist")
     rtl_project(project, yosys=False)

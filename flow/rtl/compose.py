@@ -13,27 +13,13 @@ testbench.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from flow.arith.equivalence import Equivalence
 from flow.errors import NotBitExact
 from flow.rtl.kernels import Architecture, Collect, Fold, Segment, Window
-
-
-@dataclass(frozen=True)
-class Composition:
-    """What the gate compared: ``samples`` inputs (seed ``seed``), ``outputs`` values, ``differing`` of them."""
-
-    samples: int
-    seed: int
-    outputs: int
-    differing_outputs: int
-
-    def to_dict(self) -> dict[str, int]:
-        return {"samples": self.samples, "seed": self.seed, "outputs": self.outputs,
-                "differing_outputs": self.differing_outputs}
 
 
 def _values(codes: np.ndarray, frac: int) -> np.ndarray:
@@ -94,7 +80,7 @@ def predict(arch: Architecture, x: np.ndarray, until: int | None = None) -> np.n
 
 
 def check_composition(graph: Any, arch: Architecture, samples: int = 2000, seed: int = 0,
-                      upto: str | None = None) -> Composition:
+                      upto: str | None = None) -> Equivalence:
     """The composed kernels against the emulator on ``samples`` full-range inputs (NotBitExact on a difference)."""
     from flow.arith.emulate import emulate
     from flow.arith.types import full_range_inputs
@@ -106,4 +92,4 @@ def check_composition(graph: Any, arch: Architecture, samples: int = 2000, seed:
     if differing:
         raise NotBitExact(f"the sequential RTL's kernels, composed, differ from the emulator on {differing} of "
                           f"{want.size} outputs ({samples} full-range inputs, seed {seed}); no RTL was written")
-    return Composition(samples, seed, int(want.size), 0)
+    return Equivalence(samples, seed, int(want.size), 0)

@@ -30,7 +30,7 @@ from typing import Any
 from flow.arith.types import FixedType
 from flow.errors import FlowError
 from flow.rtl.emit import EMITTERS
-from flow.rtl.netlist import lint, module_prefix, netlist_verilog, static_modules
+from flow.rtl.netlist import da4ml_version, lint, module_prefix, netlist_verilog, static_modules
 from flow.staging import scratch_dir, staged_dir
 
 CHECK_SAMPLES = 2000  # full-range inputs on which the traced netlist must equal the emulator before RTL is written
@@ -270,7 +270,7 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
             "output": {"tdata_width": n_out * traced.output_type.width, "shape": [n_out],
                        "fields": [_field(f"y[{k}]", k * traced.output_type.width, traced.output_type)
                                   for k in range(n_out)]},
-            "da4ml": {"version": _da4ml_version(), "cost_estimate": float(comb.cost),
+            "da4ml": {"version": da4ml_version(), "cost_estimate": float(comb.cost),
                       "trace_seconds": round(t_trace, 3)},
             "timing": timing,
             "equivalence": {"netlist_vs_emulator": equivalence.to_dict()},
@@ -280,11 +280,6 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
         (work / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
     return port_map
 
-
-def _da4ml_version() -> str:
-    from importlib.metadata import version
-
-    return version("da4ml")
 
 
 def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | None = None,

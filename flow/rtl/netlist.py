@@ -80,3 +80,10 @@ def lint(rtl_dir: Path, files: list[str], top: str) -> dict[str, Any]:
     warnings = [ln for ln in (out.stderr + out.stdout).splitlines() if ln.startswith("%")]
     return {"clean": out.returncode == 0 and not warnings, "warnings": warnings[:50],
             "command": "verilator --lint-only -Wall", "tool": tools.version("verilator")}
+
+
+def da4ml_version() -> str:
+    """The installed da4ml's version (recorded in every port map)."""
+    from importlib.metadata import version
+
+    return version("da4ml")

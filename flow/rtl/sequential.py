@@ -370,7 +370,7 @@ def write_sequential(graph: Any, arch: Architecture, out_dir: Path, name: str, e
     """Check ``arch`` (composition gate), build its units and write the RTL folder ``out_dir`` (staged);
     returns the port map (also ``port_map.json``)."""
     from flow.rtl.compose import check_composition
-    from flow.rtl.netlist import lint, module_prefix, static_modules
+    from flow.rtl.netlist import da4ml_version, lint, module_prefix, static_modules
 
     t0 = time.perf_counter()
     composition = check_composition(graph, arch, check_samples, seed=0, upto=upto)
@@ -424,7 +424,7 @@ def write_sequential(graph: Any, arch: Architecture, out_dir: Path, name: str, e
                       "beat_shape": list(in_tok.shape), "fields": _fields("x", in_tok, stream_axes)},
             "output": {"tdata_width": out_tok.bits, "beats": out_tok.beats, "shape": list(arch.output_shape),
                        "beat_shape": list(out_tok.shape), "fields": _fields("y", out_tok, out_axes)},
-            "da4ml": {"version": _da4ml_version(), "cost_estimate": cost(arch),
+            "da4ml": {"version": da4ml_version(), "cost_estimate": cost(arch),
                       "trace_seconds": round(time.perf_counter() - t0, 3)},
             "equivalence": {"kernels_composed_vs_emulator": composition.to_dict()},
         }
@@ -435,8 +435,3 @@ def write_sequential(graph: Any, arch: Architecture, out_dir: Path, name: str, e
         (work / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
     return port_map
 
-
-def _da4ml_version() -> str:
-    from importlib.metadata import version
-
-    return version("da4ml")
