@@ -250,7 +250,7 @@ def print_architectures(rows: list[dict]) -> None:
               f"{_f(r.get('lut'))} | {_f(r.get('ff'))} | {_f(r.get('dsp'))} | {_f(r.get('bram'))} | "
               f"{_f(r.get('yosys_s'), '{:.0f}')} | {r['gen_s']:.1f} | 0 of {r['trace_checked']:,} inputs differ | "
               f"{v['build_s']:.1f} | {v['sps']:,.0f} ({v['n']:,}, 0 bits differ) | {i['build_s']:.1f} | "
-              f"{i['sps']:,.1f} ({i['n']:,}, 0 bits differ) | {_f(r['cost'])} | {da} | {r['csim_samples_per_s']:,.0f} |")
+              f"{i['sps']:,.1f} ({i['n']:,}, 0 bits differ) | {_f(r['cost'])} | {da} | {_f(r.get('csim_samples_per_s'))} |")
     print()
     print("| model | reuse factor | LUT / LUT at reuse factor 1 | throughput (samples/cycle) | our kernel cost / hls4ml DA |")
     print("|---|---|---|---|---|")
@@ -295,7 +295,7 @@ def main_architectures(args: argparse.Namespace) -> None:
     root = ROOT / "hls_projects"
     for name in args.projects or ARCH_PROJECTS:
         project = ensure_project(name, root) if "/" not in name else Path(name)
-        hls = hls4ml_figures(project, args.csim_samples)
+        hls = {} if args.no_hls4ml else hls4ml_figures(project, args.csim_samples)
         for reuse in (args.reuse if project.name == "jet_mlp" else [None]):  # the CNNs: their own factors
             print(f"bench: {project} reuse factor {reuse} ...", file=sys.stderr)
             rows.append(bench_project(project, args, reuse, hls))
@@ -317,6 +317,7 @@ def main() -> None:
     ap.add_argument("--no-yosys", action="store_true", help="skip the Yosys estimate (minutes on large models)")
     ap.add_argument("--yosys-max-cost", type=float, default=50000,
                     help="skip Yosys for netlists whose da4ml cost is above this (digits MLP: ~27,000, 8 min)")
+    ap.add_argument("--no-hls4ml", action="store_true", help="--architectures: skip hls4ml's DA cost and C simulation")
     ap.add_argument("--architectures", action="store_true", help="the table of issue 12 (see the module docstring)")
     ap.add_argument("--reuse", type=int, nargs="+", default=[1, 4, 16, 64], help="reuse factors (--architectures)")
     ap.add_argument("--plot", type=Path, help="--architectures: PNG of LUTs and throughput against the reuse factor")
