@@ -42,7 +42,7 @@ from flow.arith.types import FixedType
 from flow.arith.walk import output_names, plan, run, work_per_sample
 from flow.errors import FlowError
 
-MAX_WORK_ELEMENTS = 1 << 23  # bound on one layer's temporaries per batch (samples * per-sample elements)
+MAX_WORK_ELEMENTS = 1 << 20  # bound on one layer's temporaries per batch (samples * per-sample elements)
 
 
 @dataclass

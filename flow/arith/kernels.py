@@ -12,7 +12,7 @@ loads them instead of compiling.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 ROUNDING_CODES = {"TRN": 0, "TRN_ZERO": 1, "RND": 2, "RND_ZERO": 3, "RND_MIN_INF": 4, "RND_INF": 5, "RND_CONV": 6}
 OVERFLOW_CODES = {"WRAP": 0, "SAT": 1, "SAT_SYM": 1, "SAT_ZERO": 2}
@@ -46,7 +46,7 @@ def overflow(v, lo, hi, mode):  # pragma: no cover - compiled
         return (lo if v < lo else hi), 1
     return np.int64(0), 1
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def kernel(x, w, bias, s, rmode, omode, lo, hi, count):  # pragma: no cover - compiled
     rows, n_in = x.shape
     n_out = w.shape[1]
@@ -55,7 +55,7 @@ def kernel(x, w, bias, s, rmode, omode, lo, hi, count):  # pragma: no cover - co
     over = np.zeros(rows, dtype=np.int64)
     unordered = np.zeros(rows, dtype=np.int64)  # rows whose partial sums could leave [lo, hi]
     mask = (np.int64(1) << s) - 1 if s > 0 else np.int64(0)
-    for r in prange(rows):
+    for r in range(rows):
         acc = np.empty(n_out, dtype=np.int64)
         up = np.empty(n_out, dtype=np.int64)
         down = np.empty(n_out, dtype=np.int64)
@@ -91,14 +91,14 @@ def kernel(x, w, bias, s, rmode, omode, lo, hi, count):  # pragma: no cover - co
         over[r] = no
     return out, rounded.sum(), over.sum(), unordered.sum()
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def dot_round_wrap(x, w, bias, s, c):  # pragma: no cover - compiled
     """The common case of :func:`kernel` without branches in the inner loop: TRN (``c = 0``) or RND
     (``c = 2**(s-1)``) products into a WRAP accumulator (wrapped afterwards by the caller), ``s > 0``."""
     rows, n_in = x.shape
     n_out = w.shape[1]
     out = np.empty((rows, n_out), dtype=np.int64)
-    for r in prange(rows):
+    for r in range(rows):
         acc = np.zeros(n_out, dtype=np.int64)
         for i in range(n_in):
             xi = x[r, i]
@@ -111,14 +111,58 @@ def dot_round_wrap(x, w, bias, s, c):  # pragma: no cover - compiled
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
+def conv_round_wrap(x, w, bias, c, s, oh, ow, wrap_lo, mask):  # pragma: no cover - compiled
+    """A stride-1 convolution without im2col: ``x`` (N, C, H, W) channels first and ``w`` (KH, KW, C, F) of one
+    integer dtype (int32 or int64; ``c``, ``s`` scalars of it), ``bias`` (F,) int64. Each output
+    ``acc[n, oy, ox, f] = bias[f] + sum over (ky, kx, ci) of (x[n, ci, oy+ky, ox+kx] * w[ky, kx, ci, f] + c) >> s``
+    (TRN: ``c = 0``, RND: ``c = 2**(s-1)``), wrapped to ``[wrap_lo, wrap_lo + mask]`` (two's complement of
+    ``mask + 1`` codes); returns it as int64 (N, oh, ow, F) and how many sums wrapped. Requires
+    ``oh + KH - 1 <= H``, ``ow + KW - 1 <= W`` and that no partial sum leaves the dtype (the caller checks).
+
+    The sample is flattened to rows of ``H*W``: for tap (ky, kx) the output at flat position ``p = oy*W + ox``
+    reads input ``p + ky*W + kx``, so every (tap, channel, filter) is one contiguous loop over ``p`` that the
+    compiler vectorizes (positions with ``ox >= ow`` are computed and dropped)."""
+    n, cin, h, wd = x.shape
+    kh, kw, _, f = w.shape
+    m = (oh - 1) * wd + ow
+    out = np.empty((n, oh, ow, f), dtype=np.int64)
+    acc = np.empty((f, m), dtype=x.dtype)
+    over = 0
+    for r in range(n):
+        xs = x[r].reshape(cin, h * wd)
+        acc[:] = 0
+        for ci in range(cin):
+            for ky in range(kh):
+                for kx in range(kw):
+                    base = ky * wd + kx
+                    xrow = xs[ci, base:base + m]
+                    for j in range(f):
+                        wv = w[ky, kx, ci, j]
+                        arow = acc[j]
+                        for p in range(m):
+                            arow[p] += (xrow[p] * wv + c) >> s
+        for j in range(f):
+            bj = bias[j]
+            for oy in range(oh):
+                seg = acc[j, oy * wd:oy * wd + ow]
+                orow = out[r, oy, :, j]
+                for ox in range(ow):
+                    v = np.int64(seg[ox]) + bj
+                    q = ((v - wrap_lo) & mask) + wrap_lo
+                    over += q != v
+                    orow[ox] = q
+    return out, over
+
+
+@njit(cache=True)
 def requantize_flat(v, s, rmode, omode, lo, hi, wrap_lo, mask, count):  # pragma: no cover - compiled
     n = v.shape[0]
     out = np.empty(n, dtype=np.int64)
     over = 0
     rounded = 0
     low = (np.int64(1) << s) - 1 if s > 0 else np.int64(0)
-    for k in prange(n):
+    for k in range(n):
         x = v[k]
         if count and s > 0 and (x & low) != 0:
             rounded += 1
@@ -174,3 +218,4 @@ def accumulate_products(x: np.ndarray, w: np.ndarray, bias: np.ndarray, s: int, 
         np.ascontiguousarray(bias, dtype=np.int64), int(s), ROUNDING_CODES[rounding], OVERFLOW_CODES[overflow],
         int(lo), int(hi), bool(count))
     return out, int(rounded), int(over), int(unordered)
+

@@ -183,6 +183,37 @@ class NumpyOps(Ops):
         acc = self._sum_products(x2, products, n_in, n_out, bias, acc_t, in_order)
         return Tensor(acc.reshape(*lead, n_out), acc_t.fractional, acc_t)
 
+    def window_dot(self, x: Tensor, kernel: tuple[int, ...], stride: tuple[int, ...], out: tuple[int, ...],
+                   w: Tensor, b: Tensor, acc_t: FixedType, in_order: bool = True) -> Tensor:
+        """:meth:`Ops.window_dot`; a stride-1 convolution whose products are cast with TRN or RND into a WRAP
+        ``accum_t`` takes :func:`flow.arith.kernels.conv_round_wrap` (no im2col copy; a WRAP sum does not depend
+        on the order of its terms), in int32 when :func:`conv_bound_dtype` proves that every partial sum fits.
+        Everything else, and counting rounded products, takes the definition."""
+        nd = len(kernel)
+        xv, wv = x.data, w.data
+        s = x.frac + w.frac - acc_t.fractional
+        bias = self.cast(b, acc_t, "bias").data.reshape(-1)
+        dtype = None
+        if (nd in (1, 2) and all(v == 1 for v in stride) and not self.count_rounding and acc_t.overflow == "WRAP"
+                and acc_t.rounding in ("TRN", "RND") and acc_t.width <= fxp.INT64_SAFE_BITS and not x.const
+                and xv.dtype == np.int64 and wv.dtype == np.int64 and bias.dtype == np.int64):
+            dtype = conv_bound_dtype(_bits(xv), _bits(wv), _bits(bias), s, wv.shape[0])
+        if dtype is None:
+            return super().window_dot(x, kernel, stride, out, w, b, acc_t, in_order)
+        x4 = xv if nd == 2 else xv[:, None]                                 # (N, H, W, C)
+        kernel2, out2 = ((1,) * (2 - nd) + tuple(kernel)), ((1,) * (2 - nd) + tuple(out))
+        n_out = wv.shape[1]
+        if any(o + k - 1 > d for o, k, d in zip(out2, kernel2, x4.shape[1:3])):
+            return super().window_dot(x, kernel, stride, out, w, b, acc_t, in_order)
+        c = (1 << (s - 1)) if acc_t.rounding == "RND" else 0
+        sums, over = kernels.conv_round_wrap(
+            np.ascontiguousarray(x4.transpose(0, 3, 1, 2), dtype=dtype),
+            np.ascontiguousarray(wv.reshape(*kernel2, x4.shape[3], n_out), dtype=dtype), bias, dtype(c), dtype(s),
+            out2[0], out2[1], acc_t.min_code, (1 << acc_t.width) - 1)
+        self._record("product", acc_t, sums.size * wv.shape[0], 0, 0)
+        self._record("accum", acc_t, int(sums.size), 0, int(over))
+        return Tensor(sums.reshape(xv.shape[0], *out, n_out), acc_t.fractional, acc_t)
+
     def accumulate(self, products: Tensor, b: Tensor, acc_t: FixedType, in_order: bool = True) -> Tensor:
         pv = products.data
         if products.frac != acc_t.fractional:
@@ -268,6 +299,27 @@ class NumpyOps(Ops):
     def pad(self, x: Tensor, widths: Sequence[tuple[int, int]], code: int = 0) -> Tensor:
         lead = [(0, 0)] * (0 if x.const else self.batch_axes)
         return Tensor(np.pad(x.data, lead + [tuple(w) for w in widths], constant_values=code), x.frac, x.t, x.const)
+
+
+INT32_BITS = 31  # magnitudes below 2**31 fit int32
+
+
+def conv_bound_dtype(x_bits: int, w_bits: int, bias_bits: int, s: int, terms: int) -> type | None:
+    """The narrowest integer dtype in which a sum of ``terms`` products ``(x*w + c) >> s`` (``|x| < 2**x_bits``,
+    ``|w| < 2**w_bits``, rounding offset ``0 <= c < 2**(s-1)``, ``s >= 1``) is computed exactly, or None.
+
+    ``|x*w + c| < 2**(x_bits + w_bits + 1)``, so each term has magnitude at most
+    ``max(1, 2**(x_bits + w_bits + 1 - s))`` and every partial sum at most ``terms`` times that: int32 when the
+    products and that bound stay below 2**31, int64 when they stay below 2**62 with the bias added."""
+    if s < 1:
+        return None
+    bound = terms * max(1, 1 << max(0, x_bits + w_bits + 1 - s))
+    if x_bits + w_bits + 1 <= INT32_BITS and s < INT32_BITS and bound < 1 << INT32_BITS:
+        return np.int32
+    if (x_bits + w_bits + 1 <= fxp.INT64_SAFE_BITS and s <= fxp.INT64_SAFE_BITS
+            and bound + (1 << bias_bits) < 1 << fxp.INT64_SAFE_BITS):
+        return np.int64
+    return None
 
 
 def _exact_matmul(x: np.ndarray, w: np.ndarray, shift: int, bias: np.ndarray) -> np.ndarray:
