@@ -179,6 +179,67 @@ def requantize_flat(v, s, rmode, omode, lo, hi, wrap_lo, mask, count):  # pragma
     return out, over, rounded
 
 
+# Rounding as flags, so one branch-free loop serves every mode: with q = floor(x / 2**s), rem = x - q * 2**s and
+# half = 2**(s-1), the increment is (rem > half) & gt | (rem == half) & tie | (0 < rem < half) & below, where
+# gt = gt_all | gt_neg & (x < 0); tie = tie_all | tie_neg & (x < 0) | tie_pos & (x >= 0) | tie_odd & (q odd);
+# below = below_neg & (x < 0). Flags per mode: (gt_all, gt_neg, tie_all, tie_neg, tie_pos, tie_odd, below_neg).
+ROUNDING_FLAGS = {
+    "TRN": (0, 0, 0, 0, 0, 0, 0),
+    "TRN_ZERO": (0, 1, 0, 1, 0, 0, 1),
+    "RND": (1, 0, 1, 0, 0, 0, 0),
+    "RND_ZERO": (1, 0, 0, 1, 0, 0, 0),
+    "RND_MIN_INF": (1, 0, 0, 0, 0, 0, 0),
+    "RND_INF": (1, 0, 0, 0, 1, 0, 0),
+    "RND_CONV": (1, 0, 0, 0, 0, 1, 0),
+}
+
+
+@njit(cache=True, inline="always")
+def round_flags(x, s, half, flags):  # pragma: no cover - compiled
+    q = x >> s
+    rem = x - (q << s)
+    neg = x < 0
+    gt = flags[0] | (flags[1] & neg)
+    tie = flags[2] | (flags[3] & neg) | (flags[4] & (~neg)) | (flags[5] & ((q & 1) == 1))
+    below = flags[6] & neg
+    inc = ((rem > half) & gt) | ((rem == half) & tie) | ((rem != 0) & (rem < half) & below)
+    return q + inc
+
+
+@njit(cache=True)
+def requantize_branchless(v, s, flags, omode, lo, hi, wrap_lo, mask, count):  # pragma: no cover - compiled
+    """:func:`requantize_flat` without branches in its loops (one loop per overflow mode; rounding by
+    :data:`ROUNDING_FLAGS`, ``1 <= s <= 62``), so the compiler vectorizes them."""
+    n = v.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    over = 0
+    rounded = 0
+    low = (np.int64(1) << s) - 1
+    half = np.int64(1) << (s - 1)
+    if count:
+        for k in range(n):
+            rounded += (v[k] & low) != 0
+    if omode == 0:
+        for k in range(n):
+            q = round_flags(v[k], s, half, flags)
+            w = ((q - wrap_lo) & mask) + wrap_lo
+            over += w != q
+            out[k] = w
+    elif omode == 1:
+        for k in range(n):
+            q = round_flags(v[k], s, half, flags)
+            w = min(max(q, lo), hi)
+            over += w != q
+            out[k] = w
+    else:
+        for k in range(n):
+            q = round_flags(v[k], s, half, flags)
+            bad = (q < lo) | (q > hi)
+            over += bad
+            out[k] = 0 if bad else q
+    return out, over, rounded
+
+
 def _kernels():
     return kernel, requantize_flat
 
@@ -189,6 +250,11 @@ def requantize(v: np.ndarray, s: int, rounding: str, overflow: str, lo: int, hi:
     [``lo``, ``hi``] with ``overflow`` (WRAP keeps the low ``width`` bits above ``wrap_lo``: two's complement for
     a signed type). The definition is :func:`flow.arith.fxp.requantize`'s; returns the mantissas, how many
     overflowed and (with ``count``) how many had non-zero dropped bits."""
+    if 1 <= s <= 62:
+        q, over, rounded = requantize_branchless(
+            np.ascontiguousarray(v, dtype=np.int64).reshape(-1), int(s), np.array(ROUNDING_FLAGS[rounding], dtype=np.bool_),
+            OVERFLOW_CODES[overflow], int(lo), int(hi), int(wrap_lo), (1 << width) - 1, bool(count))
+        return q.reshape(np.shape(v)), int(over), int(rounded)
     kernel, flat = _kernels()
     q, over, rounded = flat(np.ascontiguousarray(v, dtype=np.int64).reshape(-1), int(s), ROUNDING_CODES[rounding],
                             OVERFLOW_CODES[overflow], int(lo), int(hi), int(wrap_lo), (1 << width) - 1, bool(count))

@@ -37,25 +37,25 @@ def _bits(v: np.ndarray) -> int:
     return fxp.bit_length(v)
 
 
-def _align(v: np.ndarray, shift: int) -> np.ndarray:
-    """``v * 2**shift`` for ``shift >= 0`` (Python ints when int64 could overflow)."""
-    if shift == 0:
-        return v
-    if v.dtype != object and _bits(v) + shift > fxp.INT64_SAFE_BITS:
-        v = fxp.as_object(v)
-    return v << shift
-
-
-def _both(a: np.ndarray, b: np.ndarray, extra: int) -> tuple[np.ndarray, np.ndarray]:
-    """``a``, ``b`` as int64 if every result of an operation adding ``extra`` bits fits, else as Python ints."""
-    if (a.dtype == object or b.dtype == object or
-            max(_bits(a), _bits(b)) + extra > fxp.INT64_SAFE_BITS):
-        return fxp.as_object(a), fxp.as_object(b)
-    return a, b
+def _tensor_bits(a: Tensor) -> int:
+    """A bound on the bits of ``a``'s mantissas: from its declared type when it has one (no pass over the data),
+    else measured."""
+    t = a.t
+    if t is not None and a.frac == t.fractional and a.data.dtype == np.int64:
+        return max(abs(t.min_code), abs(t.max_code)).bit_length()
+    return _bits(a.data)
 
 
 def _narrow(v: np.ndarray) -> np.ndarray:
     return fxp.as_int64(v) if v.dtype == object else v
+
+
+def _holds(t: FixedType, src: FixedType, shift: int) -> bool:
+    """Whether every mantissa of ``src``, shifted left by ``shift`` bits to t's LSB, lies in t's range (the
+    SAT_SYM range when t saturates symmetrically), so that a cast to t changes no value."""
+    lo, hi = _sat_range(t)
+    return (src.width + shift <= fxp.INT64_SAFE_BITS and lo <= src.min_code << shift
+            and src.max_code << shift <= hi)
 
 
 def _sat_range(t: FixedType) -> tuple[int, int]:
@@ -111,9 +111,12 @@ class NumpyOps(Ops):
     # ------------------------------------------------------------------ exact arithmetic
     def _aligned(self, a: Tensor, b: Tensor, extra: int) -> tuple[np.ndarray, np.ndarray, int]:
         f = max(a.frac, b.frac)
-        va, vb = _align(a.data, f - a.frac), _align(b.data, f - b.frac)
-        va, vb = _both(va, vb, extra)
-        return va, vb, f
+        sa, sb = f - a.frac, f - b.frac
+        va, vb = a.data, b.data
+        if (va.dtype == object or vb.dtype == object
+                or max(_tensor_bits(a) + sa, _tensor_bits(b) + sb) + extra > fxp.INT64_SAFE_BITS):
+            va, vb = fxp.as_object(va), fxp.as_object(vb)
+        return (va << sa if sa else va), (vb << sb if sb else vb), f
 
     def add(self, a: Tensor, b: Tensor) -> Tensor:
         va, vb, f = self._aligned(a, b, 1)
@@ -138,7 +141,12 @@ class NumpyOps(Ops):
     # ------------------------------------------------------------------ casts
     def cast(self, a: Tensor, t: FixedType, role: str = "result") -> Tensor:
         v = np.asarray(a.data)
-        q, n, rounded = fxp.requantize_counted(v, a.frac, t, self.count_rounding and not a.const)
+        shift = t.fractional - a.frac
+        if a.t is not None and a.frac == a.t.fractional and shift >= 0 and v.dtype == np.int64 and _holds(t, a.t, shift):
+            # every value of a.t is a value of t: no bit dropped, none out of range (requantize's result)
+            q, n, rounded = (v << shift if shift else v), 0, 0
+        else:
+            q, n, rounded = fxp.requantize_counted(v, a.frac, t, self.count_rounding and not a.const)
         if not a.const:
             self._record(role, t, int(v.size), rounded, n)
         return Tensor(q, t.fractional, t, a.const)
@@ -284,8 +292,10 @@ class NumpyOps(Ops):
         if v.dtype == object or v.shape[ax] > 16:
             return Tensor(np.max(v, axis=ax), x.frac, None, x.const)
         cells = [v[(slice(None),) * ax + (k,)] for k in range(v.shape[ax])]  # views: faster than a reduce over a short axis
-        out = cells[0].copy()
-        for c in cells[1:]:
+        if len(cells) == 1:
+            return Tensor(cells[0].copy(), x.frac, None, x.const)
+        out = np.maximum(cells[0], cells[1])
+        for c in cells[2:]:
             np.maximum(out, c, out=out)
         return Tensor(out, x.frac, None, x.const)
 
