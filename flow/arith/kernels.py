@@ -195,14 +195,15 @@ ROUNDING_FLAGS = {
 
 
 @njit(cache=True, inline="always")
-def round_flags(x, s, half, flags):  # pragma: no cover - compiled
+def round_flags(x, s, half, g_all, g_neg, t_all, t_neg, t_pos, t_odd, b_neg):  # pragma: no cover - compiled
     q = x >> s
     rem = x - (q << s)
-    neg = x < 0
-    gt = flags[0] | (flags[1] & neg)
-    tie = flags[2] | (flags[3] & neg) | (flags[4] & (~neg)) | (flags[5] & ((q & 1) == 1))
-    below = flags[6] & neg
-    inc = ((rem > half) & gt) | ((rem == half) & tie) | ((rem != 0) & (rem < half) & below)
+    neg = np.int64(x < 0)
+    gt = g_all | (g_neg & neg)
+    tie = t_all | (t_neg & neg) | (t_pos & (1 - neg)) | (t_odd & (q & 1))
+    below = b_neg & neg
+    inc = ((np.int64(rem > half) & gt) | (np.int64(rem == half) & tie)
+           | (np.int64(rem != 0) & np.int64(rem < half) & below))
     return q + inc
 
 
@@ -216,27 +217,28 @@ def requantize_branchless(v, s, flags, omode, lo, hi, wrap_lo, mask, count):  # 
     rounded = 0
     low = (np.int64(1) << s) - 1
     half = np.int64(1) << (s - 1)
+    g_all, g_neg, t_all, t_neg, t_pos, t_odd, b_neg = flags[0], flags[1], flags[2], flags[3], flags[4], flags[5], flags[6]
     if count:
         for k in range(n):
-            rounded += (v[k] & low) != 0
+            rounded += np.int64((v[k] & low) != 0)
     if omode == 0:
         for k in range(n):
-            q = round_flags(v[k], s, half, flags)
+            q = round_flags(v[k], s, half, g_all, g_neg, t_all, t_neg, t_pos, t_odd, b_neg)
             w = ((q - wrap_lo) & mask) + wrap_lo
-            over += w != q
+            over += np.int64(w != q)
             out[k] = w
     elif omode == 1:
         for k in range(n):
-            q = round_flags(v[k], s, half, flags)
+            q = round_flags(v[k], s, half, g_all, g_neg, t_all, t_neg, t_pos, t_odd, b_neg)
             w = min(max(q, lo), hi)
-            over += w != q
+            over += np.int64(w != q)
             out[k] = w
     else:
         for k in range(n):
-            q = round_flags(v[k], s, half, flags)
-            bad = (q < lo) | (q > hi)
+            q = round_flags(v[k], s, half, g_all, g_neg, t_all, t_neg, t_pos, t_odd, b_neg)
+            bad = np.int64((q < lo) | (q > hi))
             over += bad
-            out[k] = 0 if bad else q
+            out[k] = q * (1 - bad)
     return out, over, rounded
 
 
@@ -252,7 +254,7 @@ def requantize(v: np.ndarray, s: int, rounding: str, overflow: str, lo: int, hi:
     overflowed and (with ``count``) how many had non-zero dropped bits."""
     if 1 <= s <= 62:
         q, over, rounded = requantize_branchless(
-            np.ascontiguousarray(v, dtype=np.int64).reshape(-1), int(s), np.array(ROUNDING_FLAGS[rounding], dtype=np.bool_),
+            np.ascontiguousarray(v, dtype=np.int64).reshape(-1), int(s), np.array(ROUNDING_FLAGS[rounding], dtype=np.int64),
             OVERFLOW_CODES[overflow], int(lo), int(hi), int(wrap_lo), (1 << width) - 1, bool(count))
         return q.reshape(np.shape(v)), int(over), int(rounded)
     kernel, flat = _kernels()
