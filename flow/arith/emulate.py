@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flow.arith import fxp
+from flow.arith.heap import kept_heap
 from flow.arith.hls_layer import weights_read_once
 from flow.arith.numpy_ops import NumpyOps
 from flow.arith.ops import CastRecord
@@ -100,7 +101,7 @@ def emulate(graph: object, x: np.ndarray, trace: bool = False, chunk: int = 8192
     trace_vals: dict[str, list[np.ndarray]] = {s.name: [] for s in steps}
     out_types: dict[str, FixedType | None] = {}
     outputs: list[np.ndarray] = []
-    with weights_read_once():
+    with weights_read_once(), kept_heap():
         for start in range(0, max(n, 1), batch):
             outputs.append(_batch(steps, ops, target, x[start:start + batch], out_name, trace, trace_vals, out_types))
             if n == 0:

@@ -142,16 +142,16 @@ def conv_round_wrap(x, w, bias, c, s, oh, ow, wrap_lo, mask):  # pragma: no cove
                         arow = acc[j]
                         for p in range(m):
                             arow[p] += (xrow[p] * wv + c) >> s
-        for j in range(f):
-            bj = bias[j]
-            for oy in range(oh):
-                seg = acc[j, oy * wd:oy * wd + ow]
-                orow = out[r, oy, :, j]
-                for ox in range(ow):
-                    v = np.int64(seg[ox]) + bj
+        outr = out[r].reshape(oh * ow * f)
+        for oy in range(oh):
+            for ox in range(ow):
+                pp = oy * wd + ox
+                o = (oy * ow + ox) * f
+                for j in range(f):
+                    v = np.int64(acc[j, pp]) + bias[j]
                     q = ((v - wrap_lo) & mask) + wrap_lo
-                    over += q != v
-                    orow[ox] = q
+                    over += np.int64(q != v)
+                    outr[o + j] = q
     return out, over
 
 
