@@ -46,7 +46,7 @@ def overflow(v, lo, hi, mode):  # pragma: no cover - compiled
         return (lo if v < lo else hi), 1
     return np.int64(0), 1
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def kernel(x, w, bias, s, rmode, omode, lo, hi, count):  # pragma: no cover - compiled
     rows, n_in = x.shape
     n_out = w.shape[1]
@@ -91,7 +91,7 @@ def kernel(x, w, bias, s, rmode, omode, lo, hi, count):  # pragma: no cover - co
         over[r] = no
     return out, rounded.sum(), over.sum(), unordered.sum()
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def dot_round_wrap(x, w, bias, s, c):  # pragma: no cover - compiled
     """The common case of :func:`kernel` without branches in the inner loop: TRN (``c = 0``) or RND
     (``c = 2**(s-1)``) products into a WRAP accumulator (wrapped afterwards by the caller), ``s > 0``."""
@@ -111,7 +111,7 @@ def dot_round_wrap(x, w, bias, s, c):  # pragma: no cover - compiled
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def conv_round_wrap(x, w, bias, c, s, oh, ow, wrap_lo, mask):  # pragma: no cover - compiled
     """A stride-1 convolution without im2col: ``x`` (N, C, H, W) channels first and ``w`` (KH, KW, C, F) of one
     integer dtype (int32 or int64; ``c``, ``s`` scalars of it), ``bias`` (F,) int64. Each output
@@ -155,7 +155,7 @@ def conv_round_wrap(x, w, bias, c, s, oh, ow, wrap_lo, mask):  # pragma: no cove
     return out, over
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def requantize_flat(v, s, rmode, omode, lo, hi, wrap_lo, mask, count):  # pragma: no cover - compiled
     n = v.shape[0]
     out = np.empty(n, dtype=np.int64)
@@ -207,7 +207,7 @@ def round_flags(x, s, half, g_all, g_neg, t_all, t_neg, t_pos, t_odd, b_neg):  #
     return q + inc
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def requantize_branchless(v, s, flags, omode, lo, hi, wrap_lo, mask, count):  # pragma: no cover - compiled
     """:func:`requantize_flat` without branches in its loops (one loop per overflow mode; rounding by
     :data:`ROUNDING_FLAGS`, ``1 <= s <= 62``), so the compiler vectorizes them."""

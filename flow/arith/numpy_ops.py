@@ -87,6 +87,13 @@ class NumpyOps(Ops):
     def overflows(self, layer: str, role: str = "result") -> int:
         return sum(c[2] for (lay, r, _), c in self._records.items() if lay == layer and r == role)
 
+    def absorb(self, other: NumpyOps) -> None:
+        """Add the records of ``other`` (another batch) to these."""
+        for key, counts in other._records.items():
+            r = self._records[key]
+            for k in range(3):
+                r[k] += counts[k]
+
     def _record(self, role: str, t: FixedType, values: int, rounded: int, overflowed: int) -> None:
         r = self._records[(self.layer, role, str(t))]
         r[0] += values
