@@ -5,8 +5,12 @@ and the cast of int64 mantissas in one pass.
 int64: ``acc = bias; for i: acc = cast(acc + cast(x_i * w_ij))`` where ``cast`` is the ``accum_t`` cast (rounding
 on the ``s`` dropped bits of each product, then overflow). A WRAP accumulator is modular, so its wrap is applied
 once afterwards by the caller; SAT, SAT_SYM and SAT_ZERO accumulators saturate every product and every partial sum
-in index order, as the Latency templates do. The loops are compiled at first use and cached on disk (numba's cache beside this file), so a new process
-loads them instead of compiling.
+in index order, as the Latency templates do. :func:`conv_round_wrap` is the same sum for every window of a
+stride-1 convolution without forming the windows; :func:`requantize_branchless` the cast of
+:func:`flow.arith.fxp.requantize` without branches. The loops are compiled at first use and cached on disk
+(numba's cache beside this file), so a new process loads them instead of compiling. Each runs on one thread
+(with OpenMP threads, a cast of 200,000 values took 42 ns a value instead of 0.4 while another job held the
+second core) and releases the GIL, so the emulator runs batches side by side instead.
 """
 
 from __future__ import annotations

@@ -15,6 +15,11 @@ Python-int object arrays beyond, so no width silently overflows. Casts are :func
   (:func:`flow.arith.kernels.accumulate_products`) that casts each product and each partial sum as the
   template does, in index order, without storing the products;
 * beyond int64: the definition itself, block by block, on Python ints.
+
+:meth:`NumpyOps.window_dot` (a convolution) with TRN/RND products into a WRAP ``accum_t`` and stride 1 takes
+a direct compiled loop (:func:`flow.arith.kernels.conv_round_wrap`: no im2col copy, int32 when
+:func:`conv_bound_dtype` proves every partial sum fits); a cast of a typed tensor into a type that holds every
+one of its values (:func:`_holds`) is a shift, without a pass that could change nothing.
 """
 
 from __future__ import annotations
