@@ -92,7 +92,8 @@ def emulate(graph: object, x: np.ndarray, trace: bool = False, chunk: int = 8192
     output type, shape ``(N, n_out)``, the layout of :func:`flow.hls.convert.csim_predict`. With
     ``trace=True`` every layer's output values are kept; overflow counts are always computed.
     Samples are processed in batches of at most ``chunk`` (fewer when a layer's temporaries would be large) to
-    bound memory, on :func:`emulator_threads` threads (results and counts do not depend on how many). ``upto`` names a layer to stop at: ``outputs`` are then that layer's output (for comparing a
+    bound memory, on :func:`emulator_threads` threads (results and counts do not depend on how many). ``upto``
+    names a layer to stop at: ``outputs`` are then that layer's output (for comparing a
     prefix of a model, e.g. before a softmax).
     """
     steps = plan(graph, upto)

@@ -116,12 +116,13 @@ def dot_round_wrap(x, w, bias, s, c):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def conv_round_wrap(x, w, bias, c, s, oh, ow, wrap_lo, mask):  # pragma: no cover - compiled
+def conv_round_wrap(x, w, bias, c, s, oh, ow, wrap_lo, mask, shift):  # pragma: no cover - compiled
     """A stride-1 convolution without im2col: ``x`` (N, C, H, W) channels first and ``w`` (KH, KW, C, F) of one
     integer dtype (int32 or int64; ``c``, ``s`` scalars of it), ``bias`` (F,) int64. Each output
     ``acc[n, oy, ox, f] = bias[f] + sum over (ky, kx, ci) of (x[n, ci, oy+ky, ox+kx] * w[ky, kx, ci, f] + c) >> s``
     (TRN: ``c = 0``, RND: ``c = 2**(s-1)``), wrapped to ``[wrap_lo, wrap_lo + mask]`` (two's complement of
-    ``mask + 1`` codes); returns it as int64 (N, oh, ow, F) and how many sums wrapped. Requires
+    ``mask + 1`` codes) and shifted left by ``shift`` bits (a cast that cannot change a value); returns it as int64
+    (N, oh, ow, F) and how many sums wrapped. Requires
     ``oh + KH - 1 <= H``, ``ow + KW - 1 <= W`` and that no partial sum leaves the dtype (the caller checks).
 
     The sample is flattened to rows of ``H*W``: for tap (ky, kx) the output at flat position ``p = oy*W + ox``
@@ -155,7 +156,7 @@ def conv_round_wrap(x, w, bias, c, s, oh, ow, wrap_lo, mask):  # pragma: no cove
                     v = np.int64(acc[j, pp]) + bias[j]
                     q = ((v - wrap_lo) & mask) + wrap_lo
                     over += np.int64(q != v)
-                    outr[o + j] = q
+                    outr[o + j] = q << shift
     return out, over
 
 
@@ -221,7 +222,8 @@ def requantize_branchless(v, s, flags, omode, lo, hi, wrap_lo, mask, count):  # 
     rounded = 0
     low = (np.int64(1) << s) - 1
     half = np.int64(1) << (s - 1)
-    g_all, g_neg, t_all, t_neg, t_pos, t_odd, b_neg = flags[0], flags[1], flags[2], flags[3], flags[4], flags[5], flags[6]
+    g_all, g_neg, t_all, t_neg, t_pos, t_odd = flags[0], flags[1], flags[2], flags[3], flags[4], flags[5]
+    b_neg = flags[6]
     if count:
         for k in range(n):
             rounded += np.int64((v[k] & low) != 0)
@@ -258,8 +260,9 @@ def requantize(v: np.ndarray, s: int, rounding: str, overflow: str, lo: int, hi:
     overflowed and (with ``count``) how many had non-zero dropped bits."""
     if 1 <= s <= 62:
         q, over, rounded = requantize_branchless(
-            np.ascontiguousarray(v, dtype=np.int64).reshape(-1), int(s), np.array(ROUNDING_FLAGS[rounding], dtype=np.int64),
-            OVERFLOW_CODES[overflow], int(lo), int(hi), int(wrap_lo), (1 << width) - 1, bool(count))
+            np.ascontiguousarray(v, dtype=np.int64).reshape(-1), int(s),
+            np.array(ROUNDING_FLAGS[rounding], dtype=np.int64), OVERFLOW_CODES[overflow], int(lo), int(hi),
+            int(wrap_lo), (1 << width) - 1, bool(count))
         return q.reshape(np.shape(v)), int(over), int(rounded)
     kernel, flat = _kernels()
     q, over, rounded = flat(np.ascontiguousarray(v, dtype=np.int64).reshape(-1), int(s), ROUNDING_CODES[rounding],

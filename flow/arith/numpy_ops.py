@@ -16,7 +16,7 @@ Python-int object arrays beyond, so no width silently overflows. Casts are :func
   template does, in index order, without storing the products;
 * beyond int64: the definition itself, block by block, on Python ints.
 
-:meth:`NumpyOps.window_dot` (a convolution) with TRN/RND products into a WRAP ``accum_t`` and stride 1 takes
+:meth:`NumpyOps.window_dot` (a convolution) with exact or TRN/RND products into a WRAP ``accum_t`` and stride 1 takes
 a direct compiled loop (:func:`flow.arith.kernels.conv_round_wrap`: no im2col copy, int32 when
 :func:`conv_bound_dtype` proves every partial sum fits); a cast of a typed tensor into a type that holds every
 one of its values (:func:`_holds`) is a shift, without a pass that could change nothing.
@@ -154,7 +154,8 @@ class NumpyOps(Ops):
     def cast(self, a: Tensor, t: FixedType, role: str = "result") -> Tensor:
         v = np.asarray(a.data)
         shift = t.fractional - a.frac
-        if a.t is not None and a.frac == a.t.fractional and shift >= 0 and v.dtype == np.int64 and _holds(t, a.t, shift):
+        if (a.t is not None and a.frac == a.t.fractional and shift >= 0 and v.dtype == np.int64
+                and _holds(t, a.t, shift)):
             # every value of a.t is a value of t: no bit dropped, none out of range (requantize's result)
             q, n, rounded = (v << shift if shift else v), 0, 0
         else:
@@ -204,10 +205,12 @@ class NumpyOps(Ops):
         return Tensor(acc.reshape(*lead, n_out), acc_t.fractional, acc_t)
 
     def window_dot(self, x: Tensor, kernel: tuple[int, ...], stride: tuple[int, ...], out: tuple[int, ...],
-                   w: Tensor, b: Tensor, acc_t: FixedType, in_order: bool = True) -> Tensor:
-        """:meth:`Ops.window_dot`; a stride-1 convolution whose products are cast with TRN or RND into a WRAP
-        ``accum_t`` takes :func:`flow.arith.kernels.conv_round_wrap` (no im2col copy; a WRAP sum does not depend
-        on the order of its terms), in int32 when :func:`conv_bound_dtype` proves that every partial sum fits.
+                   w: Tensor, b: Tensor, acc_t: FixedType, in_order: bool = True,
+                   result_t: FixedType | None = None) -> Tensor:
+        """:meth:`Ops.window_dot`; a stride-1 convolution whose products are exact in a WRAP ``accum_t`` or cast
+        to it with TRN or RND takes :func:`flow.arith.kernels.conv_round_wrap` (no im2col copy; a WRAP sum does not
+        depend on the order of its terms), in int32 when :func:`conv_bound_dtype` proves that every partial sum fits.
+        A cast to ``result_t`` that cannot change a value (:func:`_holds`) is the same loop's final shift.
         Everything else, and counting rounded products, takes the definition."""
         nd = len(kernel)
         xv, wv = x.data, w.data
@@ -215,24 +218,31 @@ class NumpyOps(Ops):
         bias = self.cast(b, acc_t, "bias").data.reshape(-1)
         dtype = None
         if (nd in (1, 2) and all(v == 1 for v in stride) and not self.count_rounding and acc_t.overflow == "WRAP"
-                and acc_t.rounding in ("TRN", "RND") and acc_t.width <= fxp.INT64_SAFE_BITS and not x.const
+                and (acc_t.rounding in ("TRN", "RND") or s == 0) and acc_t.width <= fxp.INT64_SAFE_BITS and not x.const
                 and xv.dtype == np.int64 and wv.dtype == np.int64 and bias.dtype == np.int64):
             dtype = conv_bound_dtype(_bits(xv), _bits(wv), _bits(bias), s, wv.shape[0])
         if dtype is None:
-            return super().window_dot(x, kernel, stride, out, w, b, acc_t, in_order)
+            return super().window_dot(x, kernel, stride, out, w, b, acc_t, in_order, result_t)
         x4 = xv if nd == 2 else xv[:, None]                                 # (N, H, W, C)
         kernel2, out2 = ((1,) * (2 - nd) + tuple(kernel)), ((1,) * (2 - nd) + tuple(out))
         n_out = wv.shape[1]
         if any(o + k - 1 > d for o, k, d in zip(out2, kernel2, x4.shape[1:3])):
-            return super().window_dot(x, kernel, stride, out, w, b, acc_t, in_order)
-        c = (1 << (s - 1)) if acc_t.rounding == "RND" else 0
+            return super().window_dot(x, kernel, stride, out, w, b, acc_t, in_order, result_t)
+        c = (1 << (s - 1)) if acc_t.rounding == "RND" and s > 0 else 0
+        shift = 0 if result_t is None else result_t.fractional - acc_t.fractional
+        fused = result_t is not None and shift >= 0 and _holds(result_t, acc_t, shift)
         sums, over = kernels.conv_round_wrap(
             np.ascontiguousarray(x4.transpose(0, 3, 1, 2), dtype=dtype),
             np.ascontiguousarray(wv.reshape(*kernel2, x4.shape[3], n_out), dtype=dtype), bias, dtype(c), dtype(s),
-            out2[0], out2[1], acc_t.min_code, (1 << acc_t.width) - 1)
-        self._record("product", acc_t, sums.size * wv.shape[0], 0, 0)
+            out2[0], out2[1], acc_t.min_code, (1 << acc_t.width) - 1, shift if fused else 0)
+        if s > 0:  # as dot() records: products are cast only when they have bits to drop
+            self._record("product", acc_t, sums.size * wv.shape[0], 0, 0)
         self._record("accum", acc_t, int(sums.size), 0, int(over))
-        return Tensor(sums.reshape(xv.shape[0], *out, n_out), acc_t.fractional, acc_t)
+        acc = Tensor(sums.reshape(xv.shape[0], *out, n_out), acc_t.fractional, acc_t)
+        if fused:
+            self._record("result", result_t, int(sums.size), 0, 0)
+            return Tensor(acc.data, result_t.fractional, result_t)
+        return acc if result_t is None else self.cast(acc, result_t)
 
     def accumulate(self, products: Tensor, b: Tensor, acc_t: FixedType, in_order: bool = True) -> Tensor:
         pv = products.data
@@ -328,12 +338,13 @@ INT32_BITS = 31  # magnitudes below 2**31 fit int32
 
 def conv_bound_dtype(x_bits: int, w_bits: int, bias_bits: int, s: int, terms: int) -> type | None:
     """The narrowest integer dtype in which a sum of ``terms`` products ``(x*w + c) >> s`` (``|x| < 2**x_bits``,
-    ``|w| < 2**w_bits``, rounding offset ``0 <= c < 2**(s-1)``, ``s >= 1``) is computed exactly, or None.
+    ``|w| < 2**w_bits``, rounding offset ``0 <= c <= 2**(s-1)``, ``s >= 0``, ``c = 0`` when ``s = 0``) is computed
+    exactly, or None.
 
     ``|x*w + c| < 2**(x_bits + w_bits + 1)``, so each term has magnitude at most
     ``max(1, 2**(x_bits + w_bits + 1 - s))`` and every partial sum at most ``terms`` times that: int32 when the
     products and that bound stay below 2**31, int64 when they stay below 2**62 with the bias added."""
-    if s < 1:
+    if s < 0:
         return None
     bound = terms * max(1, 1 << max(0, x_bits + w_bits + 1 - s))
     if x_bits + w_bits + 1 <= INT32_BITS and s < INT32_BITS and bound < 1 << INT32_BITS:

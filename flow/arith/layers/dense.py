@@ -51,9 +51,9 @@ def _conv(layer: Any, x: Tensor, ops: Ops, w: Any, kernel: tuple[int, ...], stri
     if any(a or b for a, b in pads):
         x = ops.pad(x, pads + [(0, 0)])
     k = int(np.prod(kernel)) * cin
-    acc = ops.window_dot(x, kernel, stride, out, weight_const(ops, w.reshaped((k, cout))),
-                         bias_const(ops, weights(layer, "bias")), attr_type(layer, "accum_t"), in_order)
-    return ops.cast(acc, out_type(layer))
+    return ops.window_dot(x, kernel, stride, out, weight_const(ops, w.reshaped((k, cout))),
+                          bias_const(ops, weights(layer, "bias")), attr_type(layer, "accum_t"), in_order,
+                          out_type(layer))
 
 
 def conv2d(layer: Any, xs: list[Tensor], ops: Ops, target: Target) -> Tensor:
