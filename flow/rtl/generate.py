@@ -203,9 +203,10 @@ _ROM_STYLE = re.compile(r'\(\*\s*rom_style\s*=\s*\(BW_IN <= 999\) \? "distribute
 
 def _portable(text: str) -> str:
     """da4ml's lookup_table gives ``rom_style`` a parameter-dependent attribute value, which Icarus 11
-    rejects ("not a constant expression"); tables are at most 2**BW_IN entries, and da4ml picks
-    "distributed" for every BW_IN <= 999, so the constant attribute says the same."""
-    return _ROM_STYLE.sub('(* rom_style = "distributed" *)', text)
+    rejects ("not a constant expression"), and its value "distributed" makes Yosys 0.23 ``synth_ecp5`` stop
+    ("no valid mapping found for memory"). Our ROMs carry no ``rom_style``: every table is read
+    asynchronously, so each tool maps it to logic (LUTs on ECP5 and Xilinx, gates in generic ``synth``)."""
+    return _ROM_STYLE.sub("", text)
 
 
 def _static_sources(has_tables: bool) -> list[Path]:
