@@ -118,4 +118,4 @@ def version(tool: str) -> str:
     text = (out.stdout or out.stderr).strip().splitlines()
     if tool == "sta" and text:
         return f"OpenSTA {text[0]}"
-    return text[0] if text else tool
+    return text[0].removesuffix(" ()") if text else tool  # Icarus 11 prints an empty "()" after its version

@@ -102,6 +102,23 @@ def test_conv_bit_exact(conv_graph, monkeypatch):
     assert np.array_equal(emulate(graph, x).outputs, em.outputs)
 
 
+def test_batches_on_threads_give_the_serial_results(conv_graph, monkeypatch):
+    """Outputs, traces and every cast record (in order) are the same on 1 and 4 threads."""
+    import flow.arith.emulate
+
+    _, graph = conv_graph
+    x = _inputs((8, 8, 2), 700, seed=5)
+    runs = []
+    for threads in (1, 4):
+        monkeypatch.setattr(flow.arith.emulate, "emulator_threads", lambda n=threads: n)
+        runs.append(emulate(graph, x, trace=True, chunk=61))
+    serial, threaded = runs
+    assert np.array_equal(serial.outputs, threaded.outputs)
+    assert serial.casts == threaded.casts and serial.overflows == threaded.overflows
+    assert all(np.array_equal(a.values, b.values) for a, b in zip(serial.traces, threaded.traces))
+    assert serial.casts and sum(c.values for c in serial.casts if c.layer == "c1" and c.role == "accum") > 0
+
+
 def test_dense_traces_to_rtl_equal_to_the_emulator(dense_graph):
     assert assert_trace_equals_emulator(dense_graph[1], seed=1) > 0
 

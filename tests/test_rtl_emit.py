@@ -338,6 +338,24 @@ def _yosys_results(nets, names, work):
 needs_yosys = pytest.mark.skipif(tools.find("yosys") is None, reason="Yosys is not installed (apt-get install yosys)")
 
 
+@needs_yosys
+@pytest.mark.parametrize("synth", ["synth_ecp5", "synth_xilinx"])
+def test_a_stage_with_lookup_tables_maps_on_fpga_targets(nets, tmp_path, synth):
+    """Every ROM of a stage is mapped to the target's logic (a rom_style Yosys cannot map stops synth_ecp5)."""
+    from flow import procs
+
+    sol, _ = nets["every_op"]
+    text, tables = stage_module(sol, "every_op")
+    assert tables, "the net has no lookup table"
+    (tmp_path / "every_op.v").write_text(text)
+    for file, contents in tables.items():
+        (tmp_path / file).write_text(contents)
+    out = procs.run([tools.require("yosys"), "-p", f"read_verilog every_op.v; {synth} -top every_op; stat"],
+                    cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-2000:]
+    assert re.search(r"Number of memories:\s+0\n", out.stdout), "a ROM was left unmapped"
+
+
 @pytest.fixture(scope="module")
 def yosys_results(nets, tmp_path_factory):
     return _yosys_results(nets, YOSYS_NETS, tmp_path_factory.mktemp("yosys"))

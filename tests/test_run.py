@@ -100,7 +100,7 @@ def test_default_spec_meets_its_accuracy_target(tmp_path):
     assert str(tmp_path) not in (tmp_path / "digits_mlp" / "report.json").read_text()  # paths relative to the project
     for sim in rtl["simulation"].values():
         assert sim["ok"] and sim["rtl_vs_emulator"]["mismatching_samples"] == 0
-        assert sim["rtl_vs_emulator"]["samples"] == {"verilator": 2000, "icarus": 300}[sim["simulator"]["name"]]
+        assert sim["rtl_vs_emulator"]["samples"] == 2000  # the shipped rtl.samples, on both simulators
         assert sim["latency_cycles"]["measured"] == rtl["generation"]["latency_cycles"]
         assert "float" in sim["rtl_vs_reference"]
     assert set(rtl["simulation"]) == {"verilator", "icarus"}

@@ -28,12 +28,16 @@ Other layers (e.g. PReLU, ELU, DepthwiseConv, SeparableConv, Dot, Cropping, recu
 
 from __future__ import annotations
 
+import contextvars
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from flow.arith import fxp
+from flow.arith.heap import kept_heap
 from flow.arith.hls_layer import weights_read_once
 from flow.arith.numpy_ops import NumpyOps
 from flow.arith.ops import CastRecord
@@ -42,7 +46,8 @@ from flow.arith.types import FixedType
 from flow.arith.walk import output_names, plan, run, work_per_sample
 from flow.errors import FlowError
 
-MAX_WORK_ELEMENTS = 1 << 23  # bound on one layer's temporaries per batch (samples * per-sample elements)
+MAX_THREADS = 8  # batches run side by side at most (each holds its temporaries)
+MAX_WORK_ELEMENTS = 1 << 20  # bound on one layer's temporaries per batch (samples * per-sample elements)
 
 
 @dataclass
@@ -87,7 +92,8 @@ def emulate(graph: object, x: np.ndarray, trace: bool = False, chunk: int = 8192
     output type, shape ``(N, n_out)``, the layout of :func:`flow.hls.convert.csim_predict`. With
     ``trace=True`` every layer's output values are kept; overflow counts are always computed.
     Samples are processed in batches of at most ``chunk`` (fewer when a layer's temporaries would be large) to
-    bound memory. ``upto`` names a layer to stop at: ``outputs`` are then that layer's output (for comparing a
+    bound memory, on :func:`emulator_threads` threads (results and counts do not depend on how many). ``upto``
+    names a layer to stop at: ``outputs`` are then that layer's output (for comparing a
     prefix of a model, e.g. before a softmax).
     """
     steps = plan(graph, upto)
@@ -96,42 +102,68 @@ def emulate(graph: object, x: np.ndarray, trace: bool = False, chunk: int = 8192
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[0]
     batch = int(max(1, min(chunk, MAX_WORK_ELEMENTS // max(1, work_per_sample(steps)))))
-    ops = NumpyOps(count_rounding=count_rounding)
-    trace_vals: dict[str, list[np.ndarray]] = {s.name: [] for s in steps}
-    out_types: dict[str, FixedType | None] = {}
-    outputs: list[np.ndarray] = []
-    with weights_read_once():
-        for start in range(0, max(n, 1), batch):
-            outputs.append(_batch(steps, ops, target, x[start:start + batch], out_name, trace, trace_vals, out_types))
-            if n == 0:
-                break
+    starts = list(range(0, n, batch)) or [0]
+
+    def one(start: int) -> _BatchResult:
+        return _batch(steps, NumpyOps(count_rounding=count_rounding), target, x[start:start + batch], out_name, trace)
+
+    with weights_read_once(), kept_heap():
+        done = [one(starts[0])]  # reads the weights and loads the compiled loops once, before any thread starts
+        threads = min(emulator_threads(), len(starts) - 1)
+        if threads > 1:
+            with ThreadPoolExecutor(threads) as pool:
+                ctx = contextvars.copy_context  # each task sees the weights read above
+                done += [f.result() for f in [pool.submit(ctx().run, one, st) for st in starts[1:]]]
+        else:
+            done += [one(st) for st in starts[1:]]
+    ops = done[0].ops
+    for d in done[1:]:
+        ops.absorb(d.ops)
     overflows = {s.name: ops.overflows(s.name) for s in steps}
     traces = []
     if trace:
         for s in steps:
-            vals = np.concatenate(trace_vals[s.name], axis=0)
-            t = out_types[s.name]
+            vals = np.concatenate([d.traces[s.name] for d in done], axis=0)
+            t = done[-1].types[s.name]
             traces.append(LayerTrace(
                 name=s.name, type=str(t), values=vals, n_overflow=overflows[s.name],
                 observed_min=float(vals.min()) if vals.size else math.nan,
                 observed_max=float(vals.max()) if vals.size else math.nan,
                 type_min=_type_min(t), type_max=_type_max(t),
             ))
-    return Emulation(outputs=np.concatenate(outputs, axis=0), traces=traces, overflows=overflows, casts=ops.records)
+    return Emulation(outputs=np.concatenate([d.outputs for d in done], axis=0), traces=traces, overflows=overflows,
+                     casts=ops.records)
 
 
-def _batch(steps: list, ops: NumpyOps, target: Target, xb: np.ndarray, out_name: str, trace: bool,
-           trace_vals: dict[str, list[np.ndarray]], out_types: dict[str, FixedType | None]) -> np.ndarray:
+def emulator_threads() -> int:
+    """Threads that run batches side by side: the CPUs this process may use, at most :data:`MAX_THREADS`. Each
+    batch has its own executor and the batches' records are added in batch order, so results and counts do
+    not depend on the thread count; the compiled loops release the GIL."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(MAX_THREADS, cpus))
+
+
+@dataclass
+class _BatchResult:
+    outputs: np.ndarray
+    ops: NumpyOps
+    types: dict[str, FixedType | None]
+    traces: dict[str, np.ndarray]
+
+
+def _batch(steps: list, ops: NumpyOps, target: Target, xb: np.ndarray, out_name: str, trace: bool) -> _BatchResult:
     ops.feed(xb)
     by_var, by_layer = run(steps, ops, target)
     if out_name not in by_var:
         raise FlowError(f"graph output {out_name!r} is not produced by any emulated layer")
-    for name, res in by_layer.items():
-        out_types[name] = res.t
-        if trace:
-            trace_vals[name].append(fxp.to_float(res.data, res.frac).reshape(res.data.shape))
+    types = {name: res.t for name, res in by_layer.items()}
+    traces = ({name: fxp.to_float(res.data, res.frac).reshape(res.data.shape) for name, res in by_layer.items()}
+              if trace else {})
     y = by_var[out_name]
-    return fxp.to_float(y.data, y.frac).reshape(xb.shape[0], -1)
+    return _BatchResult(fxp.to_float(y.data, y.frac).reshape(xb.shape[0], -1), ops, types, traces)
 
 
 def _type_min(t: FixedType | None) -> float:

@@ -15,6 +15,11 @@ Python-int object arrays beyond, so no width silently overflows. Casts are :func
   (:func:`flow.arith.kernels.accumulate_products`) that casts each product and each partial sum as the
   template does, in index order, without storing the products;
 * beyond int64: the definition itself, block by block, on Python ints.
+
+:meth:`NumpyOps.window_dot` (a convolution) with exact or TRN/RND products into a WRAP ``accum_t`` and stride 1 takes
+a direct compiled loop (:func:`flow.arith.kernels.conv_round_wrap`: no im2col copy, int32 when
+:func:`conv_bound_dtype` proves every partial sum fits); a cast of a typed tensor into a type that holds every
+one of its values (:func:`_holds`) is a shift, without a pass that could change nothing.
 """
 
 from __future__ import annotations
@@ -37,25 +42,25 @@ def _bits(v: np.ndarray) -> int:
     return fxp.bit_length(v)
 
 
-def _align(v: np.ndarray, shift: int) -> np.ndarray:
-    """``v * 2**shift`` for ``shift >= 0`` (Python ints when int64 could overflow)."""
-    if shift == 0:
-        return v
-    if v.dtype != object and _bits(v) + shift > fxp.INT64_SAFE_BITS:
-        v = fxp.as_object(v)
-    return v << shift
-
-
-def _both(a: np.ndarray, b: np.ndarray, extra: int) -> tuple[np.ndarray, np.ndarray]:
-    """``a``, ``b`` as int64 if every result of an operation adding ``extra`` bits fits, else as Python ints."""
-    if (a.dtype == object or b.dtype == object or
-            max(_bits(a), _bits(b)) + extra > fxp.INT64_SAFE_BITS):
-        return fxp.as_object(a), fxp.as_object(b)
-    return a, b
+def _tensor_bits(a: Tensor) -> int:
+    """A bound on the bits of ``a``'s mantissas: from its declared type when it has one (no pass over the data),
+    else measured."""
+    t = a.t
+    if t is not None and a.frac == t.fractional and a.data.dtype == np.int64:
+        return max(abs(t.min_code), abs(t.max_code)).bit_length()
+    return _bits(a.data)
 
 
 def _narrow(v: np.ndarray) -> np.ndarray:
     return fxp.as_int64(v) if v.dtype == object else v
+
+
+def _holds(t: FixedType, src: FixedType, shift: int) -> bool:
+    """Whether every mantissa of ``src``, shifted left by ``shift`` bits to t's LSB, lies in t's range (the
+    SAT_SYM range when t saturates symmetrically), so that a cast to t changes no value."""
+    lo, hi = _sat_range(t)
+    return (src.width + shift <= fxp.INT64_SAFE_BITS and lo <= src.min_code << shift
+            and src.max_code << shift <= hi)
 
 
 def _sat_range(t: FixedType) -> tuple[int, int]:
@@ -87,6 +92,13 @@ class NumpyOps(Ops):
     def overflows(self, layer: str, role: str = "result") -> int:
         return sum(c[2] for (lay, r, _), c in self._records.items() if lay == layer and r == role)
 
+    def absorb(self, other: NumpyOps) -> None:
+        """Add the records of ``other`` (another batch) to these."""
+        for key, counts in other._records.items():
+            r = self._records[key]
+            for k in range(3):
+                r[k] += counts[k]
+
     def _record(self, role: str, t: FixedType, values: int, rounded: int, overflowed: int) -> None:
         r = self._records[(self.layer, role, str(t))]
         r[0] += values
@@ -111,9 +123,12 @@ class NumpyOps(Ops):
     # ------------------------------------------------------------------ exact arithmetic
     def _aligned(self, a: Tensor, b: Tensor, extra: int) -> tuple[np.ndarray, np.ndarray, int]:
         f = max(a.frac, b.frac)
-        va, vb = _align(a.data, f - a.frac), _align(b.data, f - b.frac)
-        va, vb = _both(va, vb, extra)
-        return va, vb, f
+        sa, sb = f - a.frac, f - b.frac
+        va, vb = a.data, b.data
+        if (va.dtype == object or vb.dtype == object
+                or max(_tensor_bits(a) + sa, _tensor_bits(b) + sb) + extra > fxp.INT64_SAFE_BITS):
+            va, vb = fxp.as_object(va), fxp.as_object(vb)
+        return (va << sa if sa else va), (vb << sb if sb else vb), f
 
     def add(self, a: Tensor, b: Tensor) -> Tensor:
         va, vb, f = self._aligned(a, b, 1)
@@ -138,7 +153,13 @@ class NumpyOps(Ops):
     # ------------------------------------------------------------------ casts
     def cast(self, a: Tensor, t: FixedType, role: str = "result") -> Tensor:
         v = np.asarray(a.data)
-        q, n, rounded = fxp.requantize_counted(v, a.frac, t, self.count_rounding and not a.const)
+        shift = t.fractional - a.frac
+        if (a.t is not None and a.frac == a.t.fractional and shift >= 0 and v.dtype == np.int64
+                and _holds(t, a.t, shift)):
+            # every value of a.t is a value of t: no bit dropped, none out of range (requantize's result)
+            q, n, rounded = (v << shift if shift else v), 0, 0
+        else:
+            q, n, rounded = fxp.requantize_counted(v, a.frac, t, self.count_rounding and not a.const)
         if not a.const:
             self._record(role, t, int(v.size), rounded, n)
         return Tensor(q, t.fractional, t, a.const)
@@ -182,6 +203,46 @@ class NumpyOps(Ops):
 
         acc = self._sum_products(x2, products, n_in, n_out, bias, acc_t, in_order)
         return Tensor(acc.reshape(*lead, n_out), acc_t.fractional, acc_t)
+
+    def window_dot(self, x: Tensor, kernel: tuple[int, ...], stride: tuple[int, ...], out: tuple[int, ...],
+                   w: Tensor, b: Tensor, acc_t: FixedType, in_order: bool = True,
+                   result_t: FixedType | None = None) -> Tensor:
+        """:meth:`Ops.window_dot`; a stride-1 convolution whose products are exact in a WRAP ``accum_t`` or cast
+        to it with TRN or RND takes :func:`flow.arith.kernels.conv_round_wrap` (no im2col copy; a WRAP sum does not
+        depend on the order of its terms), in int32 when :func:`conv_bound_dtype` proves that every partial sum fits.
+        A cast to ``result_t`` that cannot change a value (:func:`_holds`) is the same loop's final shift.
+        Everything else, and counting rounded products, takes the definition."""
+        nd = len(kernel)
+        xv, wv = x.data, w.data
+        s = x.frac + w.frac - acc_t.fractional
+        bias = self.cast(b, acc_t, "bias").data.reshape(-1)
+        dtype = None
+        if (nd in (1, 2) and all(v == 1 for v in stride) and not self.count_rounding and acc_t.overflow == "WRAP"
+                and (acc_t.rounding in ("TRN", "RND") or s == 0) and acc_t.width <= fxp.INT64_SAFE_BITS and not x.const
+                and xv.dtype == np.int64 and wv.dtype == np.int64 and bias.dtype == np.int64):
+            dtype = conv_bound_dtype(_bits(xv), _bits(wv), _bits(bias), s, wv.shape[0])
+        if dtype is None:
+            return super().window_dot(x, kernel, stride, out, w, b, acc_t, in_order, result_t)
+        x4 = xv if nd == 2 else xv[:, None]                                 # (N, H, W, C)
+        kernel2, out2 = ((1,) * (2 - nd) + tuple(kernel)), ((1,) * (2 - nd) + tuple(out))
+        n_out = wv.shape[1]
+        if any(o + k - 1 > d for o, k, d in zip(out2, kernel2, x4.shape[1:3])):
+            return super().window_dot(x, kernel, stride, out, w, b, acc_t, in_order, result_t)
+        c = (1 << (s - 1)) if acc_t.rounding == "RND" and s > 0 else 0
+        shift = 0 if result_t is None else result_t.fractional - acc_t.fractional
+        fused = result_t is not None and shift >= 0 and _holds(result_t, acc_t, shift)
+        sums, over = kernels.conv_round_wrap(
+            np.ascontiguousarray(x4.transpose(0, 3, 1, 2), dtype=dtype),
+            np.ascontiguousarray(wv.reshape(*kernel2, x4.shape[3], n_out), dtype=dtype), bias, dtype(c), dtype(s),
+            out2[0], out2[1], acc_t.min_code, (1 << acc_t.width) - 1, shift if fused else 0)
+        if s > 0:  # as dot() records: products are cast only when they have bits to drop
+            self._record("product", acc_t, sums.size * wv.shape[0], 0, 0)
+        self._record("accum", acc_t, int(sums.size), 0, int(over))
+        acc = Tensor(sums.reshape(xv.shape[0], *out, n_out), acc_t.fractional, acc_t)
+        if fused:
+            self._record("result", result_t, int(sums.size), 0, 0)
+            return Tensor(acc.data, result_t.fractional, result_t)
+        return acc if result_t is None else self.cast(acc, result_t)
 
     def accumulate(self, products: Tensor, b: Tensor, acc_t: FixedType, in_order: bool = True) -> Tensor:
         pv = products.data
@@ -253,8 +314,10 @@ class NumpyOps(Ops):
         if v.dtype == object or v.shape[ax] > 16:
             return Tensor(np.max(v, axis=ax), x.frac, None, x.const)
         cells = [v[(slice(None),) * ax + (k,)] for k in range(v.shape[ax])]  # views: faster than a reduce over a short axis
-        out = cells[0].copy()
-        for c in cells[1:]:
+        if len(cells) == 1:
+            return Tensor(cells[0].copy(), x.frac, None, x.const)
+        out = np.maximum(cells[0], cells[1])
+        for c in cells[2:]:
             np.maximum(out, c, out=out)
         return Tensor(out, x.frac, None, x.const)
 
@@ -268,6 +331,28 @@ class NumpyOps(Ops):
     def pad(self, x: Tensor, widths: Sequence[tuple[int, int]], code: int = 0) -> Tensor:
         lead = [(0, 0)] * (0 if x.const else self.batch_axes)
         return Tensor(np.pad(x.data, lead + [tuple(w) for w in widths], constant_values=code), x.frac, x.t, x.const)
+
+
+INT32_BITS = 31  # magnitudes below 2**31 fit int32
+
+
+def conv_bound_dtype(x_bits: int, w_bits: int, bias_bits: int, s: int, terms: int) -> type | None:
+    """The narrowest integer dtype in which a sum of ``terms`` products ``(x*w + c) >> s`` (``|x| < 2**x_bits``,
+    ``|w| < 2**w_bits``, rounding offset ``0 <= c <= 2**(s-1)``, ``s >= 0``, ``c = 0`` when ``s = 0``) is computed
+    exactly, or None.
+
+    ``|x*w + c| < 2**(x_bits + w_bits + 1)``, so each term has magnitude at most
+    ``max(1, 2**(x_bits + w_bits + 1 - s))`` and every partial sum at most ``terms`` times that: int32 when the
+    products and that bound stay below 2**31, int64 when they stay below 2**62 with the bias added."""
+    if s < 0:
+        return None
+    bound = terms * max(1, 1 << max(0, x_bits + w_bits + 1 - s))
+    if x_bits + w_bits + 1 <= INT32_BITS and s < INT32_BITS and bound < 1 << INT32_BITS:
+        return np.int32
+    if (x_bits + w_bits + 1 <= fxp.INT64_SAFE_BITS and s <= fxp.INT64_SAFE_BITS
+            and bound + (1 << bias_bits) < 1 << fxp.INT64_SAFE_BITS):
+        return np.int64
+    return None
 
 
 def _exact_matmul(x: np.ndarray, w: np.ndarray, shift: int, bias: np.ndarray) -> np.ndarray:

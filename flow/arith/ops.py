@@ -125,6 +125,22 @@ class Ops:
         cannot be reproduced and :class:`OpsError` is raised."""
         raise NotImplementedError
 
+    def window_dot(self, x: Tensor, kernel: tuple[int, ...], stride: tuple[int, ...], out: tuple[int, ...],
+                   w: Tensor, b: Tensor, acc_t: FixedType, in_order: bool = True,
+                   result_t: FixedType | None = None) -> Tensor:
+        """A convolution: :meth:`dot` of every window of the channels-last sample ``x`` (*spatial, C) (the windows
+        of :meth:`windows`), each window flattened in (*kernel, C) order (im2col), with ``w``
+        (prod(kernel) * C, n_out); the result has shape (*out, n_out); with ``result_t``, then :meth:`cast` to
+        it (role ``result``). This is the definition; an executor may compute the same bits without forming
+        the windows."""
+        nd = len(kernel)
+        win = self.windows(x, kernel, stride, out)                       # (*out, C, *kernel)
+        win = self.transpose(win, tuple(range(nd)) + tuple(range(nd + 1, 2 * nd + 1)) + (nd,))  # (*out, *kernel, C)
+        k = int(np.prod(kernel)) * self.shape(x)[-1]
+        cols = self.reshape(win, (*self.shape(win)[:nd], k))  # (*out, k); one window when a line buffer forms it
+        acc = self.dot(cols, w, b, acc_t, in_order)
+        return acc if result_t is None else self.cast(acc, result_t)
+
     def accumulate(self, products: Tensor, b: Tensor, acc_t: FixedType, in_order: bool = True) -> Tensor:
         """``acc = (accum_t) b; for i: acc = (accum_t)(acc + products[..., i, :])`` over axis -2 of
         ``products`` (already of type ``acc_t``); the result has the shape of ``products`` without axis -2."""

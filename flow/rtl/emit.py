@@ -233,7 +233,7 @@ class _Stage:
         self.tables[name] = contents
         key = self.vals[op.id0]
         rom = f"rom{i}"
-        self.roms += [f'reg [{w - 1}:0] {rom} [0:{(1 << key.width) - 1}];',
+        self.roms += [f'reg [{w - 1}:0] {rom} [0:{(1 << key.width) - 1}];',  # no rom_style: each tool maps it to logic
                       f'initial $readmemh("{name}", {rom});']
         return f"{rom}[{_bits(key, key.width - 1, 0)}]" if key.name is not None else f"{rom}[0]"
 

@@ -38,9 +38,9 @@ _ROM_STYLE = re.compile(r'\(\*\s*rom_style\s*=\s*\(BW_IN <= 999\) \? "distribute
 
 def _portable(text: str) -> str:
     """da4ml's lookup_table gives ``rom_style`` a parameter-dependent attribute value, which Icarus 11
-    rejects ("not a constant expression"); the attribute is dropped. (Its value is "distributed" for every
-    BW_IN <= 999, and Yosys 0.23 ``synth_xilinx`` finds no mapping for a ROM marked "distributed"; without
-    the attribute it builds the asynchronous-read table from LUTs, and Vivado does too.)"""
+    rejects ("not a constant expression"), and its value "distributed" makes Yosys 0.23 ``synth_ecp5`` stop
+    ("no valid mapping found for memory"). Our ROMs carry no ``rom_style``: every table is read
+    asynchronously, so each tool maps it to logic (LUTs on ECP5 and Xilinx, gates in generic ``synth``)."""
     return _ROM_STYLE.sub("", text)
 
 

@@ -89,6 +89,11 @@ def weight_const(ops: Ops, w: Weights) -> Tensor:
     return ops.const(w.codes, w.frac)
 
 
+def bias_const(ops: Ops, b: Weights) -> Tensor:
+    """The bias as a constant vector (n_out,)."""
+    return ops.const(b.codes.reshape(-1), b.frac)
+
+
 def product_sum(layer: Any, ops: Ops, x: Tensor, w: Weights, b: Weights, acc_t: FixedType,
                 in_order: bool) -> Tensor:
     """``acc = (accum_t) b; acc += (accum_t)(x_i * w_ij)`` over the last axis of ``x`` (hls4ml's dense
@@ -98,7 +103,7 @@ def product_sum(layer: Any, ops: Ops, x: Tensor, w: Weights, b: Weights, acc_t: 
     data width), ``y = (r_T)x << e`` (a negative ``e`` shifts right, truncating; bits shifted out on the left
     wrap), ``product = sign ? y : (r_T)(-y)``, each then cast to ``accum_t``.
     """
-    bias = ops.const(b.codes.reshape(-1), b.frac)
+    bias = bias_const(ops, b)
     if w.kind != "po2":
         return ops.dot(x, weight_const(ops, w), bias, acc_t, in_order)
     if x.t is None:

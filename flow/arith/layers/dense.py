@@ -21,7 +21,7 @@ from flow.arith.hls_layer import (
     weights,
     where,
 )
-from flow.arith.layers.common import product_sum
+from flow.arith.layers.common import bias_const, product_sum, weight_const
 from flow.arith.ops import Ops, Tensor
 from flow.arith.target import Target
 from flow.errors import FlowError
@@ -41,7 +41,8 @@ def dense(layer: Any, xs: list[Tensor], ops: Ops, target: Target) -> Tensor:
 
 def _conv(layer: Any, x: Tensor, ops: Ops, w: Any, kernel: tuple[int, ...], stride: tuple[int, ...],
           out: tuple[int, ...], pads: list[tuple[int, int]], in_order: bool) -> Tensor:
-    """Pad, im2col in (kernel..., channel) order, the Dense product per window, cast to the output type."""
+    """Pad, the Dense product of every window in (kernel..., channel) order (:meth:`Ops.window_dot`), cast to the
+    output type."""
     cin, cout = int_attr(layer, "n_chan"), int_attr(layer, "n_filt")
     if w.shape != (*kernel, cin, cout):
         raise FlowError(f"{where(layer)}: weight shape {w.shape} != {(*kernel, cin, cout)}")
@@ -49,14 +50,10 @@ def _conv(layer: Any, x: Tensor, ops: Ops, w: Any, kernel: tuple[int, ...], stri
         raise FlowError(f"{where(layer)}: power-of-two conv weights are not supported")
     if any(a or b for a, b in pads):
         x = ops.pad(x, pads + [(0, 0)])
-    win = ops.windows(x, kernel, stride, out)                       # (*out, C, *kernel)
-    nd = len(kernel)
-    win = ops.transpose(win, tuple(range(nd)) + tuple(range(nd + 1, 2 * nd + 1)) + (nd,))  # (*out, *kernel, C)
     k = int(np.prod(kernel)) * cin
-    cols = ops.reshape(win, (*ops.shape(win)[:nd], k))  # (*out, k); one window when a line buffer forms it
-    acc = product_sum(layer, ops, cols, w.reshaped((k, cout)), weights(layer, "bias"), attr_type(layer, "accum_t"),
-                      in_order)
-    return ops.cast(acc, out_type(layer))
+    return ops.window_dot(x, kernel, stride, out, weight_const(ops, w.reshaped((k, cout))),
+                          bias_const(ops, weights(layer, "bias")), attr_type(layer, "accum_t"), in_order,
+                          out_type(layer))
 
 
 def conv2d(layer: Any, xs: list[Tensor], ops: Ops, target: Target) -> Tensor:

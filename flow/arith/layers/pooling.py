@@ -72,8 +72,8 @@ def _pool(layer: Any, x: Tensor, ops: Ops, target: Target, two_d: bool) -> Tenso
         x = ops.cast(x, acc_t, "accum")
     win = ops.windows(x, pool, stride, out)             # (*out, C, *pool), cells in row-major window order
     if op == "Max":
-        for _ in pool:
-            win = ops.reduce_max(win, -1)               # the maximum of a window does not depend on the order
+        for _ in pool:  # first pool axis first (rows of a channels-last tensor are contiguous in numpy)
+            win = ops.reduce_max(win, len(out) + 1)     # the maximum of a window does not depend on the order
         y = win if target.stream else ops.cast(win, acc_t, "accum")
     elif target.stream:
         win = ops.reshape(win, (*ops.shape(win)[:len(out) + 1], k))
