@@ -30,17 +30,11 @@ from typing import Any
 from flow.arith.types import FixedType
 from flow.errors import FlowError
 from flow.rtl.emit import EMITTERS
-from flow.rtl.netlist import da4ml_version, lint, module_prefix, netlist_verilog, static_modules
+from flow.rtl.netlist import (da4ml_version, lint, module_prefix, netlist_verilog, pack_assigns, packed_width,
+                              static_modules, unpack_assigns)
 from flow.staging import scratch_dir, staged_dir
 
 CHECK_SAMPLES = 2000  # full-range inputs on which the traced netlist must equal the emulator before RTL is written
-
-
-def _kif_bits(qint: Any) -> tuple[int, int, int]:
-    from da4ml.types import minimal_kif
-
-    k, i, f = minimal_kif(qint)
-    return int(k), int(i), int(f)
 
 
 def _field(name: str, lsb: int, t: FixedType) -> dict[str, Any]:
@@ -54,63 +48,15 @@ def _index_names(prefix: str, shape: tuple[int, ...]) -> list[str]:
     return [f"{prefix}[{','.join(str(i) for i in idx)}]" for idx in np.ndindex(*shape)]
 
 
-def _input_assigns(inp_qints: list[Any], t: FixedType) -> tuple[list[str], int]:
-    """Verilog assigns from declared input fields to da4ml's packed input; returns (lines, packed width)."""
-    lines, off = [], 0
-    for n, q in enumerate(inp_qints):
-        k, i, f = _kif_bits(q)
-        bw = k + i + f
-        if bw <= 0:
-            continue
-        lo = t.fractional - f  # declared bit that holds the packed LSB
-        if lo < 0 or lo + bw > t.width:
-            raise FlowError(f"input element {n}: traced format (k={k}, i={i}, f={f}) does not fit {t}")
-        base = n * t.width
-        lines.append(f"assign packed_inp[{off + bw - 1}:{off}] = in_data[{base + lo + bw - 1}:{base + lo}];")
-        off += bw
-    return lines, off
-
-
-def _output_assigns(out_qints: list[Any], t: FixedType) -> tuple[list[str], int]:
-    """Verilog assigns from da4ml's packed output to declared output fields (sign/zero extend, shift)."""
-    lines, off = [], 0
-    for n, q in enumerate(out_qints):
-        k, i, f = _kif_bits(q)
-        bw = k + i + f
-        base = n * t.width
-        dst = f"out_data[{base + t.width - 1}:{base}]"
-        if bw <= 0:
-            lines.append(f"assign {dst} = {t.width}'d0;")
-            continue
-        shift = t.fractional - f
-        top = t.width - bw - shift
-        if shift < 0 or top < 0:
-            raise FlowError(f"output element {n}: traced format (k={k}, i={i}, f={f}) does not fit {t}")
-        src = f"packed_out[{off + bw - 1}:{off}]"
-        parts = []
-        if top:
-            fill = f"packed_out[{off + bw - 1}]" if k else "1'b0"
-            parts.append(f"{{{top}{{{fill}}}}}")
-        parts.append(src)
-        if shift:
-            parts.append(f"{shift}'d0")
-        lines.append(f"assign {dst} = {{{', '.join(parts)}}};" if len(parts) > 1 else f"assign {dst} = {src};")
-        off += bw
-    return lines, off
-
-
-def _stage_io_bits(sol: Any) -> tuple[int, int]:
-    return (sum(sum(_kif_bits(q)) for q in sol.inp_qint), sum(sum(_kif_bits(q)) for q in sol.out_qint))
-
-
 def _top_module(prefix: str, stages: list[Any], in_t: FixedType, out_t: FixedType, n_in: int, n_out: int) -> str:
-    in_lines, in_bits = _input_assigns(list(stages[0].inp_qint), in_t)
-    out_lines, out_bits = _output_assigns(list(stages[-1].out_qint), out_t)
+    in_q, out_q = list(stages[0].inp_qint), list(stages[-1].out_qint)
+    in_lines, in_bits = pack_assigns("packed_inp", "in_data", in_q, [in_t] * len(in_q))
+    out_lines, out_bits = unpack_assigns("out_data", "packed_out", out_q, [out_t] * len(out_q)), packed_width(out_q)
     n = len(stages)
     wi, wo = n_in * in_t.width, n_out * out_t.width
     decl, inst, seq = [], [], []
     for s, sol in enumerate(stages):
-        ib, ob = _stage_io_bits(sol)
+        ib, ob = (packed_width(sol.inp_qint), packed_width(sol.out_qint))
         decl.append(f"reg  [{max(ib, 1) - 1}:0] stage{s}_inp;")
         decl.append(f"wire [{max(ob, 1) - 1}:0] stage{s}_out;")
         if ib and ob:
@@ -241,7 +187,7 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
         files: list[str] = []
         memfiles: dict[str, str] = {}
         for s, sol in enumerate(stages):
-            ib, ob = _stage_io_bits(sol)
+            ib, ob = (packed_width(sol.inp_qint), packed_width(sol.out_qint))
             if not (ib and ob):
                 continue
             code, tables = netlist_verilog(sol, f"{prefix}_stage{s}", prefix, emitter)

@@ -1,14 +1,17 @@
 """Verilog of one da4ml netlist and the files around it: module names with a core's prefix, lookup-table
-files, da4ml's helper modules, and the Verilator lint every generated core passes (shared by the unrolled
+files, da4ml's helper modules, the assigns between declared fixed-point fields and da4ml's packed bit vectors,
+and the Verilator lint every generated core passes (shared by the unrolled
 core, :mod:`flow.rtl.generate`, and the sequential architectures, :mod:`flow.rtl.sequential`)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from flow import procs, tools
+from flow.arith.types import FixedType
+from flow.errors import FlowError
 from flow.rtl.emit import EMITTERS, stage_verilog, uses_static_modules
 
 _STATIC_MODULES = ("shift_adder", "negative", "mux", "binop", "multiplier", "lookup_table")
@@ -87,3 +90,65 @@ def da4ml_version() -> str:
     from importlib.metadata import version
 
     return version("da4ml")
+
+
+def kif_bits(qint: Any) -> tuple[int, int, int]:
+    from da4ml.types import minimal_kif
+
+    k, i, f = minimal_kif(qint)
+    return int(k), int(i), int(f)
+
+
+def packed_width(qints: Sequence[Any]) -> int:
+    return sum(max(0, sum(kif_bits(q))) for q in qints)
+
+
+def pack_assigns(dst: str, src: str, qints: Sequence[Any], types: Sequence[FixedType]) -> tuple[list[str], int]:
+    """One assign from declared codes (element n of ``types[n]`` in ``src``, fields packed from bit 0 up) to
+    da4ml's packed input ``dst``; returns (lines, packed width). FlowError when a traced format does not fit.
+
+    A single concatenation, not one assign per field: Icarus re-evaluates every reader of a vector each time a
+    part of it is written, so piecewise assigns into a wide vector read piecewise cost readers x writers."""
+    parts, off, base = [], 0, 0
+    for n, (q, t) in enumerate(zip(qints, types)):
+        k, i, f = kif_bits(q)
+        bw = k + i + f
+        if bw > 0:
+            lo = t.fractional - f
+            if lo < 0 or lo + bw > t.width:
+                raise FlowError(f"input element {n}: traced format (k={k}, i={i}, f={f}) does not fit {t}")
+            parts.append(f"{src}[{base + lo + bw - 1}:{base + lo}]")
+            off += bw
+        base += t.width
+    if not parts:
+        return [], 0
+    return [f"assign {dst} = {_concat(parts)};"], off
+
+
+def _concat(parts_lsb_first: list[str]) -> str:
+    if len(parts_lsb_first) == 1:
+        return parts_lsb_first[0]
+    return "{" + ",\n        ".join(reversed(parts_lsb_first)) + "}"
+
+
+def unpack_assigns(dst: str, src: str, qints: Sequence[Any], types: Sequence[FixedType]) -> list[str]:
+    """One assign from da4ml's packed output ``src`` to declared codes ``dst`` (sign/zero extension, shift)."""
+    fields, off = [], 0
+    for n, (q, t) in enumerate(zip(qints, types)):
+        k, i, f = kif_bits(q)
+        bw = k + i + f
+        if bw <= 0:
+            fields.append(f"{t.width}'d0")
+            continue
+        shift = t.fractional - f
+        top = t.width - bw - shift
+        if shift < 0 or top < 0:
+            raise FlowError(f"output element {n}: traced format (k={k}, i={i}, f={f}) does not fit {t}")
+        if shift:
+            fields.append(f"{shift}'d0")
+        fields.append(f"{src}[{off + bw - 1}:{off}]")
+        if top:
+            fill = f"{src}[{off + bw - 1}]" if k else "1'b0"
+            fields.append(f"{{{top}{{{fill}}}}}")
+        off += bw
+    return [f"assign {dst} = {_concat(fields)};"]

@@ -96,9 +96,9 @@ def _stages(comb: Any, emission: Emission) -> list[Any]:
 
 def _netlist(sol: Any, module: str, prefix: str, files: dict[str, str], mem: dict[str, str],
              emitter: str) -> str | None:
-    from flow.rtl.netlist import netlist_verilog
+    from flow.rtl.netlist import netlist_verilog, packed_width
 
-    if not (units.packed_width(sol.inp_qint) and units.packed_width(sol.out_qint)):
+    if not (packed_width(sol.inp_qint) and packed_width(sol.out_qint)):
         return None
     code, tables = netlist_verilog(sol, module, prefix, emitter)
     files[f"{module}.v"] = code
