@@ -408,10 +408,12 @@ def test_two_workers_share_one_database_and_survive_kill_9_and_ctrl_c(tmp_path, 
     recomputed, and each interrupted point is retried exactly once.
 
     Heartbeat 5 s (a trial is stale after 15 s without one): with 2 s, a live worker on a machine
-    loaded by the parallel test run could miss 6 s of heartbeats and have its point failed for it."""
+    loaded by the parallel test run could miss 6 s of heartbeats and have its point failed for it. Six points:
+    with four, a worker slowed by the load could finish its first point after the other finished its second,
+    and the moment with both busy after a finished point each never came."""
     import optuna
 
-    path = sweep_file(tmp_path, heartbeat=5)
+    path = sweep_file(tmp_path, {"weight_bits": [3, 4, 6], "activation_bits": [3, 6]}, heartbeat=5)
     url = storage_url(None, tmp_path / "out" / "tiny" / "sweep.db")
     sweep = load_sweep(path)
     proc = _sweep_process(path, tmp_path / "out", workers=2)
