@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 from typing import Iterator
 
 M_TRIM_THRESHOLD = -1  # glibc <malloc.h>
@@ -22,7 +23,9 @@ KEPT_TRIM_BYTES = 1 << 30  # free memory kept at the top of the heap while batch
 KEPT_MMAP_BYTES = 32 << 20  # the largest mmap threshold glibc accepts on 64-bit systems
 
 
+@functools.cache
 def _mallopt():
+    """glibc's ``mallopt`` or None; looked up once (``find_library`` runs ``ldconfig -p`` in a subprocess)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         return libc.mallopt
