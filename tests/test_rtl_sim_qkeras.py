@@ -35,7 +35,8 @@ def test_qkeras_mnist_dense_rtl_equals_emulator_on_verilator(qkeras_mnist_projec
 @needs_icarus
 @pytest.mark.slow
 def test_qkeras_mnist_dense_rtl_equals_emulator_on_icarus_subset(qkeras_mnist_project):
-    """Icarus simulates this 11,000-adder netlist at about 2 samples/s: the default run takes 100
+    """Icarus simulated this 11,000-adder netlist at about 2 samples/s with da4ml's module-per-op stages (34 with
+    the levelized ones, bench/icarus_speed.py); the default run still takes 100
     samples (64 measured without gaps, then 36 under gaps, back-pressure and the mid-stream reset);
     the 2,000-sample run is the `heavy` test below."""
     assert_bit_exact(sim_project(qkeras_mnist_project, "icarus", samples=100, seed=6), 100)
