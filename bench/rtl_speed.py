@@ -7,6 +7,10 @@ For each project (a copy in a temporary folder, so the project's own ``rtl/`` is
   the emulator on N full-range inputs, 0 differing outputs or the bench fails), Yosys ``synth_xilinx``
   LUT/FF, and cocotb simulation on Verilator and Icarus: build seconds and simulated samples per
   second (every output bit checked against the emulator; a mismatch fails the bench);
+* the IP core's plain Verilog testbench (``hlsflow ip --simulators``: the same gaps-and-back-pressure check of
+  every output word, no cocotb) on Verilator (``--tb-samples``) and Icarus (``--icarus-samples``): build seconds,
+  samples/s and cycles/s of the run (a cocotb testbench pays a Python callback per clock, which bounds a
+  streaming core's samples/s);
 * hls4ml on the same model: the ``distributed_arithmetic`` strategy's adder cost (da4ml's estimate,
   summed over the Dense/Conv kernels hls4ml hands to it) and conversion seconds; the Latency-strategy
   C simulation: compile seconds and samples per second of ``predict`` on the same inputs.
@@ -203,8 +207,35 @@ def bench_project(project: Path, args: argparse.Namespace, reuse: int | None = N
                                  f"{s['throughput_samples_per_cycle']} differ from the declared ones")
             row[sim] = {"build_s": s["simulator"]["build_seconds"], "sps": s["simulator"]["samples_per_second"],
                         "n": n}
+        row["plain_tb"] = plain_testbenches(work, args)
     row |= hls4ml if hls4ml is not None else hls4ml_figures(project, args.csim_samples)
     return row
+
+
+def plain_testbenches(project: Path, args: argparse.Namespace) -> dict:
+    """The IP core's plain Verilog testbench (``hlsflow ip``: LFSR gaps and back-pressure, every output word
+    against the emulator's, no cocotb) on Verilator and Icarus: build seconds and samples/s of the run."""
+    from flow.ip.package import ip_project
+
+    out = {}
+    for sim, n in (("verilator", args.tb_samples), ("icarus", args.icarus_samples)):
+        summary = ip_project(project, project / f"ip_{sim}", vectors=n, seed=5, simulators=[sim])
+        run = summary["testbenches"].get(sim)
+        if run is None or not run["passed"]:
+            raise SystemExit(f"{project.name}: plain testbench on {sim}: {run['line'] if run else 'not run'}")
+        out[sim] = {"build_s": run["timing"]["build_seconds"], "sps": run["timing"]["samples_per_second"],
+                    "cps": run["timing"].get("cycles_per_second"), "n": n}
+    return out
+
+
+def _tb(r: dict) -> str:
+    """The plain-testbench cells: Verilator build s | samples/s | Icarus build s | samples/s."""
+    v, i = r["plain_tb"]["verilator"], r["plain_tb"]["icarus"]
+    return (f"{v['build_s']:.1f} | {v['sps']:,.0f} ({v['n']:,}; {_f(v['cps'])} cycles/s) | {i['build_s']:.1f} | "
+            f"{i['sps']:,.1f} ({i['n']:,}) |")
+
+
+TB_HEAD = "plain TB: Verilator build s | Verilator samples/s | Icarus build s | Icarus samples/s |"
 
 
 def _f(v, fmt: str = "{:,.0f}") -> str:
@@ -214,7 +245,7 @@ def _f(v, fmt: str = "{:,.0f}") -> str:
 def print_table(rows: list[dict]) -> None:
     head = ("| model | in->out bits | RTL gen s | da4ml cost | latency (cycles) | trace == emulator | Yosys LUT | "
             "Yosys FF | Verilator build s | Verilator samples/s | Icarus build s | Icarus samples/s | "
-            "hls4ml DA kernel cost | hls4ml C-sim compile s | hls4ml C-sim samples/s |")
+            "hls4ml DA kernel cost | hls4ml C-sim compile s | hls4ml C-sim samples/s | " + TB_HEAD)
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for r in rows:
@@ -224,7 +255,7 @@ def print_table(rows: list[dict]) -> None:
               f"0 of {r['trace_checked']:,} inputs | {_f(r.get('lut'))} | {_f(r.get('ff'))} | "
               f"{v['build_s']:.1f} | {v['sps']:,.0f} ({v['n']:,}, 0 bits differ) | {i['build_s']:.1f} | "
               f"{i['sps']:,.1f} ({i['n']:,}, 0 bits differ) | {da} | {r['csim_compile_s']:.1f} | "
-              f"{r['csim_samples_per_s']:,.0f} |")
+              f"{r['csim_samples_per_s']:,.0f} | {_tb(r)}")
     print()
     print("| model | Verilator / Icarus samples/s | Verilator / hls4ml C-sim samples/s | "
           "our cost / hls4ml DA kernel cost |")
@@ -239,7 +270,8 @@ def print_architectures(rows: list[dict]) -> None:
     """The issue-12 table: one row per model and reuse factor, then LUT ratios against the unrolled row."""
     head = ("| model | architecture | reuse factor (used per layer) | latency (cycles) | II (cycles) | Yosys LUT | FF | "
             "DSP | BRAM | Yosys s | RTL gen s | kernels == emulator | Verilator build s | Verilator samples/s | "
-            "Icarus build s | Icarus samples/s | kernel cost (da4ml) | hls4ml DA kernel cost | hls4ml C-sim samples/s |")
+            "Icarus build s | Icarus samples/s | kernel cost (da4ml) | hls4ml DA kernel cost | hls4ml C-sim samples/s | "
+            + TB_HEAD)
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for r in rows:
@@ -250,7 +282,8 @@ def print_architectures(rows: list[dict]) -> None:
               f"{_f(r.get('lut'))} | {_f(r.get('ff'))} | {_f(r.get('dsp'))} | {_f(r.get('bram'))} | "
               f"{_f(r.get('yosys_s'), '{:.0f}')} | {r['gen_s']:.1f} | 0 of {r['trace_checked']:,} inputs differ | "
               f"{v['build_s']:.1f} | {v['sps']:,.0f} ({v['n']:,}, 0 bits differ) | {i['build_s']:.1f} | "
-              f"{i['sps']:,.1f} ({i['n']:,}, 0 bits differ) | {_f(r['cost'])} | {da} | {_f(r.get('csim_samples_per_s'))} |")
+              f"{i['sps']:,.1f} ({i['n']:,}, 0 bits differ) | {_f(r['cost'])} | {da} | {_f(r.get('csim_samples_per_s'))} | "
+              f"{_tb(r)}")
     print()
     print("| model | reuse factor | LUT / LUT at reuse factor 1 | throughput (samples/cycle) | our kernel cost / hls4ml DA |")
     print("|---|---|---|---|---|")
@@ -310,7 +343,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--projects", nargs="+", help=f"project folders (default: hls_projects/{{{','.join(DEFAULT_PROJECTS)}}})")
     ap.add_argument("--verilator-samples", type=int, default=10000)
-    ap.add_argument("--icarus-samples", type=int, default=300)
+    ap.add_argument("--icarus-samples", type=int, default=300, help="samples on Icarus (cocotb and the plain testbench)")
+    ap.add_argument("--tb-samples", type=int, default=2000, help="vectors of the plain testbench on Verilator")
     ap.add_argument("--trace-samples", type=int, default=5000)
     ap.add_argument("--csim-samples", type=int, default=10000)
     ap.add_argument("--latency-cutoff", type=float, default=5.0)

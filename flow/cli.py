@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     ip.add_argument("--vectors", type=int, default=1000,
                     help="test vectors: test data first, then random full-range (default 1000)")
     ip.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
+    ip.add_argument("--simulators", nargs="+", default=["icarus"], metavar="SIM",
+                    help="run the plain testbench on these: icarus, verilator (default icarus); the summary states "
+                         "build and run seconds and samples/s of each")
 
     s = sub.add_parser("synth", help="run the vendor HLS tool on a project, if it is installed")
     s.add_argument("project", type=Path, help="hls_projects/<name> (or its hls/ folder)")
@@ -178,7 +181,7 @@ def _sim(args: argparse.Namespace) -> int:
 def _ip(args: argparse.Namespace) -> int:
     from flow.ip.package import ip_project
 
-    summary = ip_project(args.project, args.out, args.vectors, args.seed)
+    summary = ip_project(args.project, args.out, args.vectors, args.seed, args.simulators)
     print(json.dumps(summary, indent=2, default=str))
     return 0 if summary["ok"] else 1
 

@@ -396,3 +396,57 @@ def test_unknown_emitter_is_refused(nets):
     with pytest.raises(ValueError, match="unknown emitter 'fast'"):
         stage_verilog(nets["every_op"][0], "m", "fast")
 
+
+
+@needs_yosys
+def test_a_product_of_codes_maps_to_one_dsp_of_the_operand_widths(tmp_path):
+    """A 16-bit x 6-bit product (a folded layer's input times a ROM weight) is one DSP48 in synth_xilinx: the
+    operands' sign-extension bits are redundant to Yosys (a 22 x 22 unsigned product of the extended codes
+    takes two DSP48s and adders in LUTs)."""
+    from flow import procs
+    from flow.rtl.estimate import parse_stat
+
+    x = _inputs([(1, 6, 10), (1, 2, 4)])
+    sol = _trace(x, [x[0] * x[1]])
+    text, _ = stage_module(sol, "product")
+    (tmp_path / "product.v").write_text(text)
+    out = procs.run([tools.require("yosys"), "-p", "read_verilog product.v; synth_xilinx -top product; stat"],
+                    cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-2000:]
+    cells = parse_stat(out.stdout)
+    assert cells.get("DSP48E1") == 1 and not any(c.startswith(("LUT", "CARRY")) for c in cells), cells
+
+
+@needs_icarus
+def test_a_registered_stage_loads_its_result_only_when_load_is_high(nets, tmp_path):
+    """``registered``: model_out takes the stage's result of model_inp at a clock edge with load high and keeps it
+    at one with load low (the sequential architectures' pipeline registers, which idle slots do not load)."""
+    from flow import procs
+
+    sol = nets["every_op"][0]
+    text, tables = stage_module(sol, "reg_stage", registered=True)
+    codes = sv.draw_codes(sol, 2, seed=5)
+    (a, b), (fa, fb) = sv.pack(codes, sv.widths(sol.inp_qint)), sv.predicted_words(sol, codes)
+    iw, ow = sum(sv.widths(sol.inp_qint)), sum(sv.widths(sol.out_qint))
+    (tmp_path / "reg_stage.v").write_text(text)
+    for file, contents in tables.items():
+        (tmp_path / file).write_text(contents)
+    (tmp_path / "tb.v").write_text(f"""module tb;
+  reg clk = 0, load = 1;
+  reg [{iw - 1}:0] inp = {iw}'h{a:x};
+  wire [{ow - 1}:0] out;
+  reg_stage dut (.clk(clk), .load(load), .model_inp(inp), .model_out(out));
+  initial begin
+    #1 clk = 1; #1 clk = 0; $display("%h", out);
+    inp = {iw}'h{b:x}; load = 0;
+    #1 clk = 1; #1 clk = 0; $display("%h", out);
+    load = 1;
+    #1 clk = 1; #1 clk = 0; $display("%h", out);
+    $finish;
+  end
+endmodule
+""")
+    procs.run([tools.require("iverilog"), "-o", "simv", "-s", "tb", "tb.v", "reg_stage.v"], cwd=tmp_path, check=True,
+              capture_output=True)
+    run = procs.run([tools.require("vvp"), "-n", "simv"], cwd=tmp_path, check=True, capture_output=True, text=True)
+    assert [int(w, 16) for w in run.stdout.split()[:3]] == [fa, fa, fb]

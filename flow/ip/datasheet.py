@@ -37,7 +37,7 @@ class DatasheetInputs:
     report: dict[str, Any] | None
     sims: dict[str, dict[str, Any]]
     vectors: dict[str, Any]
-    testbench: dict[str, Any] | None
+    testbenches: dict[str, dict[str, Any]]  # simulator -> plain testbench result (flow.ip.testbench.run_testbench)
     files: list[str]
     project_name: str
     physical: dict[str, Any] | None = None  # rtl/physical.json
@@ -164,12 +164,10 @@ def _evidence(inp: DatasheetInputs) -> list[Block]:
               f"uniformly from every code of the input type `{v['input_type']}` (seed {v['seed']}). Expected "
               f"outputs are hlsflow's bit-exact emulator of the hls4ml graph at layer `{v['output_layer']}`."),
     ]
-    tb = inp.testbench
-    if tb is None:
-        blocks.append(("p", "Plain testbench on Icarus Verilog: not measured: Icarus Verilog is not installed "
-                            "(`apt-get install iverilog`); run `fusesoc --cores-root . run --target sim "
-                            f"--tool icarus {inp.core}`."))
-    else:
+    if not inp.testbenches:
+        blocks.append(("p", "Plain testbench: not run (the simulators asked for are not installed); run "
+                            f"`fusesoc --cores-root . run --target sim --tool icarus {inp.core}` (or `--tool verilator`)."))
+    for tb in inp.testbenches.values():
         blocks.append(("p", f"Plain testbench `tb/{inp.name}_tb.v` run by `hlsflow ip` on {tb['simulator']} "
                             "(LFSR valid gaps and back-pressure, every output word compared):"))
         blocks.append(("code", tb["line"]))

@@ -32,12 +32,14 @@ import io
 import json
 import sys
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from flow.errors import FlowError
+from flow.ip.testbench import TESTBENCH_SIMULATORS
 from flow.staging import staged_dir
 
 MARKER = "hlsflow-ip.json"
@@ -189,17 +191,19 @@ def _sim_summaries(rtl_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def ip_project(project: str | Path, out: str | Path | None = None, vectors: int = DEFAULT_VECTORS,
-               seed: int = 0) -> dict[str, Any]:
-    """``hlsflow ip``: write the IP folder for ``PROJECT/rtl`` and run its testbench on Icarus.
+               seed: int = 0, simulators: Sequence[str] = TESTBENCH_SIMULATORS[:1]) -> dict[str, Any]:
+    """``hlsflow ip``: write the IP folder for ``PROJECT/rtl`` and run its testbench on ``simulators``.
 
     ``vectors``: number of test vectors (test data first, then random full-range inputs, seeded by
-    ``seed``). The plain testbench runs on Icarus when it is installed (before the folder is moved
-    into place; the result goes into the datasheet and the marker). Returns a summary; ``ok`` is
-    False when the testbench failed (the folder is still written, with the failure in the datasheet).
+    ``seed``). The plain testbench runs on each of ``simulators`` (``icarus``, ``verilator``) that is
+    installed, before the folder is moved into place; the results go into the datasheet and the marker.
+    Returns a summary (``testbenches``: per simulator, with build/run seconds and samples per second;
+    ``testbench``: the first); ``ok`` is False when a testbench failed (the folder is still written, with the
+    failure in the datasheet).
     """
     from flow.ip.core import ci_workflow, core_file, vlnv
     from flow.ip.datasheet import DatasheetInputs, blocks, markdown, to_html
-    from flow.ip.testbench import icarus_available, run_icarus, testbench
+    from flow.ip.testbench import available, run_testbench, testbench
     from flow.rtl.generate import module_prefix
     from flow.sim.project import build_vectors
     from flow.sim.words import beats, load_port_map
@@ -212,6 +216,10 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
         raise FlowError(f"{rtl_dir}: no generated RTL (port_map.json missing); run `hlsflow rtl {project}` first")
     if vectors < 1:
         raise FlowError(f"--vectors must be >= 1, got {vectors}")
+    unknown = [sim for sim in simulators if sim not in TESTBENCH_SIMULATORS]
+    if unknown or not simulators:
+        raise FlowError(f"--simulators must be among {', '.join(TESTBENCH_SIMULATORS)}, got "
+                        f"{', '.join(unknown) or 'none'}")
     out = Path(out) if out is not None else project / "ip"
     check_out_dir(out, project)
     pm = load_port_map(rtl_dir)
@@ -259,13 +267,16 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
                                                      [hex_in, hex_exp], desc, _comment(stamp, "#").rstrip("\n")))
         (work / ci_file).write_text(ci_workflow(name, version, _comment(stamp, "#").rstrip("\n")))
 
-        tb_result = None
-        if icarus_available():
-            print("hlsflow ip: plain testbench on Icarus Verilog ...", file=sys.stderr)
-            tb_result = run_icarus(work, rtl_files, tb_file, f"{name}_tb", hex_in, hex_exp)
-            print(f"hlsflow ip: {tb_result['line']}", file=sys.stderr)
-        else:
-            print("hlsflow ip: Icarus Verilog not installed; the testbench was not run", file=sys.stderr)
+        runs: dict[str, dict[str, Any]] = {}
+        for sim in dict.fromkeys(simulators):
+            if not available(sim):
+                print(f"hlsflow ip: {sim} not installed; the testbench was not run on it", file=sys.stderr)
+                continue
+            print(f"hlsflow ip: plain testbench on {sim} ...", file=sys.stderr)
+            runs[sim] = run_testbench(sim, work, rtl_files, tb_file, f"{name}_tb", hex_in, hex_exp, len(vec.x))
+            print(f"hlsflow ip: {sim}: {runs[sim]['line']}", file=sys.stderr)
+        recorded = {sim: {k: v for k, v in r.items() if k != "timing"} for sim, r in runs.items()}  # no times
+        tb_result = next(iter(recorded.values()), None)
 
         files = sorted([*(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file()),
                         "datasheet.md", "datasheet.html", MARKER])
@@ -273,21 +284,21 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
                                  port_map={k: v for k, v in pm.items() if not k.startswith("_")},
                                  clock_period_ns=clock, report=_read_json(project / "report.json"),
                                  physical=_read_json(rtl_dir / "physical.json"),
-                                 sims=_sim_summaries(rtl_dir), vectors=vec_info, testbench=tb_result, files=files,
+                                 sims=_sim_summaries(rtl_dir), vectors=vec_info, testbenches=recorded, files=files,
                                  project_name=project.name)
         bs = blocks(inputs)
         (work / "datasheet.md").write_text(markdown(bs, _html_comment(stamp)))
         (work / "datasheet.html").write_text(to_html(bs, _html_comment(stamp), f"{name} IP core datasheet"))
         manifest = {"generator": f"hlsflow {version}", "comment": " ".join(stamp), "core": core, "top": top,
                     "spec": {"file": source, "sha256": sha}, "vectors": len(vec.x),
-                    "testbench": tb_result,
+                    "testbench": tb_result, "testbenches": recorded,
                     "files": {str(p.relative_to(work)): hashlib.sha256(p.read_bytes()).hexdigest()
                               for p in sorted(work.rglob("*")) if p.is_file()}}
         (work / MARKER).write_text(json.dumps(manifest, indent=2) + "\n")
         work.chmod(0o755)  # the staging folder is private (mkdtemp); the IP is meant to be shared
     return {"ip": str(out), "core": core, "top": top, "vectors": len(vec.x),
-            "testbench": tb_result or {"passed": None, "line": "not run (Icarus Verilog not installed)"},
-            "files": files, "ok": tb_result is None or bool(tb_result["passed"])}
+            "testbench": tb_result or {"passed": None, "line": f"not run ({', '.join(simulators)} not installed)"},
+            "testbenches": runs, "files": files, "ok": all(r["passed"] for r in runs.values())}
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""The IP core's plain Verilog testbench and its run on Icarus Verilog (no cocotb, no Python needed).
+"""The IP core's plain Verilog testbench and its run on Icarus Verilog or Verilator (no cocotb, no Python needed).
 
 The testbench (``tb/<name>_tb.v``, Verilog-2005; Icarus and ``verilator --binary`` accept it):
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ _SEED_SOURCE = 0x1D872B41
 _SEED_SINK = 0x5EED2025
 _LFSR_TAPS = 0x00400007  # x^32 + x^22 + x^2 + x + 1 (maximal length), left-shifting Galois form
 _SUMMARY = re.compile(r"^(PASS|FAIL): .*$", re.MULTILINE)
+_CYCLES = re.compile(r", (\d+) cycles$")
 
 
 def testbench(name: str, top: str, in_width: int, out_width: int, n: int, latency: int, header: str,
@@ -185,44 +187,79 @@ endmodule
 """
 
 
+TESTBENCH_SIMULATORS = ("icarus", "verilator")  # hlsflow ip --simulators; the first is the default
+
+
 def icarus_available() -> bool:
     """True when both ``iverilog`` and ``vvp`` are on the HDL PATH."""
     return tools.find("iverilog") is not None and tools.find("vvp") is not None
 
 
-def run_icarus(ip_dir: Path, verilog: list[str], tb: str, top_tb: str, inputs: str, expected: str,
-               timeout: float = 1800) -> dict[str, Any]:
-    """Compile and run the plain testbench of the IP folder ``ip_dir`` with Icarus (``-g2005``).
+def available(simulator: str) -> bool:
+    """True when ``simulator`` (one of :data:`TESTBENCH_SIMULATORS`) is installed."""
+    return icarus_available() if simulator == "icarus" else tools.find("verilator") is not None
 
-    ``verilog``/``tb``/``inputs``/``expected`` are paths relative to ``ip_dir``. Runs in a temporary
-    folder holding copies of the ``.mem`` files of ``ip_dir/rtl`` ($readmemh opens them relative to the
-    working directory), so nothing is written into ``ip_dir``. Returns ``passed``, the summary
-    ``line`` (``PASS: ...``/``FAIL: ...``), the exit code and the simulator version; the result is
-    deterministic (no times).
+
+def _build_command(simulator: str, work: Path, sources: list[str], top_tb: str) -> list[str]:
+    if simulator == "icarus":
+        return [tools.require("iverilog"), "-g2005", "-o", str(work / "tb.vvp"), "-s", top_tb, *sources]
+    from flow.ip.core import VERILATOR_SIM_OPTIONS
+
+    return [tools.require("verilator"), "--binary", *VERILATOR_SIM_OPTIONS, "-Wno-lint", "-Wno-style",
+            "--Mdir", str(work / "obj"), "--top-module", top_tb, "-o", "tb", *sources]
+
+
+def run_testbench(simulator: str, ip_dir: Path, verilog: list[str], tb: str, top_tb: str, inputs: str,
+                  expected: str, vectors: int, timeout: float = 1800) -> dict[str, Any]:
+    """Compile and run the plain testbench of the IP folder ``ip_dir`` on ``simulator``: Icarus (``iverilog
+    -g2005``, ``vvp``) or Verilator (``verilator --binary`` with the FuseSoC core's options, a C++ model).
+
+    ``verilog``/``tb``/``inputs``/``expected`` are paths relative to ``ip_dir``; ``vectors``: how many the
+    testbench checks. Runs in a temporary folder holding copies of the ``.mem`` files of ``ip_dir/rtl``
+    ($readmemh opens them relative to the working directory), so nothing is written into ``ip_dir``. Returns
+    ``passed``, the summary ``line`` (``PASS: ...``/``FAIL: ...``), the exit code and the simulator version
+    (deterministic: what the datasheet states), and ``timing``: build and run wall seconds, clock cycles
+    simulated, cycles and samples (vectors) per second of the run (a measurement, not in the datasheet).
     """
     ip_dir = Path(ip_dir).resolve()
-    iverilog, vvp = tools.require("iverilog"), tools.require("vvp")
+    version = tools.version("iverilog" if simulator == "icarus" else "verilator")
     with scratch_dir("ip-tb") as tmp:
         work = Path(tmp)
         for mem in sorted((ip_dir / "rtl").glob("*.mem")):
             shutil.copy2(mem, work / mem.name)
-        build = procs.run([iverilog, "-g2005", "-o", str(work / "tb.vvp"), "-s", top_tb,
-                                *(str(ip_dir / f) for f in [*verilog, tb])],
-                               cwd=work, capture_output=True, text=True, env=tools.hdl_env(), timeout=timeout)
+        t0 = time.perf_counter()
+        build = procs.run(_build_command(simulator, work, [str(ip_dir / f) for f in [*verilog, tb]], top_tb),
+                          cwd=work, capture_output=True, text=True, env=tools.hdl_env(), timeout=timeout)
+        t_build = time.perf_counter() - t0
         if build.returncode != 0:
-            first_error = _last_line(build.stderr or build.stdout, first=True).replace(f"{ip_dir}/", "")
-            return {"passed": False, "line": f"FAIL: iverilog could not compile the testbench: {first_error}",
-                    "exit_code": build.returncode, "simulator": tools.version("iverilog")}
-        run = procs.run([vvp, "-n", str(work / "tb.vvp"), f"+inputs={ip_dir / inputs}",
-                              f"+expected={ip_dir / expected}"],
-                             cwd=work, capture_output=True, text=True, env=tools.hdl_env(), timeout=timeout)
+            tool = "iverilog" if simulator == "icarus" else "verilator"
+            first_error = _first_error(build.stderr or build.stdout).replace(f"{ip_dir}/", "")
+            return {"passed": False, "line": f"FAIL: {tool} could not compile the testbench: {first_error}",
+                    "exit_code": build.returncode, "simulator": version}
+        binary = [tools.require("vvp"), "-n", str(work / "tb.vvp")] if simulator == "icarus" else [str(work / "obj" / "tb")]
+        t0 = time.perf_counter()
+        run = procs.run([*binary, f"+inputs={ip_dir / inputs}", f"+expected={ip_dir / expected}"],
+                        cwd=work, capture_output=True, text=True, env=tools.hdl_env(), timeout=timeout)
+        t_run = time.perf_counter() - t0
     lines = [m.group(0).replace(f"{ip_dir}/", "") for m in _SUMMARY.finditer(run.stdout)]
-    line = lines[-1] if lines else (f"FAIL: no summary line (vvp exit code {run.returncode}): "
+    line = lines[-1] if lines else (f"FAIL: no summary line ({simulator} exit code {run.returncode}): "
                                     f"{_last_line(run.stdout + run.stderr)}")
     passed = run.returncode == 0 and line.startswith("PASS: ")
-    return {"passed": passed, "line": line, "exit_code": run.returncode, "simulator": tools.version("iverilog")}
+    cycles = _CYCLES.search(line)
+    timing = {"build_seconds": round(t_build, 2), "run_seconds": round(t_run, 3),
+              "samples_per_second": round(vectors / t_run, 1) if t_run > 0 else None}
+    if cycles:
+        timing |= {"cycles": int(cycles.group(1)), "cycles_per_second": round(int(cycles.group(1)) / t_run)}
+    return {"passed": passed, "line": line, "exit_code": run.returncode, "simulator": version, "timing": timing}
 
 
-def _last_line(text: str, first: bool = False) -> str:
+def _first_error(text: str) -> str:
+    """The first line that names an error (else the first line) of a compiler's output."""
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return (lines[0] if first else lines[-1]) if lines else "(no output)"
+    errors = [ln for ln in lines if "error" in ln.lower()]
+    return (errors or lines or ["(no output)"])[0]
+
+
+def _last_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "(no output)"

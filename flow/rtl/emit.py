@@ -182,7 +182,10 @@ class _Stage:
             a, b = v[op.id0], v[op.id1]
             if a.frac + b.frac != f:
                 raise ValueError(f"op {i}: product at {f} fractional bits of codes with {a.frac} and {b.frac}")
-            return f"{window(a, 0, w)} * {window(b, 0, w)}" if a.name and b.name else f"{w}'d0"
+            # signed operands: their sign-extension bits are then redundant to Yosys (wreduce), so the $mul
+            # keeps the operands' own widths (one DSP48 for 16 x 6 bits, not two for 22 x 22); modulo 2**w
+            # the product is the same either way
+            return f"$signed({window(a, 0, w)}) * $signed({window(b, 0, w)})" if a.name and b.name else f"{w}'d0"
         if code == 8:         # tables[data][code of v[id0]]
             return self.lookup(i, op, w)
         if code in (9, -9):   # NOT (~c = -c - 1, wrapped), OR-reduce, AND-reduce of the code of +/-v[id0]
@@ -250,18 +253,28 @@ class _Stage:
         return lines
 
 
-def stage_module(sol: Any, name: str, timescale: str | None = None) -> tuple[str, dict[str, str]]:
+def stage_module(sol: Any, name: str, timescale: str | None = None, registered: bool = False
+                 ) -> tuple[str, dict[str, str]]:
     """Verilog of stage ``sol`` (a da4ml ``CombLogic``) as module ``name`` with da4ml's ports
-    ``input [N-1:0] model_inp``, ``output [M-1:0] model_out``; returns (text, {table file: contents})."""
+    ``input [N-1:0] model_inp``, ``output [M-1:0] model_out``; returns (text, {table file: contents}).
+
+    ``registered``: ``model_out`` is a register that loads the stage's result at a rising ``clk`` when ``load``
+    is high (ports ``clk``, ``load`` first). The function is then evaluated only in the clock cycles that load
+    it: a cycle-based simulator (Verilator) skips an idle stage, which a separate output register cannot make
+    it do (it evaluates all combinational logic after every clock edge)."""
     st = _Stage(sol)
     st.emit()
     outs = st.outputs()
     inp_bits, out_bits = st.inp_lo[-1], sum(sum(_kif(q)) for q in sol.out_qint)
     j1, j2, j3 = "\n    ", "\n        ", "\n            "
+    clocked = "input  wire clk,\n    input  wire load,\n    " if registered else ""
+    out_kind = "reg " if registered else "wire"
+    result = (f"always @(posedge clk) if (load) model_out <= {FUNCTION}(model_inp);" if registered
+              else f"assign model_out = {FUNCTION}(model_inp);")
     text = f"""// levelized (flow/rtl/emit.py): one function, one blocking assignment per da4ml op in topological order
 module {name} (
-    input  wire [{max(inp_bits, 1) - 1}:0] model_inp,
-    output wire [{max(out_bits, 1) - 1}:0] model_out
+    {clocked}input  wire [{max(inp_bits, 1) - 1}:0] model_inp,
+    output {out_kind} [{max(out_bits, 1) - 1}:0] model_out
 );
     {j1.join(st.roms)}
     // variables keep every bit of an op's format; later ops may read only some of them
@@ -275,19 +288,24 @@ module {name} (
     endfunction
     // verilator lint_on UNUSEDSIGNAL
 
-    assign model_out = {FUNCTION}(model_inp);
+    {result}
 endmodule
 """
     return (f"{timescale}\n\n{text}" if timescale else text), st.tables
 
 
 def stage_verilog(sol: Any, name: str, emitter: str = EMITTERS[0],
-                  timescale: str | None = "`timescale 1ns / 1ps") -> tuple[str, dict[str, str]]:
+                  timescale: str | None = "`timescale 1ns / 1ps", registered: bool = False
+                  ) -> tuple[str, dict[str, str]]:
     """Stage module ``name`` of ``sol`` and its table files ({file name: ``$readmemh`` contents}), by
     ``emitter``: ``levelized`` (:func:`stage_module`) or ``da4ml`` (da4ml's ``comb_logic_gen``: one instance
-    of da4ml's static modules ``shift_adder.v``, ``mux.v``, ... per op, see :func:`uses_static_modules`)."""
+    of da4ml's static modules ``shift_adder.v``, ``mux.v``, ... per op, see :func:`uses_static_modules`).
+    ``registered``: the stage holds its output register (:func:`stage_module`; only where
+    :func:`registers_stages` says the emitter can)."""
+    if registered and not registers_stages(emitter):
+        raise ValueError(f"the {emitter} emitter writes combinational stages only")
     if emitter == "levelized":
-        return stage_module(sol, name, timescale)
+        return stage_module(sol, name, timescale, registered)
     if emitter == "da4ml":
         from da4ml.codegen.rtl.verilog.comb import comb_logic_gen, table_mem_gen
 
@@ -298,3 +316,8 @@ def stage_verilog(sol: Any, name: str, emitter: str = EMITTERS[0],
 def uses_static_modules(emitter: str) -> bool:
     """Whether the emitter's stage modules instantiate da4ml's static modules (``shift_adder.v``, ...)."""
     return emitter == "da4ml"
+
+
+def registers_stages(emitter: str) -> bool:
+    """Whether the emitter can write a stage with its output register inside (``registered``)."""
+    return emitter == "levelized"

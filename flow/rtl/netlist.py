@@ -54,11 +54,13 @@ def _static_sources(has_tables: bool) -> list[Path]:
     return [p for p in sorted(src.glob("*.v")) if has_tables or p.stem != "lookup_table"]
 
 
-def netlist_verilog(sol: Any, module: str, prefix: str, emitter: str = EMITTERS[0]) -> tuple[str, dict[str, str]]:
-    """One da4ml netlist (``CombLogic``) as the Verilog module ``module`` (ports ``model_inp``/``model_out``) by
-    ``emitter`` (:func:`flow.rtl.emit.stage_verilog`), its table files and helper modules named with ``prefix``;
+def netlist_verilog(sol: Any, module: str, prefix: str, emitter: str = EMITTERS[0], registered: bool = False
+                    ) -> tuple[str, dict[str, str]]:
+    """One da4ml netlist (``CombLogic``) as the Verilog module ``module`` (ports ``model_inp``/``model_out``; with
+    ``registered`` also ``clk``/``load`` and ``model_out`` a register) by ``emitter``
+    (:func:`flow.rtl.emit.stage_verilog`), its table files and helper modules named with ``prefix``;
     returns (code, {table file name: ``$readmemh`` contents})."""
-    code, da4ml_tables = stage_verilog(sol, module, emitter)
+    code, da4ml_tables = stage_verilog(sol, module, emitter, registered=registered)
     tables = {}
     for da4ml_name, table in da4ml_tables.items():
         ours = _table_file(prefix, table)

@@ -29,7 +29,7 @@ from typing import Any
 from flow.arith.types import FixedType
 from flow.errors import FlowError
 from flow.rtl import schedule, units
-from flow.rtl.emit import EMITTERS
+from flow.rtl.emit import EMITTERS, registers_stages
 from flow.rtl.kernels import (
     Architecture,
     Collect,
@@ -95,12 +95,12 @@ def _stages(comb: Any, emission: Emission) -> list[Any]:
 
 
 def _netlist(sol: Any, module: str, prefix: str, files: dict[str, str], mem: dict[str, str],
-             emitter: str) -> str | None:
+             emitter: str, registered: bool = False) -> str | None:
     from flow.rtl.netlist import netlist_verilog, packed_width
 
     if not (packed_width(sol.inp_qint) and packed_width(sol.out_qint)):
         return None
-    code, tables = netlist_verilog(sol, module, prefix, emitter)
+    code, tables = netlist_verilog(sol, module, prefix, emitter, registered)
     files[f"{module}.v"] = code
     mem.update(tables)
     return module
@@ -111,10 +111,13 @@ def _comb_part(prefix: str, seg: Segment, emission: Emission, input_register: bo
     stages = _stages(seg.comb, emission)
     files: dict[str, str] = {}
     mem: dict[str, str] = {}
-    mods = [_netlist(sol, f"{name}_stage{s}", prefix, files, mem, emission.emitter) for s, sol in enumerate(stages)]
+    registered = registers_stages(emission.emitter)
+    mods = [_netlist(sol, f"{name}_stage{s}", prefix, files, mem, emission.emitter, registered)
+            for s, sol in enumerate(stages)]
     in_types = [seg.in_token.t] * seg.in_token.size
     out_types = [seg.out_token.t] * seg.out_token.size
-    files[f"{name}.v"] = units.comb_unit(name, mods, stages, in_types, out_types, input_register, HEADER)
+    files[f"{name}.v"] = units.comb_unit(name, mods, stages, in_types, out_types, input_register, HEADER,
+                                         registered)
     regs = len(stages) + int(input_register)
     rec = {"kind": "kernel", "layers": seg.layers, "pipeline_stages": len(stages), "latency_cycles": regs,
            "cycles_per_sample": seg.in_token.beats, "da4ml_cost": float(seg.comb.cost),

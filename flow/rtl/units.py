@@ -64,9 +64,14 @@ def _ports(name: str, in_w: int, out_w: int) -> str:
 
 
 def comb_unit(name: str, stage_names: list[str | None], stages: list[Any], in_types: list[FixedType],
-              out_types: list[FixedType], input_register: bool, header: str) -> str:
+              out_types: list[FixedType], input_register: bool, header: str, registered: bool = False) -> str:
     """A pipelined kernel: ``stages`` (da4ml CombLogic per stage; ``stage_names[s]`` its module or None for a
-    stage without logic), declared input/output element types."""
+    stage without logic), declared input/output element types.
+
+    A register loads only when the one before it holds a sample (its valid bit; ``in_valid`` for the first): an
+    idle pipeline slot keeps its old bits, so no logic downstream of it switches (less dynamic power; Verilator
+    skips the stage's evaluation), and only slots marked valid ever reach ``out_data``. ``registered``: the stage
+    modules hold these registers themselves (ports ``clk``, ``load``; :func:`flow.rtl.emit.stage_module`)."""
     in_w, out_w = sum(t.width for t in in_types), sum(t.width for t in out_types)
     regs = len(stages) + int(input_register)
     in_lines, in_bits = pack_assigns("packed_in", "in_data", list(stages[0].inp_qint), in_types)
@@ -77,19 +82,29 @@ def comb_unit(name: str, stage_names: list[str | None], stages: list[Any], in_ty
     src = "packed_in"
     if input_register:
         decl.append(f"reg  [{max(in_bits, 1) - 1}:0] packed_in_q;")
-        seq.append("packed_in_q <= packed_in;")
+        seq.append("if (in_valid) packed_in_q <= packed_in;")
         src = "packed_in_q"
     for s, (mod, sol) in enumerate(zip(stage_names, stages)):
         ob = packed_width(sol.out_qint)
-        decl.append(f"wire [{max(ob, 1) - 1}:0] stage{s}_out;")
-        if mod is not None:
-            inst.append(f"{mod} u_stage{s} (.model_inp({src}), .model_out(stage{s}_out));")
+        k = s + int(input_register)  # this register's valid bit
+        loads = "in_valid" if k == 0 else f"valid[{k - 1}]"  # the register before it holds a sample
+        if mod is None:
+            decl.append(f"wire [{max(ob, 1) - 1}:0] stage{s}_q = {max(ob, 1)}'d0;")
+        elif registered:
+            decl.append(f"wire [{max(ob, 1) - 1}:0] stage{s}_q;")
+            inst.append(f"{mod} u_stage{s} (.clk(clk), .load(en && {loads}), .model_inp({src}), "
+                        f".model_out(stage{s}_q));")
         else:
-            inst.append(f"assign stage{s}_out = {max(ob, 1)}'d0;")
-        decl.append(f"reg  [{max(ob, 1) - 1}:0] stage{s}_q;")
-        seq.append(f"stage{s}_q <= stage{s}_out;")
+            decl += [f"wire [{max(ob, 1) - 1}:0] stage{s}_out;", f"reg  [{max(ob, 1) - 1}:0] stage{s}_q;"]
+            inst.append(f"{mod} u_stage{s} (.model_inp({src}), .model_out(stage{s}_out));")
+            seq.append(f"if ({loads}) stage{s}_q <= stage{s}_out;")
         src = f"stage{s}_q"
     shift = "in_valid" if regs == 1 else f"{{valid[{regs - 2}:0], in_valid}}"
+    loads_block = f"""always @(posedge clk) begin
+        if (en) begin
+            {JJ.join(seq)}
+        end
+    end""" if seq else "// every register is inside its stage module"
     return f"""{header}{_ports(name, in_w, out_w)}
     // verilator lint_off UNUSEDSIGNAL
     {J.join(decl)}
@@ -107,11 +122,7 @@ def comb_unit(name: str, stage_names: list[str | None], stages: list[Any], in_ty
         if (rst) valid <= {regs}'d0;
         else if (en) valid <= {shift};
     end
-    always @(posedge clk) begin
-        if (en) begin
-            {JJ.join(seq)}
-        end
-    end
+    {loads_block}
 
     {J.join(out_lines)}
 endmodule
