@@ -7,10 +7,10 @@ For each project (a copy in a temporary folder, so the project's own ``rtl/`` is
   the emulator on N full-range inputs, 0 differing outputs or the bench fails), Yosys ``synth_xilinx``
   LUT/FF, and cocotb simulation on Verilator and Icarus: build seconds and simulated samples per
   second (every output bit checked against the emulator; a mismatch fails the bench);
-* the IP core's plain Verilog testbench (``hlsflow ip --simulators``: the same gaps-and-back-pressure check of
-  every output word, no cocotb) on Verilator (``--tb-samples``) and Icarus (``--icarus-samples``): build seconds,
-  samples/s and cycles/s of the run (a cocotb testbench pays a Python callback per clock, which bounds a
-  streaming core's samples/s);
+* the IP core's plain Verilog testbench (``hlsflow ip --simulators S --full-rate --verilator-opt O3``: every
+  output word checked, no cocotb, valid on every cycle and no back-pressure) on Verilator (``--tb-samples``,
+  g++ ``--tb-opt``) and Icarus (``--icarus-samples``): build seconds, samples/s and cycles/s of the run (a
+  cocotb testbench pays a Python callback per clock, which bounds a streaming core's samples/s);
 * hls4ml on the same model: the ``distributed_arithmetic`` strategy's adder cost (da4ml's estimate,
   summed over the Dense/Conv kernels hls4ml hands to it) and conversion seconds; the Latency-strategy
   C simulation: compile seconds and samples per second of ``predict`` on the same inputs.
@@ -213,13 +213,15 @@ def bench_project(project: Path, args: argparse.Namespace, reuse: int | None = N
 
 
 def plain_testbenches(project: Path, args: argparse.Namespace) -> dict:
-    """The IP core's plain Verilog testbench (``hlsflow ip``: LFSR gaps and back-pressure, every output word
-    against the emulator's, no cocotb) on Verilator and Icarus: build seconds and samples/s of the run."""
+    """The IP core's plain Verilog testbench (``hlsflow ip --full-rate --verilator-opt O3``: every output word
+    against the emulator's, no cocotb, valid on every cycle) on Verilator and Icarus: build seconds and
+    samples/s of the run."""
     from flow.ip.package import ip_project
 
     out = {}
     for sim, n in (("verilator", args.tb_samples), ("icarus", args.icarus_samples)):
-        summary = ip_project(project, project / f"ip_{sim}", vectors=n, seed=5, simulators=[sim])
+        summary = ip_project(project, project / f"ip_{sim}", vectors=n, seed=5, simulators=[sim], full_rate=True,
+                             verilator_opt=args.tb_opt)
         run = summary["testbenches"].get(sim)
         if run is None or not run["passed"]:
             raise SystemExit(f"{project.name}: plain testbench on {sim}: {run['line'] if run else 'not run'}")
@@ -235,7 +237,7 @@ def _tb(r: dict) -> str:
             f"{i['sps']:,.1f} ({i['n']:,}) |")
 
 
-TB_HEAD = "plain TB: Verilator build s | Verilator samples/s | Icarus build s | Icarus samples/s |"
+TB_HEAD = ("plain TB at full rate: Verilator build s | Verilator samples/s | Icarus build s | Icarus samples/s |")
 
 
 def _f(v, fmt: str = "{:,.0f}") -> str:
@@ -345,6 +347,8 @@ def main() -> None:
     ap.add_argument("--verilator-samples", type=int, default=10000)
     ap.add_argument("--icarus-samples", type=int, default=300, help="samples on Icarus (cocotb and the plain testbench)")
     ap.add_argument("--tb-samples", type=int, default=2000, help="vectors of the plain testbench on Verilator")
+    ap.add_argument("--tb-opt", default="-O3", help="g++ optimisation of the plain testbench's Verilator model "
+                                                    "(write --tb-opt=-O1)")
     ap.add_argument("--trace-samples", type=int, default=5000)
     ap.add_argument("--csim-samples", type=int, default=10000)
     ap.add_argument("--latency-cutoff", type=float, default=5.0)

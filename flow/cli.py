@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     ip.add_argument("--simulators", nargs="+", default=["icarus"], metavar="SIM",
                     help="run the plain testbench on these: icarus, verilator (default icarus); the summary states "
                          "build and run seconds and samples/s of each")
+    ip.add_argument("--full-rate", action="store_true",
+                    help="run the testbench with +full_rate: valid on every cycle, no back-pressure (throughput)")
+    ip.add_argument("--verilator-opt", default="O1", choices=["O0", "O1", "O2", "O3"],
+                    help="g++ optimisation of the Verilator model (default O1, as the FuseSoC core's; O3 builds "
+                         "slower and runs faster)")
 
     s = sub.add_parser("synth", help="run the vendor HLS tool on a project, if it is installed")
     s.add_argument("project", type=Path, help="hls_projects/<name> (or its hls/ folder)")
@@ -181,7 +186,8 @@ def _sim(args: argparse.Namespace) -> int:
 def _ip(args: argparse.Namespace) -> int:
     from flow.ip.package import ip_project
 
-    summary = ip_project(args.project, args.out, args.vectors, args.seed, args.simulators)
+    summary = ip_project(args.project, args.out, args.vectors, args.seed, args.simulators, args.full_rate,
+                         f"-{args.verilator_opt}")
     print(json.dumps(summary, indent=2, default=str))
     return 0 if summary["ok"] else 1
 

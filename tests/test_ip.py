@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from hdl import needs_icarus
+from hdl import needs_icarus, needs_verilator
 from qmodels import ROOT, trained_rtl_project
 
 from flow import tools
@@ -90,6 +90,31 @@ def test_plain_testbench_passes_and_fails_on_one_flipped_expected_bit(ip, tmp_pa
     fail = [ln for ln in bad.stdout.splitlines() if ln.startswith("FAIL: ")]
     assert len(fail) == 1 and f"{VECTORS} vectors, 1 mismatches, first at index {k}:" in fail[0]
     assert f"expected {flipped:0{len(lines[line].strip())}x}" in fail[0]
+
+
+@needs_verilator
+def test_plain_testbench_on_verilator_passes_at_full_rate_and_fails_on_one_flipped_expected_bit(ip, tmp_path):
+    """``verilator --binary`` runs the same testbench; ``+full_rate`` drops the gaps and back-pressure (fewer
+    cycles for the same vectors) and still compares every word."""
+    from flow.ip.testbench import run_testbench
+
+    out, summary = ip
+    args = (out, [f"rtl/{p.name}" for p in sorted((out / "rtl").glob("*.v"))], "tb/digits_mlp_tb.v", "digits_mlp_tb",
+            "vectors/digits_mlp_inputs.hex", "vectors/digits_mlp_expected.hex", VECTORS)
+    fast = run_testbench("verilator", *args, full_rate=True)
+    assert fast["passed"] and fast["line"].startswith(f"PASS: {VECTORS} vectors, 0 mismatches"), fast
+    gapped_cycles = int(summary["testbench"]["line"].rsplit(", ", 1)[1].split()[0])  # the Icarus run, with gaps
+    assert fast["timing"]["cycles"] < gapped_cycles and fast["timing"]["samples_per_second"] > 0
+
+    work = tmp_path / "copy"
+    shutil.copytree(out, work)
+    hex_file = work / "vectors" / "digits_mlp_expected.hex"
+    lines = hex_file.read_text().splitlines(keepends=True)
+    line = [i for i, ln in enumerate(lines) if not ln.startswith("//")][99]
+    lines[line] = f"{int(lines[line], 16) ^ 1:0{len(lines[line].strip())}x}\n"
+    hex_file.write_text("".join(lines))
+    bad = run_testbench("verilator", work, *args[1:])
+    assert not bad["passed"] and f"{VECTORS} vectors, 1 mismatches, first at index 99:" in bad["line"], bad
 
 
 def test_two_generations_are_byte_identical_and_a_previous_ip_folder_is_replaced(project, ip, tmp_path):

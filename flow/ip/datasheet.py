@@ -169,7 +169,8 @@ def _evidence(inp: DatasheetInputs) -> list[Block]:
                             f"`fusesoc --cores-root . run --target sim --tool icarus {inp.core}` (or `--tool verilator`)."))
     for tb in inp.testbenches.values():
         blocks.append(("p", f"Plain testbench `tb/{inp.name}_tb.v` run by `hlsflow ip` on {tb['simulator']} "
-                            "(LFSR valid gaps and back-pressure, every output word compared):"))
+                            f"({tb.get('stimulus', 'LFSR valid gaps and back-pressure')}, every output word "
+                            "compared):"))
         blocks.append(("code", tb["line"]))
     rows = []
     for sim, s in inp.sims.items():

@@ -40,6 +40,7 @@ import numpy as np
 
 from flow.errors import FlowError
 from flow.ip.testbench import TESTBENCH_SIMULATORS
+from flow.sim.runner import VERILATOR_OPT
 from flow.staging import staged_dir
 
 MARKER = "hlsflow-ip.json"
@@ -191,12 +192,15 @@ def _sim_summaries(rtl_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def ip_project(project: str | Path, out: str | Path | None = None, vectors: int = DEFAULT_VECTORS,
-               seed: int = 0, simulators: Sequence[str] = TESTBENCH_SIMULATORS[:1]) -> dict[str, Any]:
+               seed: int = 0, simulators: Sequence[str] = TESTBENCH_SIMULATORS[:1], full_rate: bool = False,
+               verilator_opt: str = VERILATOR_OPT) -> dict[str, Any]:
     """``hlsflow ip``: write the IP folder for ``PROJECT/rtl`` and run its testbench on ``simulators``.
 
     ``vectors``: number of test vectors (test data first, then random full-range inputs, seeded by
     ``seed``). The plain testbench runs on each of ``simulators`` (``icarus``, ``verilator``) that is
     installed, before the folder is moved into place; the results go into the datasheet and the marker.
+    ``full_rate``: the testbench runs with ``+full_rate`` (no gaps, no back-pressure: a throughput figure);
+    ``verilator_opt``: g++ optimisation of the Verilator model (:func:`flow.ip.testbench.run_testbench`).
     Returns a summary (``testbenches``: per simulator, with build/run seconds and samples per second;
     ``testbench``: the first); ``ok`` is False when a testbench failed (the folder is still written, with the
     failure in the datasheet).
@@ -273,7 +277,8 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
                 print(f"hlsflow ip: {sim} not installed; the testbench was not run on it", file=sys.stderr)
                 continue
             print(f"hlsflow ip: plain testbench on {sim} ...", file=sys.stderr)
-            runs[sim] = run_testbench(sim, work, rtl_files, tb_file, f"{name}_tb", hex_in, hex_exp, len(vec.x))
+            runs[sim] = run_testbench(sim, work, rtl_files, tb_file, f"{name}_tb", hex_in, hex_exp, len(vec.x),
+                                      full_rate, verilator_opt)
             print(f"hlsflow ip: {sim}: {runs[sim]['line']}", file=sys.stderr)
         recorded = {sim: {k: v for k, v in r.items() if k != "timing"} for sim, r in runs.items()}  # no times
         tb_result = next(iter(recorded.values()), None)

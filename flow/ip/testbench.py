@@ -6,7 +6,8 @@ The testbench (``tb/<name>_tb.v``, Verilog-2005; Icarus and ``verilator --binary
   comments allowed), from the files named by the plusargs ``+inputs=`` and ``+expected=``
   (default ``<name>_inputs.hex`` and ``<name>_expected.hex`` in the working directory);
 * drives ``s_axis`` with a valid pattern and ``m_axis_tready`` with a back-pressure pattern taken from
-  two 32-bit Galois LFSRs with fixed seeds (each about 3 cycles in 4 on), so every run is identical;
+  two 32-bit Galois LFSRs with fixed seeds (each about 3 cycles in 4 on), so every run is identical; with the
+  plusarg ``+full_rate``, valid on every cycle and no back-pressure (to measure throughput);
 * compares every output word, in order, with the expected word (``!==``: X/Z bits count as
   differences), waits a few cycles for extra outputs, and prints one summary line,
   ``PASS: <N> vectors, 0 mismatches, <C> cycles`` or ``FAIL: ...`` with the first mismatching
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from flow import procs, tools
+from flow.sim.runner import VERILATOR_OPT
 from flow.staging import scratch_dir
 
 _SEED_SOURCE = 0x1D872B41
@@ -48,7 +50,8 @@ def testbench(name: str, top: str, in_width: int, out_width: int, n: int, latenc
 // Self-checking testbench for {top}: reads the vectors with $readmemh, drives s_axis with an LFSR
 // valid pattern and m_axis_tready with an LFSR back-pressure pattern (fixed seeds), compares every
 // output word with the expected word and prints one line: PASS: ... or FAIL: ... ($fatal, exit 1).
-// Plusargs: +inputs=FILE +expected=FILE (default {name}_inputs.hex, {name}_expected.hex).
+// Plusargs: +inputs=FILE +expected=FILE (default {name}_inputs.hex, {name}_expected.hex),
+// +full_rate (valid on every cycle, no back-pressure).
 module {name}_tb;
     localparam IN_W = {in_width};
     localparam OUT_W = {out_width};
@@ -80,6 +83,7 @@ module {name}_tb;
     reg [31:0] received;    // output beats accepted
     reg [31:0] mismatches;
     reg [31:0] extra;       // output beats beyond N_OUT
+    reg full_rate;          // +full_rate: valid on every cycle, no back-pressure (throughput runs)
     reg [31:0] cycles;
     reg [31:0] drain;
     reg [31:0] first_bad;
@@ -106,6 +110,7 @@ module {name}_tb;
 
     initial begin
         rst = 1'b1;
+        full_rate = $test$plusargs("full_rate") != 0;
         if (!$value$plusargs("inputs=%s", inputs_file)) inputs_file = "{name}_inputs.hex";
         if (!$value$plusargs("expected=%s", expected_file)) expected_file = "{name}_expected.hex";
         $readmemh(inputs_file, in_mem);
@@ -135,11 +140,11 @@ module {name}_tb;
             cycles <= cycles + 32'd1;
             lfsr_src <= {{lfsr_src[30:0], 1'b0}} ^ (lfsr_src[31] ? TAPS : 32'd0);
             lfsr_snk <= {{lfsr_snk[30:0], 1'b0}} ^ (lfsr_snk[31] ? TAPS : 32'd0);
-            m_axis_tready <= (lfsr_snk[1:0] != 2'b00) || (received >= N_OUT);
+            m_axis_tready <= full_rate || (lfsr_snk[1:0] != 2'b00) || (received >= N_OUT);
             // AXI4-Stream: a beat once offered is held until it is accepted
             if (in_fire || !s_axis_tvalid) begin
                 sent <= next_sent;
-                if (next_sent < N_IN && lfsr_src[1:0] != 2'b00) begin
+                if (next_sent < N_IN && (full_rate || lfsr_src[1:0] != 2'b00)) begin
                     s_axis_tvalid <= 1'b1;
                     s_axis_tdata <= in_mem[next_sent];
                 end else begin
@@ -200,22 +205,24 @@ def available(simulator: str) -> bool:
     return icarus_available() if simulator == "icarus" else tools.find("verilator") is not None
 
 
-def _build_command(simulator: str, work: Path, sources: list[str], top_tb: str) -> list[str]:
+def _build_command(simulator: str, work: Path, sources: list[str], top_tb: str, verilator_opt: str) -> list[str]:
     if simulator == "icarus":
         return [tools.require("iverilog"), "-g2005", "-o", str(work / "tb.vvp"), "-s", top_tb, *sources]
-    from flow.ip.core import VERILATOR_SIM_OPTIONS
+    from flow.ip.core import verilator_sim_options
 
-    return [tools.require("verilator"), "--binary", *VERILATOR_SIM_OPTIONS, "-Wno-lint", "-Wno-style",
-            "--Mdir", str(work / "obj"), "--top-module", top_tb, "-o", "tb", *sources]
+    return [tools.require("verilator"), "--binary", *verilator_sim_options(verilator_opt), "-Wno-lint",
+            "-Wno-style", "--Mdir", str(work / "obj"), "--top-module", top_tb, "-o", "tb", *sources]
 
 
 def run_testbench(simulator: str, ip_dir: Path, verilog: list[str], tb: str, top_tb: str, inputs: str,
-                  expected: str, vectors: int, timeout: float = 1800) -> dict[str, Any]:
+                  expected: str, vectors: int, full_rate: bool = False, verilator_opt: str = VERILATOR_OPT,
+                  timeout: float = 1800) -> dict[str, Any]:
     """Compile and run the plain testbench of the IP folder ``ip_dir`` on ``simulator``: Icarus (``iverilog
-    -g2005``, ``vvp``) or Verilator (``verilator --binary`` with the FuseSoC core's options, a C++ model).
+    -g2005``, ``vvp``) or Verilator (``verilator --binary`` with the FuseSoC core's options, a C++ model;
+    ``verilator_opt``: g++ optimisation of the model, ``-O1`` as the core's, ``-O3`` builds slower, runs faster).
 
     ``verilog``/``tb``/``inputs``/``expected`` are paths relative to ``ip_dir``; ``vectors``: how many the
-    testbench checks. Runs in a temporary folder holding copies of the ``.mem`` files of ``ip_dir/rtl``
+    testbench checks; ``full_rate``: ``+full_rate`` (no gaps, no back-pressure). Runs in a temporary folder holding copies of the ``.mem`` files of ``ip_dir/rtl``
     ($readmemh opens them relative to the working directory), so nothing is written into ``ip_dir``. Returns
     ``passed``, the summary ``line`` (``PASS: ...``/``FAIL: ...``), the exit code and the simulator version
     (deterministic: what the datasheet states), and ``timing``: build and run wall seconds, clock cycles
@@ -228,7 +235,8 @@ def run_testbench(simulator: str, ip_dir: Path, verilog: list[str], tb: str, top
         for mem in sorted((ip_dir / "rtl").glob("*.mem")):
             shutil.copy2(mem, work / mem.name)
         t0 = time.perf_counter()
-        build = procs.run(_build_command(simulator, work, [str(ip_dir / f) for f in [*verilog, tb]], top_tb),
+        sources = [str(ip_dir / f) for f in [*verilog, tb]]
+        build = procs.run(_build_command(simulator, work, sources, top_tb, verilator_opt),
                           cwd=work, capture_output=True, text=True, env=tools.hdl_env(), timeout=timeout)
         t_build = time.perf_counter() - t0
         if build.returncode != 0:
@@ -238,7 +246,8 @@ def run_testbench(simulator: str, ip_dir: Path, verilog: list[str], tb: str, top
                     "exit_code": build.returncode, "simulator": version}
         binary = [tools.require("vvp"), "-n", str(work / "tb.vvp")] if simulator == "icarus" else [str(work / "obj" / "tb")]
         t0 = time.perf_counter()
-        run = procs.run([*binary, f"+inputs={ip_dir / inputs}", f"+expected={ip_dir / expected}"],
+        plusargs = [f"+inputs={ip_dir / inputs}", f"+expected={ip_dir / expected}", *(["+full_rate"] * full_rate)]
+        run = procs.run([*binary, *plusargs],
                         cwd=work, capture_output=True, text=True, env=tools.hdl_env(), timeout=timeout)
         t_run = time.perf_counter() - t0
     lines = [m.group(0).replace(f"{ip_dir}/", "") for m in _SUMMARY.finditer(run.stdout)]
@@ -250,7 +259,8 @@ def run_testbench(simulator: str, ip_dir: Path, verilog: list[str], tb: str, top
               "samples_per_second": round(vectors / t_run, 1) if t_run > 0 else None}
     if cycles:
         timing |= {"cycles": int(cycles.group(1)), "cycles_per_second": round(int(cycles.group(1)) / t_run)}
-    return {"passed": passed, "line": line, "exit_code": run.returncode, "simulator": version, "timing": timing}
+    return {"passed": passed, "line": line, "exit_code": run.returncode, "simulator": version,
+            "stimulus": "full rate" if full_rate else "LFSR valid gaps and back-pressure", "timing": timing}
 
 
 def _first_error(text: str) -> str:

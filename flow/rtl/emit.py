@@ -114,8 +114,9 @@ def _signed32(x: int) -> int:
 class _Stage:
     """The ROMs, local variables and statements of one stage's function."""
 
-    def __init__(self, sol: Any):
+    def __init__(self, sol: Any, inp: str = "inp"):
         self.sol = sol
+        self.inp = inp  # the Verilog name of the packed input the input ops read
         self.vals: list[_Val] = []
         self.roms: list[str] = []
         self.decls: list[str] = []
@@ -146,7 +147,7 @@ class _Stage:
             if w <= 0 or ref[i] == 0:
                 self.vals.append(ZERO)
             elif op.opcode == -1:  # an input: read in place
-                self.vals.append(_Val("inp", w, bool(k), f, self.inp_lo[op.id0], self.inp_lo[-1]))
+                self.vals.append(_Val(self.inp, w, bool(k), f, self.inp_lo[op.id0], self.inp_lo[-1]))
             else:
                 out = _Val(f"v{i}", w, bool(k), f)
                 rhs = self.rhs(i, op, out)
@@ -240,7 +241,8 @@ class _Stage:
                       f'initial $readmemh("{name}", {rom});']
         return f"{rom}[{_bits(key, key.width - 1, 0)}]" if key.name is not None else f"{rom}[0]"
 
-    def outputs(self) -> list[str]:
+    def outputs(self, target: str = FUNCTION, assign: str = "=") -> list[str]:
+        """The statements writing every output field of ``target`` (``assign``: ``=`` or ``<=``)."""
         sol, lines, lo = self.sol, [], 0
         for j, idx in enumerate(sol.out_idxs):
             w = sum(_kif(sol.out_qint[j]))
@@ -248,7 +250,7 @@ class _Stage:
                 continue
             v = self.vals[idx] if idx >= 0 else ZERO
             neg = "-" if sol.out_negs[j] and v.name is not None else ""
-            lines.append(f"{FUNCTION}[{lo + w - 1}:{lo}] = {neg}{window(v, 0, w)};")
+            lines.append(f"{target}[{lo + w - 1}:{lo}] {assign} {neg}{window(v, 0, w)};")
             lo += w
         return lines
 
@@ -259,22 +261,46 @@ def stage_module(sol: Any, name: str, timescale: str | None = None, registered: 
     ``input [N-1:0] model_inp``, ``output [M-1:0] model_out``; returns (text, {table file: contents}).
 
     ``registered``: ``model_out`` is a register that loads the stage's result at a rising ``clk`` when ``load``
-    is high (ports ``clk``, ``load`` first). The function is then evaluated only in the clock cycles that load
-    it: a cycle-based simulator (Verilator) skips an idle stage, which a separate output register cannot make
-    it do (it evaluates all combinational logic after every clock edge)."""
-    st = _Stage(sol)
+    is high (ports ``clk``, ``load`` first). The same statements are then the body of that clocked block
+    (a named block ``eval_stage`` with the variables; each output field a non-blocking assignment), evaluated
+    only in the cycles that load: a cycle-based simulator (Verilator) skips an idle stage, which a separate
+    output register cannot make it do (it evaluates all combinational logic after every clock edge), and
+    copies no packed function argument or result."""
+    st = _Stage(sol, "model_inp" if registered else "inp")
     st.emit()
-    outs = st.outputs()
     inp_bits, out_bits = st.inp_lo[-1], sum(sum(_kif(q)) for q in sol.out_qint)
     j1, j2, j3 = "\n    ", "\n        ", "\n            "
-    clocked = "input  wire clk,\n    input  wire load,\n    " if registered else ""
-    out_kind = "reg " if registered else "wire"
-    result = (f"always @(posedge clk) if (load) model_out <= {FUNCTION}(model_inp);" if registered
-              else f"assign model_out = {FUNCTION}(model_inp);")
+    if registered:
+        text = f"""// levelized (flow/rtl/emit.py): one clocked block, one blocking assignment per da4ml op in topological order
+module {name} (
+    input  wire clk,
+    input  wire load,
+    // verilator lint_off UNUSEDSIGNAL
+    input  wire [{max(inp_bits, 1) - 1}:0] model_inp,  // a stage may not read every bit of every input
+    // verilator lint_on UNUSEDSIGNAL
+    output reg  [{max(out_bits, 1) - 1}:0] model_out
+);
+    {j1.join(st.roms)}
+    // variables keep every bit of an op's format; later ops may read only some of them; they hold no state
+    // (each is written before it is read), so they are no flip-flops
+    // verilator lint_off UNUSEDSIGNAL
+    // verilator lint_off BLKSEQ
+    always @(posedge clk) begin : {FUNCTION}
+        {j2.join(st.decls)}
+        if (load) begin
+            {j3.join(st.body + st.outputs("model_out", "<="))}
+        end
+    end
+    // verilator lint_on BLKSEQ
+    // verilator lint_on UNUSEDSIGNAL
+endmodule
+"""
+        return (f"{timescale}\n\n{text}" if timescale else text), st.tables
+    outs = st.outputs()
     text = f"""// levelized (flow/rtl/emit.py): one function, one blocking assignment per da4ml op in topological order
 module {name} (
-    {clocked}input  wire [{max(inp_bits, 1) - 1}:0] model_inp,
-    output {out_kind} [{max(out_bits, 1) - 1}:0] model_out
+    input  wire [{max(inp_bits, 1) - 1}:0] model_inp,
+    output wire [{max(out_bits, 1) - 1}:0] model_out
 );
     {j1.join(st.roms)}
     // variables keep every bit of an op's format; later ops may read only some of them
@@ -288,7 +314,7 @@ module {name} (
     endfunction
     // verilator lint_on UNUSEDSIGNAL
 
-    {result}
+    assign model_out = {FUNCTION}(model_inp);
 endmodule
 """
     return (f"{timescale}\n\n{text}" if timescale else text), st.tables
