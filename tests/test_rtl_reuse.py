@@ -21,6 +21,7 @@ from conftest import assert_one_error_line
 from hdl import assert_bit_exact, needs_icarus, needs_verilator
 from qmodels import conv_model, dense_model, qb
 
+from flow import tools
 from flow.arith.numpy_ops import NumpyOps
 from flow.arith.ops import Tensor
 from flow.arith.symbolic_ops import SymbolicOps
@@ -365,3 +366,24 @@ def test_ip_datasheet_states_architecture_reuse_latency_and_initiation_interval(
     assert f"| initiation interval | {pm['initiation_interval']} cycles between samples when not stalled |" in md
     assert f"| beats per sample | {pm['input']['beats']} in, 1 out |" in md
     assert "| `win_c1` | line buffer | `c1` |" in md
+
+
+@pytest.mark.skipif(tools.find("yosys") is None, reason="Yosys is not installed (apt-get install yosys)")
+def test_fold_units_select_input_slices_and_output_blocks_without_shifters(folded_project, stream_project):
+    """A fold steps through input slices and output blocks with constant bit ranges: Yosys makes a variable
+    part-select a shifter (the jet MLP's fc1 at reuse factor 64 cost 14,873 LUTs that way)."""
+    from flow import procs
+
+    checked = 0
+    for project in (folded_project, stream_project):
+        rtl, pm = project / "rtl", _port_map(project)
+        for unit in (u for u in pm["units"] if u["kind"] == "folded product"):
+            if unit["inputs_per_step"] * unit["outputs_per_step"] == 0:
+                continue
+            top = f"{pm['top'].removesuffix('_axis')}_{unit['name']}"
+            script = (f"read_verilog {' '.join(pm['verilog'])}; hierarchy -top {top}; proc; "
+                      "select -assert-none t:$shiftx t:$shift t:$shl t:$shr t:$sshl t:$sshr")
+            out = procs.run([tools.require("yosys"), "-q", "-p", script], cwd=rtl, capture_output=True, text=True)
+            assert out.returncode == 0, f"{top}: {(out.stdout + out.stderr)[-600:]}"
+            checked += 1
+    assert checked >= 3
