@@ -222,8 +222,9 @@ def run_testbench(simulator: str, ip_dir: Path, verilog: list[str], tb: str, top
     ``verilator_opt``: g++ optimisation of the model, ``-O1`` as the core's, ``-O3`` builds slower, runs faster).
 
     ``verilog``/``tb``/``inputs``/``expected`` are paths relative to ``ip_dir``; ``vectors``: how many the
-    testbench checks; ``full_rate``: ``+full_rate`` (no gaps, no back-pressure). Runs in a temporary folder holding copies of the ``.mem`` files of ``ip_dir/rtl``
-    ($readmemh opens them relative to the working directory), so nothing is written into ``ip_dir``. Returns
+    testbench checks; ``full_rate``: ``+full_rate`` (no gaps, no back-pressure). Runs in a temporary folder
+    holding copies of the ``.mem`` files of ``ip_dir/rtl`` ($readmemh opens them relative to the working
+    directory), so nothing is written into ``ip_dir``. Returns
     ``passed``, the summary ``line`` (``PASS: ...``/``FAIL: ...``), the exit code and the simulator version
     (deterministic: what the datasheet states), and ``timing``: build and run wall seconds, clock cycles
     simulated, cycles and samples (vectors) per second of the run (a measurement, not in the datasheet).
@@ -244,7 +245,8 @@ def run_testbench(simulator: str, ip_dir: Path, verilog: list[str], tb: str, top
             first_error = _first_error(build.stderr or build.stdout).replace(f"{ip_dir}/", "")
             return {"passed": False, "line": f"FAIL: {tool} could not compile the testbench: {first_error}",
                     "exit_code": build.returncode, "simulator": version}
-        binary = [tools.require("vvp"), "-n", str(work / "tb.vvp")] if simulator == "icarus" else [str(work / "obj" / "tb")]
+        binary = ([tools.require("vvp"), "-n", str(work / "tb.vvp")] if simulator == "icarus"
+                  else [str(work / "obj" / "tb")])
         t0 = time.perf_counter()
         plusargs = [f"+inputs={ip_dir / inputs}", f"+expected={ip_dir / expected}", *(["+full_rate"] * full_rate)]
         run = procs.run([*binary, *plusargs],
