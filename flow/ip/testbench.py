@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from flow import procs, tools
-from flow.sim.runner import VERILATOR_OPT
+from flow.sim.runner import VERILATOR_OPT, simulator_tools, simulator_version
 from flow.staging import scratch_dir
 
 _SEED_SOURCE = 0x1D872B41
@@ -195,14 +195,9 @@ endmodule
 TESTBENCH_SIMULATORS = ("icarus", "verilator")  # hlsflow ip --simulators; the first is the default
 
 
-def icarus_available() -> bool:
-    """True when both ``iverilog`` and ``vvp`` are on the HDL PATH."""
-    return tools.find("iverilog") is not None and tools.find("vvp") is not None
-
-
 def available(simulator: str) -> bool:
-    """True when ``simulator`` (one of :data:`TESTBENCH_SIMULATORS`) is installed."""
-    return icarus_available() if simulator == "icarus" else tools.find("verilator") is not None
+    """True when every executable of ``simulator`` (one of :data:`TESTBENCH_SIMULATORS`) is on the HDL PATH."""
+    return all(tools.find(tool) is not None for tool in simulator_tools(simulator))
 
 
 def _build_command(simulator: str, work: Path, sources: list[str], top_tb: str, verilator_opt: str) -> list[str]:
@@ -230,7 +225,7 @@ def run_testbench(simulator: str, ip_dir: Path, verilog: list[str], tb: str, top
     simulated, cycles and samples (vectors) per second of the run (a measurement, not in the datasheet).
     """
     ip_dir = Path(ip_dir).resolve()
-    version = tools.version("iverilog" if simulator == "icarus" else "verilator")
+    version = simulator_version(simulator)
     with scratch_dir("ip-tb") as tmp:
         work = Path(tmp)
         for mem in sorted((ip_dir / "rtl").glob("*.mem")):
@@ -241,7 +236,7 @@ def run_testbench(simulator: str, ip_dir: Path, verilog: list[str], tb: str, top
                           cwd=work, capture_output=True, text=True, env=tools.hdl_env(), timeout=timeout)
         t_build = time.perf_counter() - t0
         if build.returncode != 0:
-            tool = "iverilog" if simulator == "icarus" else "verilator"
+            tool = simulator_tools(simulator)[0]
             first_error = _first_error(build.stderr or build.stdout).replace(f"{ip_dir}/", "")
             return {"passed": False, "line": f"FAIL: {tool} could not compile the testbench: {first_error}",
                     "exit_code": build.returncode, "simulator": version}

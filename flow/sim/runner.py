@@ -139,10 +139,15 @@ def _runner_env(sim_dir: Path) -> Iterator[None]:
         sys.path[:] = saved_path
 
 
+def simulator_tools(simulator: str) -> tuple[str, ...]:
+    """The executables ``simulator`` (``verilator`` or ``icarus``) runs."""
+    return ("verilator",) if simulator == "verilator" else ("iverilog", "vvp")
+
+
 def require_simulator(simulator: str) -> None:
     if simulator not in SIMULATORS:
         raise FlowError(f"--simulator must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
-    for tool in ("verilator",) if simulator == "verilator" else ("iverilog", "vvp"):
+    for tool in simulator_tools(simulator):
         tools.require(tool)
 
 
