@@ -30,8 +30,8 @@ from typing import Any
 from flow.arith.types import FixedType
 from flow.errors import FlowError
 from flow.rtl.emit import EMITTERS
-from flow.rtl.netlist import (da4ml_version, lint, module_prefix, netlist_verilog, pack_assigns, packed_width,
-                              static_modules, unpack_assigns)
+from flow.rtl.netlist import (axis_module, da4ml_version, lint, module_prefix, netlist_verilog, pack_assigns,
+                              packed_width, static_modules, unpack_assigns)
 from flow.staging import scratch_dir, staged_dir
 
 CHECK_SAMPLES = 2000  # full-range inputs on which the traced netlist must equal the emulator before RTL is written
@@ -72,16 +72,7 @@ def _top_module(prefix: str, stages: list[Any], in_t: FixedType, out_t: FixedTyp
 // AXI4-Stream wrapper: one sample per beat, global-stall pipeline, latency {n + 1} cycles, II 1.
 // s_axis_tdata: {n_in} x {in_t} (element k at [k*{in_t.width} +: {in_t.width}])
 // m_axis_tdata: {n_out} x {out_t} (element k at [k*{out_t.width} +: {out_t.width}])
-module {prefix}_axis (
-    input  wire             clk,
-    input  wire             rst,
-    input  wire [{wi - 1}:0] s_axis_tdata,
-    input  wire             s_axis_tvalid,
-    output wire             s_axis_tready,
-    output wire [{wo - 1}:0] m_axis_tdata,
-    output wire             m_axis_tvalid,
-    input  wire             m_axis_tready
-);
+{axis_module(prefix, wi, wo)}
     localparam STAGES = {n};
     // verilator lint_off UNUSEDSIGNAL
     wire [{wi - 1}:0] in_data = s_axis_tdata;

@@ -94,6 +94,21 @@ def da4ml_version() -> str:
     return version("da4ml")
 
 
+def axis_module(prefix: str, in_w: int, out_w: int) -> str:
+    """The head of the AXI4-Stream top ``<prefix>_axis`` (every architecture's): module line and ports, tdata
+    ``in_w``/``out_w`` bits, ``clk``, ``rst`` (synchronous, active high)."""
+    return f"""module {prefix}_axis (
+    input  wire             clk,
+    input  wire             rst,
+    input  wire [{in_w - 1}:0] s_axis_tdata,
+    input  wire             s_axis_tvalid,
+    output wire             s_axis_tready,
+    output wire [{out_w - 1}:0] m_axis_tdata,
+    output wire             m_axis_tvalid,
+    input  wire             m_axis_tready
+);"""
+
+
 def kif_bits(qint: Any) -> tuple[int, int, int]:
     from da4ml.types import minimal_kif
 

@@ -40,6 +40,7 @@ from flow.rtl.kernels import (
     cost,
     multipliers,
 )
+from flow.rtl.netlist import axis_module
 from flow.staging import staged_dir
 
 HEADER = "`timescale 1ns / 1ps\n"
@@ -286,16 +287,7 @@ def _top(prefix: str, arch: Architecture, parts: list[Part], edges: list[Edge], 
 // s_axis_tdata: one beat = {in_tok.size} x {in_tok.t} (element k at [k*{in_tok.t.width} +: {in_tok.t.width}]), {beats} beat(s) per sample
 // m_axis_tdata: one beat = {out_tok.size} x {out_tok.t}, {out_tok.beats} beat(s) per sample
 // units: {summary}
-module {prefix}_axis (
-    input  wire             clk,
-    input  wire             rst,
-    input  wire [{in_w - 1}:0] s_axis_tdata,
-    input  wire             s_axis_tvalid,
-    output wire             s_axis_tready,
-    output wire [{out_w - 1}:0] m_axis_tdata,
-    output wire             m_axis_tvalid,
-    input  wire             m_axis_tready
-);
+{axis_module(prefix, in_w, out_w)}
 {limiter}
     wire [{in_w - 1}:0] in_data = s_axis_tdata;
     wire in_valid = s_axis_tvalid && allow;
