@@ -169,7 +169,7 @@ def _evidence(inp: DatasheetInputs) -> list[Block]:
                             f"`fusesoc --cores-root . run --target sim --tool icarus {inp.core}` (or `--tool verilator`)."))
     for tb in inp.testbenches.values():
         blocks.append(("p", f"Plain testbench `tb/{inp.name}_tb.v` run by `hlsflow ip` on {tb['simulator']} "
-                            f"({tb.get('stimulus', 'LFSR valid gaps and back-pressure')}, every output word "
+                            f"({tb['stimulus']}, every output word "
                             "compared):"))
         blocks.append(("code", tb["line"]))
     rows = []

@@ -226,6 +226,7 @@ def run_testbench(simulator: str, ip_dir: Path, verilog: list[str], tb: str, top
     """
     ip_dir = Path(ip_dir).resolve()
     version = simulator_version(simulator)
+    stimulus = "full rate" if full_rate else "LFSR valid gaps and back-pressure"
     with scratch_dir("ip-tb") as tmp:
         work = Path(tmp)
         for mem in sorted((ip_dir / "rtl").glob("*.mem")):
@@ -239,7 +240,7 @@ def run_testbench(simulator: str, ip_dir: Path, verilog: list[str], tb: str, top
             tool = simulator_tools(simulator)[0]
             first_error = _first_error(build.stderr or build.stdout).replace(f"{ip_dir}/", "")
             return {"passed": False, "line": f"FAIL: {tool} could not compile the testbench: {first_error}",
-                    "exit_code": build.returncode, "simulator": version}
+                    "exit_code": build.returncode, "simulator": version, "stimulus": stimulus}
         binary = ([tools.require("vvp"), "-n", str(work / "tb.vvp")] if simulator == "icarus"
                   else [str(work / "obj" / "tb")])
         t0 = time.perf_counter()
@@ -257,7 +258,7 @@ def run_testbench(simulator: str, ip_dir: Path, verilog: list[str], tb: str, top
     if cycles:
         timing |= {"cycles": int(cycles.group(1)), "cycles_per_second": round(int(cycles.group(1)) / t_run)}
     return {"passed": passed, "line": line, "exit_code": run.returncode, "simulator": version,
-            "stimulus": "full rate" if full_rate else "LFSR valid gaps and back-pressure", "timing": timing}
+            "stimulus": stimulus, "timing": timing}
 
 
 def _first_error(text: str) -> str:
