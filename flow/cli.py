@@ -10,11 +10,16 @@ from pathlib import Path
 from flow import __version__
 from flow.errors import FlowError, NotBitExact, ToolMissing
 from flow.rtl.fpga import PARTS as FPGA_PARTS
+from flow.signals import exit_code, interruption, terminate_like_interrupt
 from flow.tools import LIBRARIES
 
 EXIT_NOT_BIT_EXACT = 1
 EXIT_BAD_INPUT = 2
 EXIT_TOOL_MISSING = 3
+
+
+FORCE_HELP = ("replace an existing output that hlsflow did not make (without it, only hlsflow's own projects, RTL, "
+              "IP and sweep folders are replaced; never the working directory or a folder holding an input)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,12 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="train (float + QKeras QAT), convert with hls4ml, C-simulate, report")
     r.add_argument("spec", type=Path, help="flow spec YAML, e.g. models/digits_mlp.yaml")
     r.add_argument("--out", type=Path, default=Path("hls_projects"), help="output root (default: hls_projects)")
+    r.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     c = sub.add_parser("convert", help="convert an existing Keras/QKeras model to an HLS project and C-simulate it")
     c.add_argument("model", type=Path, help=".h5, .keras, or Keras .json (weights from --weights or <stem>_weights.h5)")
     c.add_argument("--weights", type=Path, help="weights .h5 for a Keras .json model")
     c.add_argument("--config", type=Path, help="hls4ml config YAML (HLSConfig, Backend, Part, IOType, ...)")
     c.add_argument("--out", type=Path, help="project folder (default: hls_projects/<model name>)")
+    c.add_argument("--force", action="store_true", help=FORCE_HELP)
     c.add_argument("--precision", help="default precision for layers without QKeras quantizers, e.g. 'ap_fixed<16,6>'")
     c.add_argument("--input-type", help="input type, e.g. 'ap_fixed<16,6>' (inputs are quantized to it)")
     c.add_argument("--backend", choices=("Vitis", "Vivado", "Catapult"), default="Vitis")
@@ -46,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--output", type=Path, required=True, help=".npy file for the outputs (float64, batch first)")
     e.add_argument("--trace", action="store_true",
                    help="also write every layer's output (<output>.trace.npz) and a range plot (<output>.layers.png)")
+    e.add_argument("--force", action="store_true",
+                   help="replace existing output files (without it, emulate never overwrites a file; never the --input)")
 
     v = sub.add_parser("verify", help="emulator vs hls4ml C simulation (and the model) on N inputs; exit 1 on any difference")
     v.add_argument("project", type=Path, help="hls_projects/<name>")
@@ -63,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     rt = sub.add_parser("rtl", help="vendor-free Verilog (da4ml) with an AXI4-Stream wrapper and lint; "
                                     "FPGA/ASIC timing, area and power on request")
     rt.add_argument("project", type=Path, help="hls_projects/<name>")
+    rt.add_argument("--force", action="store_true", help="replace PROJECT/rtl even if it is not an hlsflow RTL folder")
     rt.add_argument("--latency-cutoff", type=float, default=None,
                     help="explicit da4ml pipelining budget per stage (its logic-delay units; 0 = one combinational "
                          "stage); default: the cut that meets the clock period on the timing target")
@@ -98,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "exit 1 if its testbench fails")
     ip.add_argument("project", type=Path, help="hls_projects/<name> (with rtl/ from `hlsflow rtl`)")
     ip.add_argument("--out", type=Path, help="IP folder (default: PROJECT/ip); an existing folder is replaced only "
-                                             "if it is a previous hlsflow IP folder")
+                                             "if it is a previous hlsflow IP folder (or with --force)")
+    ip.add_argument("--force", action="store_true", help=FORCE_HELP)
     ip.add_argument("--vectors", type=int, default=1000,
                     help="test vectors: test data first, then random full-range (default 1000)")
     ip.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
@@ -117,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("sweep", help="bit-width sweep: many points in parallel, resumable, Pareto report")
     w.add_argument("sweep", type=Path, help="sweep YAML, e.g. models/digits_sweep.yaml")
     w.add_argument("--out", type=Path, default=Path("sweeps"), help="output root (default: sweeps)")
+    w.add_argument("--force", action="store_true", help=FORCE_HELP)
     w.add_argument("--storage", help="database URL shared by workers, e.g. postgresql://user@host/db "
                                      "(default: SQLite file <out>/<name>/sweep.db)")
     w.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
@@ -140,10 +152,17 @@ def _emulate(args: argparse.Namespace) -> int:
     from flow.arith.emulate import emulate
     from flow.arith.types import parse_type, quantize
     from flow.hls.project import rebuild
-    from flow.staging import scratch_dir
+    from flow.outputs import claim_file
+    from flow.staging import scratch_dir, written_atomically
 
     if not args.input.is_file():
         raise FlowError(f"{args.input}: input file not found")
+    outputs = [args.output]
+    if args.trace:
+        stem = args.output.with_suffix("")
+        outputs += [Path(f"{stem}.trace.npz"), Path(f"{stem}.layers.png")]
+    for path in outputs:
+        claim_file(path, args.force, inputs=(args.input,), shown=f"--output {path}" if path == args.output else None)
     try:
         x = np.load(args.input, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -160,15 +179,16 @@ def _emulate(args: argparse.Namespace) -> int:
         print(f"hlsflow emulate: {changed} input values were not representable in {t} and were quantized",
               file=sys.stderr)
     result = emulate(graph, xq, trace=args.trace)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    np.save(args.output, result.outputs)
+    with written_atomically(args.output) as tmp, open(tmp, "wb") as f:
+        np.save(f, result.outputs)
     rows = [{"layer": k, "overflows": v} for k, v in result.overflows.items()]
     if args.trace:
         from flow.plots import plot_layer_ranges
 
-        stem = args.output.with_suffix("")
-        np.savez(f"{stem}.trace.npz", **{t.name: t.values for t in result.traces})
-        plot_layer_ranges(result.traces, Path(f"{stem}.layers.png"))
+        with written_atomically(outputs[1]) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **{t.name: t.values for t in result.traces})
+        with written_atomically(outputs[2]) as tmp:
+            plot_layer_ranges(result.traces, tmp)
         rows = [{"layer": t.name, "type": t.type, "overflows": t.n_overflow, "observed": [t.observed_min, t.observed_max],
                  "type_range": [t.type_min, t.type_max]} for t in result.traces]
     print(json.dumps({"outputs": str(args.output), "samples": len(x), "layers": rows}, indent=2))
@@ -187,7 +207,7 @@ def _ip(args: argparse.Namespace) -> int:
     from flow.ip.package import ip_project
 
     summary = ip_project(args.project, args.out, args.vectors, args.seed, args.simulators, args.full_rate,
-                         f"-{args.verilator_opt}")
+                         f"-{args.verilator_opt}", force=args.force)
     print(json.dumps(summary, indent=2, default=str))
     return 0 if summary["ok"] else 1
 
@@ -211,6 +231,11 @@ def _frontend_for(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    with terminate_like_interrupt():
+        return _main(args, argv)
+
+
+def _main(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         from flow import procs
         from flow.keras import frontends
@@ -225,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             from flow.pipeline import run
 
-            report = run(args.spec, args.out)
+            report = run(args.spec, args.out, force=args.force)
             out = Path(args.out) / report["name"]
             exact = {"csim_vs_qkeras": report["csim_vs_qkeras"]["exact_fraction"],
                      "emulator_vs_csim": report["emulator_vs_csim"]["exact_fraction"]}
@@ -251,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             out = args.out or Path("hls_projects") / args.model.stem
             report = convert_existing(args.model, out, args.config, args.weights, args.precision, args.input_type,
                                       Hardware(backend=args.backend, io_type=args.io_type), args.samples,
-                                      custom_objects=args.custom_objects)
+                                      custom_objects=args.custom_objects, force=args.force)
             print(json.dumps({"project": str(out), "csim_vs_keras": report["csim_vs_keras"]}, indent=2))
             return 0
         if args.command == "emulate":
@@ -273,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
                                          fpga=args.fpga, asic=args.asic, clock_period=args.clock_period,
                                          route=not args.no_route, check_samples=args.check_samples,
                                          emitter=args.emitter, reuse_factor=args.reuse_factor,
-                                         architecture=args.architecture),
+                                         architecture=args.architecture, force=args.force),
                              indent=2, default=str))
             return 0
         if args.command == "sweep":
@@ -298,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     except FlowError as exc:
         print(f"hlsflow {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f"hlsflow {args.command}: interrupted; no partial output was kept", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"hlsflow {args.command}: {interruption(exc)}; no partial output was kept", file=sys.stderr)
+        return exit_code(exc)
     return 0

@@ -24,6 +24,7 @@ from flow.errors import FlowError
 from flow.hls.project import save_meta
 from flow.report import graph_types, graph_weight_stats, write_reports
 from flow.spec import Hardware, NeuronPruning, Pruning, Spec, load_spec, read_yaml
+from flow.outputs import PROJECT, claim_output
 from flow.staging import staged_dir
 from flow.steps import FlowContext, Step, execute
 
@@ -211,12 +212,17 @@ def run_steps(spec: Spec) -> list[Step]:
     ]
 
 
-def run(spec_path: str | Path, out_root: str | Path = "hls_projects") -> dict[str, Any]:
-    """Run the whole flow for one spec; returns the report (also written to ``<out>/<name>/``)."""
+def run(spec_path: str | Path, out_root: str | Path = "hls_projects", force: bool = False) -> dict[str, Any]:
+    """Run the whole flow for one spec; returns the report (also written to ``<out>/<name>/``).
+
+    An existing ``<out>/<name>`` is replaced only if it is an hlsflow project, or with ``force``
+    (:func:`flow.outputs.claim_output`, checked before any work)."""
     spec = load_spec(spec_path)
     final = Path(out_root) / spec.name
+    data = spec.dataset.source if spec.dataset.source != "digits" else None
+    claim_output(final, PROJECT, force, inputs=(spec_path, data))
     ctx = FlowContext(spec=spec, final=final, input_type=parse_type(spec.input_type))
-    with staged_dir(final) as work:
+    with staged_dir(final, PROJECT, force) as work:
         ctx.work = work
         execute(run_steps(spec), ctx)
         report = ctx.figures["report"]
@@ -245,7 +251,8 @@ def load_hls4ml_yaml(path: Path) -> dict[str, Any]:
 def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: str | Path | None = None,
                      weights: str | Path | None = None, precision: str | None = None,
                      input_type: str | None = None, hardware: Hardware | None = None,
-                     samples: int = 1000, seed: int = 0, custom_objects: str | Path | None = None) -> dict[str, Any]:
+                     samples: int = 1000, seed: int = 0, custom_objects: str | Path | None = None,
+                     force: bool = False) -> dict[str, Any]:
     """Convert an existing Keras/QKeras/HGQ2 model to an HLS project and check its C simulation.
 
     Precisions come from ``config_path`` (an hls4ml config) when given, else from the model's
@@ -253,15 +260,17 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
     ``samples`` inputs drawn from N(0, 1) and quantized to the input type. ``custom_objects`` is a
     Python file defining the model's own layers (:func:`flow.keras.model_io.load_custom_objects`); it
     is copied into the project so later commands rebuild the same graph. Runs in this process's front
-    end (the CLI picks the worker that matches the model file).
+    end (the CLI picks the worker that matches the model file). An existing ``out_dir`` is replaced only if it is
+    an hlsflow project, or with ``force``; never the folder holding an input (:func:`flow.outputs.claim_output`).
     """
+    claim_output(out_dir, PROJECT, force, inputs=(model_path, weights, config_path, custom_objects))
     ctx = FlowContext(final=Path(out_dir), options={
         "model_path": Path(model_path), "config_path": None if config_path is None else Path(config_path),
         "weights": weights, "precision": precision, "input_type": input_type, "hardware": hardware or Hardware(),
         "samples": samples, "seed": seed, "custom_objects": custom_objects})
     n = len(CONVERT_STEPS)
     execute(CONVERT_STEPS[:2], ctx, numbered=(1, n))  # nothing is written before the model and its config are read
-    with staged_dir(ctx.final) as work:
+    with staged_dir(ctx.final, PROJECT, force) as work:
         ctx.work = work
         execute(CONVERT_STEPS[2:], ctx, numbered=(3, n))
     return ctx.figures["report"]

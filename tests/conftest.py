@@ -3,8 +3,11 @@ saved with their hls4ml configs."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,36 @@ def assert_one_error_line(stderr: str, command: str) -> str:
     assert "Traceback" not in stderr, stderr
     assert len(lines) == 1 and lines[0].startswith(f"hlsflow {command}: "), stderr
     return lines[0]
+
+
+def tree_digest(folder: Path) -> str:
+    """sha256 over every entry under ``folder`` (hidden ones too): relative path, type, mode bits, file bytes and
+    symlink target; ``folder``'s own mode too. Equal digests: nothing was created, removed, changed or chmod-ed."""
+    h = hashlib.sha256(f"{stat.S_IMODE(folder.stat().st_mode):o}".encode())
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            path = Path(root) / name
+            st = path.lstat()
+            h.update(f"\0{path.relative_to(folder)}\0{st.st_mode:o}\0".encode())
+            if stat.S_ISLNK(st.st_mode):
+                h.update(os.readlink(path).encode())
+            elif stat.S_ISREG(st.st_mode):
+                h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def fake_project(folder: Path, rtl: bool = False) -> Path:
+    """A folder with a well-formed ``project.json`` (and ``rtl/port_map.json`` with ``rtl``): what hlsflow's
+    ownership checks accept as its own, without the cost of a real project (commands refused up front never
+    read further)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "project.json").write_text(json.dumps({"model": "qkeras_model.h5", "hls_config": {"Model": {}},
+                                                     "hardware": {}, "input_type": "ap_fixed<8,3>"}))
+    if rtl:
+        (folder / "rtl").mkdir(exist_ok=True)
+        (folder / "rtl" / "port_map.json").write_text(json.dumps({"top": "net_axis"}))
+    return folder
 
 
 @pytest.fixture

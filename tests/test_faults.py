@@ -1,5 +1,7 @@
-"""`kill -9` of `hlsflow run` in each long stage: the previous project stays, no child tool outlives the run,
-and the next run removes the stale staging folder. Plus the staging rules on their own."""
+"""SIGKILL, SIGTERM, SIGHUP and SIGINT to `hlsflow run`/`convert`/`rtl` in their long stages: the previous project
+stays, no child tool outlives the command; after SIGTERM/SIGHUP/SIGINT the clean-up ran (exit 128 + signal, one
+line, no staging folder), after kill -9 the next run removes the stale staging folder. Plus the staging rules on
+their own."""
 
 from __future__ import annotations
 
@@ -9,13 +11,16 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
+from conftest import assert_one_error_line, fake_project
 from flow.cli import EXIT_BAD_INPUT, main
+from flow.outputs import PROJECT
 from flow.staging import process_start_time, remove_stale, staged_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,19 +54,31 @@ def small_spec(tmp: Path, rtl: dict) -> Path:
     return path
 
 
-def kill_run_when(tmp: Path, spec: Path, banner: str, tools: tuple[str, ...], timeout: float = 300) -> dict[int, str]:
-    """Start `hlsflow run spec`, wait for the stage ``banner`` on stderr and (if given) a child named one of
-    ``tools``, then SIGKILL the hlsflow process. Returns the marked processes alive just before the kill."""
+@dataclass
+class Stopped:
+    """What a command stopped by a signal left: its exit code, its stderr, the marked processes alive just before
+    the signal and those alive ``GRACE`` s after it ended."""
+
+    code: int
+    stderr: str
+    before: dict[int, str]
+    after: dict[int, str]
+
+
+def stop_when(tmp: Path, argv: list[str], banner: str, tools: tuple[str, ...], sig: int,
+              timeout: float = 300) -> Stopped:
+    """Start `hlsflow ARGV`, wait for ``banner`` on stderr and (if given) a child named one of ``tools``, then send
+    ``sig`` to the hlsflow process and wait for it to end (clean-up included)."""
     mark = uuid.uuid4().hex
     log = tmp / "run.log"
     with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "flow", "run", str(spec), "--out", str(tmp / "out")],
+        proc = subprocess.Popen([sys.executable, "-m", "flow", *map(str, argv)],
                                 stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, MARK: mark})
     deadline = time.monotonic() + timeout
     seen: dict[int, str] = {}
     try:
         while time.monotonic() < deadline:
-            assert proc.poll() is None, f"the run ended before the kill: {log.read_text()[-2000:]}"
+            assert proc.poll() is None, f"the command ended before the signal: {log.read_text()[-2000:]}"
             if banner in log.read_text():
                 seen = marked_processes(mark)
                 if not tools or any(name.startswith(tools) for name in seen.values()):
@@ -69,22 +86,27 @@ def kill_run_when(tmp: Path, spec: Path, banner: str, tools: tuple[str, ...], ti
             time.sleep(0.2)
         else:
             pytest.fail(f"no {banner!r} with {tools} within {timeout} s: {log.read_text()[-2000:]}")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        os.kill(proc.pid, sig)
+        code = proc.wait(60)
         time.sleep(GRACE)
         alive = marked_processes(mark)
     finally:
+        if proc.poll() is None:
+            proc.kill()
         for pid in marked_processes(mark):  # never leave anything behind, whatever the test found
             os.kill(pid, signal.SIGKILL)
-    assert not alive, f"still running {GRACE} s after the kill: {alive} (before the kill: {seen})"
-    return seen
+    return Stopped(code, log.read_text(), seen, alive)
 
 
 def previous_project(out: Path) -> Path:
-    project = out / "digits_mlp"
-    project.mkdir(parents=True)
+    project = fake_project(out / "digits_mlp")
     (project / "report.json").write_text('{"previous": true}')
     return project
+
+
+def unchanged(project: Path) -> bool:
+    return (sorted(p.name for p in project.iterdir()) == ["project.json", "report.json"]
+            and (project / "report.json").read_text() == '{"previous": true}')
 
 
 def next_run_cleans(tmp: Path, out: Path) -> None:
@@ -99,31 +121,83 @@ def next_run_cleans(tmp: Path, out: Path) -> None:
     assert [p.name for p in out.iterdir()] == ["digits_mlp"]
 
 
-STAGES = [
-    pytest.param("train float baseline ...", (), {"yosys": False, "simulators": []}, id="training"),
-    pytest.param("write HLS project + compile C simulation ...", ("g++", "cc1plus"),
-                 {"yosys": False, "simulators": []}, id="csim-compile"),
-    pytest.param("RTL (da4ml) + lint + Yosys ...", ("yosys",), {"yosys": True, "simulators": []}, id="rtl-yosys"),
-    pytest.param("RTL simulation (icarus) ...", ("vvp",), {"yosys": False, "simulators": ["icarus"]},
-                 id="rtl-sim", marks=pytest.mark.heavy),
+TRAINING = ("train float baseline ...", (), {"yosys": False, "simulators": []})
+CSIM_COMPILE = ("write HLS project + compile C simulation ...", ("g++", "cc1plus"), {"yosys": False, "simulators": []})
+RTL_YOSYS = ("RTL (da4ml) + lint + Yosys ...", ("yosys",), {"yosys": True, "simulators": []})
+RTL_SIM = ("RTL simulation (icarus) ...", ("vvp",), {"yosys": False, "simulators": ["icarus"]})
+
+# (signal, the long stage of `hlsflow run` it arrives in); every one stops the run with the previous project intact
+# and no child tool left. The default run keeps one case per signal where it matters most; the rest are heavy.
+SIGNALS_AT_STAGES = [
+    pytest.param(signal.SIGKILL, *TRAINING, id="kill-training"),
+    pytest.param(signal.SIGKILL, *CSIM_COMPILE, id="kill-csim-compile"),
+    pytest.param(signal.SIGKILL, *RTL_YOSYS, id="kill-rtl-yosys"),
+    pytest.param(signal.SIGKILL, *RTL_SIM, id="kill-rtl-sim", marks=pytest.mark.heavy),
+    pytest.param(signal.SIGTERM, *TRAINING, id="term-training"),
+    pytest.param(signal.SIGHUP, *TRAINING, id="hup-training"),
+    pytest.param(signal.SIGTERM, *CSIM_COMPILE, id="term-csim-compile", marks=pytest.mark.heavy),
+    pytest.param(signal.SIGINT, *TRAINING, id="int-training", marks=pytest.mark.heavy),
+    pytest.param(signal.SIGTERM, *RTL_YOSYS, id="term-rtl-yosys", marks=pytest.mark.heavy),
+    pytest.param(signal.SIGTERM, *RTL_SIM, id="term-rtl-sim", marks=pytest.mark.heavy),
 ]
 
 
-@pytest.mark.parametrize("banner, tools, rtl", STAGES)
-def test_kill_9_in_a_long_stage_leaves_no_child_and_the_previous_project(tmp_path, banner, tools, rtl):
+@pytest.mark.parametrize("sig, banner, tools, rtl", SIGNALS_AT_STAGES)
+def test_a_signal_in_a_long_stage_of_run_keeps_the_previous_project_and_leaves_no_child(tmp_path, sig, banner,
+                                                                                         tools, rtl):
     out = tmp_path / "out"
     project = previous_project(out)
-    seen = kill_run_when(tmp_path, small_spec(tmp_path, rtl), banner, tools)
+    stopped = stop_when(tmp_path, ["run", small_spec(tmp_path, rtl), "--out", out], banner, tools, sig)
     if tools:
-        assert any(name.startswith(tools) for name in seen.values())
-    assert [p.name for p in project.iterdir()] == ["report.json"]
-    assert (project / "report.json").read_text() == '{"previous": true}'
-    next_run_cleans(tmp_path, out)
+        assert any(name.startswith(tools) for name in stopped.before.values())
+    assert not stopped.after, f"still running {GRACE} s after the end: {stopped.after} (before: {stopped.before})"
+    assert unchanged(project)
+    if sig == signal.SIGKILL:
+        next_run_cleans(tmp_path, out)  # kill -9 leaves the staging folder; the next run removes it
+        return
+    assert_cleaned_up(stopped, "run", sig)
+    assert [p.name for p in out.iterdir()] == ["digits_mlp"]  # the staging folder went with the clean-up
+
+
+STOPPED_BY = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated by SIGTERM", signal.SIGHUP: "terminated by SIGHUP"}
+
+
+def assert_cleaned_up(stopped: Stopped, command: str, sig: int) -> None:
+    """Exit 128 + signal and the one line saying how the command was stopped."""
+    assert stopped.code == 128 + sig, stopped.stderr[-2000:]
+    assert assert_one_error_line(stopped.stderr, command) == \
+        f"hlsflow {command}: {STOPPED_BY[sig]}; no partial output was kept"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.heavy)])
+def test_a_signal_during_the_compile_of_convert_keeps_the_previous_project(tmp_path, corpus_files, sig):
+    model, _ = corpus_files("qkeras_jet_mlp")
+    previous = previous_project(tmp_path / "out")
+    stopped = stop_when(tmp_path, ["convert", model, "--out", previous], "write HLS project + compile C simulation ...",
+                        ("g++", "cc1plus"), sig)
+    assert not stopped.after, stopped.after
+    assert_cleaned_up(stopped, "convert", sig)
+    assert unchanged(previous) and [p.name for p in previous.parent.iterdir()] == ["digits_mlp"]
+
+
+@pytest.mark.heavy
+def test_sigterm_while_rtl_traces_keeps_the_previous_rtl_folder(tmp_path, corpus_files):
+    model, _ = corpus_files("qkeras_jet_mlp")
+    project = tmp_path / "proj"
+    assert main(["convert", str(model), "--out", str(project), "--samples", "20"]) == 0
+    (project / "rtl").mkdir()
+    (project / "rtl" / "port_map.json").write_text('{"previous": true}')
+    stopped = stop_when(tmp_path, ["rtl", project], "hlsflow rtl: tracing", (), signal.SIGTERM)
+    assert not stopped.after, stopped.after
+    assert_cleaned_up(stopped, "rtl", signal.SIGTERM)
+    assert [p.name for p in (project / "rtl").iterdir()] == ["port_map.json"]
+    assert (project / "rtl" / "port_map.json").read_text() == '{"previous": true}'
+    assert not [p for p in project.iterdir() if p.name.startswith(".")]
 
 
 def test_a_live_runs_staging_folder_is_never_removed(tmp_path):
     final = tmp_path / "proj"
-    with staged_dir(final) as work:
+    with staged_dir(final, PROJECT) as work:
         (work / "x").write_text("1")
         assert remove_stale(final) == []
         assert work.is_dir()

@@ -211,7 +211,7 @@ def test_out_that_is_not_an_ip_folder_is_refused_and_left_untouched(project, tmp
     assert (folder / "notes.txt").read_text() == "my notes" and len(list(folder.iterdir())) == 1
     afile = tmp_path / "file.txt"
     afile.write_text("x")
-    with pytest.raises(FlowError, match="exists and is not a folder"):
+    with pytest.raises(FlowError, match="exists and is a file"):
         ip_project(project, afile, vectors=5)
     assert afile.read_text() == "x"
 

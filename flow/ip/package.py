@@ -41,9 +41,10 @@ import numpy as np
 from flow.errors import FlowError
 from flow.ip.testbench import TESTBENCH_SIMULATORS
 from flow.sim.runner import VERILATOR_OPT
+from flow.outputs import IP, claim_output
 from flow.staging import staged_dir
 
-MARKER = "hlsflow-ip.json"
+MARKER = IP.records[0]  # hlsflow-ip.json
 DEFAULT_VECTORS = 1000
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -165,18 +166,13 @@ def write_vectors(work: Path, info: dict[str, Any], vec: Any, pm: dict[str, Any]
 
 # ----------------------------------------------------------------------------- output folder
 
-def check_out_dir(out: Path, project: Path) -> None:
-    """FlowError unless ``out`` is absent, an empty folder, or a previous ``hlsflow ip`` folder (marker)."""
+def check_out_dir(out: Path, project: Path, force: bool = False) -> None:
+    """FlowError unless ``out`` may hold the IP folder: not inside ``PROJECT/rtl`` (which ``hlsflow rtl`` replaces),
+    and absent, an empty folder, a previous ``hlsflow ip`` folder (marker) or ``force`` (:mod:`flow.outputs`)."""
     out = Path(out)
     if out.resolve() == (project / "rtl").resolve() or (project / "rtl").resolve() in out.resolve().parents:
         raise FlowError(f"--out {out}: inside the project's rtl/ folder, which hlsflow rtl replaces; choose another")
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise FlowError(f"--out {out}: exists and is not a folder; choose another --out")
-    if any(out.iterdir()) and not (out / MARKER).is_file():
-        raise FlowError(f"--out {out}: exists and is not an hlsflow IP folder (no {MARKER}); it is left "
-                        "untouched: choose another --out, or remove it yourself")
+    claim_output(out, IP, force, inputs=(project,), shown=f"--out {out}")
 
 
 def _sim_summaries(rtl_dir: Path) -> dict[str, dict[str, Any]]:
@@ -193,7 +189,7 @@ def _sim_summaries(rtl_dir: Path) -> dict[str, dict[str, Any]]:
 
 def ip_project(project: str | Path, out: str | Path | None = None, vectors: int = DEFAULT_VECTORS,
                seed: int = 0, simulators: Sequence[str] = TESTBENCH_SIMULATORS[:1], full_rate: bool = False,
-               verilator_opt: str = VERILATOR_OPT) -> dict[str, Any]:
+               verilator_opt: str = VERILATOR_OPT, force: bool = False) -> dict[str, Any]:
     """``hlsflow ip``: write the IP folder for ``PROJECT/rtl`` and run its testbench on ``simulators``.
 
     ``vectors``: number of test vectors (test data first, then random full-range inputs, seeded by
@@ -201,6 +197,7 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
     installed, before the folder is moved into place; the results go into the datasheet and the marker.
     ``full_rate``: the testbench runs with ``+full_rate`` (no gaps, no back-pressure: a throughput figure);
     ``verilator_opt``: g++ optimisation of the Verilator model (:func:`flow.ip.testbench.run_testbench`).
+    An existing ``out`` is replaced only when it is a previous IP folder, or with ``force``.
     Returns a summary (``testbenches``: per simulator, with build/run seconds and samples per second;
     ``testbench``: the first); ``ok`` is False when a testbench failed (the folder is still written, with the
     failure in the datasheet).
@@ -225,7 +222,7 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
         raise FlowError(f"--simulators must be among {', '.join(TESTBENCH_SIMULATORS)}, got "
                         f"{', '.join(unknown) or 'none'}")
     out = Path(out) if out is not None else project / "ip"
-    check_out_dir(out, project)
+    check_out_dir(out, project, force)
     pm = load_port_map(rtl_dir)
     in_w, out_w = pm["_in"][1], pm["_out"][1]
     top = pm["top"]
@@ -254,7 +251,7 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
             "core": core, "top": top, "vectors": vec_info,
             "input": {"tdata_width": in_w}, "output": {"tdata_width": out_w, "layer": vec.output_layer}}
 
-    with staged_dir(out) as work:
+    with staged_dir(out, IP, force) as work:
         for sub in ("rtl", "tb", "vectors", "ci"):
             (work / sub).mkdir()
         for f in [*pm["verilog"], *mem]:
@@ -300,7 +297,6 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
                     "files": {str(p.relative_to(work)): hashlib.sha256(p.read_bytes()).hexdigest()
                               for p in sorted(work.rglob("*")) if p.is_file()}}
         (work / MARKER).write_text(json.dumps(manifest, indent=2) + "\n")
-        work.chmod(0o755)  # the staging folder is private (mkdtemp); the IP is meant to be shared
     return {"ip": str(out), "core": core, "top": top, "vectors": len(vec.x),
             "testbench": tb_result or {"passed": None, "line": f"not run ({', '.join(simulators)} not installed)"},
             "testbenches": runs, "files": files, "ok": all(r["passed"] for r in runs.values())}

@@ -32,6 +32,7 @@ from flow.errors import FlowError
 from flow.rtl.emit import EMITTERS
 from flow.rtl.netlist import (axis_module, da4ml_version, lint, module_prefix, netlist_verilog, pack_assigns,
                               packed_width, static_modules, unpack_assigns)
+from flow.outputs import RTL, claim_output
 from flow.staging import scratch_dir, staged_dir
 
 CHECK_SAMPLES = 2000  # full-range inputs on which the traced netlist must equal the emulator before RTL is written
@@ -117,8 +118,9 @@ endmodule
 def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None = 5.0, upto: str | None = None,
              input_shape: tuple[int, ...] | None = None, run_lint: bool = True, clock_period: float | None = None,
              timing_target: str | None = None, check_samples: int = CHECK_SAMPLES,
-             emitter: str = EMITTERS[0]) -> dict[str, Any]:
-    """Trace ``graph`` and write the RTL folder ``out_dir`` (staged; replaced atomically).
+             emitter: str = EMITTERS[0], force: bool = False) -> dict[str, Any]:
+    """Trace ``graph`` and write the RTL folder ``out_dir`` (staged; replaced atomically, an existing folder only
+    when it is an hlsflow RTL folder or with ``force``: :mod:`flow.outputs`).
 
     ``latency_cutoff`` is da4ml's pipelining budget per stage in its estimated logic-delay units
     (<= 0: one combinational stage). ``None``: chosen for ``clock_period`` (ns) on ``timing_target``
@@ -174,7 +176,7 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
             timing["predicted_meets"] = pred <= clock_period
     except FlowError:
         pass  # no calibration for this target: nothing predicted
-    with staged_dir(out_dir) as work:
+    with staged_dir(out_dir, RTL, force) as work:
         files: list[str] = []
         memfiles: dict[str, str] = {}
         for s, sol in enumerate(stages):
@@ -223,8 +225,11 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
                 yosys: bool = False, name: str | None = None, fpga: str | None = None, asic: str | None = None,
                 clock_period: float | None = None, route: bool = True, check_samples: int = CHECK_SAMPLES,
                 emitter: str = EMITTERS[0], reuse_factor: int | None = None,
-                architecture: str = "auto") -> dict[str, Any]:
+                architecture: str = "auto", force: bool = False) -> dict[str, Any]:
     """``hlsflow rtl``: generate ``<project>/rtl/`` and its figures (lint; Yosys, FPGA, ASIC when asked).
+
+    ``PROJECT`` must be an hlsflow project and an existing ``PROJECT/rtl`` an hlsflow RTL folder (or ``force``),
+    checked before any work (:func:`flow.outputs.claim_output`).
 
     ``name`` (default: the project folder's name) prefixes every Verilog module. ``upto`` names a graph
     layer or a Keras layer (mapped to the graph layer holding its output, :mod:`flow.hls.layer_map`).
@@ -238,10 +243,12 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
     architectures of :mod:`flow.rtl.sequential`.
     """
     from flow.hls.layer_map import layer_map
-    from flow.hls.project import rebuild
+    from flow.hls.project import load_meta, rebuild
     from flow.rtl.physical import physical_project, project_clock_period, require_tools, write_json_atomic
 
     project = Path(project)
+    load_meta(project)  # an hlsflow project (one line otherwise), before anything else is read
+    claim_output(project / "rtl", RTL, force)
     require_tools(fpga, asic)
     period = clock_period if clock_period is not None else project_clock_period(project)
     target = fpga or asic
@@ -257,7 +264,7 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
         if kind != "unrolled":
             emission = Emission(latency_cutoff, emitter, period, target)
             port_map = generate_sequential(graph, project / "rtl", name or project.name, kind, reuse, emission, upto,
-                                           check_samples=check_samples, reuse_override=reuse_factor)
+                                           check_samples=check_samples, reuse_override=reuse_factor, force=force)
             summary = _summary(project, port_map, t0)
             if yosys:
                 _yosys(project, port_map, summary)
@@ -268,7 +275,8 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
             summary["generate_seconds"] = round(time.perf_counter() - t0, 2)
             return summary
         port_map = generate(graph, project / "rtl", name or project.name, latency_cutoff, upto,
-                            clock_period=period, timing_target=target, check_samples=check_samples, emitter=emitter)
+                            clock_period=period, timing_target=target, check_samples=check_samples, emitter=emitter,
+                            force=force)
         summary = _summary(project, port_map, t0)
         if yosys:
             _yosys(project, port_map, summary)
@@ -283,7 +291,7 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
                     first = (port_map, phys)
                     port_map = generate(graph, project / "rtl", name or project.name, better, upto,
                                         clock_period=period, timing_target=target, check_samples=check_samples,
-                                        emitter=emitter)
+                                        emitter=emitter, force=force)
                     port_map["timing"]["cutoff_from"] = "clock_period, after place-and-route"
                     (project / "rtl" / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
                     if yosys:
@@ -295,7 +303,7 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
                               file=sys.stderr)
                         port_map = generate(graph, project / "rtl", name or project.name, first[0]["latency_cutoff"],
                                             upto, clock_period=period, timing_target=target,
-                                            check_samples=check_samples, emitter=emitter)
+                                            check_samples=check_samples, emitter=emitter, force=force)
                         if yosys:
                             _yosys(project, port_map, summary)
                         phys = physical_project(project, fpga, asic, period, route=route)

@@ -29,6 +29,7 @@ from typing import Any
 
 from flow import tools
 from flow.errors import FlowError
+from flow.outputs import PHYSICAL
 from flow.staging import staged_dir
 
 POWER_SAMPLES = 200  # test-data samples streamed through the gate-level netlist for the power estimate
@@ -179,7 +180,7 @@ def physical_project(project: Path, fpga: str | None = None, asic: str | None = 
                               "latency_ns": round(pm["latency_cycles"] * period_ns, 3),
                               "initiation_interval": pm.get("initiation_interval", 1),
                               "pipeline_stages": pm.get("pipeline_stages"), "latency_cutoff": pm.get("latency_cutoff")}
-    with staged_dir(rtl_dir / "physical") as work, tempfile.TemporaryDirectory(prefix="hlsflow-phys-") as tmp:
+    with staged_dir(rtl_dir / "physical", PHYSICAL) as work, tempfile.TemporaryDirectory(prefix="hlsflow-phys-") as tmp:
         scratch = Path(tmp)
         if fpga:
             result["fpga"] = fpga_figures(rtl_dir, pm, fpga, period_ns, scratch / "fpga", route, route_timeout)

@@ -41,6 +41,7 @@ from flow.rtl.kernels import (
     multipliers,
 )
 from flow.rtl.netlist import axis_module
+from flow.outputs import RTL
 from flow.staging import staged_dir
 
 HEADER = "`timescale 1ns / 1ps\n"
@@ -348,7 +349,8 @@ def choose_architecture(graph: Any, architecture: str = "auto", reuse_factor: in
 
 def generate_sequential(graph: Any, out_dir: Path, name: str, kind: str, reuse: dict[str, int],
                         emission: Emission = Emission(), upto: str | None = None, run_lint: bool = True,
-                        check_samples: int = 2000, reuse_override: int | None = None) -> dict[str, Any]:
+                        check_samples: int = 2000, reuse_override: int | None = None,
+                        force: bool = False) -> dict[str, Any]:
     """Trace ``graph`` as the ``kind`` architecture (``folded`` or ``stream``) and write ``out_dir``
     (:func:`write_sequential`); returns the port map."""
     from flow.rtl.kernels import trace_architecture
@@ -356,14 +358,16 @@ def generate_sequential(graph: Any, out_dir: Path, name: str, kind: str, reuse: 
     if check_samples < 1:
         raise FlowError(f"--check-samples must be >= 1, got {check_samples}")
     arch = trace_architecture(graph, reuse, stream=kind == "stream", upto=upto)
-    return write_sequential(graph, arch, out_dir, name, emission, run_lint, check_samples, upto, reuse_override)
+    return write_sequential(graph, arch, out_dir, name, emission, run_lint, check_samples, upto, reuse_override,
+                            force=force)
 
 
 def write_sequential(graph: Any, arch: Architecture, out_dir: Path, name: str, emission: Emission = Emission(),
                      run_lint: bool = True, check_samples: int = 2000, upto: str | None = None,
-                     reuse_override: int | None = None) -> dict[str, Any]:
-    """Check ``arch`` (composition gate), build its units and write the RTL folder ``out_dir`` (staged);
-    returns the port map (also ``port_map.json``)."""
+                     reuse_override: int | None = None, force: bool = False) -> dict[str, Any]:
+    """Check ``arch`` (composition gate), build its units and write the RTL folder ``out_dir`` (staged; an existing
+    one replaced only when it is an hlsflow RTL folder or with ``force``); returns the port map (also
+    ``port_map.json``)."""
     from flow.rtl.compose import check_composition
     from flow.rtl.netlist import da4ml_version, lint, module_prefix, static_modules
 
@@ -383,7 +387,7 @@ def write_sequential(graph: Any, arch: Architecture, out_dir: Path, name: str, e
             p.record["depth"] = max(2, timing.fifo_peaks[k] + 1)
             p.record["peak_occupancy"] = timing.fifo_peaks[k]
             p.files[f"{p.name}.v"] = units.fifo_unit(p.name, p.in_bits, p.record["depth"], HEADER)
-    with staged_dir(out_dir) as work:
+    with staged_dir(out_dir, RTL, force) as work:
         files: dict[str, str] = {}
         memories: dict[str, str] = {}
         for p in parts:

@@ -138,6 +138,7 @@ class PointEvaluator:
             return self._evaluate(params)
 
     def _evaluate(self, params: dict[str, Any]) -> dict[str, Any]:
+        from flow.outputs import PROJECT
         from flow.staging import staged_dir
         from flow.steps import FlowContext, execute
 
@@ -151,7 +152,7 @@ class PointEvaluator:
         ctx = FlowContext(spec=spec, final=final, options={"evaluator": self, "params": params,
                                                            "raw": self.sweep.point_raw(params)})
         ctx.figures["mode"] = self.sweep.mode
-        with staged_dir(final) as work:
+        with staged_dir(final, PROJECT) as work:
             ctx.work = work
             execute(point_steps(), ctx, banners=False, digits=3)
             out = ctx.figures

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from flow.errors import FlowError
+from flow.outputs import SWEEP, SWEEP_RECORD, claim_output
+from flow.signals import exit_code, interruption
 from flow.sweep.config import Sweep, load_sweep
 
 
@@ -28,12 +30,14 @@ class SweepResult:
 
 def run_sweep(sweep_path: str | Path, out_root: str | Path = "sweeps", storage: str | None = None,
               workers: int = 1, retry_failed: bool = False, run: bool = True, progress: bool = True,
-              report: bool = True, rtl: str = "none") -> SweepResult:
+              report: bool = True, rtl: str = "none", force: bool = False) -> SweepResult:
     """Run (or resume) a sweep and write its report into ``<out_root>/<name>/report/``.
 
     ``workers`` = 1 runs the points in this process; more spawns that many worker processes.
     ``run=False`` only reads the stored results. ``rtl`` = ``pareto``/``all`` asks :func:`rtl_cost`
-    for the figures of those points.
+    for the figures of those points. ``<out_root>/<name>`` must be absent, empty or a sweep folder
+    (``sweep.db`` or ``hlsflow-sweep.json``: it is resumed); with ``force`` another folder is replaced
+    (:func:`claim_sweep_dir`).
     """
     from flow.sweep import report as sweep_report
     from flow.sweep.workers import (
@@ -58,10 +62,10 @@ def run_sweep(sweep_path: str | Path, out_root: str | Path = "sweeps", storage: 
 
         load_user_float_model(sweep)  # bad float model: one line, before anything is written
     out_dir = Path(out_root) / sweep.name
-    if storage is None and run:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    elif storage is None and not (out_dir / "sweep.db").is_file():
+    if storage is None and not run and not (out_dir / "sweep.db").is_file():
         raise FlowError(f"{out_dir / 'sweep.db'}: no stored results (run `hlsflow sweep {sweep_path}` first)")
+    data = sweep.base.dataset.source if sweep.base is not None and sweep.base.dataset.source != "digits" else None
+    claim_sweep_dir(out_dir, force, inputs=(sweep_path, sweep.base_path, sweep.float_model, data))
     url = storage_url(storage, out_dir / "sweep.db")
     store = open_storage(url, sweep.heartbeat)
     study = open_study(store, sweep, create=run)
@@ -95,6 +99,22 @@ def run_sweep(sweep_path: str | Path, out_root: str | Path = "sweeps", storage: 
     return result
 
 
+def claim_sweep_dir(out_dir: Path, force: bool, inputs: tuple[Any, ...]) -> None:
+    """Make ``out_dir`` the sweep's folder: absent, empty or a sweep folder is kept (resumed); another folder is
+    refused (one line, :func:`flow.outputs.claim_output`) or, with ``force``, removed first. The folder gets its
+    record ``hlsflow-sweep.json`` (the sweep's name), which marks it as hlsflow's also with an external database."""
+    import shutil
+
+    claim_output(out_dir, SWEEP, force, inputs)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not SWEEP.owned(out_dir):
+        print(f"hlsflow sweep: --force: replacing {out_dir}", file=sys.stderr)
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = out_dir / SWEEP_RECORD
+    if not record.is_file():
+        record.write_text(json.dumps({"generator": "hlsflow", "sweep": out_dir.name}, indent=2) + "\n")
+
+
 def cli_sweep(args: Any) -> int:
     """``hlsflow sweep``: run/resume, report, optionally export the chosen point. Exit 0 when every
     point is done, 1 when some failed or are still unfinished, 2 on bad input (raised as FlowError)."""
@@ -106,11 +126,12 @@ def cli_sweep(args: Any) -> int:
             raise FlowError(f"{flag} chooses the point for --export-best; give --export-best OUT.yaml too")
     try:
         result = run_sweep(args.sweep, args.out, args.storage, args.workers, args.retry_failed,
-                           run=not args.report_only, progress=not args.no_progress, rtl=args.rtl_cost)
-    except KeyboardInterrupt:
-        print("hlsflow sweep: interrupted; finished points are kept in the sweep's database and the "
+                           run=not args.report_only, progress=not args.no_progress, rtl=args.rtl_cost,
+                           force=args.force)
+    except KeyboardInterrupt as exc:
+        print(f"hlsflow sweep: {interruption(exc)}; finished points are kept in the sweep's database and the "
               "interrupted ones are queued again: rerun the same command to resume", file=sys.stderr)
-        return 130
+        return exit_code(exc)
     rows = sweep_report.collect_rows(result.study, result.sweep)
     summary: dict[str, Any] = {
         "sweep": result.sweep.name, "mode": result.sweep.mode, "study": result.sweep.study_name(),
