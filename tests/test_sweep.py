@@ -154,6 +154,7 @@ def test_unreachable_database_exits_2_and_touches_nothing(tmp_path, capsys):
     out = tmp_path / "out" / "tiny"
     out.mkdir(parents=True)
     (out / "keep.txt").write_text("earlier results")
+    (out / "hlsflow-sweep.json").write_text('{"sweep": "tiny"}')  # a sweep folder of an earlier run
     with socket.socket() as s:  # a port with nothing listening
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -162,7 +163,8 @@ def test_unreachable_database_exits_2_and_touches_nothing(tmp_path, capsys):
     assert rc == 2
     assert len(err.strip().splitlines()) == 1
     assert f"127.0.0.1:{port}/sweeps" in err and "cannot open the database" in err and "secret" not in err
-    assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "earlier results"
+    assert sorted(p.name for p in out.iterdir()) == ["hlsflow-sweep.json", "keep.txt"]
+    assert (out / "keep.txt").read_text() == "earlier results"
 
 
 def test_postgres_urls_use_psycopg_3_and_the_default_is_an_sqlite_file(tmp_path):

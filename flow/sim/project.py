@@ -13,7 +13,7 @@ import numpy as np
 from flow.errors import FlowError
 from flow.sim.runner import require_simulator, run_cocotb
 from flow.sim.words import beats, codes_to_values, load_port_map, values_to_codes
-from flow.staging import scratch_dir
+from flow.staging import scratch_dir, written_atomically
 
 
 @dataclass
@@ -159,5 +159,6 @@ def sim_project(project: str | Path, simulator: str, samples: int = 2000, seed: 
         "junit": f"rtl/{tag}.junit.xml",
         "ok": result.passed,
     }
-    (rtl_dir / f"{tag}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with written_atomically(rtl_dir / f"{tag}.json") as tmp:  # into an rtl/ that hlsflow made (port_map.json)
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
     return summary

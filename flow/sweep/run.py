@@ -37,7 +37,7 @@ def run_sweep(sweep_path: str | Path, out_root: str | Path = "sweeps", storage: 
     ``run=False`` only reads the stored results. ``rtl`` = ``pareto``/``all`` asks :func:`rtl_cost`
     for the figures of those points. ``<out_root>/<name>`` must be absent, empty or a sweep folder
     (``sweep.db`` or ``hlsflow-sweep.json``: it is resumed); with ``force`` another folder is replaced
-    (:func:`claim_sweep_dir`).
+    (:func:`make_sweep_dir`).
     """
     from flow.sweep import report as sweep_report
     from flow.sweep.workers import (
@@ -65,11 +65,13 @@ def run_sweep(sweep_path: str | Path, out_root: str | Path = "sweeps", storage: 
     if storage is None and not run and not (out_dir / "sweep.db").is_file():
         raise FlowError(f"{out_dir / 'sweep.db'}: no stored results (run `hlsflow sweep {sweep_path}` first)")
     data = sweep.base.dataset.source if sweep.base is not None and sweep.base.dataset.source != "digits" else None
-    claim_sweep_dir(out_dir, force, inputs=(sweep_path, sweep.base_path, sweep.float_model, data))
+    claim_output(out_dir, SWEEP, force, inputs=(sweep_path, sweep.base_path, sweep.float_model, data))
+    if storage is None:
+        make_sweep_dir(out_dir)  # the SQLite file lives in it
     url = storage_url(storage, out_dir / "sweep.db")
     store = open_storage(url, sweep.heartbeat)
     study = open_study(store, sweep, create=run)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_sweep_dir(out_dir)  # an external database: only once it answered (nothing is touched otherwise)
     if run:
         queue_budget(store, study, sweep)
         requeue(study, sweep, retry_failed)
@@ -99,13 +101,12 @@ def run_sweep(sweep_path: str | Path, out_root: str | Path = "sweeps", storage: 
     return result
 
 
-def claim_sweep_dir(out_dir: Path, force: bool, inputs: tuple[Any, ...]) -> None:
-    """Make ``out_dir`` the sweep's folder: absent, empty or a sweep folder is kept (resumed); another folder is
-    refused (one line, :func:`flow.outputs.claim_output`) or, with ``force``, removed first. The folder gets its
-    record ``hlsflow-sweep.json`` (the sweep's name), which marks it as hlsflow's also with an external database."""
+def make_sweep_dir(out_dir: Path) -> None:
+    """Make ``out_dir`` the sweep's folder (checked by :func:`flow.outputs.claim_output` before): a sweep folder or
+    an empty one is kept (resumed), another one (allowed by --force) is removed first. The folder gets its record
+    ``hlsflow-sweep.json``, which marks it as hlsflow's also when the database is elsewhere."""
     import shutil
 
-    claim_output(out_dir, SWEEP, force, inputs)
     if out_dir.is_dir() and any(out_dir.iterdir()) and not SWEEP.owned(out_dir):
         print(f"hlsflow sweep: --force: replacing {out_dir}", file=sys.stderr)
         shutil.rmtree(out_dir)
