@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--write-exact-config", type=Path, metavar="FILE.yml",
                    help="write an hls4ml config with every precision from the QKeras quantizers and exact accumulators")
+    v.add_argument("--force", action="store_true",
+                   help="replace an existing --write-exact-config file that a previous run did not write")
     v.add_argument("--error-bound", metavar="B",
                    help="float models: error bound for the per-layer precision advice, absolute ('0.01') or in LSBs "
                         "of the output type ('2lsb'); default 1lsb")
@@ -284,7 +286,8 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         if args.command == "verify":
             from flow.verify import verify
 
-            summary = verify(args.project, args.samples, args.seed, args.write_exact_config, args.error_bound)
+            summary = verify(args.project, args.samples, args.seed, args.write_exact_config, args.error_bound,
+                             force=args.force)
             print(json.dumps(summary, indent=2))
             return 0 if summary["ok"] else 1
         if args.command == "rtl":

@@ -13,8 +13,10 @@ and the same test is made again under the target's lock just before the staged f
 (:func:`flow.staging.staged_dir`), so a folder that appeared meanwhile is not lost either. Even with
 ``--force`` a target is refused when it is a file, the working directory or one of its parents, or a folder
 holding one of the command's inputs (the model, spec, data set, ...), and when its parent cannot be written.
-``emulate`` cannot tell its own ``.npy`` from a user's: it replaces an existing file only with ``--force``
-(never its own ``--input``).
+Single files (:func:`claim_file`): ``emulate`` cannot tell its own ``.npy`` from a user's, so it replaces an
+existing file only with ``--force`` (never its own ``--input``); ``sweep --export-best`` and ``verify
+--write-exact-config`` replace a file that starts with the header line they write, any other only with
+``--force``.
 """
 
 from __future__ import annotations
@@ -129,10 +131,20 @@ def claim_output(target: str | Path, kind: OutputKind, force: bool = False,
     return path
 
 
+def first_line_starts(path: Path, prefix: str) -> bool:
+    """Whether the text file ``path`` starts with ``prefix`` (how hlsflow's own YAML outputs name their maker)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read(len(prefix)) == prefix
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def claim_file(target: str | Path, force: bool = False, inputs: Iterable[str | Path | None] = (),
-               shown: str | None = None) -> Path:
-    """Check up front that a command may write the file ``target``: absent, or (with ``force``) an existing file
-    that is none of ``inputs``; returns its resolved path. FlowError (one line) otherwise."""
+               shown: str | None = None, ours: Callable[[Path], bool] | None = None) -> Path:
+    """Check up front that a command may write the file ``target``: absent, hlsflow's own (``ours``, e.g. a
+    header line it writes) or, with ``force``, any existing file that is none of ``inputs``; returns its
+    resolved path. FlowError (one line) otherwise."""
     shown = shown or str(target)
     path = Path(target).expanduser().resolve()
     for item in inputs:
@@ -140,7 +152,7 @@ def claim_file(target: str | Path, force: bool = False, inputs: Iterable[str | P
             raise FlowError(f"{shown}: it is the input {item}; hlsflow never overwrites an input: choose another path")
     if path.is_dir():
         raise FlowError(f"{shown}: exists and is a folder; it was left as it is: choose a file name")
-    if path.exists() and not force:
+    if path.exists() and not force and not (ours is not None and ours(path)):
         raise FlowError(f"{shown}: exists; it was left as it is: choose another path, or give --force to replace it")
     check_writable_parent(path, shown)
     return path

@@ -14,6 +14,7 @@ import numpy as np
 
 from flow.arith.types import FixedType, full_range_inputs, parse_type
 from flow.errors import FlowError
+from flow.outputs import claim_file, first_line_starts
 from flow.staging import scratch_dir
 
 
@@ -30,7 +31,7 @@ def project_test_data(project: Path, input_type: FixedType, n: int) -> np.ndarra
 
 
 def verify(project: str | Path, samples: int, seed: int = 0, write_exact_config: str | Path | None = None,
-           error_bound: str | None = None) -> dict[str, Any]:
+           error_bound: str | None = None, force: bool = False) -> dict[str, Any]:
     """Compare emulator, C simulation and model on ``samples`` inputs; counts of differing outputs.
 
     ``ok`` is False on any emulator/C-sim difference, and on any C-sim/model difference when the
@@ -40,7 +41,8 @@ def verify(project: str | Path, samples: int, seed: int = 0, write_exact_config:
     ``PROJECT/verify_layers.png``; for a float model it adds the precision each layer needs for
     ``error_bound`` (``'0.01'`` absolute or ``'2lsb'``; default 1 LSB of the output type).
     ``write_exact_config``: also write an hls4ml config file whose precisions all come from the
-    QKeras quantizers, with exact accumulators (:func:`flow.hls.exact_config.exact_hls_config`).
+    QKeras quantizers, with exact accumulators (:func:`flow.hls.exact_config.exact_hls_config`); an existing file
+    is replaced only if a previous ``--write-exact-config`` wrote it, or with ``force`` (checked before any work).
     """
     from flow.compare import check_bit_exact, check_emulator
     from flow.hls.convert import build_graph, csim_predict, write_and_compile
@@ -51,6 +53,12 @@ def verify(project: str | Path, samples: int, seed: int = 0, write_exact_config:
     project = Path(project)
     if samples < 1:
         raise FlowError(f"--samples must be >= 1, got {samples}")
+    if write_exact_config is not None:
+        from flow.hls.exact_config import EXACT_CONFIG_HEADER
+
+        claim_file(write_exact_config, force, inputs=(project / "project.json",),
+                   shown=f"--write-exact-config {write_exact_config}",
+                   ours=lambda path: first_line_starts(path, EXACT_CONFIG_HEADER))
     with scratch_dir("verify") as tmp:
         model, graph, meta = rebuild(project, Path(tmp) / "hls")
         is_qkeras = any(type(layer).__name__.startswith("Q") for layer in model.layers)

@@ -107,6 +107,9 @@ def test_doctor_names_the_first_differing_layer_and_the_exact_config_verifies(co
     assert {"Backend", "IOType", "HLSConfig"} <= set(cfg)
     precisions = [v for entry in cfg["HLSConfig"]["LayerName"].values() for v in entry.get("Precision", {}).values()]
     assert "auto" not in precisions
+    exact.write_text(exact.read_text() + "# stale\n")  # still its own file (first line): replaced without --force
+    assert hlsflow("verify", tmp_path / "p16", "--samples", 10, "--write-exact-config", exact)[0] != 2
+    assert "# stale" not in exact.read_text() and yaml.safe_load(exact.read_text()) == cfg
 
     assert hlsflow("convert", model, "--config", exact, "--out", tmp_path / "pexact", "--samples", 100)[0] == 0
     code, s, _ = hlsflow("verify", tmp_path / "pexact", "--samples", 1000)

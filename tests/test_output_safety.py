@@ -124,6 +124,15 @@ REFUSED = [
                                      ["sweep", s.sweep, "--out", "sw", "--no-progress"]), id="sweep-user-folder"),
     pytest.param("sweep", lambda s: (user_file(s.root / "sw"), ["sweep", s.sweep, "--out", "sw", "--no-progress"]),
                  id="sweep-out-is-a-file"),
+    pytest.param("sweep", lambda s: (user_file(s.root / "best.yaml"),
+                                     ["sweep", s.sweep, "--out", "sw", "--export-best", "best.yaml"]),
+                 id="sweep-export-best-onto-a-user-file"),
+    pytest.param("sweep", lambda s: (s.sweep, ["sweep", s.sweep, "--out", "sw", "--export-best", s.sweep, "--force"]),
+                 id="sweep-force-export-best-onto-the-sweep-file"),
+    # verify: --write-exact-config
+    pytest.param("verify", lambda s: (user_file(s.root / "cfg.yml"),
+                                      ["verify", s.project, "--write-exact-config", "cfg.yml"]),
+                 id="verify-exact-config-onto-a-user-file"),
     # emulate: --output (and its trace files)
     pytest.param("emulate", lambda s: (user_file(s.root / "y.npy"),
                                        ["emulate", s.project, "--input", s.npy, "--output", "y.npy"]),

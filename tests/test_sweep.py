@@ -320,6 +320,20 @@ def test_rerunning_a_finished_sweep_computes_nothing(small_sweep, capsys):
     assert [(t.number, t.state) for t in trials_of(path, url)[1]] == before
 
 
+def test_export_best_replaces_its_own_earlier_export_and_a_users_file_only_with_force(small_sweep, capsys):
+    tmp, path, _ = small_sweep
+    args = ["sweep", str(path), "--out", str(tmp / "out"), "--no-progress", "--report-only"]
+    exported = (tmp / "best_digits.yaml").read_text()
+    assert run_cli([*args, "--export-best", str(tmp / "best_digits.yaml")], capsys)[0] == 0
+    assert (tmp / "best_digits.yaml").read_text() == exported
+    mine = tmp / "my_notes.yaml"
+    mine.write_text("mine: true\n")
+    rc, _, err = run_cli([*args, "--export-best", str(mine)], capsys)
+    assert rc == 2 and "give --force" in err and mine.read_text() == "mine: true\n"
+    assert run_cli([*args, "--export-best", str(mine), "--force"], capsys)[0] == 0
+    assert load_spec(mine).name == "my_notes"
+
+
 def fake_figures(self, params):
     """Stands in for PointEvaluator.evaluate where a test is about bookkeeping, not the flow itself."""
     return {"accuracy": 1 - 1 / params["weight_bits"], "qkeras_accuracy": 0.0,

@@ -127,6 +127,9 @@ def exact_hls_config(model: Any, hardware: Hardware, input_type: str) -> dict:
     return cfg
 
 
+EXACT_CONFIG_HEADER = "# hls4ml config written by `hlsflow verify --write-exact-config`"  # what it may replace
+
+
 def write_hls4ml_yaml(path: Path, hls_config: dict, hardware: Hardware) -> Path:
     """Write an hls4ml config file as users keep them (``Backend``, ``Part``, ``ClockPeriod``, ``IOType``,
     ``HLSConfig``), readable by ``hlsflow convert --config`` and by hls4ml's own YAML loader."""
@@ -136,7 +139,7 @@ def write_hls4ml_yaml(path: Path, hls_config: dict, hardware: Hardware) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
+        tmp.write_text(EXACT_CONFIG_HEADER + "\n" + yaml.safe_dump(doc, sort_keys=False))
         tmp.replace(path)
     except OSError as exc:
         raise FlowError(f"{path}: cannot write the config: {exc}") from None

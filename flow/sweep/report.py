@@ -17,7 +17,9 @@ from typing import Any
 import yaml
 
 from flow.errors import FlowError
+from flow.outputs import first_line_starts
 from flow.spec import NAME_RE
+from flow.staging import written_atomically
 from flow.sweep.config import OBJECTIVES, Sweep, canonical_params, point_key
 from flow.sweep.evaluate import rtl_cost
 from flow.sweep.workers import is_computed, is_failed, trial_key
@@ -323,7 +325,7 @@ def export_spec(sweep: Sweep, rows: list[dict[str, Any]], out_path: str | Path, 
     name = out_path.stem if NAME_RE.match(out_path.stem) else f"{sweep.name}_best"
     raw = sweep.point_raw(params, name=name)
     base_epochs = (yaml.safe_load(sweep.base_path.read_text()).get("training") or {}).get("epochs")
-    header = (f"# Exported by `hlsflow sweep {sweep.path} --export-best` from trial {row['trial']} (point {row['key']}):\n"
+    header = (f"{EXPORT_HEADER} {sweep.path} --export-best` from trial {row['trial']} (point {row['key']}):\n"
               f"#   {', '.join(f'{k} {v}' for k, v in params.items())}\n"
               f"#   accuracy {float(row['accuracy']):.4f} (bit-exact emulator, test split), {int(row['bops']):,} BOPs\n")
     if row.get("mode") == "ptq":
@@ -333,6 +335,14 @@ def export_spec(sweep: Sweep, rows: list[dict[str, Any]], out_path: str | Path, 
     else:
         header += (f"# Training as in the sweep ({raw.get('training', {}).get('epochs')} epochs; the base spec "
                    f"{sweep.base_path.name} has {base_epochs}), so `hlsflow run` reproduces this point.\n")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(header + yaml.safe_dump(raw, sort_keys=False))
+    with written_atomically(out_path) as tmp:
+        tmp.write_text(header + yaml.safe_dump(raw, sort_keys=False))
     return row
+
+
+EXPORT_HEADER = "# Exported by `hlsflow sweep"  # the first line of every exported spec: what --export-best may replace
+
+
+def exported_by_hlsflow(path: Path) -> bool:
+    """Whether ``path`` is a spec a previous ``--export-best`` wrote (its first line)."""
+    return first_line_starts(path, EXPORT_HEADER)

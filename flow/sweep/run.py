@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from flow.errors import FlowError
-from flow.outputs import SWEEP, SWEEP_RECORD, claim_output
+from flow.outputs import SWEEP, SWEEP_RECORD, claim_file, claim_output
 from flow.signals import exit_code, interruption
 from flow.sweep.config import Sweep, load_sweep
 
@@ -125,6 +125,9 @@ def cli_sweep(args: Any) -> int:
     for given, flag in ((args.trial is not None, "--trial"), (args.min_accuracy is not None, "--min-accuracy")):
         if given and args.export_best is None:
             raise FlowError(f"{flag} chooses the point for --export-best; give --export-best OUT.yaml too")
+    if args.export_best is not None:
+        claim_file(args.export_best, args.force, inputs=(args.sweep,), shown=f"--export-best {args.export_best}",
+                   ours=sweep_report.exported_by_hlsflow)
     try:
         result = run_sweep(args.sweep, args.out, args.storage, args.workers, args.retry_failed,
                            run=not args.report_only, progress=not args.no_progress, rtl=args.rtl_cost,
