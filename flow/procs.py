@@ -37,6 +37,7 @@ _prctl = _libc.prctl
 _reaper: subprocess.Popen | None = None
 _reaper_pid_owner: int | None = None
 _lock = threading.Lock()
+_live: set[subprocess.Popen] = set()  # children of :func:`run` still being waited for (any thread)
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -113,6 +114,8 @@ def run(cmd: list[str], *, input: str | bytes | None = None, timeout: float | No
     if input is not None:
         kwargs["stdin"] = subprocess.PIPE
     proc = popen(cmd, **kwargs)
+    with _lock:
+        _live.add(proc)
     try:
         if forward:
             out, err = _forward(proc, forward, timeout)
@@ -121,10 +124,32 @@ def run(cmd: list[str], *, input: str | bytes | None = None, timeout: float | No
     except BaseException as exc:
         _stop(proc, isinstance(exc, KeyboardInterrupt))
         raise
+    finally:
+        with _lock:
+            _live.discard(proc)
     result = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     if check:
         result.check_returncode()
     return result
+
+
+def stop_all(interrupted: bool) -> None:
+    """Stop every child :func:`run` is waiting for in any thread (a Ctrl-C or SIGTERM reaches only the main
+    thread, while worker threads wait for their tools, e.g. the two Yosys runs of
+    :func:`flow.rtl.estimate.yosys_estimate`): SIGINT to their groups and up to ``GRACE_SECONDS`` when
+    ``interrupted``, then SIGKILL. The waiting threads then return."""
+    import time
+
+    with _lock:
+        procs = list(_live)
+    if interrupted:
+        for proc in procs:
+            kill_group(proc, signal.SIGINT)
+        deadline = time.monotonic() + GRACE_SECONDS
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    for proc in procs:
+        kill_group(proc, signal.SIGKILL)
 
 
 def _needs_forwarding(stream: Any) -> bool:

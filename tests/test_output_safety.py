@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import assert_one_error_line, fake_project, tree_digest
 from flow.errors import FlowError
@@ -295,3 +297,53 @@ def test_concurrent_writers_of_one_target_neither_fail_nor_leave_folders(tmp_pat
     record = json.loads((final / "project.json").read_text())
     assert record["round"] == rounds - 1
     assert {(final / f"part{k}.txt").read_text() for k in range(5)} == {f"{record['writer']} {rounds - 1}"}
+
+
+# ----------------------------------------------------------------------------- command lines, fuzzed
+
+FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+def refused_targets(s: Scene) -> dict[str, Path]:
+    """Targets every command must refuse (even with --force), each reachable under several spellings."""
+    (s.root / "to_cwd").symlink_to(s.root)
+    (s.root / "to_inputs").symlink_to(s.root / "inputs")
+    user_file(s.root / "notes.txt")
+    return {"cwd": s.root, "inputs": s.root / "inputs", "link-to-cwd": s.root / "to_cwd",
+            "link-to-inputs": s.root / "to_inputs", "a-file": s.root / "notes.txt",
+            "under-a-file": s.root / "notes.txt" / "x"}
+
+
+def spellings(path: Path, root: Path) -> list[str]:
+    rel = os.path.relpath(path, root)
+    return [str(path), rel, f"./{rel}", f"{rel}/", f"inputs/../{rel}", str(path) + "/."]
+
+
+# Which fuzzed targets each command must refuse even with --force (run and sweep write OUT/<name>: a file as OUT).
+REFUSED_BY = {"convert": ["cwd", "inputs", "link-to-cwd", "link-to-inputs", "a-file", "under-a-file"],
+              "ip": ["cwd", "link-to-cwd", "a-file", "under-a-file"],
+              "run": ["a-file", "under-a-file"], "sweep": ["a-file", "under-a-file"]}
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzzed_command_lines_never_replace_the_cwd_an_input_or_a_file(scene, hlsflow, data):
+    """Any spelling of the working directory, the folder holding the model (also through a symlink), a file or a
+    path under a file, as a writing command's --out, with or without --force, in any argument order: exit 2, one
+    line, nothing changed."""
+    if not hasattr(scene, "targets"):
+        scene.targets = refused_targets(scene)
+    command = data.draw(st.sampled_from(sorted(REFUSED_BY)), label="command")
+    kind = data.draw(st.sampled_from(REFUSED_BY[command]), label="target")
+    out = data.draw(st.sampled_from(spellings(scene.targets[kind], scene.root)), label="spelling")
+    positional = {"run": scene.spec, "convert": scene.model, "ip": scene.project, "sweep": scene.sweep}[command]
+    options = [["--out", out]] + ([["--force"]] if data.draw(st.booleans(), label="force") else [])
+    options = data.draw(st.permutations(options), label="order")
+    argv = [command, *[a for o in options for a in o]]
+    argv.insert(data.draw(st.integers(1, len(argv)), label="positional at"), positional)
+    before = tree_digest(scene.root)
+    code, _, err = hlsflow(*argv)
+    assert code == 2, (argv, err)
+    assert_one_error_line(err, command)
+    assert tree_digest(scene.root) == before

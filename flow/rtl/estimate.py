@@ -86,7 +86,11 @@ def yosys_estimate(rtl_dir: Path, files: list[str], top: str, timeout: float = 1
     with ThreadPoolExecutor(max_workers=2) as pool:  # two independent Yosys processes
         generic_job = pool.submit(_run, rtl_dir, files, f"synth -top {top} -flatten", timeout)
         xilinx_job = pool.submit(_run, rtl_dir, files, f"synth_xilinx -top {top} -flatten", timeout)
-        (generic_log, t_generic), (xilinx_log, t_xilinx) = generic_job.result(), xilinx_job.result()
+        try:
+            (generic_log, t_generic), (xilinx_log, t_xilinx) = generic_job.result(), xilinx_job.result()
+        except BaseException as exc:  # Ctrl-C/SIGTERM reach this thread only: stop the tools the pool waits for
+            procs.stop_all(isinstance(exc, KeyboardInterrupt))
+            raise
     generic = parse_stat(generic_log)
     xilinx = parse_stat(xilinx_log)
     return {
