@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from flow import __version__
+from flow.compare import skip_reason
 from flow.errors import FlowError, NotBitExact, ToolMissing
 from flow.rtl.fpga import PARTS as FPGA_PARTS
 from flow.tools import LIBRARIES
@@ -93,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=SEED, default=0)
     v.add_argument("--write-exact-config", type=Path, metavar="FILE.yml",
                    help="write an hls4ml config with every precision from the QKeras quantizers and exact accumulators")
+    v.add_argument("--allow-skip", action="store_true",
+                   help="accept a project the emulator cannot run (a layer it has no description for): the C-sim "
+                        "vs model check alone decides (default: exit 1)")
     v.add_argument("--error-bound", metavar="B",
                    help="float models: error bound for the per-layer precision advice, absolute ('0.01') or in LSBs "
                         "of the output type ('2lsb'); default 1lsb")
@@ -329,14 +333,24 @@ def main(argv: list[str] | None = None) -> int:
                                       Hardware(backend=args.backend, io_type=args.io_type), args.samples,
                                       custom_objects=args.custom_objects)
             print(json.dumps({"project": str(out), "csim_vs_keras": report["csim_vs_keras"]}, indent=2))
+            reason = skip_reason(report["emulator_vs_csim"])
+            if reason is not None:
+                print(f"hlsflow convert: warning: {args.model}: emulator not run: {reason}; `hlsflow verify` fails on "
+                      "this project unless --allow-skip", file=sys.stderr)
             return 0
         if args.command == "emulate":
             return _emulate(args)
         if args.command == "verify":
             from flow.verify import verify
 
-            summary = verify(args.project, args.samples, args.seed, args.write_exact_config, args.error_bound)
+            summary = verify(args.project, args.samples, args.seed, args.write_exact_config, args.error_bound,
+                             args.allow_skip)
             print(json.dumps(summary, indent=2))
+            reason = skip_reason(summary["emulator_vs_csim"])
+            if reason is not None:
+                print(f"hlsflow verify: {args.project}: emulator vs C simulation not checked: {reason}; "
+                      + ("accepted (--allow-skip)" if args.allow_skip else
+                         "exit 1 (--allow-skip accepts the C-sim vs model check alone)"), file=sys.stderr)
             return 0 if summary["ok"] else 1
         if args.command == "rtl":
             from flow.rtl.generate import rtl_project
