@@ -4,12 +4,28 @@ saved with their hls4ml configs."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# Third-party models (hls4ml's public example models; not shipped): ../shared/models beside the clone, or the
+# folder named by HLSFLOW_SHARED_MODELS (point it at a missing folder to run the suite as a fresh clone would).
+SHARED_MODELS = Path(os.environ.get("HLSFLOW_SHARED_MODELS", ROOT.parent / "shared" / "models"))
+
+
+def shared_model(name: str) -> Path:
+    """``SHARED_MODELS/name``; the calling test (or fixture, and the tests using it) is skipped, with the reason,
+    when the file is not there (a fresh clone without ../shared)."""
+    path = SHARED_MODELS / name
+    if not path.is_file():
+        pytest.skip(f"third-party test data {path} not found (see tests/conftest.py SHARED_MODELS)")
+    return path
+
 
 _PROGRESS = re.compile(r"^(\[\d+/\d+\] |  )")  # stage banners and indented progress lines of flow.pipeline
 
