@@ -22,6 +22,13 @@ EXIT_BAD_INPUT = 2
 EXIT_TOOL_MISSING = 3
 EXIT_INTERNAL = 4
 PROJECT_COMMANDS = ("verify", "emulate", "rtl", "sim", "ip")  # take an existing project folder (project.json)
+INPUT_FILES = {  # per command: (argument, what it is) of the files it reads
+    "run": (("spec", "spec file"),),
+    "sweep": (("sweep", "sweep file"),),
+    "convert": (("model", "model file"), ("weights", "weights file"), ("config", "config file"),
+                ("custom_objects", "custom-objects file")),
+    "emulate": (("input", "input file"),),
+}
 TRACEBACK_VAR = "HLSFLOW_TRACEBACK"  # set to 1: an internal error shows its traceback instead of one line
 
 
@@ -256,16 +263,22 @@ def check_paths(args: argparse.Namespace) -> None:
     """What the command line names, checked before any work: a project command's folder is an hlsflow project
     (:func:`flow.hls.project.load_meta`); where the command writes (``--out``, ``--output``, ``PROJECT/rtl``),
     the nearest existing folder is a folder this user can write into."""
+    for attr, what in INPUT_FILES.get(args.command, ()):
+        file = getattr(args, attr)
+        if file is not None and not file.is_file():
+            raise FlowError(f"{file}: {what} " + ("is a folder, not a file" if file.is_dir() else "not found"))
     if args.command in PROJECT_COMMANDS:
         from flow.hls.project import load_meta
 
         load_meta(args.project)
     targets = [("--out", getattr(args, "out", None))]
-    if args.command == "emulate":
-        if args.output.is_dir():
-            raise FlowError(f"--output {args.output}: is a folder; give a .npy file name")
-        targets = [("--output", args.output.parent)]
-    elif args.command in ("rtl", "sim"):
+    for flag in ("--output", "--write-exact-config", "--export-best"):  # files the command writes
+        file = getattr(args, flag[2:].replace("-", "_"), None)
+        if file is not None:
+            if file.is_dir():
+                raise FlowError(f"{flag} {file}: is a folder; give a file name")
+            targets.append((flag, file.parent))
+    if args.command in ("rtl", "sim"):
         targets = [("PROJECT", args.project / "rtl")]
     elif args.command == "ip" and args.out is None:
         targets = [("PROJECT", args.project / "ip")]
@@ -289,9 +302,13 @@ def _os_error_line(exc: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = build_parser().parse_args(argv)
+        args, extra = build_parser().parse_known_args(argv)
     except SystemExit as exc:  # a bad argument (one line, exit 2), --help or --version (exit 0)
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    if extra:
+        print(f"hlsflow {args.command}: error: unrecognized arguments: {' '.join(extra)} "
+              f"(see hlsflow {args.command} --help)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         from flow import procs
         from flow.keras import frontends
