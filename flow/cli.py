@@ -41,6 +41,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def _number(kind: type, low: float, inclusive: bool = True, high: float | None = None) -> Callable[[str], Any]:
     """An argparse type: ``kind`` (int or float) within [low, high] (``inclusive=False``: above ``low``), finite."""
+
     def parse(text: str) -> Any:
         try:
             value = kind(text)
@@ -53,7 +54,7 @@ def _number(kind: type, low: float, inclusive: bool = True, high: float | None =
             raise argparse.ArgumentTypeError(f"must be {bound}" + (f" and <= {high}" if high is not None else "")
                                              + f", got {text}")
         return value
-    parse.__name__ = kind.__name__  # argparse names the type in its messages
+
     return parse
 
 
