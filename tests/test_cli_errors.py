@@ -52,6 +52,21 @@ def workdir(tmp_path) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="module")
+def record_project(small_model, tmp_path_factory) -> Path:
+    """A project as ``hlsflow convert`` records it (``project.json``, the model file), without the HLS folder and
+    its C-simulation compile: enough for every case that must fail before the project's graph is rebuilt."""
+    from flow.hls.project import save_meta
+    from flow.spec import Hardware
+
+    folder, config = small_model
+    project = tmp_path_factory.mktemp("record") / "p"
+    project.mkdir()
+    shutil.copy(folder / "m.h5", project / "m.h5")
+    save_meta(project, "m.h5", config["HLSConfig"], Hardware(), "ap_fixed<8,3>")
+    return project
+
+
 def assert_fails_cleanly(code: int, err: str, command: str | None, expected_code: int, *fragments: str) -> str:
     line = assert_one_error_line(err, command)
     assert code == expected_code, err
@@ -126,9 +141,9 @@ def test_a_project_command_on_a_folder_that_is_no_project_names_it(workdir, hlsf
 
 
 @pytest.mark.parametrize("command", ["sim", "ip"])
-def test_sim_and_ip_on_a_project_without_rtl_say_so(small_project, tmp_path, hlsflow, command):
+def test_sim_and_ip_on_a_project_without_rtl_say_so(record_project, tmp_path, hlsflow, command):
     project = tmp_path / "p"
-    shutil.copytree(small_project, project)
+    shutil.copytree(record_project, project)
     before = tree_digest(tmp_path)
     code, _, err = hlsflow(command, project, *PROJECT_COMMANDS[command][:2])
     assert_fails_cleanly(code, err, command, EXIT_BAD_INPUT, f"{project / 'rtl'}", "port_map.json")
@@ -159,11 +174,11 @@ OUT_CASES = 12
 
 
 @pytest.mark.parametrize("case", range(OUT_CASES))
-def test_an_output_path_that_cannot_be_written_is_one_line_before_any_work(workdir, small_model, small_project,
+def test_an_output_path_that_cannot_be_written_is_one_line_before_any_work(workdir, small_model, record_project,
                                                                            hlsflow, case):
     shutil.copy(small_model[0] / "m.h5", workdir / "m.h5")
     project = workdir / "p"
-    shutil.copytree(small_project, project)
+    shutil.copytree(record_project, project)
     cases = _out_cases(workdir, project)
     assert len(cases) == OUT_CASES
     argv, fragment = cases[case]
@@ -174,9 +189,9 @@ def test_an_output_path_that_cannot_be_written_is_one_line_before_any_work(workd
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder (permissions do not bind root)")
-def test_rtl_into_a_read_only_project_is_one_line_before_any_work(small_project, tmp_path, hlsflow):
+def test_rtl_into_a_read_only_project_is_one_line_before_any_work(record_project, tmp_path, hlsflow):
     project = tmp_path / "p"
-    shutil.copytree(small_project, project)
+    shutil.copytree(record_project, project)
     project.chmod(0o555)
     try:
         before = tree_digest(tmp_path)
@@ -306,9 +321,9 @@ def test_verify_allow_skip_accepts_the_skip_and_still_says_it(lstm_project, hlsf
 
 # ---- tools and the last resort ----------------------------------------------------------------------------------
 
-def test_sim_without_the_simulator_is_exit_3_in_one_line(small_project, tmp_path, hlsflow, monkeypatch):
+def test_sim_without_the_simulator_is_exit_3_in_one_line(record_project, tmp_path, hlsflow, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no iverilog/vvp
-    code, _, err = hlsflow("sim", small_project, "--simulator", "icarus")
+    code, _, err = hlsflow("sim", record_project, "--simulator", "icarus")
     assert_fails_cleanly(code, err, "sim", EXIT_TOOL_MISSING, "iverilog")
 
 
