@@ -259,6 +259,20 @@ def test_a_misspelt_or_malformed_hls4ml_config_key_is_named(small_model, tmp_pat
     assert tree_digest(tmp_path) == before
 
 
+@pytest.mark.parametrize("backend", ["Vitis", "Vivado", "Catapult"])
+@pytest.mark.parametrize("granularity", ["model", "type", "name"])
+def test_every_key_of_hls4mls_own_configs_is_known(small_model, tmp_path, granularity, backend):
+    """The key sets are not too narrow: what hls4ml's config_from_keras_model writes passes the check."""
+    from corpus import write_hls4ml_config
+
+    from flow.hls.config_check import check_hls4ml_yaml
+    from flow.keras.model_io import load_model
+    from flow.spec import read_yaml
+
+    path = write_hls4ml_config(load_model(small_model[0] / "m.h5"), tmp_path / "cfg.yml", granularity, backend)
+    check_hls4ml_yaml(path, read_yaml(path, "config file"))
+
+
 def test_a_layer_hls4ml_cannot_convert_is_named_with_its_class_and_file(tmp_path, hlsflow):
     from flow.keras.env import keras
 

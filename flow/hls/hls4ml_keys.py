@@ -7,7 +7,8 @@ of an hls4ml config file, what hls4ml does read:
 - top level (``Backend``, ``Part``, ``IOType``, ``KerasJson``, ...): the keys of every backend's
   ``create_initial_config()``, of ``hls4ml.utils.config.create_config`` and the ones its converters read;
 - ``HLSConfig`` (``Model``, ``LayerType``, ``LayerName``, ``Flows``, ...) and ``HLSConfig.Model``: the keys
-  ``HLSConfig._parse_hls_config`` reads, and the ``['Model']`` keys any hls4ml module reads;
+  ``HLSConfig._parse_hls_config`` reads, the ``['Model']`` keys any hls4ml module reads, and the keys
+  ``get_layer_config_value`` looks up (in a layer's settings, else in ``Model``);
 - a layer's settings (``LayerName.<name>``, ``LayerType.<class>``): the keys ``HLSConfig.parse_name_config`` and
   ``get_layer_config_value`` read, and every configurable attribute of every hls4ml layer class and backend
   (``ReuseFactor``, ``TableSize``, ``Trace``, ``ResultT``, ...), compared as hls4ml compares them, in snake case;
@@ -44,7 +45,7 @@ def _read_keys(source: str, *patterns: str) -> set[str]:
 
 @functools.cache
 def known_keys() -> KnownKeys:
-    """What the installed hls4ml reads (see the module docstring); computed once per process (about 0.1 s)."""
+    """What the installed hls4ml reads (see the module docstring); computed once per process."""
     from flow.keras.env import hls4ml_sees_keras2
 
     with hls4ml_sees_keras2() as hls4ml:
@@ -71,13 +72,13 @@ def known_keys() -> KnownKeys:
         parse = inspect.getsource(HLSConfig._parse_hls_config)
         hls_config = _read_keys(parse, r"hls_config\.get\('(\w+)'", r"'(\w+)' in hls_config")
         model = _read_keys(parse, r"model_cfg\.get\('(\w+)'")
+        fallback = set()  # read by get_layer_config_value: a layer's settings, else its type's, else Model's
         for path in root.rglob("*.py"):
-            model |= _read_keys(path.read_text(errors="replace"), r"\['Model'\](?:\.get\(|\[)\s*'(\w+)'",
-                                r"model_config\['(\w+)'\]")
-        layer_names = _read_keys(inspect.getsource(HLSConfig.parse_name_config), r"layer_cfg\.get\('(\w+)'")
-        for path in root.rglob("*.py"):
-            layer_names |= _read_keys(path.read_text(errors="replace"),
-                                      r"get_layer_config_value\(\w+, *['\"](\w+)['\"]")
+            source = path.read_text(errors="replace")
+            model |= _read_keys(source, r"\['Model'\](?:\.get\(|\[)\s*'(\w+)'", r"model_config\['(\w+)'\]")
+            fallback |= _read_keys(source, r"get_layer_config_value\(\w+, *['\"](\w+)['\"]")
+        model |= fallback
+        layer_names = fallback | _read_keys(inspect.getsource(HLSConfig.parse_name_config), r"layer_cfg\.get\('(\w+)'")
         configurable = [a for a in attributes if a.configurable]
         layer = {convert_to_snake_case(k): k for k in layer_names}
         layer |= {a.name: a.config_name for a in configurable}
