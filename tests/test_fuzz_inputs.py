@@ -1,6 +1,6 @@
 """Bad input, fuzzed (hypothesis): malformed, truncated and type-confused spec YAML, hls4ml config YAML,
-model files and project records. Every case either is accepted or ends in one line that names the file
-(and, for a field, the field), exit 2, no traceback, nothing written."""
+model files, project records and command lines of every subcommand. Every case either is accepted or ends in
+one line that names the file (and, for a field, the field), exit 2, no traceback, nothing written."""
 
 from __future__ import annotations
 
