@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NoReturn
 
 from flow import __version__
+from flow.compare import skip_reason
 from flow.errors import FlowError, NotBitExact, ToolMissing
+from flow.outputs import check_writable_parent
 from flow.rtl.fpga import PARTS as FPGA_PARTS
 from flow.signals import exit_code, interruption, terminate_like_interrupt
 from flow.tools import LIBRARIES
@@ -16,6 +22,50 @@ from flow.tools import LIBRARIES
 EXIT_NOT_BIT_EXACT = 1
 EXIT_BAD_INPUT = 2
 EXIT_TOOL_MISSING = 3
+EXIT_INTERNAL = 4
+PROJECT_COMMANDS = ("verify", "emulate", "rtl", "sim", "ip")  # take an existing project folder (project.json)
+INPUT_FILES = {  # per command: (argument, what it is) of the files it reads
+    "run": (("spec", "spec file"),),
+    "sweep": (("sweep", "sweep file"),),
+    "convert": (("model", "model file"), ("weights", "weights file"), ("config", "config file"),
+                ("custom_objects", "custom-objects file")),
+    "emulate": (("input", "input file"),),
+}
+TRACEBACK_VAR = "HLSFLOW_TRACEBACK"  # set to 1: an internal error shows its traceback instead of one line
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, ``hlsflow COMMAND: error: ...``, exit 2 (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind: type, low: float, inclusive: bool = True, high: float | None = None) -> Callable[[str], Any]:
+    """An argparse type: ``kind`` (int or float) within [low, high] (``inclusive=False``: above ``low``), finite."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        ok = math.isfinite(value) and (value >= low if inclusive else value > low) and (high is None or value <= high)
+        if not ok:
+            bound = f">= {low}" if inclusive else f"> {low}"
+            raise argparse.ArgumentTypeError(f"must be {bound}" + (f" and <= {high}" if high is not None else "")
+                                             + f", got {text}")
+        return value
+
+    return parse
+
+
+COUNT = _number(int, 1)          # samples, vectors, workers, reuse factor: at least 1
+SEED = _number(int, 0)           # numpy seeds are non-negative
+INDEX = _number(int, 0)          # a trial number
+NANOSECONDS = _number(float, 0, inclusive=False)  # a clock period
+CUTOFF = _number(float, 0)       # a da4ml latency cutoff (0 = combinational)
+FRACTION = _number(float, 0, high=1)  # an accuracy
 
 
 FORCE_HELP = ("replace an existing output that hlsflow did not make (without it, only hlsflow's own projects, RTL, "
@@ -23,7 +73,7 @@ FORCE_HELP = ("replace an existing output that hlsflow did not make (without it,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hlsflow", description=__doc__)
+    p = OneLineParser(prog="hlsflow", description=__doc__)
     p.add_argument("--version", action="version", version=f"hlsflow {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -42,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--input-type", help="input type, e.g. 'ap_fixed<16,6>' (inputs are quantized to it)")
     c.add_argument("--backend", choices=("Vitis", "Vivado", "Catapult"), default="Vitis")
     c.add_argument("--io-type", choices=("io_parallel", "io_stream"), default="io_parallel")
-    c.add_argument("--samples", type=int, default=1000, help="random inputs for the C-sim check (default 1000)")
+    c.add_argument("--samples", type=COUNT, default=1000, help="random inputs for the C-sim check (default 1000)")
     c.add_argument("--custom-objects", type=Path, metavar="MODULE.py",
                    help="Python file defining the model's own layers/objects: a module-level `custom_objects` "
                         "dict, or classes registered with Keras's register_keras_serializable; copied into the project")
@@ -58,12 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="emulator vs hls4ml C simulation (and the model) on N inputs; exit 1 on any difference")
     v.add_argument("project", type=Path, help="hls_projects/<name>")
-    v.add_argument("--samples", type=int, default=1000, help="inputs: test data first, then random full-range (default 1000)")
-    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--samples", type=COUNT, default=1000, help="inputs: test data first, then random full-range (default 1000)")
+    v.add_argument("--seed", type=SEED, default=0)
     v.add_argument("--write-exact-config", type=Path, metavar="FILE.yml",
                    help="write an hls4ml config with every precision from the QKeras quantizers and exact accumulators")
     v.add_argument("--force", action="store_true",
                    help="replace an existing --write-exact-config file that a previous run did not write")
+    v.add_argument("--allow-skip", action="store_true",
+                   help="accept a project the emulator cannot run (a layer it has no description for): the C-sim "
+                        "vs model check alone decides (default: exit 1)")
     v.add_argument("--error-bound", metavar="B",
                    help="float models: error bound for the per-layer precision advice, absolute ('0.01') or in LSBs "
                         "of the output type ('2lsb'); default 1lsb")
@@ -75,10 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "FPGA/ASIC timing, area and power on request")
     rt.add_argument("project", type=Path, help="hls_projects/<name>")
     rt.add_argument("--force", action="store_true", help="replace PROJECT/rtl even if it is not an hlsflow RTL folder")
-    rt.add_argument("--latency-cutoff", type=float, default=None,
+    rt.add_argument("--latency-cutoff", type=CUTOFF, default=None,
                     help="explicit da4ml pipelining budget per stage (its logic-delay units; 0 = one combinational "
                          "stage); default: the cut that meets the clock period on the timing target")
-    rt.add_argument("--clock-period", type=float, help="clock period in ns (default: the project's hardware.clock_period)")
+    rt.add_argument("--clock-period", type=NANOSECONDS, help="clock period in ns (default: the project's hardware.clock_period)")
     rt.add_argument("--fpga", choices=sorted(FPGA_PARTS),
                     help="place and route on this part (Yosys synth_ecp5 + nextpnr-ecp5): Fmax, slack, utilisation")
     rt.add_argument("--asic", choices=sorted(LIBRARIES),
@@ -87,10 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--upto", help="stop at this layer (e.g. the logits before a softmax); default: the whole graph")
     rt.add_argument("--yosys", action="store_true", help="also the Yosys generic synth / synth_xilinx cell counts (minutes)")
     rt.add_argument("--no-yosys", action="store_true", help=argparse.SUPPRESS)  # the default since physical figures
-    rt.add_argument("--check-samples", type=int, default=2000,
+    rt.add_argument("--check-samples", type=COUNT, default=2000,
                     help="full-range inputs on which the traced netlist must equal the emulator before any RTL is "
                          "written (default 2000); exit 1 on a difference")
-    rt.add_argument("--reuse-factor", type=int, metavar="R",
+    rt.add_argument("--reuse-factor", type=COUNT, metavar="R",
                     help="reuse factor of every Dense/Conv layer (overrides the project's hardware.reuse_factor and "
                          "per-layer ReuseFactor): about n_in*n_out/R shared multipliers, a new sample every R cycles")
     rt.add_argument("--architecture", choices=ARCHITECTURES, default="auto",
@@ -103,8 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     sm = sub.add_parser("sim", help="cocotb simulation of PROJECT/rtl: every output bit vs the emulator; exit 1 on any difference")
     sm.add_argument("project", type=Path, help="hls_projects/<name> (with rtl/ from `hlsflow rtl`)")
     sm.add_argument("--simulator", choices=("verilator", "icarus"), required=True)
-    sm.add_argument("--samples", type=int, default=2000, help="inputs: test data first, then random full-range (default 2000)")
-    sm.add_argument("--seed", type=int, default=0, help="seed of the random inputs, gaps and back-pressure")
+    sm.add_argument("--samples", type=COUNT, default=2000, help="inputs: test data first, then random full-range (default 2000)")
+    sm.add_argument("--seed", type=SEED, default=0, help="seed of the random inputs, gaps and back-pressure")
 
     ip = sub.add_parser("ip", help="self-contained IP-core folder: RTL, FuseSoC core, testbench, vectors, datasheet; "
                                    "exit 1 if its testbench fails")
@@ -112,9 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     ip.add_argument("--out", type=Path, help="IP folder (default: PROJECT/ip); an existing folder is replaced only "
                                              "if it is a previous hlsflow IP folder (or with --force)")
     ip.add_argument("--force", action="store_true", help=FORCE_HELP)
-    ip.add_argument("--vectors", type=int, default=1000,
+    ip.add_argument("--vectors", type=COUNT, default=1000,
                     help="test vectors: test data first, then random full-range (default 1000)")
-    ip.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
+    ip.add_argument("--seed", type=SEED, default=0, help="seed of the random vectors")
     ip.add_argument("--simulators", nargs="+", default=["icarus"], metavar="SIM",
                     help="run the plain testbench on these: icarus, verilator (default icarus); the summary states "
                          "build and run seconds and samples/s of each")
@@ -133,14 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--force", action="store_true", help=FORCE_HELP)
     w.add_argument("--storage", help="database URL shared by workers, e.g. postgresql://user@host/db "
                                      "(default: SQLite file <out>/<name>/sweep.db)")
-    w.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    w.add_argument("--workers", type=COUNT, default=1, help="local worker processes (default 1)")
     w.add_argument("--retry-failed", action="store_true", help="run points that failed with an error again")
     w.add_argument("--report-only", action="store_true", help="do not run points; report what is stored")
     w.add_argument("--export-best", type=Path, metavar="OUT.yaml",
                    help="write the chosen point as a spec for `hlsflow run`: the lowest-BOPs point within "
                         "1 point of accuracy of the best (or see --min-accuracy, --trial)")
-    w.add_argument("--min-accuracy", type=float, help="with --export-best: lowest accuracy allowed (0..1)")
-    w.add_argument("--trial", type=int, help="with --export-best: export this trial's point")
+    w.add_argument("--min-accuracy", type=FRACTION, help="with --export-best: lowest accuracy allowed (0..1)")
+    w.add_argument("--trial", type=INDEX, help="with --export-best: export this trial's point")
     w.add_argument("--rtl-cost", choices=("none", "pareto", "all"), default="none",
                    help="add RTL cost figures for these points: latency (cycles, ns), ECP5-85k LUT4/FF/Fmax after "
                         "place-and-route, OSU 0.18 um area/power/nJ per inference (minutes per point)")
@@ -214,7 +267,7 @@ def _ip(args: argparse.Namespace) -> int:
     return 0 if summary["ok"] else 1
 
 
-def _one_line(exc: Exception) -> str:
+def _one_line(exc: Exception | str) -> str:
     """An error message on one line (a library's message may span several)."""
     return " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
@@ -230,9 +283,51 @@ def _frontend_for(args: argparse.Namespace) -> str:
     return "keras2"  # run, sweep (QKeras training), synth (no model)
 
 
+def check_paths(args: argparse.Namespace) -> None:
+    """What the command line names, checked before any work: a project command's folder is an hlsflow project
+    (:func:`flow.hls.project.load_meta`); where the command writes (``--out``, ``--output``, ``PROJECT/rtl``),
+    the nearest existing folder is a folder this user can write into."""
+    for attr, what in INPUT_FILES.get(args.command, ()):
+        file = getattr(args, attr)
+        if file is not None and not file.is_file():
+            raise FlowError(f"{file}: {what} " + ("is a folder, not a file" if file.is_dir() else "not found"))
+    if args.command in PROJECT_COMMANDS:
+        from flow.hls.project import load_meta
+
+        load_meta(args.project)
+    targets = [("--out", getattr(args, "out", None))]
+    for flag in ("--output", "--write-exact-config", "--export-best"):  # files the command writes
+        file = getattr(args, flag[2:].replace("-", "_"), None)
+        if file is not None:
+            if file.is_dir():
+                raise FlowError(f"{flag} {file}: is a folder; give a file name")
+            targets.append((flag, file))
+    if args.command in ("rtl", "sim"):
+        targets = [("PROJECT", args.project / "rtl")]
+    elif args.command == "ip" and args.out is None:
+        targets = [("PROJECT", args.project / "ip")]
+    for flag, out in targets:
+        if out is not None:
+            check_writable_parent(Path(out), f"{flag} {out}")
+
+
+def _os_error_line(exc: OSError) -> str:
+    """An OSError as ``PATH: reason`` (what the user can act on), without Python's class name."""
+    where = exc.filename if exc.filename is not None else ""
+    reason = exc.strerror or str(exc)
+    return f"{where}: {reason}" if where else reason
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    try:
+        args, extra = build_parser().parse_known_args(argv)
+    except SystemExit as exc:  # a bad argument (one line, exit 2), --help or --version (exit 0)
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    if extra:
+        print(f"hlsflow {args.command}: error: unrecognized arguments: {' '.join(extra)} "
+              f"(see hlsflow {args.command} --help)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     with terminate_like_interrupt():
         return _main(args, argv)
 
@@ -242,6 +337,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         from flow import procs
         from flow.keras import frontends
 
+        check_paths(args)
         procs.guard_children()
         frontend = _frontend_for(args)
         if frontend != frontends.current().name:
@@ -273,13 +369,15 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
             from flow.pipeline import convert_existing
             from flow.spec import Hardware
 
-            if args.samples < 1:
-                raise FlowError(f"--samples must be >= 1, got {args.samples}")
             out = args.out or Path("hls_projects") / args.model.stem
             report = convert_existing(args.model, out, args.config, args.weights, args.precision, args.input_type,
                                       Hardware(backend=args.backend, io_type=args.io_type), args.samples,
                                       custom_objects=args.custom_objects, force=args.force)
             print(json.dumps({"project": str(out), "csim_vs_keras": report["csim_vs_keras"]}, indent=2))
+            reason = skip_reason(report["emulator_vs_csim"])
+            if reason is not None:
+                print(f"hlsflow convert: warning: {args.model}: emulator not run: {reason}; `hlsflow verify` fails on "
+                      "this project unless --allow-skip", file=sys.stderr)
             return 0
         if args.command == "emulate":
             return _emulate(args)
@@ -287,16 +385,17 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
             from flow.verify import verify
 
             summary = verify(args.project, args.samples, args.seed, args.write_exact_config, args.error_bound,
-                             force=args.force)
+                             force=args.force, allow_skip=args.allow_skip)
             print(json.dumps(summary, indent=2))
+            reason = skip_reason(summary["emulator_vs_csim"])
+            if reason is not None:
+                print(f"hlsflow verify: {args.project}: emulator vs C simulation not checked: {reason}; "
+                      + ("accepted (--allow-skip)" if args.allow_skip else
+                         "exit 1 (--allow-skip accepts the C-sim vs model check alone)"), file=sys.stderr)
             return 0 if summary["ok"] else 1
         if args.command == "rtl":
             from flow.rtl.generate import rtl_project
 
-            if args.latency_cutoff is not None and args.latency_cutoff < 0:
-                raise FlowError(f"--latency-cutoff must be >= 0, got {args.latency_cutoff}")
-            if args.clock_period is not None and args.clock_period <= 0:
-                raise FlowError(f"--clock-period must be > 0 ns, got {args.clock_period}")
             print(json.dumps(rtl_project(args.project, args.latency_cutoff, args.upto, args.yosys and not args.no_yosys,
                                          fpga=args.fpga, asic=args.asic, clock_period=args.clock_period,
                                          route=not args.no_route, check_samples=args.check_samples,
@@ -329,4 +428,13 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     except KeyboardInterrupt as exc:
         print(f"hlsflow {args.command}: {interruption(exc)}; no partial output was kept", file=sys.stderr)
         return exit_code(exc)
+    except OSError as exc:  # a path the user gave cannot be read or written (a folder without permission, ...)
+        print(f"hlsflow {args.command}: error: {_one_line(_os_error_line(exc))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # a bug: one line naming it, the traceback on request
+        if os.environ.get(TRACEBACK_VAR) == "1":
+            raise
+        print(f"hlsflow {args.command}: internal error: {type(exc).__name__}: {_one_line(exc)} (a bug in hlsflow; "
+              f"{TRACEBACK_VAR}=1 shows the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
     return 0

@@ -139,6 +139,22 @@ def check_emulator(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray) 
     return EmulatorCheck(comparison=cmp, outputs=emu.outputs)
 
 
+def emulator_or_skip(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray) -> dict[str, Any]:
+    """:func:`check_emulator`'s comparison, or ``{"skipped": reason}`` when the emulator cannot run the graph
+    (a layer it has no description for: the reason names the layer and its class). Callers state a skip on the
+    terminal (:func:`skip_reason`) and ``hlsflow verify`` fails on it unless ``--allow-skip``."""
+    try:
+        return check_emulator(model, graph, x, csim_out).comparison
+    except FlowError as exc:
+        return {"skipped": str(exc)}
+
+
+def skip_reason(comparison: dict[str, Any]) -> str | None:
+    """The one-line reason of a skipped emulator check (without the list of supported layers), else None."""
+    reason = comparison.get("skipped")
+    return None if reason is None else str(reason).split(" (supported: ", 1)[0]
+
+
 def logits_layer(model: Any, graph: Any) -> str | None:
     """The graph layer whose output holds a softmax model's logits, or None if the model has no softmax."""
     return layer_map(model, graph).logits

@@ -19,7 +19,7 @@ import numpy as np
 
 from flow import __version__
 from flow.arith.types import FixedType, is_representable, parse_type, quantize
-from flow.compare import accuracy, check_bit_exact, check_emulator
+from flow.compare import accuracy, check_bit_exact, check_emulator, emulator_or_skip
 from flow.errors import FlowError
 from flow.hls.project import save_meta
 from flow.report import graph_types, graph_weight_stats, write_reports
@@ -305,7 +305,10 @@ def step_user_config(ctx: FlowContext) -> None:
                 layer_cfg["Precision"] = {}
             layer_cfg["Precision"]["result"] = input_type
     else:
-        hls_config = convert.derive_hls_config(model, hw, input_type)
+        try:
+            hls_config = convert.derive_hls_config(model, hw, input_type)
+        except convert.UnsupportedLayer as exc:
+            raise FlowError(f"{o['model_path']}: {exc}") from None
         if o["precision"] is not None:
             _check_type(o["precision"], "--precision")
             hls_config["Model"]["Precision"] = o["precision"]
@@ -322,6 +325,8 @@ def step_user_graph(ctx: FlowContext) -> None:
     o = ctx.options
     try:
         ctx.graph = convert.build_graph(ctx.qmodel, ctx.hls_config, o["hardware"], ctx.work / "hls")
+    except convert.UnsupportedLayer as exc:
+        raise FlowError(f"{o['model_path']}: {exc}") from None
     except FlowError as exc:
         raise FlowError(f"{o['config_path']}: {exc}") if o["config_path"] is not None else exc from None
     if o["config_path"] is not None:
@@ -352,7 +357,7 @@ def step_user_report(ctx: FlowContext) -> None:
         "hardware": o["hardware"].__dict__,
         "input": {"type": str(ctx.input_type), "samples": o["samples"], "distribution": "N(0,1) quantized to input type"},
         "csim_vs_keras": check_bit_exact(model, graph, o["x"], ctx.csim_out),
-        "emulator_vs_csim": _emulator_or_reason(model, graph, o["x"], ctx.csim_out),
+        "emulator_vs_csim": emulator_or_skip(model, graph, o["x"], ctx.csim_out),
         "types": graph_types(graph), "size": graph_weight_stats(graph), "hls_project": str(ctx.final / "hls"),
     }
     report["seconds"] = dict(ctx.seconds)
@@ -398,14 +403,6 @@ def graph_input_type(graph: Any) -> FixedType:
         return from_hls_precision(var[0].type.precision)
     except ValueError as exc:
         raise FlowError(f"input type: {exc}") from None
-
-
-def _emulator_or_reason(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray) -> dict[str, Any]:
-    """Emulator check for third-party models, or the reason it cannot run (an unsupported layer)."""
-    try:
-        return check_emulator(model, graph, x, csim_out).comparison
-    except FlowError as exc:
-        return {"skipped": str(exc)}
 
 
 def _check_type(text: str, what: str) -> FixedType:

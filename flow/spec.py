@@ -194,6 +194,13 @@ class Checker:
         return FlowError(f"{self.path}: field `{where}`: {msg}")
 
     def mapping(self, value: Any, where: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
+        """``value`` if it is a mapping with only ``allowed`` keys and every ``required`` one; ``where`` "" is the
+        whole file (an empty file or a list there is named as such, not as a field)."""
+        if not where and not isinstance(value, dict):
+            expected = f"expected a mapping with {', '.join((*required, '...'))}"
+            if value is None:
+                raise FlowError(f"{self.path}: empty file ({expected})")
+            raise FlowError(f"{self.path}: not a mapping ({expected}), got {type(value).__name__}")
         if not isinstance(value, dict):
             raise self.fail(where, f"must be a mapping, got {type(value).__name__}")
         for key in value:

@@ -14,6 +14,21 @@ from typing import Any
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
+# Third-party models (hls4ml's public example models; not shipped): ../shared/models beside the clone, or the
+# folder named by HLSFLOW_SHARED_MODELS (point it at a missing folder to run the suite as a fresh clone would).
+SHARED_MODELS = Path(os.environ.get("HLSFLOW_SHARED_MODELS", ROOT.parent / "shared" / "models"))
+
+
+def shared_model(name: str) -> Path:
+    """``SHARED_MODELS/name``; the calling test (or fixture, and the tests using it) is skipped, with the reason,
+    when the file is not there (a fresh clone without ../shared)."""
+    path = SHARED_MODELS / name
+    if not path.is_file():
+        pytest.skip(f"third-party test data {path} not found (see tests/conftest.py SHARED_MODELS)")
+    return path
+
+
 _PROGRESS = re.compile(r"^(\[\d+/\d+\] |  )")  # stage banners and indented progress lines of flow.pipeline
 
 
@@ -22,11 +37,15 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.strip() and not _PROGRESS.match(line)]
 
 
-def assert_one_error_line(stderr: str, command: str) -> str:
-    """The single `hlsflow COMMAND: error: ...` line of ``stderr`` (no traceback, nothing else)."""
+def assert_one_error_line(stderr: str, command: str | None) -> str:
+    """The single `hlsflow COMMAND: ...` line of ``stderr`` (no traceback, no internal error, nothing else);
+    ``command`` None: any command (or none, for an argument error before one is known)."""
     lines = error_lines(stderr)
     assert "Traceback" not in stderr, stderr
-    assert len(lines) == 1 and lines[0].startswith(f"hlsflow {command}: "), stderr
+    assert len(lines) == 1, stderr
+    head = re.match(r"hlsflow( [a-z]+)?: ", lines[0])
+    assert head and (command is None or head.group(0) == f"hlsflow {command}: "), stderr
+    assert ": internal error: " not in lines[0], stderr
     return lines[0]
 
 
@@ -88,3 +107,52 @@ def corpus_files(tmp_path_factory) -> Callable[[str], tuple[Path, Path]]:
         return made[name]
 
     return get
+
+
+def tree_digest(folder: Path) -> dict[str, tuple[int, str]]:
+    """Every file and folder under ``folder`` (itself included) with its mode and, for files, a sha256 of its bytes:
+    equal before and after a command that failed means the command changed nothing there."""
+    import hashlib
+
+    folder = Path(folder)
+    entries = [folder, *sorted(folder.rglob("*"))] if folder.exists() else []
+    return {str(p.relative_to(folder)): (p.lstat().st_mode, hashlib.sha256(p.read_bytes()).hexdigest()
+                                         if p.is_file() and not p.is_symlink() else "")
+            for p in entries}
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory) -> tuple[Path, dict]:
+    """A small QKeras model (6 -> QDense 4 -> quantized_relu -> QDense 3) saved three ways (``m.h5``, ``m.keras``,
+    ``m.json`` + ``m_weights.h5``) in one folder, and the hls4ml config hls4ml itself writes for it."""
+    from flow.keras.env import keras  # first: sets up Keras 2 before QKeras is imported
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
+    from flow.hls.convert import derive_hls_config
+    from flow.spec import Hardware
+
+    k = keras()
+    folder = tmp_path_factory.mktemp("model")
+    inp = k.Input((6,), name="x")
+    h = QDense(4, kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1),
+               name="fc1")(inp)
+    h = QActivation(quantized_relu(6, 2), name="relu1")(h)
+    model = k.Model(inp, QDense(3, kernel_quantizer=quantized_bits(6, 0, alpha=1),
+                                bias_quantizer=quantized_bits(6, 0, alpha=1), name="fc2")(h))
+    model.save(folder / "m.h5")
+    model.save(folder / "m.keras")
+    (folder / "m.json").write_text(model.to_json())
+    model.save_weights(folder / "m_weights.h5")
+    config = {"Backend": "Vitis", "IOType": "io_parallel", "ClockPeriod": 5,
+              "HLSConfig": derive_hls_config(model, Hardware(), "ap_fixed<8,3>")}
+    return folder, json.loads(json.dumps(config))
+
+
+@pytest.fixture(scope="module")
+def small_project(small_model, tmp_path_factory) -> Path:
+    """``small_model``'s ``m.h5`` converted (inputs ``ap_fixed<8,3>``, 50 C-sim samples): a project without rtl/."""
+    from flow.pipeline import convert_existing
+
+    out = tmp_path_factory.mktemp("project") / "p"
+    convert_existing(small_model[0] / "m.h5", out, input_type="ap_fixed<8,3>", samples=50)
+    return out

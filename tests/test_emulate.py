@@ -6,11 +6,11 @@ Inputs are quantized to the input type first so the comparison starts from ident
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from conftest import shared_model
 from equivalence import assert_trace_equals_emulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,7 +24,6 @@ from flow.hls.convert import build_graph, csim_predict, derive_hls_config
 from flow.keras.env import keras, qkeras_objects, set_seed
 from flow.spec import Hardware
 
-MODELS = Path("/work/shared/models")
 INPUT_TYPE = "ap_fixed<10,3>"
 
 
@@ -163,9 +162,9 @@ def test_mnist_third_party_model(tmp_path_factory):
     with reuse 112 and power-of-two weights in the first QDense). Every layer, softmax included, is compared
     with hls4ml's own C-sim trace (tests/test_emulate_softmax.py compares the full output on more inputs)."""
     K = keras()
-    model = K.models.model_from_json((MODELS / "qkeras_mnist_dense.json").read_text(), custom_objects=qkeras_objects())
-    model.load_weights(str(MODELS / "qkeras_mnist_dense_weights.h5"))
-    cfg = yaml.safe_load((MODELS / "qkeras_mnist_dense_config.yml").read_text())["HLSConfig"]
+    model = K.models.model_from_json(shared_model("qkeras_mnist_dense.json").read_text(), custom_objects=qkeras_objects())
+    model.load_weights(str(shared_model("qkeras_mnist_dense_weights.h5")))
+    cfg = yaml.safe_load(shared_model("qkeras_mnist_dense_config.yml").read_text())["HLSConfig"]
     names = [layer.name for layer in model.layers]
     for name in names:
         cfg.setdefault("LayerName", {}).setdefault(name, {})["Trace"] = True

@@ -7,11 +7,11 @@ Compiled C-sim builds are cached per module (module-scoped fixtures); each costs
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from conftest import shared_model
 from equivalence import assert_trace_equals_emulator
 
 from flow.arith import fxp, tables
@@ -23,7 +23,6 @@ from flow.hls.convert import build_graph, csim_predict, derive_hls_config
 from flow.keras.env import keras, qkeras_objects, set_seed
 from flow.spec import Hardware
 
-MODELS = Path("/work/shared/models")
 INPUT_TYPE = "ap_fixed<10,3>"
 
 
@@ -161,9 +160,9 @@ def test_unsupported_implementation_is_named(tmp_path_factory):
 @pytest.fixture(scope="module")
 def mnist_graph(tmp_path_factory):
     K = keras()
-    model = K.models.model_from_json((MODELS / "qkeras_mnist_dense.json").read_text(), custom_objects=qkeras_objects())
-    model.load_weights(str(MODELS / "qkeras_mnist_dense_weights.h5"))
-    cfg = yaml.safe_load((MODELS / "qkeras_mnist_dense_config.yml").read_text())["HLSConfig"]
+    model = K.models.model_from_json(shared_model("qkeras_mnist_dense.json").read_text(), custom_objects=qkeras_objects())
+    model.load_weights(str(shared_model("qkeras_mnist_dense_weights.h5")))
+    cfg = yaml.safe_load(shared_model("qkeras_mnist_dense_config.yml").read_text())["HLSConfig"]
     hw = Hardware(backend="Vivado", io_type="io_parallel", strategy=cfg["Model"]["Strategy"])
     graph = build_graph(model, cfg, hw, tmp_path_factory.mktemp("mnist_softmax"))
     graph.compile()

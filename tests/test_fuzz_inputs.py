@@ -1,6 +1,6 @@
 """Bad input, fuzzed (hypothesis): malformed, truncated and type-confused spec YAML, hls4ml config YAML,
-model files and project records. Every case either is accepted or ends in one line that names the file
-(and, for a field, the field), exit 2, no traceback, nothing written."""
+model files, project records and command lines of every subcommand. Every case either is accepted or ends in
+one line that names the file (and, for a field, the field), exit 2, no traceback, nothing written."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -17,7 +16,7 @@ from hypothesis import strategies as st
 from flow.cli import EXIT_BAD_INPUT, main
 from flow.errors import FlowError
 
-from conftest import assert_one_error_line
+from conftest import assert_one_error_line, tree_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_SPEC = yaml.safe_load((ROOT / "models" / "digits_mlp.yaml").read_text())
@@ -117,32 +116,6 @@ def test_a_truncated_or_garbage_spec_through_run_is_one_line_and_writes_nothing(
 
 # ---- hls4ml config YAML and model files: `hlsflow convert` ----------------------------------------------------
 
-@pytest.fixture(scope="module")
-def small_model(tmp_path_factory) -> tuple[Path, dict]:
-    """A small QKeras model saved three ways, and the hls4ml config hls4ml itself writes for it."""
-    from flow.keras.env import keras  # first: sets up Keras 2 before QKeras is imported
-    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
-
-    from flow.hls.convert import derive_hls_config
-    from flow.spec import Hardware
-
-    k = keras()
-    folder = tmp_path_factory.mktemp("model")
-    inp = k.Input((6,), name="x")
-    h = QDense(4, kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1),
-               name="fc1")(inp)
-    h = QActivation(quantized_relu(6, 2), name="relu1")(h)
-    model = k.Model(inp, QDense(3, kernel_quantizer=quantized_bits(6, 0, alpha=1),
-                                bias_quantizer=quantized_bits(6, 0, alpha=1), name="fc2")(h))
-    model.save(folder / "m.h5")
-    model.save(folder / "m.keras")
-    (folder / "m.json").write_text(model.to_json())
-    model.save_weights(folder / "m_weights.h5")
-    config = {"Backend": "Vitis", "IOType": "io_parallel", "ClockPeriod": 5,
-              "HLSConfig": derive_hls_config(model, Hardware(), "ap_fixed<8,3>")}
-    return folder, json.loads(json.dumps(config))
-
-
 @settings(FUZZ, max_examples=120)
 @given(data=st.data())
 def test_a_type_confused_hls4ml_config_is_accepted_or_names_the_file_and_field(small_model, tmp_path_factory, data):
@@ -228,22 +201,13 @@ def test_a_truncated_model_file_through_convert_is_one_line_and_writes_nothing(s
 
 # ---- project records: `hlsflow verify` -----------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def project(small_model, tmp_path_factory) -> Path:
-    from flow.pipeline import convert_existing
-
-    out = tmp_path_factory.mktemp("project") / "p"
-    convert_existing(small_model[0] / "m.h5", out, input_type="ap_fixed<8,3>", samples=50)
-    return out
-
-
 @settings(FUZZ, max_examples=40)
 @given(data=st.data())
-def test_a_damaged_project_record_rebuilds_or_names_the_file(project, tmp_path_factory, data):
+def test_a_damaged_project_record_rebuilds_or_names_the_file(small_project, tmp_path_factory, data):
     from flow.hls.project import rebuild
 
     copy_dir = tmp_path_factory.mktemp("proj") / "p"
-    shutil.copytree(project, copy_dir, ignore=shutil.ignore_patterns("hls"))
+    shutil.copytree(small_project, copy_dir, ignore=shutil.ignore_patterns("hls"))
     meta = json.loads((copy_dir / "project.json").read_text())
     if data.draw(st.booleans()):
         (copy_dir / "project.json").write_text(json.dumps(data.draw(mutated(meta))[0]))
@@ -258,12 +222,58 @@ def test_a_damaged_project_record_rebuilds_or_names_the_file(project, tmp_path_f
 
 @settings(FUZZ, max_examples=10)
 @given(cut=st.integers(0, 200))
-def test_a_truncated_project_record_through_verify_is_one_line(project, tmp_path_factory, capsys, cut):
+def test_a_truncated_project_record_through_verify_is_one_line(small_project, tmp_path_factory, capsys, cut):
     copy_dir = tmp_path_factory.mktemp("proj") / "p"
-    shutil.copytree(project, copy_dir, ignore=shutil.ignore_patterns("hls"))
+    shutil.copytree(small_project, copy_dir, ignore=shutil.ignore_patterns("hls"))
     raw = (copy_dir / "project.json").read_bytes()
     (copy_dir / "project.json").write_bytes(raw[:cut])
     before = sorted(p.name for p in copy_dir.iterdir())
     code = main(["verify", str(copy_dir), "--samples", "10"])
     assert_clean_failure(code, capsys.readouterr().err, "verify", copy_dir / "project.json")
     assert sorted(p.name for p in copy_dir.iterdir()) == before
+
+
+# ---- command lines: every subcommand ---------------------------------------------------------------------------
+
+def _options(command: str) -> list[tuple[str, bool]]:
+    """(option string, takes a value) of every option of ``hlsflow COMMAND``, read from the CLI's own parser."""
+    from flow.cli import build_parser
+
+    sub = next(a for a in build_parser()._subparsers._group_actions if a.choices)  # argparse lists no actions publicly
+    return [(a.option_strings[-1], a.nargs != 0) for a in sub.choices[command]._actions
+            if a.option_strings and a.option_strings[-1] not in ("--help", "-h")]
+
+
+COMMANDS = ("run", "convert", "emulate", "verify", "rtl", "sim", "ip", "synth", "sweep")
+ARG_VALUES = st.sampled_from(["-3", "0", "1", "2.5", "nan", "inf", "-inf", "1e999", "abc", "", "--", "/proc/1/x",
+                              "x.yaml", "icarus", "verilator", "ecp5-85k", "osu018", "auto", "folded", "O3",
+                              "ap_fixed<8,3>", "int8", "2lsb", "-", "\x00"])
+
+
+@st.composite
+def command_lines(draw):
+    """``hlsflow COMMAND <a path that is no input> [random options with random values]``, options in any order."""
+    command = draw(st.sampled_from(COMMANDS))
+    options = _options(command)
+    argv = [command, draw(st.sampled_from(["missing", "folder", "file.txt"]))]
+    for flag, takes_value in draw(st.lists(st.sampled_from(options), max_size=5) if options else st.just([])):
+        argv += [flag, draw(ARG_VALUES)] if takes_value else [flag]
+    return argv
+
+
+@settings(FUZZ, max_examples=300)
+@given(argv=command_lines())
+def test_a_random_command_line_is_one_line_and_changes_nothing(tmp_path_factory, capsys, monkeypatch, argv):
+    """Random options and values for every subcommand, on an input that is not there, not a project or not a
+    model: exit 0/1/2/3, never a traceback, a failure is one line, and nothing in the folder changes."""
+    tmp = tmp_path_factory.mktemp("argv")
+    (tmp / "folder").mkdir()
+    (tmp / "file.txt").write_text("not a model, spec or project\n")
+    monkeypatch.chdir(tmp)
+    before = tree_digest(tmp)
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code in (0, 1, 2, 3), (argv, err)
+    if code:
+        assert_one_error_line(err, None)
+    assert tree_digest(tmp) == before, argv

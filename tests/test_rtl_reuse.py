@@ -277,7 +277,7 @@ def test_reuse_factor_on_the_command_line_overrides_the_project(folded_project, 
 
 
 @pytest.mark.parametrize("args,match", [
-    (["--reuse-factor", "0"], "--reuse-factor must be >= 1"),
+    (["--reuse-factor", "0"], "argument --reuse-factor: must be >= 1, got 0"),
     (["--architecture", "unrolled", "--reuse-factor", "4"], "needs a sequential architecture"),
 ])
 def test_bad_reuse_arguments_give_one_line(folded_project, hlsflow, args, match):

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 import yaml
 from hdl import assert_bit_exact, needs_icarus, needs_verilator
-from qmodels import ROOT, trained_rtl_project
+from conftest import shared_model
+from qmodels import trained_rtl_project
 
 from flow.hls.convert import derive_hls_config
 from flow.pipeline import convert_existing
@@ -28,7 +29,6 @@ from flow.rtl.generate import rtl_project
 from flow.sim.project import sim_project
 from flow.spec import Hardware
 
-SHARED = ROOT.parent / "shared" / "models"
 SAMPLES = 2000
 pytestmark = pytest.mark.heavy
 
@@ -44,14 +44,13 @@ def jet_base(tmp_path_factory):
     """KERAS_3layer converted with 6-bit weights ap_fixed<6,2>, data ap_fixed<16,6> (bench/emulator_speed.py's)."""
     from flow.keras.model_io import load_model
 
-    if not (SHARED / "KERAS_3layer.json").is_file():
-        pytest.skip(f"{SHARED / 'KERAS_3layer.json'} is not there (third-party test data)")
+    jet = shared_model("KERAS_3layer.json")
     hw = Hardware(backend="Vivado")
-    cfg = derive_hls_config(load_model(SHARED / "KERAS_3layer.json"), hw, "ap_fixed<16,6>")
+    cfg = derive_hls_config(load_model(jet), hw, "ap_fixed<16,6>")
     for layer in cfg["LayerName"].values():
         if "weight" in layer.get("Precision", {}):
             layer["Precision"]["weight"] = "ap_fixed<6,2>"
-    return _convert(tmp_path_factory.mktemp("jet"), SHARED / "KERAS_3layer.json", cfg, hw, "jet")
+    return _convert(tmp_path_factory.mktemp("jet"), jet, cfg, hw, "jet")
 
 
 @pytest.fixture(scope="module", params=[1, 4, 16, 64], ids=lambda r: f"R{r}")

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import shared_model
 from hdl import assert_bit_exact, needs_icarus, needs_verilator
-from qmodels import ROOT
 
 from flow.keras.env import keras, set_seed
 from flow.pipeline import convert_existing
 from flow.rtl.generate import rtl_project
 from flow.sim.project import sim_project
 
-SHARED = ROOT.parent / "shared" / "models"
 PRECISION = "ap_fixed<16,6>"
 
 
@@ -75,7 +74,7 @@ def test_rtl_equals_emulator_on_icarus(project):
 def jet_project(tmp_path_factory):
     """The third-party jet-tagging MLP (KERAS_3layer: 16-64-32-32-5, softmax) under ap_fixed<16,6>."""
     project = tmp_path_factory.mktemp("jet_default") / "KERAS_3layer"
-    convert_existing(SHARED / "KERAS_3layer.json", project, precision=PRECISION, samples=200)
+    convert_existing(shared_model("KERAS_3layer.json"), project, precision=PRECISION, samples=200)
     rtl_project(project, latency_cutoff=5.0, yosys=False)
     return project
 

@@ -5,12 +5,10 @@ reset (flow/sim.py, sim/axis_tb.py)."""
 from __future__ import annotations
 
 import pytest
+from conftest import shared_model
 from hdl import assert_bit_exact, needs_icarus, needs_verilator
-from qmodels import ROOT
 
 from flow.sim.project import sim_project
-
-SHARED = ROOT.parent / "shared" / "models"
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +19,7 @@ def qkeras_mnist_project(tmp_path_factory):
     from flow.rtl.generate import rtl_project
 
     project = tmp_path_factory.mktemp("rtl_qmnist") / "qkeras_mnist_dense"
-    convert_existing(SHARED / "qkeras_mnist_dense.json", project, input_type="ap_fixed<16,6>", samples=50)
+    convert_existing(shared_model("qkeras_mnist_dense.json"), project, input_type="ap_fixed<16,6>", samples=50)
     rtl_project(project, latency_cutoff=5.0, yosys=False)
     return project
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +83,9 @@ def from_hls_precision(precision: Any) -> FixedType:
                      "not a fixed-point or integer type")
 
 
+_TYPE_FORM = re.compile(r"\s*\w+\s*<[^<>]+>\s*")  # NAME<...>: the shape every hls4ml type string has
+
+
 def parse_type(text: str) -> FixedType:
     """Parse ``ap_fixed<W,I[,Q,O]>``, ``ap_ufixed``, ``ap_int<W>``, ``ap_uint<W>`` (or hls4ml's ``fixed<...>``,
     ``int<W>``, ``uint<W>``) with hls4ml's own parser, then map it with :func:`from_hls_precision`.
@@ -91,10 +95,13 @@ def parse_type(text: str) -> FixedType:
     """
     from hls4ml.backends.fpga.fpga_backend import FPGABackend
 
+    form = "expected ap_fixed<W,I[,Q,O]>, ap_ufixed<W,I[,Q,O]>, ap_int<W> or ap_uint<W>"
+    if not isinstance(text, str) or not _TYPE_FORM.fullmatch(text):
+        raise ValueError(f"cannot parse fixed-point type {text!r}: {form}")  # hls4ml's parser leaks regex errors
     try:
         t = FPGABackend.convert_precision_string(text)
-    except Exception as exc:  # hls4ml raises assorted errors for junk
-        raise ValueError(f"cannot parse fixed-point type {text!r}: {exc}") from None
+    except Exception:  # hls4ml raises assorted errors (IndexError, AttributeError) for junk
+        raise ValueError(f"cannot parse fixed-point type {text!r}: {form}") from None
     try:
         out = from_hls_precision(t)
     except ValueError as exc:

@@ -2,7 +2,9 @@
 keeps it, before hls4ml sees it: every error names the file and the field (``HLSConfig.LayerName.fc1.Precision``).
 
 Only the structure and the values hlsflow reads are checked (types, backend, IO type, clock, reuse
-factor, precision strings); which layer names match the model is decided where the model is known.
+factor, precision strings), and that every key is one hls4ml reads (:mod:`flow.hls.hls4ml_keys`: hls4ml
+silently ignores the others, so ``ReuseFacter: 4`` is an error naming the closest key, ``ReuseFactor``);
+which layer names match the model is decided where the model is known.
 """
 
 from __future__ import annotations
@@ -47,9 +49,29 @@ def _positive_int(path: Path, value: Any, where: str) -> None:
         raise _fail(path, where, f"must be an integer >= 1, got {value!r}")
 
 
-def _layer_config(path: Path, value: Any, where: str) -> None:
+def _known_keys(path: Path, value: dict, where: str, level: str) -> None:
+    """Every key of ``value`` (the mapping at ``where``) is one hls4ml reads at ``level`` (``top``, ``hls_config``,
+    ``model``, ``layer``, ``precision``, ``model_precision``)."""
+    from flow.hls.hls4ml_keys import known_keys, unknown_key, unknown_layer_key
+
+    known = known_keys()
+    sets = {"top": known.top, "hls_config": known.hls_config, "model": known.model, "precision": known.precision,
+            "model_precision": known.precision | {"maximum"}}
+    for key in value:
+        if not isinstance(key, str):
+            continue  # the shape checks name non-string keys
+        problem = unknown_layer_key(key) if level == "layer" else unknown_key(key, sets[level])
+        if problem is not None:
+            raise _fail(path, f"{where}.{key}" if where else key, problem)
+
+
+def _layer_config(path: Path, value: Any, where: str, level: str = "layer") -> None:
     if not isinstance(value, dict):
         raise _fail(path, where, f"must be a mapping, got {type(value).__name__}")
+    _known_keys(path, value, where, level)
+    if isinstance(value.get("Precision"), dict):
+        _known_keys(path, value["Precision"], f"{where}.Precision",
+                    "model_precision" if level == "model" else "precision")
     if "Precision" in value:
         _precision(path, value["Precision"], f"{where}.Precision")
     for key in INTEGER_SETTINGS:
@@ -65,8 +87,9 @@ def check_hls_config(path: Path, hls_config: Any, where: str = "HLSConfig") -> d
     """``hls_config`` (an ``HLSConfig`` mapping: ``Model``, ``LayerType``, ``LayerName``) if well formed."""
     if not isinstance(hls_config, dict):
         raise _fail(path, where, f"must be a mapping, got {type(hls_config).__name__}")
+    _known_keys(path, hls_config, where, "hls_config")
     if "Model" in hls_config:
-        _layer_config(path, hls_config["Model"], f"{where}.Model")
+        _layer_config(path, hls_config["Model"], f"{where}.Model", "model")
     for section in ("LayerType", "LayerName"):
         if section not in hls_config:
             continue
@@ -87,6 +110,7 @@ def check_hls4ml_yaml(path: Path, cfg: Any) -> dict:
                         f"got {type(cfg).__name__}")
     if not isinstance(cfg.get("HLSConfig"), dict):
         raise FlowError(f"{path}: an hls4ml config needs an `HLSConfig` mapping")
+    _known_keys(path, cfg, "", "top")
     if "Backend" in cfg and cfg["Backend"] not in BACKENDS:
         raise _fail(path, "Backend", f"must be one of {', '.join(BACKENDS)}, got {cfg['Backend']!r}")
     if "IOType" in cfg and cfg["IOType"] not in IO_TYPES:

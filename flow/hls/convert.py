@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,29 @@ from flow.keras.env import KERAS_MAJOR, hls4ml_sees_keras2
 from flow.spec import Hardware
 
 PROJECT_NAME = "myproject"
+_UNSUPPORTED = (re.compile(r"Unsupported layer type: (\w+)"),  # hls4ml's Keras-2 parser
+                re.compile(r"Layer <class '[\w.]*?(\w+)'> not found in registry"))  # its Keras-3 parser
+
+
+class UnsupportedLayer(FlowError):
+    """hls4ml has no converter for a layer class of the model; the message names the layers and the class
+    (the caller adds the model file)."""
+
+
+def conversion_error(model: Any, exc: Exception) -> FlowError:
+    """The FlowError for hls4ml's failure ``exc`` to convert ``model``: an :class:`UnsupportedLayer` naming the
+    model's layers of the class hls4ml cannot convert, else hls4ml's own message."""
+    import hls4ml
+
+    for pattern in _UNSUPPORTED:
+        m = pattern.search(str(exc))
+        if m:
+            cls = m.group(1)
+            names = [layer.name for layer in getattr(model, "layers", []) if type(layer).__name__ == cls]
+            which = ", ".join(f"`{n}`" for n in names) if names else "a layer"
+            return UnsupportedLayer(f"layer {which} ({cls}): hls4ml {hls4ml.__version__} cannot convert this "
+                                    "layer class")
+    return FlowError(f"hls4ml cannot convert this model: {type(exc).__name__}: {exc}")
 
 
 def input_layer_name(model: Any) -> str:
@@ -47,7 +71,7 @@ def derive_hls_config(model: Any, hardware: Hardware, input_type: str | None) ->
         try:
             cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend=hardware.backend)
         except Exception as exc:
-            raise FlowError(f"hls4ml cannot convert this model: {exc}") from None
+            raise conversion_error(model, exc) from None
     cfg["Model"]["Strategy"] = hardware.strategy
     cfg["Model"]["ReuseFactor"] = hardware.reuse_factor
     for layer_cfg in cfg.get("LayerName", {}).values():
@@ -149,7 +173,7 @@ def build_graph(model: Any, hls_config: dict, hardware: Hardware, output_dir: Pa
             graph = keras_v2_to_hls(config) if KERAS_MAJOR == 2 else keras_v3_to_hls(
                 config, allow_da_fallback=False, allow_v2_fallback=True)
         except Exception as exc:
-            raise FlowError(f"hls4ml cannot convert this model: {type(exc).__name__}: {exc}") from None
+            raise conversion_error(model, exc) from None
         finally:
             del hls4ml
     _widen_exponent_storage(graph)

@@ -33,15 +33,24 @@ def save_meta(work: Path, model_file: str, hls_config: dict, hardware: Hardware,
 
 
 def load_meta(project: Path) -> dict[str, Any]:
-    path = Path(project) / META
+    """The project record ``PROJECT/project.json``: the one check every project command (``verify``, ``emulate``,
+    ``rtl``, ``sim``, ``ip``) makes first; FlowError naming the folder or the file when it is not a project."""
+    project = Path(project)
+    path = project / META
+    if not project.is_dir():
+        raise FlowError(f"{project}: project folder not found" if not project.exists()
+                        else f"{project}: not an hlsflow project (a file, not a project folder)")
     if not path.is_file():
-        raise FlowError(f"{project}: not an hlsflow project (no {META}); make one with `hlsflow run` or `hlsflow convert`")
+        raise FlowError(f"{project}: not an hlsflow project (no {META}); make one with `hlsflow run` or "
+                        "`hlsflow convert`")
     try:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FlowError(f"{path}: corrupt project record: {exc}") from None
+        raise FlowError(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise FlowError(f"{path}: cannot read ({exc.strerror})") from None
     if not isinstance(meta, dict):
-        raise FlowError(f"{path}: corrupt project record: not a JSON object")
+        raise FlowError(f"{path}: not a project record (a JSON object), got {type(meta).__name__}")
     return meta
 
 
