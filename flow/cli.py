@@ -307,8 +307,9 @@ def check_paths(args: argparse.Namespace) -> None:
     elif args.command == "ip" and args.out is None:
         targets = [("PROJECT", args.project / "ip")]
     for flag, out in targets:
-        if out is not None:
-            check_writable_parent(Path(out), f"{flag} {out}")
+        if out is not None:  # run and sweep write OUT/<name>: OUT itself must be (or become) a writable folder
+            target = Path(out) / "<name>" if args.command in ("run", "sweep") and flag == "--out" else Path(out)
+            check_writable_parent(target, f"{flag} {out}")
 
 
 def _os_error_line(exc: OSError) -> str:
