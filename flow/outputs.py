@@ -60,7 +60,7 @@ PROJECT = OutputKind("an hlsflow project", ("project.json",))
 IP = OutputKind("an hlsflow IP folder", ("hlsflow-ip.json",))
 RTL = OutputKind("an hlsflow RTL folder", ("port_map.json",))
 SWEEP = OutputKind("an hlsflow sweep folder", ("sweep.db", SWEEP_RECORD))
-PHYSICAL = OutputKind("the physical figures of an hlsflow RTL folder", ("../port_map.json",),
+PHYSICAL = OutputKind("a folder inside an hlsflow RTL folder", ("port_map.json",),  # rtl/physical: port_map beside it
                       owned_by=lambda folder: _json_record(folder.parent / "port_map.json"))
 
 
