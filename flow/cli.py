@@ -288,9 +288,9 @@ def check_paths(args: argparse.Namespace) -> None:
             continue
         folder = next(f for f in (Path(out), *Path(out).parents, Path.cwd()) if f.exists())
         if not folder.is_dir():
-            raise FlowError(f"{flag} {out}: {folder} is a file, not a folder")
+            raise FlowError(f"{flag} {out}: {folder.resolve()} is a file, not a folder")
         if not os.access(folder, os.W_OK | os.X_OK):
-            raise FlowError(f"{flag} {out}: cannot write into {folder} (permission denied)")
+            raise FlowError(f"{flag} {out}: cannot write into {folder.resolve()} (permission denied)")
 
 
 def _os_error_line(exc: OSError) -> str:
@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             from flow.verify import verify
 
             summary = verify(args.project, args.samples, args.seed, args.write_exact_config, args.error_bound,
-                             args.allow_skip)
+                             allow_skip=args.allow_skip)
             print(json.dumps(summary, indent=2))
             reason = skip_reason(summary["emulator_vs_csim"])
             if reason is not None:
