@@ -309,7 +309,7 @@ def check_paths(args: argparse.Namespace) -> None:
     for flag, out in targets:
         if out is not None:  # run and sweep write OUT/<name>: OUT itself must be (or become) a writable folder
             target = Path(out) / "<name>" if args.command in ("run", "sweep") and flag == "--out" else Path(out)
-            check_writable_parent(target, f"{flag} {out}")
+            check_writable_parent(target.resolve(), f"{flag} {out}")
 
 
 def _os_error_line(exc: OSError) -> str:

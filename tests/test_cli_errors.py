@@ -150,6 +150,17 @@ def test_sim_and_ip_on_a_project_without_rtl_say_so(record_project, tmp_path, hl
     assert tree_digest(tmp_path) == before
 
 
+def test_ip_with_an_unknown_simulator_names_it(record_project, tmp_path, hlsflow):
+    project = tmp_path / "p"
+    shutil.copytree(record_project, project)
+    (project / "rtl").mkdir()
+    (project / "rtl" / "port_map.json").write_text("{}")  # only its presence is checked before the simulators
+    before = tree_digest(tmp_path)
+    code, _, err = hlsflow("ip", project, "--simulators", "icarus", "ghdl")
+    assert_fails_cleanly(code, err, "ip", EXIT_BAD_INPUT, "--simulators must be among icarus, verilator, got ghdl")
+    assert tree_digest(tmp_path) == before
+
+
 # ---- where a command writes: an existing file or a folder nobody can write into, refused before any work -------
 
 def _out_cases(workdir: Path, project: Path) -> list[tuple[list, str]]:
