@@ -1,0 +1,223 @@
+"""The two executors of the operation interface (flow/arith/ops.py) proven equal over the type space.
+
+Hypothesis draws fixed-point types -- width 1 to 64 bits, integer bits from -8 to width + 8 (negative: every
+value below one LSB of 2**-8 ...; above the width: LSBs coarser than 1), signed and unsigned, every rounding
+mode hls4ml's ``RoundingMode`` has (TRN, TRN_ZERO, RND, RND_ZERO, RND_MIN_INF, RND_INF, RND_CONV) and every
+overflow mode of its ``SaturationMode`` (WRAP, SAT, SAT_ZERO, SAT_SYM; ``ap_fixed``'s WRAP_SM and the
+saturation-bits parameter N are not hls4ml types and are refused by flow.arith.types) -- and runs one operation on
+both executors: the numpy executor on integer mantissas, the symbolic one traced into a da4ml netlist that the
+exact interpreter (flow/arith/netlist_eval.py, equal to the emitted Verilog: tests/test_rtl_emit.py) runs on the
+same codes. Every output must be equal bit for bit (tests/equivalence.py ``both_executors``: Python integers at
+one LSB, exact at any width).
+
+Inputs are full range: when all input codes together have at most :data:`EXHAUSTIVE_BITS` bits the test runs
+**every** input code combination (exhaustive: casts from every type of up to 12 bits, binary operations on two
+types of up to 6 bits each); otherwise :data:`N_RANDOM` codes drawn uniformly from each type's whole range plus
+its extremes (min, max, 0, +-1, min+1, max-1).
+
+Default run: ``max_examples`` per property below (derandomized, so CI draws the same examples every run); the
+``heavy`` twins draw :data:`HEAVY_EXAMPLES` per property (``pytest -m heavy tests/test_typespace.py``).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+import numpy as np
+import pytest
+from equivalence import both_executors
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from flow.arith import fxp
+from flow.arith.layers.common import relu
+from flow.arith.layers.softmax import top_bits
+from flow.arith.ops import OpsError
+from flow.arith.symbolic_ops import SYMBOLIC_MAX_BITS
+from flow.arith.types import FixedType
+
+EXHAUSTIVE_BITS = 12
+N_RANDOM = 400
+HEAVY_EXAMPLES = 1500
+BASE = settings(deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), print_blob=True,
+                report_multiple_bugs=False)
+
+
+@st.composite
+def fixed_types(draw, min_width: int = 1, max_width: int = 64, modes: bool = True) -> FixedType:
+    """``ap_[u]fixed<W, I, Q, O>`` with W in [min_width, max_width], I in [-8, W + 8]."""
+    w = draw(st.one_of(st.integers(min_width, min(max_width, 20)), st.integers(min_width, max_width)))
+    i = draw(st.integers(-8, w + 8))
+    signed = draw(st.booleans())
+    if not modes:
+        return FixedType(w, i, signed)
+    return FixedType(w, i, signed, draw(st.sampled_from(fxp.ROUNDING_MODES)), draw(st.sampled_from(fxp.OVERFLOW_MODES)))
+
+
+def edge_codes(t: FixedType) -> list[int]:
+    lo, hi = t.min_code, t.max_code
+    return sorted({c for c in (lo, hi, 0, 1, -1, lo + 1, hi - 1) if lo <= c <= hi})
+
+
+def input_codes(types: list[FixedType], shapes: list[tuple[int, ...]], seed: int) -> list[np.ndarray]:
+    """Every combination of codes when they have at most EXHAUSTIVE_BITS bits together, else N_RANDOM uniform
+    draws per input element after the extremes; one (N, *shape) array per input (int64 or Python ints)."""
+    sizes = [int(np.prod(s)) for s in shapes]
+    bits = sum(t.width * k for t, k in zip(types, sizes))
+    if bits <= EXHAUSTIVE_BITS:
+        axes = [np.arange(t.min_code, t.max_code + 1) for t, k in zip(types, sizes) for _ in range(k)]
+        grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, sum(sizes))
+        cols = np.split(grid, np.cumsum(sizes)[:-1], axis=1)
+        return [c.reshape(len(grid), *s) for c, s in zip(cols, shapes)]
+    rnd = random.Random(seed)
+    n_edges = max(len(edge_codes(t)) for t in types)
+    out = []
+    for t, k, s in zip(types, sizes, shapes):
+        edges = edge_codes(t)
+        rows = [[edges[(r + 3 * j) % len(edges)] for j in range(k)] for r in range(n_edges)]
+        rows += [[rnd.randint(t.min_code, t.max_code) for _ in range(k)] for _ in range(N_RANDOM)]
+        out.append(fxp.as_int64(np.array(rows, dtype=object)).reshape(len(rows), *s))
+    return out
+
+
+def assert_equal(fn, types: list[FixedType], shapes: list[tuple[int, ...]], seed: int) -> None:
+    """Equal outputs on every input, or the symbolic executor refuses a value too wide for da4ml (OpsError naming
+    the operation; flow.arith.symbolic_ops.SYMBOLIC_MAX_BITS), never a differing bit."""
+    codes = input_codes(types, shapes, seed)
+    try:
+        a, b = both_executors(fn, types, codes)
+    except OpsError as exc:
+        bits = re.match(r"^\w+: .*?(\d+) (magnitude|significant) bits", str(exc))
+        assert bits and int(bits.group(1)) > SYMBOLIC_MAX_BITS, exc
+        event("refused: wider than da4ml's exact widths")
+        return
+    event("compared")
+    bad = np.nonzero(np.any(a != b, axis=1))[0]
+    assert len(bad) == 0, (f"{len(bad)} of {len(a)} inputs differ; first: inputs "
+                           f"{[c[bad[0]].tolist() for c in codes]}: numpy {a[bad[0]].tolist()}, "
+                           f"symbolic {b[bad[0]].tolist()} (codes at a common LSB)")
+
+
+def twins(strategies: dict, default: int):
+    """A property as two tests: ``default`` examples in every run, HEAVY_EXAMPLES under the heavy marker."""
+    def wrap(check):
+        fast = settings(BASE, max_examples=default)(given(**strategies)(check))
+        heavy = pytest.mark.heavy(settings(BASE, max_examples=HEAVY_EXAMPLES)(given(**strategies)(check)))
+        return fast, heavy
+    return wrap
+
+
+SEEDS = st.integers(0, 2**32 - 1)
+
+
+# ---------------------------------------------------------------------------------------------- casts
+def check_cast(src: FixedType, dst: FixedType, seed: int) -> None:
+    """``(dst) a`` for ``a`` of any type: every rounding and overflow mode of ``dst``. Exhaustive over every
+    code of ``src`` up to 12 bits."""
+    assert_equal(lambda ops, a: ops.cast(a, dst), [src], [(1,)], seed)
+
+
+test_cast, test_cast_heavy = twins({"src": fixed_types(), "dst": fixed_types(), "seed": SEEDS}, 60)(check_cast)
+
+
+# ---------------------------------------------------------------------------------------------- exact arithmetic
+BINARY = {"add": lambda ops, a, b: ops.add(a, b), "sub": lambda ops, a, b: ops.sub(a, b),
+          "mul": lambda ops, a, b: ops.mul(a, b), "neg_a_plus_b": lambda ops, a, b: ops.add(ops.neg(a), b)}
+
+
+def check_binary_then_cast(op: str, ta: FixedType, tb: FixedType, dst: FixedType, seed: int) -> None:
+    """The exact sum/difference/product of two values of any types, then cast to any type. Exhaustive over
+    every pair of codes of two types of up to 6 bits."""
+    fn = BINARY[op]
+    assert_equal(lambda ops, a, b: ops.cast(fn(ops, a, b), dst), [ta, tb], [(1,), (1,)], seed)
+
+
+test_binary_then_cast, test_binary_then_cast_heavy = twins(
+    {"op": st.sampled_from(sorted(BINARY)), "ta": fixed_types(), "tb": fixed_types(), "dst": fixed_types(),
+     "seed": SEEDS}, 40)(check_binary_then_cast)
+
+
+def check_scale(t: FixedType, k: int, dst: FixedType, seed: int) -> None:
+    """``a * 2**k`` (a shift), then cast."""
+    assert_equal(lambda ops, a: ops.cast(ops.scale(a, k), dst), [t], [(1,)], seed)
+
+
+test_scale, test_scale_heavy = twins({"t": fixed_types(), "k": st.integers(-70, 70), "dst": fixed_types(),
+                                      "seed": SEEDS}, 25)(check_scale)
+
+
+# ---------------------------------------------------------------------------------------------- comparison
+SELECTS = {
+    "maximum": lambda ops, a, b: ops.maximum(a, b),
+    "minimum": lambda ops, a, b: ops.minimum(a, b),
+    "select_greater": lambda ops, a, b: ops.select(ops.greater(a, b), a, b),
+    "select_not_greater": lambda ops, a, b: ops.select(ops.greater(a, b), b, a),
+    "relu_of_a": lambda ops, a, b: relu(ops, a),
+}
+
+
+def check_select(op: str, ta: FixedType, tb: FixedType, seed: int) -> None:
+    """Comparison, selection, maximum/minimum and ReLU (exact, values of two types). Exhaustive up to 6+6 bits."""
+    assert_equal(SELECTS[op], [ta, tb], [(1,), (1,)], seed)
+
+
+test_select, test_select_heavy = twins({"op": st.sampled_from(sorted(SELECTS)), "ta": fixed_types(modes=False),
+                                        "tb": fixed_types(modes=False), "seed": SEEDS}, 40)(check_select)
+
+
+def check_reduce_max(t: FixedType, n: int, dst: FixedType, seed: int) -> None:
+    """The maximum of a vector (a stable softmax's first step), then cast."""
+    assert_equal(lambda ops, v: ops.cast(ops.reduce_max(v, -1), dst), [t], [(n,)], seed)
+
+
+test_reduce_max, test_reduce_max_heavy = twins({"t": fixed_types(modes=False), "n": st.integers(1, 6),
+                                                "dst": fixed_types(), "seed": SEEDS}, 25)(check_reduce_max)
+
+
+# ---------------------------------------------------------------------------------------------- accumulation
+@st.composite
+def dot_cases(draw):
+    n_in, n_out = draw(st.integers(1, 5)), draw(st.integers(1, 3))
+    tw = draw(fixed_types(max_width=16, modes=False))
+    rnd = random.Random(draw(SEEDS))
+    w = np.array([[rnd.randint(tw.min_code, tw.max_code) for _ in range(n_out)] for _ in range(n_in)], dtype=np.int64)
+    tb = draw(fixed_types(max_width=24, modes=False))
+    b = np.array([rnd.randint(tb.min_code, tb.max_code) for _ in range(n_out)], dtype=np.int64)
+    return w, tw, b, tb
+
+
+def check_dot(tx: FixedType, case, acc: FixedType, seed: int) -> None:
+    """hls4ml's dense product: ``acc = (accum_t) b; acc = (accum_t)(acc + (accum_t)(x_i * w_i))`` in index order,
+    constant weights and bias of their own types, ``accum_t`` of any width and modes (exact WRAP accumulators go
+    through da4ml's CMVM adder trees, the others cast every product and partial sum)."""
+    w, tw, b, tb = case
+
+    def fn(ops, x):
+        return ops.dot(x, ops.const(w, tw.fractional, tw), ops.const(b, tb.fractional, tb), acc, True)
+
+    assert_equal(fn, [tx], [(w.shape[0],)], seed)
+
+
+test_dot, test_dot_heavy = twins({"tx": fixed_types(max_width=24, modes=False), "case": dot_cases(),
+                                  "acc": fixed_types(), "seed": SEEDS}, 30)(check_dot)
+
+
+# ---------------------------------------------------------------------------------------------- tables
+@st.composite
+def table_cases(draw):
+    t = draw(fixed_types(max_width=40, modes=False))
+    n = draw(st.integers(1, min(t.width, 10)))
+    tt = draw(fixed_types(max_width=18))
+    rnd = random.Random(draw(SEEDS))
+    return t, n, np.array([rnd.randint(tt.min_code, tt.max_code) for _ in range(1 << n)], dtype=np.int64), tt
+
+
+def check_lookup(case, seed: int) -> None:
+    """A table addressed by the top ``n`` bits of a value of any type (hls4ml's ``softmax_idx_from_real_val``):
+    the ROM of the RTL against the numpy lookup. Exhaustive up to 12 bits."""
+    t, n, table, tt = case
+    assert_equal(lambda ops, x: top_bits(ops, x, t, n, table, tt, "index"), [t], [(1,)], seed)
+
+
+test_lookup, test_lookup_heavy = twins({"case": table_cases(), "seed": SEEDS}, 30)(check_lookup)
