@@ -29,6 +29,7 @@ import pytest
 from equivalence import both_executors
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 
 from flow.arith import fxp
 from flow.arith.layers.common import relu
@@ -81,6 +82,14 @@ def input_codes(types: list[FixedType], shapes: list[tuple[int, ...]], seed: int
     return out
 
 
+def record(what: str) -> None:
+    """A hypothesis statistics event (``--hypothesis-show-statistics``), outside a property a no-op."""
+    try:
+        event(what)
+    except InvalidArgument:
+        pass
+
+
 def assert_equal(fn, types: list[FixedType], shapes: list[tuple[int, ...]], seed: int) -> None:
     """Equal outputs on every input, or the symbolic executor refuses a value too wide for da4ml (OpsError naming
     the operation; flow.arith.symbolic_ops.SYMBOLIC_MAX_BITS), never a differing bit."""
@@ -90,9 +99,9 @@ def assert_equal(fn, types: list[FixedType], shapes: list[tuple[int, ...]], seed
     except OpsError as exc:
         bits = re.match(r"^\w+: .*?(\d+) (magnitude|significant) bits", str(exc))
         assert bits and int(bits.group(1)) > SYMBOLIC_MAX_BITS, exc
-        event("refused: wider than da4ml's exact widths")
+        record("refused: wider than da4ml's exact widths")
         return
-    event("compared")
+    record("compared")
     bad = np.nonzero(np.any(a != b, axis=1))[0]
     assert len(bad) == 0, (f"{len(bad)} of {len(a)} inputs differ; first: inputs "
                            f"{[c[bad[0]].tolist() for c in codes]}: numpy {a[bad[0]].tolist()}, "
@@ -221,3 +230,36 @@ def check_lookup(case, seed: int) -> None:
 
 
 test_lookup, test_lookup_heavy = twins({"case": table_cases(), "seed": SEEDS}, 30)(check_lookup)
+
+
+# ---------------------------------------------------------------------------------------------- what the properties found
+def test_a_saturating_cast_to_an_lsb_below_2_to_the_minus_32():
+    """ap_ufixed<1,0> 0.5 saturated to ap_ufixed<25,-8,AP_TRN,AP_SAT> (LSB 2**-33): da4ml took the bound's LSB as
+    2**-32 and the trace gave max - 1 LSB; the cast now runs at a power-of-two scale."""
+    assert_equal(lambda ops, a: ops.cast(a, FixedType(25, -8, False, "TRN", "SAT")), [FixedType(1, 0, False)],
+                 [(1,)], 0)
+
+
+def test_a_sat_zero_accumulator_over_negated_products():
+    """x of ap_fixed<1,0> times weights -0.5 into ap_ufixed<2,0,AP_TRN,AP_SAT_ZERO> from a bias 0.5: da4ml's
+    multiplexer between 0 and the (negative-factor) sum negated it, 0.75 came out 0.25."""
+    w, b = np.array([[-1], [-1]]), np.array([1])
+    acc = FixedType(2, 0, False, "TRN", "SAT_ZERO")
+
+    def fn(ops, x):
+        return ops.dot(x, ops.const(w, 1, FixedType(1, 0, True)), ops.const(b, 1, FixedType(1, 0, False)), acc)
+
+    codes = [np.array([[-1, 0], [0, 0], [-1, -1], [0, -1]])]
+    a, s = both_executors(fn, [FixedType(1, 0, True)], codes)
+    assert a.ravel().tolist() == s.ravel().tolist() == [3, 2, 0, 3]
+
+
+@pytest.mark.parametrize("fn,types", [
+    (lambda ops, a, b: ops.maximum(a, b), [FixedType(1, 0, False), FixedType(42, -8, False)]),   # a 50-bit maximum
+    (lambda ops, a, b: ops.cast(a, FixedType(54, 0, False, "TRN", "SAT")), [FixedType(1, 1, False)] * 2),
+], ids=["maximum_of_50_bit_interval", "saturating_to_54_bits"])
+def test_values_beyond_da4mls_exact_widths_are_refused_naming_the_operation(fn, types):
+    """da4ml sizes ops from float64 intervals (one bit short from 2**49: this maximum was traced 49 bits wide and
+    wrapped 0.5 to 0) and adds constants as floats (a 54-bit bound was rounded): the trace refuses, naming the op."""
+    with pytest.raises(OpsError, match=r"^(maximum|cast): .*bits"):
+        both_executors(fn, types, input_codes(types, [(1,), (1,)], 0))
