@@ -254,10 +254,24 @@ def test_a_sat_zero_accumulator_over_negated_products():
     assert a.ravel().tolist() == s.ravel().tolist() == [3, 2, 0, 3]
 
 
+def test_a_saturation_that_da4ml_folds_to_a_constant():
+    """(ap_ufixed<10,-8,AP_TRN,AP_SAT>)(p + max) with p in {0, max}: always max, which da4ml folded to a constant
+    on its scale factor's grid, one LSB short; folded constants are now re-made exactly."""
+    acc = FixedType(10, -8, False, "TRN", "SAT")
+
+    def fn(ops, x):
+        p = ops.cast(ops.mul(x, ops.const(np.array([98]), -8)), acc)
+        return ops.cast(ops.add(p, ops.const(np.array([1023]), 18, acc)), acc)
+
+    a, s = both_executors(fn, [FixedType(1, 0, False)], [np.array([[0], [1]])])
+    assert a.ravel().tolist() == s.ravel().tolist() == [1023, 1023]
+
+
 @pytest.mark.parametrize("fn,types", [
     (lambda ops, a, b: ops.maximum(a, b), [FixedType(1, 0, False), FixedType(42, -8, False)]),   # a 50-bit maximum
     (lambda ops, a, b: ops.cast(a, FixedType(54, 0, False, "TRN", "SAT")), [FixedType(1, 1, False)] * 2),
-], ids=["maximum_of_50_bit_interval", "saturating_to_54_bits"])
+    (lambda ops, a, b: ops.cast(ops.scale(a, 43), FixedType(2, -8, True, "TRN", "SAT")), [FixedType(2, 0, True)] * 2),
+], ids=["maximum_of_50_bit_interval", "saturating_to_54_bits", "saturating_2_to_the_41_against_2_to_the_minus_10"])
 def test_values_beyond_da4mls_exact_widths_are_refused_naming_the_operation(fn, types):
     """da4ml sizes ops from float64 intervals (one bit short from 2**49: this maximum was traced 49 bits wide and
     wrapped 0.5 to 0) and adds constants as floats (a 54-bit bound was rounded): the trace refuses, naming the op."""

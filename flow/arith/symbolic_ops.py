@@ -133,13 +133,20 @@ class SymbolicOps(Ops):
         if x.const:
             return x
         limit = Decimal(2) ** SYMBOLIC_MAX_BITS
-        for v in np.ravel(x.data):
+        data = np.asarray(x.data, dtype=object)
+        for j, v in enumerate(data.flat):
+            if getattr(v, "low", None) is not None and v.low == v.high and getattr(v, "_factor", 1) != 1:
+                # a variable da4ml folded to a constant keeps its scale factor, and it encodes the value on the
+                # factor's grid, dropping bits (0.5 + 0 saturated to ap_ufixed<10,-8> came out one LSB short):
+                # the exact value as a plain constant
+                data.flat[j] = self._var(v.low)
+        for v in data.flat:
             low, high = getattr(v, "low", None), getattr(v, "high", None)
             if low is not None and low != high and max(-low, high + v.step) / v.step > limit:
                 bits = int(max(-low, high + v.step) / v.step - 1).bit_length()
                 raise OpsError(f"{what}: a value of {bits} magnitude bits cannot be traced to RTL exactly (da4ml "
                                f"computes widths in float64; at most {SYMBOLIC_MAX_BITS})")
-        return x
+        return Tensor(data, x.frac, x.t, x.const)
 
     def array(self, x: Tensor) -> Any:
         """``x`` as a flat da4ml ``FixedVariableArray`` (what ``da4ml.trace.comb_trace`` takes)."""
@@ -295,9 +302,9 @@ class SymbolicOps(Ops):
             # 0.75 + 0 gave 0.25; tests/test_typespace.py)
             out = r
             if r.high > hi_v:
-                out = _mux_zero(hi_v - r, None, out)
+                out = _mux_zero(hi_v - self._fits(r, hi_v), None, out)
             if r.low < lo_v:
-                out = _mux_zero(r - lo_v, None, out)
+                out = _mux_zero(self._fits(r, lo_v) - lo_v, None, out)
             return out.quantize(k, i, f, "WRAP", "TRN")
         raise OpsError(f"overflow mode {t.overflow!r} of {t} cannot be traced to RTL")
 
@@ -397,9 +404,20 @@ class SymbolicOps(Ops):
         """``min(max(v, lo), hi)`` with da4ml's ReLU (``max(v, c) = c + relu(v - c)``, ``min(v, c) = c - relu(c - v)``),
         so no constant enters a multiplexer (see :meth:`select`)."""
         if lo is not None and v.low < lo:
-            v = (v - lo).relu() + lo
+            v = (self._fits(v, lo) - lo).relu() + lo
         if hi is not None and v.high > hi:
-            v = hi - (hi - v).relu()
+            v = hi - (hi - self._fits(v, hi)).relu()
+        return v
+
+    def _fits(self, v: Any, c: Decimal) -> Any:
+        """``v``, or :class:`OpsError` when ``v - c`` needs more than :data:`SYMBOLIC_MAX_BITS` magnitude bits (a
+        value far outside a saturating type compared with its bound: 2**41 against ap_fixed<2,-8>'s 2**-10)."""
+        _, frac = exact_code(c)
+        step = min(v.step, Decimal(2) ** -frac)
+        if max(abs(v.low - c), abs(v.high - c)) / step >= Decimal(2) ** SYMBOLIC_MAX_BITS:
+            bits = int(max(abs(v.low - c), abs(v.high - c)) / step).bit_length()
+            raise OpsError(f"cast: comparing with the bound {c} takes {bits} magnitude bits (da4ml computes widths "
+                           f"in float64; at most {SYMBOLIC_MAX_BITS})")
         return v
 
     @_guarded("maximum")
