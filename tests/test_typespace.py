@@ -277,3 +277,16 @@ def test_values_beyond_da4mls_exact_widths_are_refused_naming_the_operation(fn, 
     wrapped 0.5 to 0) and adds constants as floats (a 54-bit bound was rounded): the trace refuses, naming the op."""
     with pytest.raises(OpsError, match=r"^(maximum|cast): .*bits"):
         both_executors(fn, types, input_codes(types, [(1,), (1,)], 0))
+
+
+def test_a_saturating_accumulator_with_an_lsb_below_2_to_the_minus_32():
+    """bias 0.5 + x * 0.5 into ap_ufixed<25,-8,AP_TRN,AP_SAT> (LSB 2**-33): always its maximum, a constant that da4ml
+    made with an LSB of 2**-32 (one LSB short); constants are now made at a scale where they are exact."""
+    acc = FixedType(25, -8, False, "TRN", "SAT")
+    one = FixedType(1, 0, False)
+
+    def fn(ops, x):
+        return ops.dot(x, ops.const(np.array([[1]]), 1, one), ops.const(np.array([1]), 1, one), acc)
+
+    a, s = both_executors(fn, [one], [np.array([[0], [1]])])
+    assert a.ravel().tolist() == s.ravel().tolist() == [acc.max_code] * 2

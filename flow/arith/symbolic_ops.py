@@ -134,12 +134,15 @@ class SymbolicOps(Ops):
             return x
         limit = Decimal(2) ** SYMBOLIC_MAX_BITS
         data = np.asarray(x.data, dtype=object)
-        for j, v in enumerate(data.flat):
-            if getattr(v, "low", None) is not None and v.low == v.high and getattr(v, "_factor", 1) != 1:
-                # a variable da4ml folded to a constant keeps its scale factor, and it encodes the value on the
-                # factor's grid, dropping bits (0.5 + 0 saturated to ap_ufixed<10,-8> came out one LSB short):
-                # the exact value as a plain constant
-                data.flat[j] = self._var(v.low)
+        folded = [j for j, v in enumerate(data.flat)
+                  if getattr(v, "low", None) is not None and v.low == v.high]
+        if folded:
+            # a variable da4ml folded to a constant encodes the value on its scale factor's grid or from floats
+            # with an LSB of at most 2**-32, dropping bits (0.5 + 0 saturated to ap_ufixed<10,-8> came out one LSB
+            # short): the exact value as a constant of :meth:`_var` (in a copy: data may be a view of another's)
+            data = data.copy()
+            for j in folded:
+                data.flat[j] = self._var(data.flat[j].low)
         for v in data.flat:
             low, high = getattr(v, "low", None), getattr(v, "high", None)
             if low is not None and low != high and max(-low, high + v.step) / v.step > limit:
@@ -154,8 +157,14 @@ class SymbolicOps(Ops):
         return fva(np.asarray(self._vars(x), dtype=object).reshape(-1), self.solver_options, hwconf=self.hwconf)
 
     def _var(self, value: Decimal | float) -> Any:
+        """A da4ml constant of exactly ``value``: one whose LSB is below 2**-32 (where da4ml's ``_const_f`` stops) is
+        made at a power-of-two scale and scaled back (a factor, no logic)."""
         _, fv = _da4ml()
-        return fv.from_const(Decimal(value), hwconf=self.hwconf)
+        value = Decimal(value)
+        excess = exact_code(value)[1] - DA4ML_CONST_FRAC_BITS if value != 0 else 0
+        if excess <= 0:
+            return fv.from_const(value, hwconf=self.hwconf)
+        return fv.from_const(value, hwconf=self.hwconf, _factor=Decimal(2) ** -excess)
 
     def _vars(self, x: Tensor) -> np.ndarray:
         """An object array of FixedVariable (constants become da4ml constants)."""
@@ -175,12 +184,37 @@ class SymbolicOps(Ops):
         if name == "mul" and (a.const or b.const):
             var, const = (vb, va) if a.const else (va, vb)
             return Tensor(_elementwise(self._const_mul, var, const), frac)
-        fn = {"add": lambda u, v: u + v, "sub": lambda u, v: u - v, "mul": lambda u, v: u * v}[name]
-        if a.const:  # keep the variable on the left, so da4ml sees variable OP constant
-            out = _elementwise((lambda u, v: v + u) if name == "add" else (lambda u, v: (-u) + v), vb, va)
-        else:
-            out = _elementwise(fn, va, vb)
-        return Tensor(out, frac)
+        if name == "mul":
+            return Tensor(_elementwise(lambda u, v: u * v, va, vb), frac)
+        if name == "add":
+            return Tensor(_elementwise(self._sum, va, vb), frac)
+        return Tensor(_elementwise(lambda u, v: self._sum(u, -v), va, vb), frac)
+
+    def _sum(self, u: Any, v: Any) -> Any:
+        """``u + v`` exactly, for variables and constants (Decimal or a da4ml constant): the variable on the left,
+        so da4ml sees variable + constant (:meth:`_plus`)."""
+        def value(x: Any) -> Decimal | None:
+            return x if isinstance(x, Decimal) else (x.low if x.low == x.high else None)
+
+        cu, cv = value(u), value(v)
+        if cu is not None and cv is not None:
+            return self._var(cu + cv)
+        if cu is not None:
+            return self._plus(v, cu)
+        if cv is not None:
+            return self._plus(u, cv)
+        return u + v
+
+    def _plus(self, v: Any, c: Decimal) -> Any:
+        """``v + c`` for a variable ``v`` and a constant ``c``, exactly: da4ml gives an added constant an LSB of at
+        most 2**-32 (``_const_f``), so a finer one is added at a power-of-two scale (no logic: a factor)."""
+        if c == 0:
+            return v
+        excess = exact_code(c)[1] - DA4ML_CONST_FRAC_BITS
+        if excess <= 0:
+            return v + c
+        scale = Decimal(2) ** excess
+        return (v * scale + c * scale) * (1 / scale)
 
     def _const_mul(self, v: Any, c: Decimal) -> Any:
         """``v * c`` for a constant ``c``: the sum of ``v * (+-2**k)`` over the non-adjacent form of c (exact
