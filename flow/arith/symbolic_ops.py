@@ -24,6 +24,13 @@ TRN_ZERO       (2h - d)*n                             n = x < 0
 =============  =====================================  =======================
 
 (``h`` = half the target LSB, ``d`` = the source LSB.)
+
+Exactness over the type space (``tests/test_typespace.py``): da4ml 0.6 gives a constant an LSB of at most 2**-32,
+so finer constants are made and added at a power-of-two scale (:meth:`SymbolicOps._var`, :meth:`SymbolicOps._plus`,
+casts to such LSBs run scaled), every constant an operation returns is re-made exactly, a multiplexer between 0
+and a variable of negative factor is built on the negated variable (:func:`_mux_zero`), and what da4ml's float64
+widths cannot hold (values beyond :data:`SYMBOLIC_MAX_BITS` magnitude bits, constants beyond as many significant
+bits) is refused with :class:`OpsError` naming the operation.
 """
 
 from __future__ import annotations
