@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from flow.arith.emulate import emulate
+from flow.arith.netlist_eval import predict
 from flow.arith.trace import trace_graph
 from flow.verify import full_range_inputs
 
@@ -19,8 +20,47 @@ def assert_trace_equals_emulator(graph, n: int = 2000, seed: int = 0, upto: str 
     comb = comb_trace(traced.inputs, traced.outputs, keep_dead_inputs=True)
     x = full_range_inputs(traced.input_type, traced.input_shape, n, seed)
     want = emulate(graph, x, upto=upto).outputs
-    got = comb.predict(x.reshape(len(x), -1))
+    got = predict(comb, x.reshape(len(x), -1))
     assert got.shape == want.shape
     differing = int(np.count_nonzero(got != want))
     assert differing == 0, f"{differing} of {want.size} outputs differ between the RTL trace and the emulator"
     return int(want.size)
+
+
+def both_executors(fn, types, codes) -> tuple[np.ndarray, np.ndarray]:
+    """``fn(ops, *inputs)`` (an :class:`~flow.arith.ops.Ops` program returning one Tensor) run by the numpy executor
+    on ``codes`` (one (N, *shape) integer array per input, mantissas of ``types``) and by the symbolic executor on
+    variables holding every code of those types, its netlist run by the exact interpreter
+    (:func:`flow.arith.netlist_eval.evaluate_codes`) on the same codes. Returns both outputs as Python-int codes
+    (N, n_out) at one common LSB, so equal arrays mean equal values bit for bit, at any width."""
+    from decimal import localcontext
+
+    from da4ml.trace import comb_trace
+
+    from flow.arith import fxp
+    from flow.arith.netlist_eval import evaluate_codes
+    from flow.arith.numpy_ops import NumpyOps
+    from flow.arith.ops import Tensor
+    from flow.arith.symbolic_ops import SymbolicOps
+
+    n = len(codes[0])
+    got = fn(NumpyOps(), *[Tensor(fxp.as_int64(np.asarray(c)), t.fractional, t) for c, t in zip(codes, types)])
+    data = np.asarray(got.data)
+    np_codes = (np.broadcast_to(data, (n, *data.shape)) if got.const else data).reshape(n, -1)
+    ops = SymbolicOps()
+    with localcontext() as ctx:
+        ctx.prec = 200
+        ins = [ops.variables(t, tuple(np.shape(c)[1:])) for c, t in zip(codes, types)]
+        out = fn(ops, *ins)
+        flat_in = [v for x in ins for v in np.ravel(x.data)]
+        outs = list(np.ravel(ops.array(out)._vars))
+    comb = comb_trace(flat_in, outs, keep_dead_inputs=True)
+    flat_codes = np.concatenate([fxp.as_object(np.asarray(c)).reshape(n, -1) for c in codes], axis=1)
+    sym, fracs = evaluate_codes(comb, flat_codes, [t.fractional for t, c in zip(types, codes)
+                                                   for _ in range(int(np.prod(np.shape(c)[1:])))])
+    top = max([got.frac, *fracs])
+    a = fxp.as_object(np_codes) * (1 << (top - got.frac))
+    b = fxp.as_object(sym).copy()
+    for j, f in enumerate(fracs):
+        b[:, j] = b[:, j] * (1 << (top - f))
+    return a, b

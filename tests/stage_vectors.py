@@ -113,6 +113,15 @@ def predicted_words(sol, codes: np.ndarray) -> list[int]:
     return pack(output_codes(sol, sol.predict(input_values(sol, codes))), widths(sol.out_qint))
 
 
+def exact_words(sol, codes: np.ndarray) -> list[int]:
+    """Output words of :func:`flow.arith.netlist_eval.evaluate_codes` (integer codes, exact at any width)."""
+    from flow.arith.netlist_eval import evaluate_codes
+
+    out, fracs = evaluate_codes(sol, codes, [kif(q)[2] for q in sol.inp_qint])
+    assert fracs == [kif(q)[2] for q in sol.out_qint]
+    return pack(out, widths(sol.out_qint))
+
+
 def python_words(sol, codes: np.ndarray) -> list[int]:
     """Output words of da4ml's Python interpreter (``CombLogic.__call__``), sample by sample."""
     vals = np.array([sol(row) for row in input_values(sol, codes)], dtype=np.float64)

@@ -47,8 +47,9 @@ def _table(v, fn):
     return v.lookup(fn(np.linspace(lo, hi, round((hi - lo) / step) + 1)))
 
 
-def every_op_net(kifs):
-    """Six inputs of the given (k, i, f) formats, ~45 outputs that use every opcode the tracer writes."""
+def every_op_net(kifs, tables: bool = True):
+    """Six inputs of the given (k, i, f) formats, ~45 outputs that use every opcode the tracer writes (without
+    ``tables``, no lookup table: a table over a wide input's whole interval would be too large)."""
     x = _inputs(kifs)
     a, b, c, d, e, g = (x[j] for j in range(6))
     outs = [
@@ -62,11 +63,17 @@ def every_op_net(kifs):
         a & b, a | (c << 1), b ^ e, (-a) & c, a ^ (-d), ~a, ~e,                                      # 10, 9 NOT
         a.unary_bit_op("any"), e.unary_bit_op("all"), (-c).unary_bit_op("all"), (a - c).unary_bit_op("any"),
         a._eq(b), a._ne(3),
-        _table(a, lambda t: np.floor(np.sin(t) * 8)), _table(e, lambda t: t * t / 4),                # 8
-        _table(-a, lambda t: t * 0.5), 2.5,                                                          # 5 (a constant output)
+        2.5,                                                                                         # 5 (a constant output)
     ]
+    if tables:
+        outs += [_table(a, lambda t: np.floor(np.sin(t) * 8)), _table(e, lambda t: t * t / 4),        # 8
+                 _table(-a, lambda t: t * 0.5)]
     return _trace(x, outs)
 
+
+# signed formats whose sums, maxima, relus and casts need 33 to 60 bits: da4ml's C++ interpreter wraps a signed op
+# wider than 32 bits with a 32-bit type minimum, so the oracle of this net is flow.arith.netlist_eval
+WIDE_KIFS = [(1, 30, 6), (1, 22, 12), (0, 34, 2), (1, 40, 10), (1, 8, 28), (1, 16, 20)]
 
 NETS_BY_TRACER = {
     "every_op": [(1, 3, 2), (0, 4, 1), (1, 2, 3), (1, 5, 0), (0, 2, 2), (1, 1, 4)],
@@ -169,9 +176,11 @@ def shipped_mlp_stages(tmp):
 
 @pytest.fixture(scope="module")
 def nets(tmp_path_factory):
-    """{name: (CombLogic, oracle)}: oracle 'predict' (da4ml's C++ interpreter) or 'python' (``CombLogic.__call__``)."""
+    """{name: (CombLogic, oracle)}: oracle 'predict' (da4ml's C++ interpreter), 'python' (``CombLogic.__call__``)
+    or 'exact' (:func:`flow.arith.netlist_eval.evaluate_codes`)."""
     tmp = tmp_path_factory.mktemp("emit_nets")
     out = {name: (every_op_net(kifs), "predict") for name, kifs in NETS_BY_TRACER.items()}
+    out["every_op_beyond_32_bits"] = (every_op_net(WIDE_KIFS, tables=False), "exact")
     out |= {name: (sol, "predict") for name, sol in hand_edited_nets().items()}
     # da4ml 0.6.0's C++ interpreter takes an unsigned key of 3+ bits as set when its code > 2**(w-2), not when
     # its MSB is set: the Python interpreter, da4ml's own Verilog and the docstring ("if the MSB of this
@@ -186,7 +195,7 @@ def _results(nets, work, simulator):
     cases = []
     for j, (name, (sol, oracle)) in enumerate(nets.items()):
         codes = sv.draw_codes(sol, N_VECTORS, seed=j)
-        want = sv.python_words(sol, codes) if oracle == "python" else None
+        want = {"python": sv.python_words, "exact": sv.exact_words}.get(oracle, lambda *_: None)(sol, codes)
         text, tables = stage_module(sol, name)
         cases.append(sv.case(sol, name, text, tables, codes, want))
     return {c.module: (c, got) for c, got in zip(cases, sv.simulate(cases, work, simulator))}
@@ -203,7 +212,7 @@ def icarus_results(nets, tmp_path_factory):
 
 
 # a net, or a traced network (every stage of it and its unpipelined netlist)
-ALL_NETS = [*NETS_BY_TRACER, "opcode_minus_9", "input_shifts", "output_without_op", "sum_at_coarser_step",
+ALL_NETS = [*NETS_BY_TRACER, "every_op_beyond_32_bits", "opcode_minus_9", "input_shifts", "output_without_op", "sum_at_coarser_step",
             "negated_constant_output", "unsigned_key_mux", "dense_softmax", "conv_maxpool"]
 
 
@@ -450,3 +459,38 @@ endmodule
               capture_output=True)
     run = procs.run([tools.require("vvp"), "-n", "simv"], cwd=tmp_path, check=True, capture_output=True, text=True)
     assert [int(w, 16) for w in run.stdout.split()[:3]] == [fa, fa, fb]
+
+
+@pytest.mark.parametrize("name", [n for n in ALL_NETS if n != "unsigned_key_mux"])
+def test_the_exact_interpreter_equals_the_cpp_interpreter_where_that_is_exact(nets, name):
+    """flow.arith.netlist_eval on every narrow net (every opcode, hand-edited nets, the pipeline stages of traced
+    networks): word for word da4ml's C++ interpreter, which the Verilog above equals."""
+    for member in _members(nets, name):
+        sol, oracle = nets[member]
+        codes = sv.draw_codes(sol, N_VECTORS, seed=3)
+        if oracle == "exact":  # the wide net: the C++ interpreter is not exact there (next test)
+            continue
+        assert sv.exact_words(sol, codes) == sv.predicted_words(sol, codes), member
+
+
+def test_the_exact_interpreter_equals_the_python_interpreter_on_unsigned_keys(nets):
+    sol, _ = nets["unsigned_key_mux"]
+    codes = sv.draw_codes(sol, 500, seed=0)
+    assert sv.exact_words(sol, codes) == sv.python_words(sol, codes)
+
+
+def test_the_cpp_interpreter_is_wrong_beyond_32_bits(nets):
+    """Why the gates use flow.arith.netlist_eval: on the wide net da4ml's C++ interpreter differs from the
+    exact interpreter (and from the Verilog: test_stage_equals_interpreter_on_*[every_op_beyond_32_bits])."""
+    from flow.arith.netlist_eval import cpp_is_exact
+
+    from flow.arith.netlist_eval import evaluate_codes
+
+    sol, _ = nets["every_op_beyond_32_bits"]
+    codes = sv.draw_codes(sol, 500, seed=0)
+    assert not cpp_is_exact(sol)
+    exact, fracs = evaluate_codes(sol, codes, [sv.kif(q)[2] for q in sol.inp_qint])
+    narrow = [j for j, w in enumerate(sv.widths(sol.out_qint)) if w <= 50]  # exact as float64 in both
+    cpp = sol.predict(sv.input_values(sol, codes))[:, narrow]
+    want = np.stack([exact[:, j].astype(np.float64) * 2.0 ** -fracs[j] for j in narrow], axis=1)
+    assert np.count_nonzero(cpp != want) > 0

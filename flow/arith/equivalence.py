@@ -2,7 +2,9 @@
 
 :func:`check_netlist` runs da4ml's interpreter of the traced netlist (``CombLogic.predict``) and the emulator
 on the same inputs, drawn from every code of the input type, and raises :class:`~flow.errors.NotBitExact`
-naming the first layer whose traced outputs differ from the emulator's when any output differs.
+naming the first layer whose traced outputs differ from the emulator's when any output differs. The netlist is
+run by :func:`flow.arith.netlist_eval.predict` (exact at every width; da4ml's C++ interpreter is not for signed
+ops wider than 32 bits).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from flow.arith.emulate import emulate
+from flow.arith.netlist_eval import predict
 from flow.arith.types import full_range_inputs
 from flow.errors import NotBitExact
 
@@ -36,7 +39,7 @@ def check_netlist(graph: Any, traced: Any, comb: Any, samples: int = 2000, seed:
     """Compare the netlist ``comb`` (traced from ``graph``) with the emulator on ``samples`` inputs."""
     x = full_range_inputs(traced.input_type, traced.input_shape, samples, seed)
     want = emulate(graph, x, upto=upto, trace=True)
-    got = comb.predict(x.reshape(len(x), -1))
+    got = predict(comb, x.reshape(len(x), -1))
     differing = int(np.count_nonzero(got != want.outputs)) if got.shape == want.outputs.shape else int(want.outputs.size)
     if differing:
         layer = _first_differing_layer(traced, want, x)
@@ -53,7 +56,7 @@ def _first_differing_layer(traced: Any, emulation: Any, x: np.ndarray) -> str | 
         if tr.name not in traced.layers:
             continue
         comb = comb_trace(traced.inputs, traced.layers[tr.name], keep_dead_inputs=True)
-        got = comb.predict(x.reshape(len(x), -1))
+        got = predict(comb, x.reshape(len(x), -1))
         want = tr.values.reshape(len(x), -1)
         if got.shape != want.shape or np.any(got != want):
             return tr.name

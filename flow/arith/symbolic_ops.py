@@ -24,6 +24,13 @@ TRN_ZERO       (2h - d)*n                             n = x < 0
 =============  =====================================  =======================
 
 (``h`` = half the target LSB, ``d`` = the source LSB.)
+
+Exactness over the type space (``tests/test_typespace.py``): da4ml 0.6 gives a constant an LSB of at most 2**-32,
+so finer constants are made and added at a power-of-two scale (:meth:`SymbolicOps._var`, :meth:`SymbolicOps._plus`,
+casts to such LSBs run scaled), every constant an operation returns is re-made exactly, a multiplexer between 0
+and a variable of negative factor is built on the negated variable (:func:`_mux_zero`), and what da4ml's float64
+widths cannot hold (values beyond :data:`SYMBOLIC_MAX_BITS` magnitude bits, constants beyond as many significant
+bits) is refused with :class:`OpsError` naming the operation.
 """
 
 from __future__ import annotations
@@ -44,6 +51,22 @@ from flow.arith.types import FixedType
 SOLVER_OPTIONS = {"search_all_decompose_dc": False, "method0": "wmc-dc", "hard_dc": 2}
 MAX_TABLE_ENTRIES = 1 << 16  # a lookup addressed by more values than this is refused (a ROM too large to build)
 CMVM_EXACT_BITS = 24          # da4ml's CMVM solver reads the matrix as float32
+DA4ML_CONST_FRAC_BITS = 32    # da4ml's _const_f: the LSB it gives a constant it adds is at most 2**-32
+# da4ml derives every op's width from its interval in float64 (``minimal_kif``: ceil(log2(2**n + 1)) rounds to n
+# from n = 49 on, one bit short: the maximum of ap_ufixed<1,0> and ap_ufixed<42,-8> was traced 49 bits wide and
+# wrapped 0.5 to 0; tests/test_typespace.py). Values whose codes need more magnitude bits than this are refused
+# (one bit is left for the op da4ml forms inside a subtraction, maximum or rounding).
+SYMBOLIC_MAX_BITS = 47
+
+
+def _guarded(what: str) -> Callable[[Callable[..., Tensor]], Callable[..., Tensor]]:
+    """Check the variables an operation returns against :data:`SYMBOLIC_MAX_BITS` (:meth:`SymbolicOps.guard`)."""
+    def wrap(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+        def run(self: SymbolicOps, *args: Any, **kwargs: Any) -> Tensor:
+            return self.guard(fn(self, *args, **kwargs), what)
+        run.__doc__, run.__name__ = fn.__doc__, fn.__name__
+        return run
+    return wrap
 
 
 def kif(t: FixedType) -> tuple[int, int, int]:
@@ -84,6 +107,7 @@ class SymbolicOps(Ops):
         self.inputs: list[Any] = []
 
     # ------------------------------------------------------------------ values
+    @_guarded("input")
     def input(self, t: FixedType, shape: tuple[int, ...]) -> Tensor:
         fva, _ = _da4ml()
         k, i, f = kif(t)
@@ -98,6 +122,7 @@ class SymbolicOps(Ops):
     def const(self, codes: np.ndarray, frac: int, t: FixedType | None = None) -> Tensor:
         return self.consts.const(codes, frac, t)
 
+    @_guarded("input")
     def variables(self, t: FixedType, shape: tuple[int, ...]) -> Tensor:
         """Fresh variables holding any code of type ``t`` (no cast applied): an input port of a kernel traced
         on its own, e.g. a register or a ROM word of a sequential architecture (:mod:`flow.rtl.kernels`)."""
@@ -109,14 +134,44 @@ class SymbolicOps(Ops):
             self.hwconf = arr.hwconf
         return Tensor(arr._vars, t.fractional, t)
 
+    def guard(self, x: Tensor, what: str) -> Tensor:
+        """``x``, or :class:`OpsError` naming the operation ``what`` when one of its variables needs more than
+        :data:`SYMBOLIC_MAX_BITS` magnitude bits (da4ml's float64 widths are not exact beyond)."""
+        if x.const:
+            return x
+        limit = Decimal(2) ** SYMBOLIC_MAX_BITS
+        data = np.asarray(x.data, dtype=object)
+        folded = [j for j, v in enumerate(data.flat)
+                  if getattr(v, "low", None) is not None and v.low == v.high]
+        if folded:
+            # a variable da4ml folded to a constant encodes the value on its scale factor's grid or from floats
+            # with an LSB of at most 2**-32, dropping bits (0.5 + 0 saturated to ap_ufixed<10,-8> came out one LSB
+            # short): the exact value as a constant of :meth:`_var` (in a copy: data may be a view of another's)
+            data = data.copy()
+            for j in folded:
+                data.flat[j] = self._var(data.flat[j].low)
+        for v in data.flat:
+            low, high = getattr(v, "low", None), getattr(v, "high", None)
+            if low is not None and low != high and max(-low, high + v.step) / v.step > limit:
+                bits = int(max(-low, high + v.step) / v.step - 1).bit_length()
+                raise OpsError(f"{what}: a value of {bits} magnitude bits cannot be traced to RTL exactly (da4ml "
+                               f"computes widths in float64; at most {SYMBOLIC_MAX_BITS})")
+        return Tensor(data, x.frac, x.t, x.const)
+
     def array(self, x: Tensor) -> Any:
         """``x`` as a flat da4ml ``FixedVariableArray`` (what ``da4ml.trace.comb_trace`` takes)."""
         fva, _ = _da4ml()
         return fva(np.asarray(self._vars(x), dtype=object).reshape(-1), self.solver_options, hwconf=self.hwconf)
 
     def _var(self, value: Decimal | float) -> Any:
+        """A da4ml constant of exactly ``value``: one whose LSB is below 2**-32 (where da4ml's ``_const_f`` stops) is
+        made at a power-of-two scale and scaled back (a factor, no logic)."""
         _, fv = _da4ml()
-        return fv.from_const(Decimal(value), hwconf=self.hwconf)
+        value = Decimal(value)
+        excess = exact_code(value)[1] - DA4ML_CONST_FRAC_BITS if value != 0 else 0
+        if excess <= 0:
+            return fv.from_const(value, hwconf=self.hwconf)
+        return fv.from_const(value, hwconf=self.hwconf, _factor=Decimal(2) ** -excess)
 
     def _vars(self, x: Tensor) -> np.ndarray:
         """An object array of FixedVariable (constants become da4ml constants)."""
@@ -136,12 +191,37 @@ class SymbolicOps(Ops):
         if name == "mul" and (a.const or b.const):
             var, const = (vb, va) if a.const else (va, vb)
             return Tensor(_elementwise(self._const_mul, var, const), frac)
-        fn = {"add": lambda u, v: u + v, "sub": lambda u, v: u - v, "mul": lambda u, v: u * v}[name]
-        if a.const:  # keep the variable on the left, so da4ml sees variable OP constant
-            out = _elementwise((lambda u, v: v + u) if name == "add" else (lambda u, v: (-u) + v), vb, va)
-        else:
-            out = _elementwise(fn, va, vb)
-        return Tensor(out, frac)
+        if name == "mul":
+            return Tensor(_elementwise(lambda u, v: u * v, va, vb), frac)
+        if name == "add":
+            return Tensor(_elementwise(self._sum, va, vb), frac)
+        return Tensor(_elementwise(lambda u, v: self._sum(u, -v), va, vb), frac)
+
+    def _sum(self, u: Any, v: Any) -> Any:
+        """``u + v`` exactly, for variables and constants (Decimal or a da4ml constant): the variable on the left,
+        so da4ml sees variable + constant (:meth:`_plus`)."""
+        def value(x: Any) -> Decimal | None:
+            return x if isinstance(x, Decimal) else (x.low if x.low == x.high else None)
+
+        cu, cv = value(u), value(v)
+        if cu is not None and cv is not None:
+            return self._var(cu + cv)
+        if cu is not None:
+            return self._plus(v, cu)
+        if cv is not None:
+            return self._plus(u, cv)
+        return u + v
+
+    def _plus(self, v: Any, c: Decimal) -> Any:
+        """``v + c`` for a variable ``v`` and a constant ``c``, exactly: da4ml gives an added constant an LSB of at
+        most 2**-32 (``_const_f``), so a finer one is added at a power-of-two scale (no logic: a factor)."""
+        if c == 0:
+            return v
+        excess = exact_code(c)[1] - DA4ML_CONST_FRAC_BITS
+        if excess <= 0:
+            return v + c
+        scale = Decimal(2) ** excess
+        return (v * scale + c * scale) * (1 / scale)
 
     def _const_mul(self, v: Any, c: Decimal) -> Any:
         """``v * c`` for a constant ``c``: the sum of ``v * (+-2**k)`` over the non-adjacent form of c (exact
@@ -163,15 +243,19 @@ class SymbolicOps(Ops):
             k += 1
         return _tree_sum(terms[::-1])  # the largest term first: the sum keeps its scale (see clip)
 
+    @_guarded("add")
     def add(self, a: Tensor, b: Tensor) -> Tensor:
         return self._binary("add", a, b, max(a.frac, b.frac))
 
+    @_guarded("sub")
     def sub(self, a: Tensor, b: Tensor) -> Tensor:
         return self._binary("sub", a, b, max(a.frac, b.frac))
 
+    @_guarded("mul")
     def mul(self, a: Tensor, b: Tensor) -> Tensor:
         return self._binary("mul", a, b, a.frac + b.frac)
 
+    @_guarded("neg")
     def neg(self, a: Tensor) -> Tensor:
         if a.const:
             return self.consts.neg(a)
@@ -184,6 +268,7 @@ class SymbolicOps(Ops):
         return Tensor(_elementwise(lambda u: u * factor, a.data), a.frac - k)
 
     # ------------------------------------------------------------------ casts
+    @_guarded("cast")
     def cast(self, a: Tensor, t: FixedType, role: str = "result") -> Tensor:
         if a.const:
             return self.consts.cast(a, t, role)
@@ -196,6 +281,21 @@ class SymbolicOps(Ops):
             q, _ = fxp.requantize(np.array([code], dtype=object), frac, t)
             return self._var(Decimal(int(q[0])) * Decimal(2) ** -f)
         _f = v.kif[2]
+        lo_t, hi_t = Decimal(t.min_code) * Decimal(2) ** -f, Decimal(t.max_code) * Decimal(2) ** -f
+        if t.rounding != "TRN" and _f - f + 1 > SYMBOLIC_MAX_BITS:
+            raise OpsError(f"cast: rounding {_f - f} bits away to {t} adds a constant of {_f - f + 1} significant bits "
+                           f"(da4ml adds constants in float64; at most {SYMBOLIC_MAX_BITS})")
+        if t.overflow != "WRAP" and t.width > SYMBOLIC_MAX_BITS and (v.low < lo_t or v.high > hi_t):
+            raise OpsError(f"cast: saturating to {t} compares with a bound of {t.width} significant bits (da4ml adds "
+                           f"constants in float64; at most {SYMBOLIC_MAX_BITS})")
+        excess = max(f, _f) - DA4ML_CONST_FRAC_BITS
+        if excess > 0:
+            # the cast adds constants (rounding offsets, saturation bounds) on t's and v's LSBs, and da4ml takes a
+            # constant's LSB as at most 2**-32: cast v * 2**excess to t scaled alike (the same bits: a power-of-two
+            # factor is no logic) and scale back
+            scale = Decimal(2) ** excess
+            wide = FixedType(t.width, t.integer + excess, t.signed, t.rounding, t.overflow)
+            return self._cast_var(v * scale, wide) * (1 / scale)
         mode = t.rounding
         if _f > f and mode != "TRN":
             h = Decimal(2) ** (-f - 1)
@@ -238,11 +338,19 @@ class SymbolicOps(Ops):
             lo_v, hi_v = Decimal(t.min_code) * Decimal(2) ** -f, Decimal(t.max_code) * Decimal(2) ** -f
             if r.low >= lo_v and r.high <= hi_v:
                 return r.quantize(k, i, f, "WRAP", "TRN")
-            over = (r > hi_v) | (r < lo_v)  # 1 on overflow
-            return over.msb_mux(self._var(0), r).quantize(k, i, f, "WRAP", "TRN")
+            # each bound by the sign of an exact difference (hi - r < 0: above; r - lo < 0: below), no bitwise op:
+            # da4ml 0.6 selected on the wrong bit for (r > hi) | (r < lo) (ap_ufixed<2,0,AP_TRN,AP_SAT_ZERO> of
+            # 0.75 + 0 gave 0.25; tests/test_typespace.py)
+            out = r
+            if r.high > hi_v:
+                out = _mux_zero(hi_v - self._fits(r, hi_v), None, out)
+            if r.low < lo_v:
+                out = _mux_zero(self._fits(r, lo_v) - lo_v, None, out)
+            return out.quantize(k, i, f, "WRAP", "TRN")
         raise OpsError(f"overflow mode {t.overflow!r} of {t} cannot be traced to RTL")
 
     # ------------------------------------------------------------------ accumulation
+    @_guarded("dot")
     def dot(self, x: Tensor, w: Tensor, b: Tensor, acc_t: FixedType, in_order: bool = True) -> Tensor:
         """A constant ``w`` becomes da4ml's CMVM adder trees (exact WRAP accumulators) or constant products; a
         ``w`` of variables (a weight word read from a ROM by a folded layer) gives variable-by-variable
@@ -271,6 +379,7 @@ class SymbolicOps(Ops):
             return acc
         return self.accumulate(products, b, acc_t, in_order)
 
+    @_guarded("accumulate")
     def accumulate(self, products: Tensor, b: Tensor, acc_t: FixedType, in_order: bool = True) -> Tensor:
         bias = self.cast(b, acc_t, "bias")
         p = np.moveaxis(products.data, -2, 0)  # (n_in, ..., n_out)
@@ -303,6 +412,7 @@ class SymbolicOps(Ops):
         d = self.sub(a, b)
         return Tensor(_elementwise(lambda v: v.is_positive(), d.data), 0)
 
+    @_guarded("select")
     def select(self, cond: Tensor, a: Tensor, b: Tensor) -> Tensor:
         """``cond ? a : b``. A constant operand c is taken out of the multiplexer (``c + (cond ? a - c : 0)``):
         da4ml gives a constant the scale of the variable it is multiplexed with, and for variables whose scale
@@ -320,8 +430,8 @@ class SymbolicOps(Ops):
             if not u_var and not v_var:
                 return self._const_mul(c, u - v) + v if u != v else self._var(u)
             if u_var:
-                return c.msb_mux(u - v, self._var(0)) + v if v != 0 else c.msb_mux(u, self._var(0))
-            return c.msb_mux(self._var(0), v - u) + u if u != 0 else c.msb_mux(self._var(0), v)
+                return _mux_zero(c, u - v, None) + v if v != 0 else _mux_zero(c, u, None)
+            return _mux_zero(c, None, v - u) + u if u != 0 else _mux_zero(c, None, v)
 
         return Tensor(_elementwise(one, cond.data, va, vb), frac)
 
@@ -335,11 +445,23 @@ class SymbolicOps(Ops):
         """``min(max(v, lo), hi)`` with da4ml's ReLU (``max(v, c) = c + relu(v - c)``, ``min(v, c) = c - relu(c - v)``),
         so no constant enters a multiplexer (see :meth:`select`)."""
         if lo is not None and v.low < lo:
-            v = (v - lo).relu() + lo
+            v = (self._fits(v, lo) - lo).relu() + lo
         if hi is not None and v.high > hi:
-            v = hi - (hi - v).relu()
+            v = hi - (hi - self._fits(v, hi)).relu()
         return v
 
+    def _fits(self, v: Any, c: Decimal) -> Any:
+        """``v``, or :class:`OpsError` when ``v - c`` needs more than :data:`SYMBOLIC_MAX_BITS` magnitude bits (a
+        value far outside a saturating type compared with its bound: 2**41 against ap_fixed<2,-8>'s 2**-10)."""
+        _, frac = exact_code(c)
+        step = min(v.step, Decimal(2) ** -frac)
+        if max(abs(v.low - c), abs(v.high - c)) / step >= Decimal(2) ** SYMBOLIC_MAX_BITS:
+            bits = int(max(abs(v.low - c), abs(v.high - c)) / step).bit_length()
+            raise OpsError(f"cast: comparing with the bound {c} takes {bits} magnitude bits (da4ml computes widths "
+                           f"in float64; at most {SYMBOLIC_MAX_BITS})")
+        return v
+
+    @_guarded("maximum")
     def maximum(self, a: Tensor, b: Tensor) -> Tensor:
         """da4ml's ``max_of`` between variables; against a constant, :meth:`_clip`."""
         if a.const and b.const:
@@ -352,6 +474,7 @@ class SymbolicOps(Ops):
             fn = lambda u, v: u.max_of(v)  # noqa: E731
         return Tensor(_elementwise(fn, a.data, self._operand(b)), max(a.frac, b.frac))
 
+    @_guarded("minimum")
     def minimum(self, a: Tensor, b: Tensor) -> Tensor:
         """da4ml's ``min_of`` between variables; against a constant, :meth:`_clip`."""
         if a.const and b.const:
@@ -365,6 +488,7 @@ class SymbolicOps(Ops):
         return Tensor(_elementwise(fn, a.data, self._operand(b)), max(a.frac, b.frac))
 
     # ------------------------------------------------------------------ tables
+    @_guarded("lookup")
     def lookup(self, x: Tensor, table: Callable[[np.ndarray], np.ndarray], frac_out: int,
                t: FixedType | None = None) -> Tensor:
         if x.const:
@@ -409,6 +533,18 @@ def exact_code(value: Decimal) -> tuple[int, int]:
     if fr.denominator != 1 << frac:
         raise OpsError(f"constant {value} is not a binary fraction")
     return fr.numerator, frac
+
+
+def _mux_zero(key: Any, a: Any | None, b: Any | None) -> Any:
+    """``MSB(key) ? a : b`` where one of ``a``, ``b`` (None) is the constant 0. The variable is given a positive
+    factor first (negated around the multiplexer): da4ml 0.6 traces a multiplexer between a constant and a
+    variable of negative factor (a negated or subtracted value) with the variable negated once too often
+    (SAT_ZERO of 0.5 - x0/2 - x1/2 to ap_ufixed<2,0> came out negated; tests/test_typespace.py)."""
+    v = a if a is not None else b
+    zero = v.from_const(Decimal(0), hwconf=v.hwconf)
+    if v._factor < 0:
+        return -key.msb_mux(zero if a is None else -a, zero if b is None else -b)
+    return key.msb_mux(zero if a is None else a, zero if b is None else b)
 
 
 def _tree_sum(items: list[Any]) -> Any:

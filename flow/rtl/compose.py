@@ -1,8 +1,8 @@
 """The composition gate of a sequential architecture: its kernels, composed as the units compose them, against
 the emulator.
 
-:func:`predict` runs the traced kernels of an :class:`~flow.rtl.kernels.Architecture` with da4ml's interpreter
-of each netlist (``CombLogic.predict``) in the order and on the data the units give them: line-buffer windows
+:func:`predict` runs the traced kernels of an :class:`~flow.rtl.kernels.Architecture` with the exact interpreter
+of each netlist (:func:`flow.arith.netlist_eval.predict`) in the order and on the data the units give them: line-buffer windows
 (the padded image's windows in raster order), every step of a folded product on its slice of inputs with the
 ROM word of that step and the running accumulator, collected chunks. :func:`check_composition` compares that
 with the emulator on inputs drawn from every code of the input type and raises
@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from flow.arith import netlist_eval
 from flow.arith.equivalence import Equivalence
 from flow.errors import NotBitExact
 from flow.rtl.kernels import Architecture, Collect, Fold, Segment, Window
@@ -51,7 +52,7 @@ def fold_tokens(unit: Fold, tokens: np.ndarray) -> np.ndarray:
         cols = slice(ob * unit.ko, (ob + 1) * unit.ko)
         ins = np.concatenate([x[:, i0:i0 + unit.ki], np.tile(w[i0:i0 + unit.ki, cols].ravel(), (len(x), 1)),
                               acc[:, cols]], axis=1)
-        acc[:, cols] = unit.step.predict(ins)
+        acc[:, cols] = netlist_eval.predict(unit.step, ins)
     return acc.reshape(n, groups, unit.n_out)
 
 
@@ -67,7 +68,7 @@ def predict(arch: Architecture, x: np.ndarray, until: int | None = None) -> np.n
                 tokens = tokens[:, :, unit.wiring()]
             else:
                 beats = tokens.shape[1]
-                tokens = unit.comb.predict(tokens.reshape(n * beats, -1)).reshape(n, beats, -1)
+                tokens = netlist_eval.predict(unit.comb, tokens.reshape(n * beats, -1)).reshape(n, beats, -1)
         elif isinstance(unit, Window):
             tokens = window_tokens(unit, tokens)
         elif isinstance(unit, Fold):
