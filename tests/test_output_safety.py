@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from conftest import assert_one_error_line, fake_project, tree_digest
 from flow.errors import FlowError
-from flow.outputs import PROJECT, claim_output
+from flow.outputs import PROJECT, SWEEP, claim_output
 from flow.staging import staged_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -347,3 +347,21 @@ def test_fuzzed_command_lines_never_replace_the_cwd_an_input_or_a_file(scene, hl
     assert code == 2, (argv, err)
     assert_one_error_line(err, command)
     assert tree_digest(scene.root) == before
+
+
+def test_a_sweep_folder_is_kept_for_resuming_and_another_one_replaced_only_when_forced(tmp_path):
+    """make_sweep_dir runs after claim_output allowed the folder (so a user's folder reaches it only with --force)."""
+    from flow.sweep.run import make_sweep_dir
+
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    (ours / "sweep.db").write_bytes(b"")
+    (ours / "points").mkdir()
+    make_sweep_dir(ours)
+    assert sorted(p.name for p in ours.iterdir()) == ["hlsflow-sweep.json", "points", "sweep.db"]
+    mine = user_folder(tmp_path / "mine")
+    with pytest.raises(FlowError, match="not an hlsflow sweep folder"):
+        claim_output(mine, SWEEP)
+    claim_output(mine, SWEEP, force=True)
+    make_sweep_dir(mine)
+    assert [p.name for p in mine.iterdir()] == ["hlsflow-sweep.json"]
