@@ -268,10 +268,14 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
 
 
 def step_load_model(ctx: FlowContext) -> None:
-    from flow.keras.model_io import load_model
+    from flow.hls.model_files import open_model
 
     o = ctx.options
-    ctx.qmodel = load_model(o["model_path"], o["weights"], o["custom_objects"])
+    ctx.qmodel = open_model(o["model_path"], o["weights"], o["custom_objects"], o.get("input_shape"),
+                            o.get("module_file"))
+    unavailable = getattr(ctx.qmodel, "reference_unavailable", None)
+    if unavailable:
+        print(f"  {unavailable}", file=sys.stderr)
 
 
 def step_user_config(ctx: FlowContext) -> None:
@@ -334,8 +338,8 @@ def step_user_csim(ctx: FlowContext) -> None:
 
 
 def step_user_report(ctx: FlowContext) -> None:
+    from flow.hls.model_files import model_record, save_model
     from flow.keras.env import FRONTEND
-    from flow.keras.model_io import save_model
 
     o, model, graph = ctx.options, ctx.qmodel, ctx.graph
     report = {
@@ -349,7 +353,7 @@ def step_user_report(ctx: FlowContext) -> None:
     report["seconds"] = dict(ctx.seconds)
     saved = save_model(model, ctx.work)
     save_meta(ctx.work, saved, ctx.hls_config, o["hardware"], str(ctx.input_type), FRONTEND.name,
-              Path(o["custom_objects"]) if o["custom_objects"] is not None else None)
+              Path(o["custom_objects"]) if o["custom_objects"] is not None else None, model_record(model))
     (ctx.work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     ctx.figures["report"] = report
 
