@@ -245,7 +245,9 @@ def load_hls4ml_yaml(path: Path) -> dict[str, Any]:
 def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: str | Path | None = None,
                      weights: str | Path | None = None, precision: str | None = None,
                      input_type: str | None = None, hardware: Hardware | None = None,
-                     samples: int = 1000, seed: int = 0, custom_objects: str | Path | None = None) -> dict[str, Any]:
+                     samples: int = 1000, seed: int = 0, custom_objects: str | Path | None = None,
+                     input_shape: str | tuple[int, ...] | None = None,
+                     module_file: str | Path | None = None) -> dict[str, Any]:
     """Convert an existing Keras/QKeras/HGQ2 model to an HLS project and check its C simulation.
 
     Precisions come from ``config_path`` (an hls4ml config) when given, else from the model's
@@ -253,12 +255,19 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
     ``samples`` inputs drawn from N(0, 1) and quantized to the input type. ``custom_objects`` is a
     Python file defining the model's own layers (:func:`flow.keras.model_io.load_custom_objects`); it
     is copied into the project so later commands rebuild the same graph. Runs in this process's front
-    end (the CLI picks the worker that matches the model file).
+    end (the CLI picks the worker that matches the model file). ONNX/QONNX and PyTorch files, and Keras files
+    only hls4ml's reader knows, are opened by :func:`flow.hls.model_files.open_model`; ``input_shape`` (one
+    sample, channels first, a tuple or ``'C,H,W'``) and ``module_file`` (a state dict's module) are PyTorch's.
     """
+    if isinstance(input_shape, str):
+        from flow.hls.torch_source import parse_input_shape
+
+        input_shape = parse_input_shape(input_shape)
     ctx = FlowContext(final=Path(out_dir), options={
         "model_path": Path(model_path), "config_path": None if config_path is None else Path(config_path),
         "weights": weights, "precision": precision, "input_type": input_type, "hardware": hardware or Hardware(),
-        "samples": samples, "seed": seed, "custom_objects": custom_objects})
+        "samples": samples, "seed": seed, "custom_objects": custom_objects, "input_shape": input_shape,
+        "module_file": module_file})
     n = len(CONVERT_STEPS)
     execute(CONVERT_STEPS[:2], ctx, numbered=(1, n))  # nothing is written before the model and its config are read
     with staged_dir(ctx.final) as work:
