@@ -105,3 +105,18 @@ def test_a_class_neither_keras_nor_hls4ml_knows_is_one_line(hlsflow, reader_file
     line = assert_one_error_line(err, "convert")
     assert code == 2 and "'AcmeDense'" in line and "--custom-objects" in line and "acme.json" in line
     assert not (tmp_path / "p").exists()
+
+
+def test_a_layer_the_emulator_cannot_express_is_one_line_naming_it(hlsflow, reader_file, tmp_path):
+    source = reader_file("binary")
+    arch = json.loads(source.read_text())
+    arch["config"]["layers"][1] = {"class_name": "GarNet", "config": {
+        "name": "gar1", "simplified": True, "output_activation": None, "input_format": "xn", "collapse": "mean",
+        "mean_by_nvert": True, "quantize_transforms": False, "n_aggregators": 4, "n_filters": 6, "n_propagate": 4}}
+    bad = tmp_path / "garnet.json"
+    bad.write_text(json.dumps(arch))
+    (tmp_path / "garnet_weights.h5").write_bytes(source.with_name("binary_mlp_weights.h5").read_bytes())
+    code, _, err = hlsflow("convert", bad, "--out", tmp_path / "p")
+    line = assert_one_error_line(err, "convert")
+    assert code == 2 and "layer 'gar1'" in line and "GarNet" in line and "garnet.json" in line
+    assert not (tmp_path / "p").exists()

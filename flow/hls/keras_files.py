@@ -28,6 +28,13 @@ from flow.keras.env import hls4ml_sees_keras2
 from flow.keras.model_io import UnknownClasses, layer_classes
 
 JSON_FILE, WEIGHTS_FILE, H5_FILE = "model.json", "model_weights.h5", "model.h5"  # the copies in a project
+# classes hls4ml's reader converts but the emulator and the RTL trace cannot express (no description in
+# flow/arith/layers): refused before anything is written, naming the layer
+EMULATOR_LACKS = {
+    "GarNet": "GarNet (a graph layer over a vertex-count input: its aggregation divides by a run-time vertex "
+              "count and uses hls4ml's exponential tables) has no description in the emulator",
+    "GarNetStack": "GarNetStack (stacked GarNet layers) has no description in the emulator",
+}
 
 
 def hls4ml_handles(cls: str) -> bool:
@@ -121,6 +128,23 @@ def _input_of(arch: dict[str, Any], path: Path) -> tuple[str, tuple[int, ...]]:
     return str(name), tuple(int(d) for d in shape[1:])
 
 
+def _refuse_what_the_emulator_lacks(path: Path) -> None:
+    """FlowError naming the first layer of a class in :data:`EMULATOR_LACKS`."""
+    from flow.keras.model_io import saved_config
+
+    stack = [saved_config(path)]
+    while stack:
+        item = stack.pop(0)
+        if isinstance(item, dict):
+            cls = str(item.get("class_name", "")).split(">")[-1]
+            if cls in EMULATOR_LACKS and isinstance(item.get("config"), dict):
+                raise FlowError(f"{path}: layer {item['config'].get('name', '?')!r}: {EMULATOR_LACKS[cls]}; hlsflow "
+                                f"checks every conversion against it, so it cannot take this model")
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
 def read_with_hls4ml(refusal: UnknownClasses, weights: str | Path | None = None) -> KerasFile:
     """The file Keras refused (``refusal``) as a :class:`KerasFile`, when hls4ml's own handlers know every class
     Keras lacks; otherwise ``refusal`` itself (the one-line error naming the class and ``--custom-objects``)."""
@@ -129,6 +153,7 @@ def read_with_hls4ml(refusal: UnknownClasses, weights: str | Path | None = None)
     path = Path(refusal.path)
     if not all(hls4ml_handles(c) for c in refusal.classes):
         raise refusal
+    _refuse_what_the_emulator_lacks(path)
     if path.suffix == ".json":
         arch = json.loads(path.read_text())
         wpath = Path(weights) if weights else find_weights(path)

@@ -116,7 +116,7 @@ def unknown_classes(config: Any, objects: dict[str, Any]) -> list[str]:
     return [c for i, c in enumerate(names) if c not in known and not hasattr(k.layers, c) and c not in names[:i]]
 
 
-def _saved_config(path: Path) -> Any:
+def saved_config(path: Path) -> Any:
     """The model config stored in a Keras JSON or ``.h5`` file (None when there is none or it is unreadable)."""
     import json
 
@@ -136,7 +136,7 @@ def _load_error(path: Path, exc: Exception, what: str, objects: dict[str, Any] |
     """FlowError for a failed load; a class Keras does not know gets its own line naming the remedy
     (:class:`UnknownClasses`)."""
     text = str(exc)
-    unknown = unknown_classes(_saved_config(path), objects or {}) if path.suffix in (".json", ".h5", ".hdf5") else []
+    unknown = unknown_classes(saved_config(path), objects or {}) if path.suffix in (".json", ".h5", ".hdf5") else []
     if unknown:
         return UnknownClasses(path, unknown)
     m = _UNKNOWN_CLASS.search(text)
