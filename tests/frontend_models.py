@@ -53,7 +53,7 @@ def branched():
     return Branched().eval()
 
 
-def brevitas_mlp(power_of_two: bool = True):
+def brevitas_mlp(power_of_two: bool = True, quantized_bias: bool = True):
     torch = _torch()
     import brevitas.nn as qnn
     from brevitas.quant import (Int8ActPerTensorFixedPoint, Int8ActPerTensorFloat,
@@ -62,7 +62,7 @@ def brevitas_mlp(power_of_two: bool = True):
 
     weight = Int8WeightPerTensorFixedPoint if power_of_two else Int8WeightPerTensorFloat
     act = Int8ActPerTensorFixedPoint if power_of_two else Int8ActPerTensorFloat
-    bias = Int8BiasPerTensorFixedPointInternalScaling if power_of_two else None
+    bias = Int8BiasPerTensorFixedPointInternalScaling if power_of_two and quantized_bias else None
     model = torch.nn.Sequential(
         qnn.QuantIdentity(act_quant=act, return_quant_tensor=True),
         qnn.QuantLinear(N_IN, 6, bias=True, weight_quant=weight, bias_quant=bias, return_quant_tensor=True),

@@ -74,6 +74,13 @@ def test_a_state_dict_converts_with_the_file_that_builds_its_module(hlsflow, tmp
     assert code == 0 and verified["emulator_vs_csim"]["differing_outputs"] == 0, err
 
 
+def test_a_float_bias_makes_a_qonnx_model_compared_not_required_to_match(hlsflow, tmp_path):
+    path = frontend_models.export_qonnx(frontend_models.brevitas_mlp(quantized_bias=False), (8,), tmp_path / "fb.onnx")
+    code, summary, err = hlsflow("convert", path, "--out", tmp_path / "p", "--samples", 50)
+    assert code == 0, err
+    assert summary["csim_vs_keras"]["reference"] == "qonnx executor" and summary["csim_vs_keras"]["bit_accurate"] is False
+
+
 def torchscript(folder: Path) -> Path:
     import torch
 

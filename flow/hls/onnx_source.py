@@ -46,13 +46,15 @@ def _is_power_of_two(values: np.ndarray) -> bool:
 class OnnxSource(ModelSource):
     """An ONNX or QONNX file: ``path`` (the user's file), ``clean`` (qonnx ModelWrapper, cleaned, channels-last,
     no Gemm: what hls4ml converts), ``reference_model`` (qonnx ModelWrapper of the user's file after
-    ``cleanup_model`` only: what the reference runs)."""
+    ``cleanup_model`` only: what the reference runs); ``quantized``: it has Quant nodes (qonnx's executor runs it);
+    ``exact``: quantized with no float parameter outside a Quant node (bit-accurate by design)."""
 
     kind = "onnx"
 
-    def __init__(self, path: Path, clean: Any, reference_model: Any, quantized: bool, input_shape: tuple[int, ...],
+    def __init__(self, path: Path, clean: Any, reference_model: Any, quantized: bool, exact: bool,
+                 input_shape: tuple[int, ...],
                  model_input_shape: tuple[int, ...], input_name: str) -> None:
-        self.clean, self.reference_model, self.quantized = clean, reference_model, quantized
+        self.clean, self.reference_model, self.quantized, self.exact = clean, reference_model, quantized, exact
         self.model_input_shape = model_input_shape  # one sample as the file takes it (channels first)
         self.reference_name = "qonnx executor" if quantized else "onnxruntime"
         super().__init__(path, input_shape, input_name)
@@ -93,16 +95,19 @@ class OnnxSource(ModelSource):
             raise FlowError(f"{path}: qonnx clean-up failed (cleanup, channels-last, Gemm to MatMul): "
                             f"{type(exc).__name__}: {exc}") from None
         _check_supported(path, clean)
+        # bit-accurate by design: quantized, and no compute node takes a float parameter that no Quant node made
+        # (e.g. a Brevitas layer without bias_quant: hls4ml casts that bias to a default type)
         quantized = any(n.op_type in QUANT_OPS for n in reference.graph.node)
+        exact = quantized and not _float_parameters(reference)
         model_shape = tuple(int(d) for d in reference.get_tensor_shape(reference.graph.input[0].name)[1:])
         shape = tuple(int(d) for d in clean.get_tensor_shape(clean.graph.input[0].name)[1:])
         if len(model_shape) > 1:  # hls4ml takes channels-last: (C, L) -> (L, C), (C, H, W) -> (H, W, C)
             shape = (*model_shape[1:], model_shape[0])
-        return cls(path, clean, reference, quantized, shape, model_shape, clean.graph.input[0].name)
+        return cls(path, clean, reference, quantized, exact, shape, model_shape, clean.graph.input[0].name)
 
     @property
     def bit_accurate(self) -> bool:
-        return self.quantized  # _check_quant_nodes refused every scale that is not a power of two
+        return self.exact  # _check_quant_nodes refused every scale that is not a power of two
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32).reshape(len(x), *self.input_shape[1:])
@@ -174,6 +179,20 @@ def _check_quant_nodes(path: Path, model: Any) -> None:
         if node.op_type == "BipolarQuant" and model.get_initializer(node.input[1]) is not None and not _is_power_of_two(
                 model.get_initializer(node.input[1])):
             raise FlowError(f"{path}: node {node.name!r} (BipolarQuant): scale is not a power of two")
+
+
+def _float_parameters(model: Any) -> list[str]:
+    """Compute nodes (Gemm, MatMul, Conv, Add, Mul, ...) with a float initializer as a direct input."""
+    found = []
+    for node in model.graph.node:
+        if node.op_type not in ("Gemm", "MatMul", "Conv", "Add", "Sub", "Mul", "Div", "BatchNormalization"):
+            continue
+        for name in node.input:
+            value = model.get_initializer(name)
+            if value is not None and np.issubdtype(np.asarray(value).dtype, np.floating):
+                found.append(node.name)
+                break
+    return found
 
 
 def _check_supported(path: Path, model: Any) -> None:
