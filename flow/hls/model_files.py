@@ -20,7 +20,8 @@ SOURCES = {
     "keras": ".h5, .keras, or a Keras .json with weights (Keras 2/3, QKeras, HGQ2; Keras files whose classes only "
              "hls4ml's reader knows: BinaryDense, TernaryDense, HGQ 1 proxies)",
     "onnx": ".onnx: float ONNX or QONNX (Quant, BipolarQuant), e.g. a Brevitas export",
-    "pytorch": ".pt/.pth: a saved torch.nn.Module, TorchScript, or a state dict with --torch-module FILE.py",
+    "pytorch": ".pt/.pth: a saved torch.nn.Module, or a state dict with --torch-module FILE.py, with --input-shape "
+               "(TorchScript is refused: hls4ml traces Python modules with torch.fx)",
 }
 SUFFIXES = {".onnx": "onnx", ".pt": "pytorch", ".pth": "pytorch"}
 

@@ -29,7 +29,7 @@ class ModelSource(abc.ABC):
 
     kind: str = "keras"  # project.json `source`: keras (a Keras file hls4ml's reader converts), onnx, pytorch
     reference_name: str = ""  # what computes reference(): "onnxruntime", "qonnx executor", "torch forward"
-    layers: list = []  # no framework layers: stage comparisons happen at the graph's output only
+    layers: tuple = ()  # no framework layers: stage comparisons happen at the graph's output only
 
     def __init__(self, path: Path, input_shape: tuple[int, ...], input_name: str) -> None:
         self.path = Path(path)
