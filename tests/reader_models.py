@@ -97,3 +97,21 @@ def hgq1_proxy(folder: Path, seed: int = 0) -> Path:
         "q_out": kbi((N_OUT,), 1, 10, 5),
     }
     return _write(folder, "hgq1_proxy", arch, weights)
+
+
+def as_whole_h5(json_path: Path) -> Path:
+    """The same model as one ``.h5`` as ``model.save()`` lays it out: ``model_config`` and ``keras_version``
+    attributes, the weights under ``model_weights/``."""
+    import h5py
+
+    path = json_path.with_name(json_path.stem + "_whole.h5")
+    with h5py.File(json_path.with_name(json_path.stem + "_weights.h5"), "r") as src, h5py.File(path, "w") as dst:
+        dst.attrs["model_config"] = json_path.read_text()
+        dst.attrs["keras_version"] = "2.21.0"
+        dst.attrs["backend"] = "tensorflow"
+        group = dst.create_group("model_weights")
+        for key, value in src.attrs.items():
+            group.attrs[key] = value
+        for name in src:
+            src.copy(src[name], group, name=name)
+    return path

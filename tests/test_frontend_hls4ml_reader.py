@@ -17,6 +17,7 @@ MODELS = {
     "binary": lambda folder: reader_models.binary_or_ternary(folder, "binary"),
     "ternary": lambda folder: reader_models.binary_or_ternary(folder, "ternary"),
     "hgq1_proxy": reader_models.hgq1_proxy,
+    "binary_whole_h5": lambda folder: reader_models.as_whole_h5(reader_models.binary_or_ternary(folder, "binary")),
 }
 DEFAULT_RUN = ("hgq1_proxy",)  # the others: -m heavy
 
