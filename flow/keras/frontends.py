@@ -106,7 +106,8 @@ def detect(path: str | Path) -> str:
 
     ``.keras``: ``metadata.json`` (``keras_version``) and ``config.json`` of the zip; ``.h5``: the
     ``keras_version`` and ``model_config`` attributes; ``.json``: its ``keras_version`` and layer
-    modules. A file that is none of these, or is damaged, raises FlowError naming it.
+    modules; ``.onnx``, ``.pt``/``.pth``: ``keras2`` (hls4ml's ONNX and PyTorch converters run in this process,
+    :mod:`flow.hls.model_files`). A file that is none of these, or is damaged, raises FlowError naming it.
     """
     path = Path(path)
     if not path.is_file():
