@@ -28,7 +28,7 @@ INPUT_FILES = {  # per command: (argument, what it is) of the files it reads
     "run": (("spec", "spec file"),),
     "sweep": (("sweep", "sweep file"),),
     "convert": (("model", "model file"), ("weights", "weights file"), ("config", "config file"),
-                ("custom_objects", "custom-objects file")),
+                ("custom_objects", "custom-objects file"), ("torch_module", "PyTorch module file")),
     "emulate": (("input", "input file"),),
 }
 TRACEBACK_VAR = "HLSFLOW_TRACEBACK"  # set to 1: an internal error shows its traceback instead of one line
@@ -82,8 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, default=Path("hls_projects"), help="output root (default: hls_projects)")
     r.add_argument("--force", action="store_true", help=FORCE_HELP)
 
-    c = sub.add_parser("convert", help="convert an existing Keras/QKeras model to an HLS project and C-simulate it")
-    c.add_argument("model", type=Path, help=".h5, .keras, or Keras .json (weights from --weights or <stem>_weights.h5)")
+    from flow.hls.model_files import SOURCES
+
+    c = sub.add_parser("convert", help="convert an existing model (Keras/QKeras/HGQ, ONNX/QONNX, PyTorch) to an HLS "
+                                       "project and C-simulate it",
+                       description="Model formats: " + "; ".join(f"{k}: {v}" for k, v in SOURCES.items()))
+    c.add_argument("model", type=Path, help=".h5, .keras, Keras .json (weights from --weights or <stem>_weights.h5), "
+                                            ".onnx (float ONNX or QONNX), or a PyTorch .pt/.pth")
     c.add_argument("--weights", type=Path, help="weights .h5 for a Keras .json model")
     c.add_argument("--config", type=Path, help="hls4ml config YAML (HLSConfig, Backend, Part, IOType, ...)")
     c.add_argument("--out", type=Path, help="project folder (default: hls_projects/<model name>)")
@@ -96,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--custom-objects", type=Path, metavar="MODULE.py",
                    help="Python file defining the model's own layers/objects: a module-level `custom_objects` "
                         "dict, or classes registered with Keras's register_keras_serializable; copied into the project")
+    c.add_argument("--input-shape", metavar="C,H,W",
+                   help="PyTorch models: one sample's shape as the module takes it (channels first), e.g. 16 or 1,28,28")
+    c.add_argument("--torch-module", type=Path, metavar="MODULE.py",
+                   help="PyTorch state dicts: Python file with a module-level `model` (torch.nn.Module) or "
+                        "`build_model()`; copied into the project")
 
     e = sub.add_parser("emulate", help="bit-exact numpy emulation of a project on inputs from a .npy file")
     e.add_argument("project", type=Path, help="hls_projects/<name>")
@@ -373,7 +383,8 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
             out = args.out or Path("hls_projects") / args.model.stem
             report = convert_existing(args.model, out, args.config, args.weights, args.precision, args.input_type,
                                       Hardware(backend=args.backend, io_type=args.io_type), args.samples,
-                                      custom_objects=args.custom_objects, force=args.force)
+                                      custom_objects=args.custom_objects, input_shape=args.input_shape,
+                                      module_file=args.torch_module, force=args.force)
             print(json.dumps({"project": str(out), "csim_vs_keras": report["csim_vs_keras"]}, indent=2))
             reason = skip_reason(report["emulator_vs_csim"])
             if reason is not None:

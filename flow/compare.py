@@ -15,6 +15,7 @@ import numpy as np
 
 from flow.errors import FlowError
 from flow.hls.layer_map import LayerMap, layer_map
+from flow.hls.sources import ModelSource
 
 
 @dataclass
@@ -53,6 +54,8 @@ def reference_outputs(model: Any, lmap: LayerMap, x: np.ndarray, graph_layers: l
     input). ``model`` may be any model with the mapped layer names (e.g. the float baseline of a spec).
     FlowError for a graph layer with no Keras counterpart.
     """
+    if isinstance(model, ModelSource):
+        return source_outputs(model, lmap, x, graph_layers)
     from flow.keras.env import keras
 
     K = keras()
@@ -104,13 +107,36 @@ def reference_outputs(model: Any, lmap: LayerMap, x: np.ndarray, graph_layers: l
     return out
 
 
+def source_outputs(model: ModelSource, lmap: LayerMap, x: np.ndarray, graph_layers: list[str]) -> dict[str, np.ndarray]:
+    """The outputs of a model converted without Keras (ONNX, PyTorch: its own forward pass) at the graph's
+    output, the one place where its values and the graph's correspond; FlowError for any other layer, or
+    with the reason when no framework runs the model (:attr:`ModelSource.reference_unavailable`)."""
+    if model.reference_unavailable:
+        raise FlowError(f"no model-side values: {model.reference_unavailable}")
+    others = [g for g in graph_layers if g != lmap.output]
+    if others:
+        raise FlowError(f"graph layer {others[0]!r}: a {model.kind} model is compared at its output "
+                        f"({lmap.output!r}) only")
+    return {lmap.output: np.asarray(model.reference(x), dtype=np.float64).reshape(len(x), -1)}
+
+
 def check_bit_exact(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray) -> dict[str, Any]:
     """Compare hls4ml's C simulation with the Keras/QKeras model, element by element, at the graph's
     output layer, or at the logits of a model ending in softmax (hls4ml's trace of that layer); the
-    Keras side is the layer the graph layer holds after hls4ml's fusions (``keras_layer``)."""
+    Keras side is the layer the graph layer holds after hls4ml's fusions (``keras_layer``).
+
+    A model converted without Keras (:class:`flow.hls.sources.ModelSource`) is compared at the graph's output
+    with its framework's forward pass (``bit_accurate``: whether it must match bit for bit); when no
+    framework runs it, the record is ``{"unavailable": reason}``."""
     from flow.hls.convert import csim_trace
 
     lmap = layer_map(model, graph)
+    if isinstance(model, ModelSource):
+        if model.reference_unavailable:
+            return {"unavailable": model.reference_unavailable, "compared_at": lmap.output}
+        ref = source_outputs(model, lmap, x, [lmap.output])[lmap.output]
+        return compare_outputs(csim_out, ref, lmap.output) | {"reference": model.reference_name,
+                                                              "bit_accurate": model.bit_accurate}
     at = lmap.compare_layer
     ours = csim_out if at == lmap.output else csim_trace(graph, x, at)
     ref = reference_outputs(model, lmap, x, [at])[at]

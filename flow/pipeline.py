@@ -252,7 +252,8 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
                      weights: str | Path | None = None, precision: str | None = None,
                      input_type: str | None = None, hardware: Hardware | None = None,
                      samples: int = 1000, seed: int = 0, custom_objects: str | Path | None = None,
-                     force: bool = False) -> dict[str, Any]:
+                     input_shape: str | tuple[int, ...] | None = None,
+                     module_file: str | Path | None = None, force: bool = False) -> dict[str, Any]:
     """Convert an existing Keras/QKeras/HGQ2 model to an HLS project and check its C simulation.
 
     Precisions come from ``config_path`` (an hls4ml config) when given, else from the model's
@@ -260,14 +261,22 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
     ``samples`` inputs drawn from N(0, 1) and quantized to the input type. ``custom_objects`` is a
     Python file defining the model's own layers (:func:`flow.keras.model_io.load_custom_objects`); it
     is copied into the project so later commands rebuild the same graph. Runs in this process's front
-    end (the CLI picks the worker that matches the model file). An existing ``out_dir`` is replaced only if it is
-    an hlsflow project, or with ``force``; never the folder holding an input (:func:`flow.outputs.claim_output`).
+    end (the CLI picks the worker that matches the model file). ONNX/QONNX and PyTorch files, and Keras files
+    only hls4ml's reader knows, are opened by :func:`flow.hls.model_files.open_model`; ``input_shape`` (one
+    sample, channels first, a tuple or ``'C,H,W'``) and ``module_file`` (a state dict's module) are PyTorch's.
+    An existing ``out_dir`` is replaced only if it is an hlsflow project, or with ``force``; never the folder
+    holding an input (:func:`flow.outputs.claim_output`).
     """
-    claim_output(out_dir, PROJECT, force, inputs=(model_path, weights, config_path, custom_objects))
+    claim_output(out_dir, PROJECT, force, inputs=(model_path, weights, config_path, custom_objects, module_file))
+    if isinstance(input_shape, str):
+        from flow.hls.torch_source import parse_input_shape
+
+        input_shape = parse_input_shape(input_shape)
     ctx = FlowContext(final=Path(out_dir), options={
         "model_path": Path(model_path), "config_path": None if config_path is None else Path(config_path),
         "weights": weights, "precision": precision, "input_type": input_type, "hardware": hardware or Hardware(),
-        "samples": samples, "seed": seed, "custom_objects": custom_objects})
+        "samples": samples, "seed": seed, "custom_objects": custom_objects, "input_shape": input_shape,
+        "module_file": module_file})
     n = len(CONVERT_STEPS)
     execute(CONVERT_STEPS[:2], ctx, numbered=(1, n))  # nothing is written before the model and its config are read
     with staged_dir(ctx.final, PROJECT, force) as work:
@@ -277,10 +286,14 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
 
 
 def step_load_model(ctx: FlowContext) -> None:
-    from flow.keras.model_io import load_model
+    from flow.hls.model_files import open_model
 
     o = ctx.options
-    ctx.qmodel = load_model(o["model_path"], o["weights"], o["custom_objects"])
+    ctx.qmodel = open_model(o["model_path"], o["weights"], o["custom_objects"], o.get("input_shape"),
+                            o.get("module_file"))
+    unavailable = getattr(ctx.qmodel, "reference_unavailable", None)
+    if unavailable:
+        print(f"  {unavailable}", file=sys.stderr)
 
 
 def step_user_config(ctx: FlowContext) -> None:
@@ -348,8 +361,8 @@ def step_user_csim(ctx: FlowContext) -> None:
 
 
 def step_user_report(ctx: FlowContext) -> None:
+    from flow.hls.model_files import model_record, save_model
     from flow.keras.env import FRONTEND
-    from flow.keras.model_io import save_model
 
     o, model, graph = ctx.options, ctx.qmodel, ctx.graph
     report = {
@@ -363,7 +376,7 @@ def step_user_report(ctx: FlowContext) -> None:
     report["seconds"] = dict(ctx.seconds)
     saved = save_model(model, ctx.work)
     save_meta(ctx.work, saved, ctx.hls_config, o["hardware"], str(ctx.input_type), FRONTEND.name,
-              Path(o["custom_objects"]) if o["custom_objects"] is not None else None)
+              Path(o["custom_objects"]) if o["custom_objects"] is not None else None, model_record(model))
     (ctx.work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     ctx.figures["report"] = report
 

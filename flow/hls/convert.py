@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from flow.errors import FlowError
+from flow.hls.sources import ModelSource
 from flow.keras.env import KERAS_MAJOR, hls4ml_sees_keras2
 from flow.spec import Hardware
 
@@ -53,6 +54,8 @@ def conversion_error(model: Any, exc: Exception) -> FlowError:
 
 def input_layer_name(model: Any) -> str:
     """Name of the model's single input layer."""
+    if isinstance(model, ModelSource):
+        return model.input_names[0]
     if KERAS_MAJOR == 3:
         names = [t._keras_history[0].name for t in model.inputs]  # the InputLayer that made the tensor
     else:
@@ -65,13 +68,17 @@ def input_layer_name(model: Any) -> str:
 def derive_hls_config(model: Any, hardware: Hardware, input_type: str | None) -> dict:
     """hls4ml HLSConfig with per-layer precisions derived from the model's QKeras quantizers.
 
-    ``input_type`` (``ap_fixed<W,I>``) overrides the input layer's result type when given.
+    ``input_type`` (``ap_fixed<W,I>``) overrides the input layer's result type when given. A model converted
+    without Keras (a :class:`flow.hls.sources.ModelSource`) gives its config through hls4ml's converter for its format.
     """
-    with hls4ml_sees_keras2() as hls4ml, _keras3_parsing(hls4ml):
-        try:
-            cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend=hardware.backend)
-        except Exception as exc:
-            raise conversion_error(model, exc) from None
+    if isinstance(model, ModelSource):
+        cfg = model.hls4ml_config(hardware.backend)
+    else:
+        with hls4ml_sees_keras2() as hls4ml, _keras3_parsing(hls4ml):
+            try:
+                cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend=hardware.backend)
+            except Exception as exc:
+                raise conversion_error(model, exc) from None
     cfg["Model"]["Strategy"] = hardware.strategy
     cfg["Model"]["ReuseFactor"] = hardware.reuse_factor
     for layer_cfg in cfg.get("LayerName", {}).values():
@@ -167,8 +174,13 @@ def build_graph(model: Any, hls_config: dict, hardware: Hardware, output_dir: Pa
         hls_config.setdefault("Model", {}).setdefault("Precision", "fixed<16,6>")
         hls_config["Model"].setdefault("ReuseFactor", 1)
         hls_config["Model"].setdefault("BitExact", None)
-        config["KerasModel"] = model
         config["HLSConfig"] = hls_config
+        if isinstance(model, ModelSource):
+            del hls4ml
+            graph = model.to_hls(config)
+            _widen_exponent_storage(graph)
+            return graph
+        config["KerasModel"] = model
         try:
             graph = keras_v2_to_hls(config) if KERAS_MAJOR == 2 else keras_v3_to_hls(
                 config, allow_da_fallback=False, allow_v2_fallback=True)

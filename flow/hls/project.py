@@ -22,10 +22,13 @@ CUSTOM_OBJECTS_FILE = "custom_objects.py"
 
 
 def save_meta(work: Path, model_file: str, hls_config: dict, hardware: Hardware, input_type: str,
-              frontend: str = "keras2", custom_objects: Path | None = None) -> None:
-    """Write ``project.json`` into the (staging) project folder ``work``; copy ``custom_objects`` into it."""
+              frontend: str = "keras2", custom_objects: Path | None = None,
+              record: dict[str, Any] | None = None) -> None:
+    """Write ``project.json`` into the (staging) project folder ``work``; copy ``custom_objects`` into it.
+    ``record``: how to reopen a model that is not a Keras model (:func:`flow.hls.model_files.model_record`)."""
     meta = {"model": model_file, "hls_config": hls_config, "hardware": hardware.__dict__, "input_type": input_type,
             "frontend": frontend}
+    meta.update({k: v for k, v in (record or {}).items() if not (k == "source" and v == "keras")})
     if custom_objects is not None:
         (work / CUSTOM_OBJECTS_FILE).write_bytes(Path(custom_objects).read_bytes())
         meta["custom_objects"] = CUSTOM_OBJECTS_FILE
@@ -60,7 +63,7 @@ def rebuild(project: Path, output_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
     Returns ``(model, graph, meta)``; nothing is written until the caller writes or compiles.
     """
     from flow.hls.convert import build_graph
-    from flow.keras.model_io import load_model
+    from flow.hls.model_files import reopen
 
     meta = load_meta(project)
     path = Path(project) / META
@@ -88,7 +91,7 @@ def rebuild(project: Path, output_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
     except TypeError as exc:
         raise FlowError(f"{path}: field `hardware`: {exc}") from None
     custom = meta.get("custom_objects")
-    model = load_model(Path(project) / meta["model"], custom_objects=Path(project) / custom if custom else None)
+    model = reopen(Path(project), meta, Path(project) / custom if custom else None)
     try:
         graph = build_graph(model, meta["hls_config"], hardware, output_dir)
     except FlowError as exc:  # hls4ml refused a setting of the recorded config

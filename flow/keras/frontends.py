@@ -106,12 +106,15 @@ def detect(path: str | Path) -> str:
 
     ``.keras``: ``metadata.json`` (``keras_version``) and ``config.json`` of the zip; ``.h5``: the
     ``keras_version`` and ``model_config`` attributes; ``.json``: its ``keras_version`` and layer
-    modules. A file that is none of these, or is damaged, raises FlowError naming it.
+    modules; ``.onnx``, ``.pt``/``.pth``: ``keras2`` (hls4ml's ONNX and PyTorch converters run in this process,
+    :mod:`flow.hls.model_files`). A file that is none of these, or is damaged, raises FlowError naming it.
     """
     path = Path(path)
     if not path.is_file():
         raise FlowError(f"{path}: model file not found")
     suffix = path.suffix.lower()
+    if suffix in (".onnx", ".pt", ".pth"):  # ONNX/QONNX, PyTorch: hls4ml's own converters, in this process
+        return "keras2"
     if suffix == ".keras":
         try:
             with zipfile.ZipFile(path) as z:
@@ -150,7 +153,8 @@ def detect(path: str | Path) -> str:
         if not isinstance(config, dict):
             raise FlowError(f"{path}: not a Keras model JSON (expected an object with class_name and config)")
         return _kind_of(config.get("keras_version"), config, path)
-    raise FlowError(f"{path}: unsupported model file; use .h5, .keras, or a Keras .json with weights")
+    raise FlowError(f"{path}: unsupported model file; use .h5, .keras, a Keras .json with weights, .onnx, "
+                    f"or a PyTorch .pt/.pth")
 
 
 def project_frontend(project: str | Path) -> str:

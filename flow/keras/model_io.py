@@ -79,15 +79,69 @@ def load_custom_objects(path: str | Path) -> dict[str, Any]:
     return dict(objects)
 
 
-def _load_error(path: Path, exc: Exception, what: str) -> FlowError:
-    """FlowError for a failed load; an unknown class gets its own line naming the remedy."""
+class UnknownClasses(FlowError):
+    """Keras cannot build the model: its config names layer classes Keras does not know (``classes``, in
+    config order). hls4ml's own file reader may still convert it (:mod:`flow.hls.keras_files`)."""
+
+    def __init__(self, path: Path, classes: list[str]) -> None:
+        super().__init__(f"{path}: unknown layer or object class {classes[0]!r}: pass the Python file that defines "
+                         f"it with --custom-objects module.py (a module-level `custom_objects` dict, or classes "
+                         f"registered with Keras's register_keras_serializable)")
+        self.path = path
+        self.classes = classes
+
+
+def layer_classes(config: Any) -> list[str]:
+    """Every layer ``class_name`` of a Keras model config (nested models too), in config order, once each."""
+    found: list[str] = []
+    stack = [config]
+    while stack:
+        item = stack.pop(0)
+        if isinstance(item, dict):
+            if isinstance(item.get("class_name"), str) and isinstance(item.get("config"), dict):
+                if item["class_name"] not in found:
+                    found.append(item["class_name"])
+                stack.extend(item["config"].get("layers") or [])
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def unknown_classes(config: Any, objects: dict[str, Any]) -> list[str]:
+    """The layer classes of ``config`` that neither this Keras nor ``objects`` (QKeras, the user's) provide."""
+    k = keras()
+    registry = k.saving.get_custom_objects() if KERAS_MAJOR == 3 else k.utils.get_custom_objects()
+    known = {"Sequential", "Functional", "Model"} | set(objects) | {n.split(">")[-1] for n in registry}
+    names = [c.split(">")[-1] for c in layer_classes(config)]  # 'package>Name' as registered: the class is Name
+    return [c for i, c in enumerate(names) if c not in known and not hasattr(k.layers, c) and c not in names[:i]]
+
+
+def saved_config(path: Path) -> Any:
+    """The model config stored in a Keras JSON or ``.h5`` file (None when there is none or it is unreadable)."""
+    import json
+
+    try:
+        if path.suffix == ".json":
+            return json.loads(path.read_text())
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            raw = f.attrs.get("model_config")
+        return json.loads(raw.decode() if isinstance(raw, bytes) else raw) if raw is not None else None
+    except Exception:  # noqa: BLE001 - the load error itself is reported
+        return None
+
+
+def _load_error(path: Path, exc: Exception, what: str, objects: dict[str, Any] | None = None) -> FlowError:
+    """FlowError for a failed load; a class Keras does not know gets its own line naming the remedy
+    (:class:`UnknownClasses`)."""
     text = str(exc)
+    unknown = unknown_classes(saved_config(path), objects or {}) if path.suffix in (".json", ".h5", ".hdf5") else []
+    if unknown:
+        return UnknownClasses(path, unknown)
     m = _UNKNOWN_CLASS.search(text)
     if m:
-        cls = (m.group(1) or m.group(2)).split(">")[-1]
-        return FlowError(f"{path}: unknown layer or object class {cls!r}: pass the Python file that defines it "
-                         f"with --custom-objects module.py (a module-level `custom_objects` dict, or classes "
-                         f"registered with Keras's register_keras_serializable)")
+        return UnknownClasses(path, [(m.group(1) or m.group(2)).split(">")[-1]])
     first = text.strip().splitlines()[0] if text.strip() else ""
     return FlowError(f"{path}: {what}: {type(exc).__name__}: {first}")
 
@@ -124,7 +178,7 @@ def load_model(path: str | Path, weights: str | Path | None = None,
         try:
             model = k.models.model_from_json(path.read_text(), custom_objects=objects)
         except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for a bad config
-            raise _load_error(path, exc, f"cannot build a Keras {KERAS_MAJOR} model from this JSON") from None
+            raise _load_error(path, exc, f"cannot build a Keras {KERAS_MAJOR} model from this JSON", objects) from None
         try:
             model.load_weights(str(wpath))
         except Exception as exc:  # noqa: BLE001
@@ -133,7 +187,7 @@ def load_model(path: str | Path, weights: str | Path | None = None,
     try:
         return k.models.load_model(str(path), custom_objects=objects, compile=False)
     except Exception as exc:  # noqa: BLE001
-        raise _load_error(path, exc, "cannot load model") from None
+        raise _load_error(path, exc, "cannot load model", objects) from None
 
 
 def save_model(model: Any, folder: Path) -> str:

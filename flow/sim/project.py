@@ -129,11 +129,20 @@ def sim_project(project: str | Path, simulator: str, samples: int = 2000, seed: 
     references: dict[str, Any] = {}
     lmap = vec.layer_map
     at = layer or lmap.output
-    keras_layer, pre = lmap.reference(at) or (None, False)
+    from flow.hls.sources import ModelSource
+
+    source = isinstance(model, ModelSource)  # ONNX, PyTorch, Keras files only hls4ml reads: the output only
+    keras_layer, pre = ("model output", False) if source else (lmap.reference(at) or (None, False))
     if keras_layer is None:
         raise FlowError(f"the RTL's output layer {at!r} holds no layer of the model (graph layers holding "
                         f"Keras layers: {', '.join(lmap.graph_to_keras)})")
     for key, m, file in models:
+        unavailable = getattr(m, "reference_unavailable", None)
+        if source and not unavailable and at != lmap.output:
+            unavailable = f"the {model.kind} model is compared at the graph's output ({lmap.output}) only"
+        if unavailable:  # a model no framework runs here: said, not dropped
+            references[key] = {"unavailable": unavailable, "file": file}
+            continue
         ref = reference_outputs(m, lmap, x.astype(np.float32), [at])[at]
         references[key] = compare_outputs(rtl_values, ref, lmap.describe(at)) | {
             "file": file, "keras_layer": keras_layer + (" (pre-activation)" if pre else "")}
