@@ -370,6 +370,8 @@ def _summary(project: Path, port_map: dict[str, Any], t0: float) -> dict[str, An
            **port_map["equivalence"], "generate_seconds": round(time.perf_counter() - t0, 2)}
     if "reuse_factors" in port_map:
         out["reuse_factors"] = port_map["reuse_factors"]
+    if "registers" in port_map:
+        out["register_bits"] = port_map["registers"]
     return out
 
 
