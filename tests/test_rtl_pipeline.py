@@ -48,7 +48,8 @@ def unrolled_project(tmp_path_factory):
     (tmp / "cfg.yml").write_text(yaml.safe_dump({"Backend": "Vitis", "IOType": "io_parallel", "HLSConfig": cfg}))
     model.save(tmp / "mlp.h5")
     convert_existing(tmp / "mlp.h5", tmp / "mlp", config_path=tmp / "cfg.yml", samples=100)
-    rtl_project(tmp / "mlp", latency_cutoff=2.0, yosys=False)
+    summary = rtl_project(tmp / "mlp", latency_cutoff=2.0, yosys=False)
+    (tmp / "summary.json").write_text(json.dumps(summary))
     return tmp / "mlp"
 
 
@@ -65,6 +66,8 @@ def test_port_map_states_the_fifo_and_the_flip_flops_per_stage(unrolled_project)
     assert len(regs["per_stage"]) == pm["pipeline_stages"] and all(b > 0 for b in regs["per_stage"])
     assert regs["data"] == sum(regs["per_stage"]) + regs["output"]
     assert regs["total"] == regs["data"] + regs["control"] + regs["fifo"]
+    printed = json.loads((unrolled_project.parent / "summary.json").read_text())  # what `hlsflow rtl` prints
+    assert printed["register_bits"] == regs
 
 
 def _flip_flops(rtl, pm) -> dict[str, int]:
