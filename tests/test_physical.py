@@ -87,6 +87,7 @@ def test_physical_json_holds_the_issue_keys_and_plausible_figures(measured, smal
     assert f["met"] == (f["fmax_mhz"] >= f["clock_target_mhz"])
     assert f["slack_ns"] == pytest.approx(PERIOD_NS - 1000 / f["fmax_mhz"], abs=1e-3)
     assert f["luts"] > 0 and f["ffs"] > 0 and "nextpnr" in f["tools"]["nextpnr"]
+    assert f["device"] == "LFE5U-85F-6" and f["speed_grade"] == 6 and "--speed 6" in f["command"]
     assert a["library"] == "osu018" and a["area_um2"] > 0 and a["cells"] > 0
     assert 0 < a["critical_path_ns"] < a["min_period_ns"] and a["wns_ns"] <= 0
     assert a["power_mw"] > 0 and a["leakage_power_mw"] >= 0 and a["switching_power_mw"] > 0

@@ -152,7 +152,8 @@ def test_stage_modules_are_levelized_by_default(mlp_graph, tmp_path):
     graph, _ = mlp_graph
     pm = generate(graph, tmp_path / "rtl", "digits_mlp", latency_cutoff=5.0, run_lint=False)
     assert pm["emitter"] == "levelized"
-    assert pm["verilog"] == ["digits_mlp_axis.v", *(f"digits_mlp_stage{s}.v" for s in range(pm["pipeline_stages"]))]
+    assert pm["verilog"] == ["digits_mlp_axis.v", "digits_mlp_out_fifo.v",
+                             *(f"digits_mlp_stage{s}.v" for s in range(pm["pipeline_stages"]))]
     stage = (tmp_path / "rtl" / "digits_mlp_stage0.v").read_text()
     assert "function [" in stage and "shift_adder" not in stage and stage.count(";") > 1000
 

@@ -62,6 +62,17 @@ def _field_rows(fields: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def _unrolled_interface(pm: dict[str, Any]) -> str:
+    """How the unrolled core handles back-pressure, from its port map (the output FIFO, or the older global stall)."""
+    fifo = pm.get("output_fifo")
+    if not fifo:
+        return ("A global-stall pipeline: every register advances when `!m_axis_tvalid || m_axis_tready`, and "
+                "`s_axis_tready` is that enable, so back-pressure holds the output and nothing is lost. ")
+    return ("A pipeline without a stall: the data registers load on every cycle, and back-pressure fills an output "
+            f"FIFO of {fifo['depth']} samples; `s_axis_tready` is high while a FIFO slot is free for every sample "
+            "accepted and not yet delivered (a credit count), so nothing is lost. ")
+
+
 def _type_summary(section: dict[str, Any]) -> str:
     types = sorted({f.get("type", "") for f in section["fields"]})
     return f"{len(section['fields'])} x " + ", ".join(f"`{t}`" for t in types)
@@ -295,8 +306,7 @@ def blocks(inp: DatasheetInputs) -> list[Block]:
         ("h2", "Interface"),
         ("p", (_sequential_interface(pm) if seq else
                "AXI4-Stream, one whole sample per beat, one output beat per input beat, in order. "
-               "A global-stall pipeline: every register advances when `!m_axis_tvalid || m_axis_tready`, and "
-               "`s_axis_tready` is that enable, so back-pressure holds the output and nothing is lost. ") +
+               _unrolled_interface(pm)) +
               f"Reset `{pm.get('reset', 'rst')}`: "
               f"{'synchronous' if pm.get('reset_synchronous', True) else 'asynchronous'}, active "
               f"{'high' if pm.get('reset_active_high', True) else 'low'}; clears the valid bits only."),

@@ -29,13 +29,28 @@ from flow.rtl.estimate import parse_stat, run_yosys
 
 @dataclass(frozen=True)
 class Part:
-    """An FPGA target: ``device`` (vendor name), nextpnr's device flags, Yosys's synthesis command."""
+    """An FPGA target: ``device`` (vendor name), nextpnr's device flags, the speed grade timed (ECP5: 6, the
+    slowest, to 8, the fastest), Yosys's synthesis command."""
 
     device: str
-    nextpnr_args: tuple[str, ...]
+    device_args: tuple[str, ...]
+    speed: int = 6
     synth: str = "synth_ecp5"
 
+    @property
+    def nextpnr_args(self) -> tuple[str, ...]:
+        """nextpnr-ecp5's device and speed-grade flags (the speed grade passed even where it is the default)."""
+        return (*self.device_args, "--speed", str(self.speed))
 
+    @property
+    def ordering_code(self) -> str:
+        """Device and speed grade as in Lattice's ordering codes (``LFE5U-85F-6``; package left out)."""
+        return f"{self.device}-{self.speed}"
+
+
+# nextpnr-ecp5 (and the PyPI wheel) time LFE5U parts at speed grade 6, the slowest, unless told otherwise: the
+# shipped part names keep that grade, stated in physical.json (``speed_grade``, ``device``); the calibration
+# (flow/rtl/calibration.json) was measured at it.
 PARTS = {
     "ecp5-25k": Part("LFE5U-25F", ("--25k",)),
     "ecp5-45k": Part("LFE5U-45F", ("--45k",)),

@@ -7,10 +7,13 @@ generator) + our top-level wrapper:
 
 * ports ``clk``, ``rst`` (synchronous, active high), ``s_axis_tdata/tvalid/tready``,
   ``m_axis_tdata/tvalid/tready``; one whole sample per beat; one output beat per input beat, in order;
-* a global-stall pipeline: every register (data and valid) advances when
-  ``en = !m_axis_tvalid || m_axis_tready``; ``s_axis_tready = en``. Back-pressure therefore holds the
-  output and stalls the pipeline; initiation interval 1; latency = pipeline stages + 1 cycles
-  (input register, stage registers, output register);
+* a pipeline without a stall: the data registers (input register, one in front of every stage, output
+  register) load on every clock edge, with no enable, and the valid bits shift on every edge (reset clears
+  them); no signal fans out to every flip-flop. Back-pressure is absorbed at the edge by an output FIFO
+  (:func:`flow.rtl.units.fifo_unit`) of latency + 1 beats (:func:`output_fifo_depth`), passed by when it is
+  empty and the sink takes the sample; ``s_axis_tready = credits != 0``, where ``credits`` counts FIFO beats
+  not promised to a sample accepted and not yet delivered, so the FIFO never overflows. Initiation interval 1;
+  latency = pipeline stages + 1 cycles (input register, stage registers, output register);
 * ``tdata`` fields: element k of the flattened (C-order) sample sits at
   ``[k*W +: W]`` as the raw code of the declared type (``ap_fixed<W,I>``: W total bits, I integer
   bits incl. sign; value = code * 2**-(W-I)), input type = the graph's input type, output type = the
@@ -30,9 +33,11 @@ from typing import Any
 from flow.arith.types import FixedType
 from flow.errors import FlowError
 from flow.rtl.emit import EMITTERS
+from flow.rtl.kernels import bits
 from flow.rtl.netlist import (axis_module, da4ml_version, lint, module_prefix, netlist_verilog, pack_assigns,
                               packed_width, static_modules, unpack_assigns)
 from flow.outputs import RTL, claim_output
+from flow.rtl.units import fifo_unit
 from flow.staging import scratch_dir, staged_dir
 
 CHECK_SAMPLES = 2000  # full-range inputs on which the traced netlist must equal the emulator before RTL is written
@@ -49,28 +54,53 @@ def _index_names(prefix: str, shape: tuple[int, ...]) -> list[str]:
     return [f"{prefix}[{','.join(str(i) for i in idx)}]" for idx in np.ndindex(*shape)]
 
 
+def output_fifo_depth(stages: int) -> int:
+    """Beats the unrolled core's output FIFO holds: latency (``stages`` + 1 cycles) + 1, the samples in flight
+    at full rate plus the one whose credit returns on the cycle it leaves (II 1 with ``m_axis_tready`` high)."""
+    return stages + 2
+
+
+def register_bits(stages: list[Any], fifo_depth: int) -> dict[str, Any]:
+    """Flip-flops of the unrolled core, in bits: ``per_stage[s]`` the register in front of stage ``s`` (its packed
+    input; stage 0's is the input register), ``output`` the register after the last stage, ``control`` the
+    valid bits and the credit counter, ``fifo`` the output FIFO's storage (words x packed width; distributed RAM
+    on FPGAs, flip-flops in a cell library) and its pointers; ``total`` the sum."""
+    per_stage = [packed_width(sol.inp_qint) for sol in stages]
+    out_bits = packed_width(stages[-1].out_qint)
+    control = len(stages) + 1 + bits(fifo_depth + 1)
+    fifo = fifo_depth * max(out_bits, 1) + 2 * bits(fifo_depth) + bits(fifo_depth + 1)
+    return {"per_stage": per_stage, "output": out_bits, "control": control, "fifo": fifo,
+            "data": sum(per_stage) + out_bits, "total": sum(per_stage) + out_bits + control + fifo}
+
+
 def _top_module(prefix: str, stages: list[Any], in_t: FixedType, out_t: FixedType, n_in: int, n_out: int) -> str:
     in_q, out_q = list(stages[0].inp_qint), list(stages[-1].out_qint)
     in_lines, in_bits = pack_assigns("packed_inp", "in_data", in_q, [in_t] * len(in_q))
     out_lines, out_bits = unpack_assigns("out_data", "packed_out", out_q, [out_t] * len(out_q)), packed_width(out_q)
     n = len(stages)
+    depth = output_fifo_depth(n)
+    cb = bits(depth + 1)
+    ob = max(out_bits, 1)
     wi, wo = n_in * in_t.width, n_out * out_t.width
     decl, inst, seq = [], [], []
     for s, sol in enumerate(stages):
-        ib, ob = (packed_width(sol.inp_qint), packed_width(sol.out_qint))
+        ib, sb = (packed_width(sol.inp_qint), packed_width(sol.out_qint))
         decl.append(f"reg  [{max(ib, 1) - 1}:0] stage{s}_inp;")
-        decl.append(f"wire [{max(ob, 1) - 1}:0] stage{s}_out;")
-        if ib and ob:
+        decl.append(f"wire [{max(sb, 1) - 1}:0] stage{s}_out;")
+        if ib and sb:
             inst.append(f"{prefix}_stage{s} u_stage{s} (.model_inp(stage{s}_inp), .model_out(stage{s}_out));")
         else:
-            inst.append(f"assign stage{s}_out = {max(ob, 1)}'d0;")
+            inst.append(f"assign stage{s}_out = {max(sb, 1)}'d0;")
         src = "packed_inp" if s == 0 else f"stage{s - 1}_out"
         seq.append(f"stage{s}_inp <= {src};")
     seq.append(f"packed_out_q <= stage{n - 1}_out;")
     j = "\n    "
-    jj = "\n            "
+    jj = "\n        "
     return f"""`timescale 1ns / 1ps
-// AXI4-Stream wrapper: one sample per beat, global-stall pipeline, latency {n + 1} cycles, II 1.
+// AXI4-Stream wrapper: one sample per beat, free-running pipeline (no stall), latency {n + 1} cycles, II 1.
+// Data registers load every cycle (no enable); valid bits shift every cycle; back-pressure is absorbed by
+// an output FIFO of {depth} beats; s_axis_tready = credits != 0 (credits = FIFO beats not promised to a sample
+// accepted and not yet delivered), so the FIFO never overflows and nothing is lost or duplicated.
 // s_axis_tdata: {n_in} x {in_t} (element k at [k*{in_t.width} +: {in_t.width}])
 // m_axis_tdata: {n_out} x {out_t} (element k at [k*{out_t.width} +: {out_t.width}])
 {axis_module(prefix, wi, wo)}
@@ -79,13 +109,20 @@ def _top_module(prefix: str, stages: list[Any], in_t: FixedType, out_t: FixedTyp
     wire [{wi - 1}:0] in_data = s_axis_tdata;
     // verilator lint_on UNUSEDSIGNAL
     wire [{max(in_bits, 1) - 1}:0] packed_inp;
-    reg  [{max(out_bits, 1) - 1}:0] packed_out_q;
+    reg  [{ob - 1}:0] packed_out_q;
+    wire [{ob - 1}:0] fifo_out;
+    wire fifo_valid;
     // verilator lint_off UNUSEDSIGNAL
-    wire [{max(out_bits, 1) - 1}:0] packed_out = packed_out_q;
+    wire fifo_ready;  // always high when written: the credits keep room for every sample in flight
+    wire [{ob - 1}:0] packed_out = fifo_valid ? fifo_out : packed_out_q;
     // verilator lint_on UNUSEDSIGNAL
     wire [{wo - 1}:0] out_data;
     reg  [STAGES:0] valid;
-    wire en = !valid[STAGES] || m_axis_tready;
+    reg  [{cb - 1}:0] credits;
+    wire accept = s_axis_tvalid && s_axis_tready;
+    wire deliver = m_axis_tvalid && m_axis_tready;
+    // the last stage's sample goes straight out when the FIFO is empty and the sink takes it, else into the FIFO
+    wire fifo_write = valid[STAGES] && (fifo_valid || !m_axis_tready);
 
     {j.join(in_lines) if in_lines else "assign packed_inp = 1'b0;"}
 
@@ -95,21 +132,25 @@ def _top_module(prefix: str, stages: list[Any], in_t: FixedType, out_t: FixedTyp
     always @(posedge clk) begin
         if (rst) begin
             valid <= {n + 1}'d0;
-        end else if (en) begin
-            valid <= {{valid[STAGES-1:0], s_axis_tvalid}};
+            credits <= {cb}'d{depth};
+        end else begin
+            valid <= {{valid[STAGES-1:0], accept}};
+            if (accept && !deliver) credits <= credits - {cb}'d1;
+            else if (deliver && !accept) credits <= credits + {cb}'d1;
         end
     end
 
     always @(posedge clk) begin
-        if (en) begin
-            {jj.join(seq)}
-        end
+        {jj.join(seq)}
     end
+
+    {prefix}_out_fifo u_out_fifo (.clk(clk), .rst(rst), .in_data(packed_out_q), .in_valid(fifo_write),
+        .in_ready(fifo_ready), .out_data(fifo_out), .out_valid(fifo_valid), .out_ready(m_axis_tready));
 
     {j.join(out_lines)}
 
-    assign s_axis_tready = en;
-    assign m_axis_tvalid = valid[STAGES];
+    assign s_axis_tready = credits != {cb}'d0;
+    assign m_axis_tvalid = fifo_valid || valid[STAGES];
     assign m_axis_tdata = out_data;
 endmodule
 """
@@ -195,13 +236,21 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
         n_in, n_out = len(traced.inputs), traced.n_outputs
         top = _top_module(prefix, stages, traced.input_type, traced.output_type, n_in, n_out)
         (work / f"{prefix}_axis.v").write_text(top)
-        files.insert(0, f"{prefix}_axis.v")
+        fifo_bits = max(packed_width(stages[-1].out_qint), 1)
+        fifo_depth = output_fifo_depth(len(stages))
+        (work / f"{prefix}_out_fifo.v").write_text(fifo_unit(f"{prefix}_out_fifo", fifo_bits, fifo_depth,
+                                                             "`timescale 1ns / 1ps\n"))
+        files[:0] = [f"{prefix}_axis.v", f"{prefix}_out_fifo.v"]
         in_shape = input_shape or traced.input_shape
         port_map = {
             "top": f"{prefix}_axis", "verilog": files, "memories": sorted(memfiles), "clock": "clk", "reset": "rst",
             "reset_active_high": True, "reset_synchronous": True,
             "architecture": "unrolled", "latency_cycles": len(stages) + 1, "initiation_interval": 1,
             "pipeline_stages": len(stages), "latency_cutoff": latency_cutoff, "emitter": emitter,
+            "stall": "none: data registers load every cycle; back-pressure fills the output FIFO",
+            "output_fifo": {"depth": fifo_depth, "width": fifo_bits, "bits": fifo_depth * fifo_bits,
+                            "ready_from": "credits (FIFO beats minus samples accepted and not yet delivered)"},
+            "registers": register_bits(stages, fifo_depth),
             "output_layer": traced.output_layer,
             "input": {"tdata_width": n_in * traced.input_type.width, "shape": list(in_shape),
                       "fields": [_field(nm, k * traced.input_type.width, traced.input_type)
@@ -329,6 +378,8 @@ def _summary(project: Path, port_map: dict[str, Any], t0: float) -> dict[str, An
            **port_map["equivalence"], "generate_seconds": round(time.perf_counter() - t0, 2)}
     if "reuse_factors" in port_map:
         out["reuse_factors"] = port_map["reuse_factors"]
+    if "registers" in port_map:
+        out["register_bits"] = port_map["registers"]
     return out
 
 

@@ -69,11 +69,12 @@ def fpga_figures(rtl_dir: Path, pm: dict[str, Any], part_name: str, period_ns: f
     _say(f"Yosys {target.synth} ...")
     syn = fpga.synthesize(rtl_dir, pm["verilog"], pm["top"], work, target)
     target_mhz = 1000.0 / period_ns
-    _say(f"nextpnr-ecp5 place and route on {target.device} ...")
+    _say(f"nextpnr-ecp5 place and route on {target.ordering_code} (speed grade {target.speed}) ...")
     pnr = fpga.place_and_route(work, syn["netlist_json"], target, target_mhz, route,
                                fpga.ROUTE_TIMEOUT if route_timeout is None else route_timeout)
     fmax = float(pnr["fmax_mhz"])
-    out = {"part": part_name, "device": target.device, "fmax_mhz": round(fmax, 2), "fmax_stage": pnr["fmax_stage"],
+    out = {"part": part_name, "device": target.ordering_code, "speed_grade": target.speed,
+           "fmax_mhz": round(fmax, 2), "fmax_stage": pnr["fmax_stage"],
            "clock_target_mhz": round(target_mhz, 3), "met": fmax >= target_mhz,
            "slack_ns": round(period_ns - 1000.0 / fmax, 3), "min_period_ns": round(1000.0 / fmax, 3),
            **fpga.utilisation(syn["cells"]), "resources": pnr.get("resources", {}),

@@ -27,20 +27,28 @@ from flow.errors import FlowError
 
 
 class CombModel:
-    """``regs`` registers with a global stall: ``in_ready = !valid[last] || out_ready``."""
+    """``regs`` registers without a stall (valid bits shift every cycle), an output FIFO of ``depth`` beats passed
+    by when empty, ``in_ready = credits != 0`` (:func:`flow.rtl.units.comb_unit`)."""
 
-    def __init__(self, regs: int) -> None:
+    def __init__(self, regs: int, depth: int) -> None:
         self.v = [False] * regs
+        self.fifo = 0
+        self.credits = depth
 
     def out_valid(self) -> bool:
-        return self.v[-1]
+        return self.fifo > 0 or self.v[-1]
 
     def in_ready(self, out_ready: bool) -> bool:
-        return not self.v[-1] or out_ready
+        return self.credits > 0
 
     def tick(self, in_valid: bool, out_ready: bool) -> None:
-        if self.in_ready(out_ready):
-            self.v = [in_valid] + self.v[:-1]
+        accept = in_valid and self.credits > 0
+        deliver = self.out_valid() and out_ready
+        write = self.v[-1] and (self.fifo > 0 or not out_ready)
+        read = self.fifo > 0 and out_ready
+        self.fifo += int(write) - int(read)
+        self.credits += int(deliver) - int(accept)
+        self.v = [accept] + self.v[:-1]
 
 
 class WindowModel:

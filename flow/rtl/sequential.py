@@ -28,7 +28,7 @@ from typing import Any
 
 from flow.arith.types import FixedType
 from flow.errors import FlowError
-from flow.rtl import schedule, units
+from flow.rtl import netlist, schedule, units
 from flow.rtl.emit import EMITTERS, registers_stages
 from flow.rtl.kernels import (
     Architecture,
@@ -121,11 +121,14 @@ def _comb_part(prefix: str, seg: Segment, emission: Emission, input_register: bo
     files[f"{name}.v"] = units.comb_unit(name, mods, stages, in_types, out_types, input_register, HEADER,
                                          registered)
     regs = len(stages) + int(input_register)
+    fifo_bits = max(netlist.packed_width(stages[-1].out_qint), 1)
+    files[f"{name}_out_fifo.v"] = units.fifo_unit(f"{name}_out_fifo", fifo_bits, units.comb_fifo_depth(regs), HEADER)
     rec = {"kind": "kernel", "layers": seg.layers, "pipeline_stages": len(stages), "latency_cycles": regs,
+           "output_fifo_depth": units.comb_fifo_depth(regs),
            "cycles_per_sample": seg.in_token.beats, "da4ml_cost": float(seg.comb.cost),
            "beat": f"{seg.in_token.size} x {seg.in_token.t} -> {seg.out_token.size} x {seg.out_token.t}"}
     return Part(name, "kernel", name, seg.in_token.bits, seg.out_token.bits, files, rec,
-                lambda: schedule.CombModel(regs), regs, seg.in_token.beats, mem)
+                lambda: schedule.CombModel(regs, units.comb_fifo_depth(regs)), regs, seg.in_token.beats, mem)
 
 
 def _window_tables(w: Window) -> tuple[list[list[bool]], list[list[bool]]]:

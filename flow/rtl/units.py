@@ -7,8 +7,9 @@ declared codes of their token's elements, element k at ``[k*W +: W]`` (``ap_fixe
 bits incl. sign). Kernels are da4ml netlists (``model_inp``/``model_out`` packed in da4ml's own per-element
 formats); :func:`pack_assigns`/:func:`unpack_assigns` convert between the two.
 
-* comb unit: a traced kernel, pipelined into stages, one register after each stage, a global stall
-  (``in_ready = !out_valid || out_ready``); latency = stages (+1 with an input register), one beat per cycle;
+* comb unit: a traced kernel, pipelined into stages, one register after each stage, no stall (valid bits shift
+  every cycle; back-pressure fills an output FIFO; ``in_ready`` from a credit count); latency = stages (+1 with
+  an input register), one beat per cycle;
 * window unit (line buffer): a shift register of ``(kh-1)*Wp + kw`` pixels (Wp: padded width) over the padded
   image in raster order; a padding cell is pushed without an input beat; after the push that completes a
   window the kernel window is the shift register's taps; pushes stop while a window waits;
@@ -63,66 +64,94 @@ def _ports(name: str, in_w: int, out_w: int) -> str:
 );"""
 
 
+def comb_fifo_depth(regs: int) -> int:
+    """Beats of a comb unit's output FIFO: its latency (``regs`` registers) + 1, the samples in flight at full
+    rate plus the one whose credit returns on the cycle it leaves."""
+    return regs + 1
+
+
 def comb_unit(name: str, stage_names: list[str | None], stages: list[Any], in_types: list[FixedType],
               out_types: list[FixedType], input_register: bool, header: str, registered: bool = False) -> str:
     """A pipelined kernel: ``stages`` (da4ml CombLogic per stage; ``stage_names[s]`` its module or None for a
     stage without logic), declared input/output element types.
 
-    A register loads only when the one before it holds a sample (its valid bit; ``in_valid`` for the first): an
-    idle pipeline slot keeps its old bits, so no logic downstream of it switches (less dynamic power; Verilator
-    skips the stage's evaluation), and only slots marked valid ever reach ``out_data``. ``registered``: the stage
-    modules hold these registers themselves (ports ``clk``, ``load``; :func:`flow.rtl.emit.stage_module`)."""
+    No stall: the valid bits shift on every cycle, and a register loads when the one before it holds a sample (its
+    valid bit; a sample accepted for the first), so each load enable drives one stage's register only and an idle
+    slot keeps its old bits (no logic downstream of it switches: less dynamic power; Verilator skips the stage's
+    evaluation). Back-pressure is absorbed by an output FIFO ``<name>_out_fifo`` (:func:`fifo_unit`,
+    :func:`comb_fifo_depth` beats, passed by when empty and ``out_ready`` is high); ``in_ready = credits != 0``,
+    ``credits`` = FIFO beats not promised to a sample accepted and not yet delivered, so the FIFO never overflows.
+    ``registered``: the stage modules hold these registers themselves (ports ``clk``, ``load``;
+    :func:`flow.rtl.emit.stage_module`)."""
     in_w, out_w = sum(t.width for t in in_types), sum(t.width for t in out_types)
     regs = len(stages) + int(input_register)
+    depth = comb_fifo_depth(regs)
+    cb = bits(depth + 1)
     in_lines, in_bits = pack_assigns("packed_in", "in_data", list(stages[0].inp_qint), in_types)
     out_lines = unpack_assigns("out_data", "packed_out", list(stages[-1].out_qint), out_types)
+    ob = max(packed_width(stages[-1].out_qint), 1)
     decl, inst, seq = [f"wire [{max(in_bits, 1) - 1}:0] packed_in;"], [], []
     if not in_lines:
         in_lines = ["assign packed_in = 1'b0;"]
     src = "packed_in"
     if input_register:
         decl.append(f"reg  [{max(in_bits, 1) - 1}:0] packed_in_q;")
-        seq.append("if (in_valid) packed_in_q <= packed_in;")
+        seq.append("if (accept) packed_in_q <= packed_in;")
         src = "packed_in_q"
     for s, (mod, sol) in enumerate(zip(stage_names, stages)):
-        ob = packed_width(sol.out_qint)
+        sb = packed_width(sol.out_qint)
         k = s + int(input_register)  # this register's valid bit
-        loads = "in_valid" if k == 0 else f"valid[{k - 1}]"  # the register before it holds a sample
+        loads = "accept" if k == 0 else f"valid[{k - 1}]"  # the register before it holds a sample
         if mod is None:
-            decl.append(f"wire [{max(ob, 1) - 1}:0] stage{s}_q = {max(ob, 1)}'d0;")
+            decl.append(f"wire [{max(sb, 1) - 1}:0] stage{s}_q = {max(sb, 1)}'d0;")
         elif registered:
-            decl.append(f"wire [{max(ob, 1) - 1}:0] stage{s}_q;")
-            inst.append(f"{mod} u_stage{s} (.clk(clk), .load(en && {loads}), .model_inp({src}), "
+            decl.append(f"wire [{max(sb, 1) - 1}:0] stage{s}_q;")
+            inst.append(f"{mod} u_stage{s} (.clk(clk), .load({loads}), .model_inp({src}), "
                         f".model_out(stage{s}_q));")
         else:
-            decl += [f"wire [{max(ob, 1) - 1}:0] stage{s}_out;", f"reg  [{max(ob, 1) - 1}:0] stage{s}_q;"]
+            decl += [f"wire [{max(sb, 1) - 1}:0] stage{s}_out;", f"reg  [{max(sb, 1) - 1}:0] stage{s}_q;"]
             inst.append(f"{mod} u_stage{s} (.model_inp({src}), .model_out(stage{s}_out));")
             seq.append(f"if ({loads}) stage{s}_q <= stage{s}_out;")
         src = f"stage{s}_q"
-    shift = "in_valid" if regs == 1 else f"{{valid[{regs - 2}:0], in_valid}}"
+    shift = "accept" if regs == 1 else f"{{valid[{regs - 2}:0], accept}}"
     loads_block = f"""always @(posedge clk) begin
-        if (en) begin
-            {JJ.join(seq)}
-        end
+        {J.join(seq)}
     end""" if seq else "// every register is inside its stage module"
     return f"""{header}{_ports(name, in_w, out_w)}
     // verilator lint_off UNUSEDSIGNAL
     {J.join(decl)}
-    wire [{max(packed_width(stages[-1].out_qint), 1) - 1}:0] packed_out = {src};
+    wire [{ob - 1}:0] last_q = {src};
+    wire [{ob - 1}:0] fifo_out;
+    wire fifo_ready;  // always high when written: the credits keep room for every sample in flight
+    wire [{ob - 1}:0] packed_out = fifo_valid ? fifo_out : last_q;
     // verilator lint_on UNUSEDSIGNAL
+    wire fifo_valid;
     reg  [{regs - 1}:0] valid;
-    wire en = !valid[{regs - 1}] || out_ready;
-    assign in_ready = en;
-    assign out_valid = valid[{regs - 1}];
+    reg  [{cb - 1}:0] credits;
+    wire accept = in_valid && in_ready;
+    wire deliver = out_valid && out_ready;
+    // the last register's sample goes straight out when the FIFO is empty and the consumer takes it
+    wire fifo_write = valid[{regs - 1}] && (fifo_valid || !out_ready);
+    assign in_ready = credits != {cb}'d0;
+    assign out_valid = fifo_valid || valid[{regs - 1}];
 
     {J.join(in_lines)}
     {J.join(inst)}
 
     always @(posedge clk) begin
-        if (rst) valid <= {regs}'d0;
-        else if (en) valid <= {shift};
+        if (rst) begin
+            valid <= {regs}'d0;
+            credits <= {cb}'d{depth};
+        end else begin
+            valid <= {shift};
+            if (accept && !deliver) credits <= credits - {cb}'d1;
+            else if (deliver && !accept) credits <= credits + {cb}'d1;
+        end
     end
     {loads_block}
+
+    {name}_out_fifo u_out_fifo (.clk(clk), .rst(rst), .in_data(last_q), .in_valid(fifo_write),
+        .in_ready(fifo_ready), .out_data(fifo_out), .out_valid(fifo_valid), .out_ready(out_ready));
 
     {J.join(out_lines)}
 endmodule
