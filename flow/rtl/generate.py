@@ -32,11 +32,11 @@ from typing import Any
 
 from flow.arith.types import FixedType
 from flow.errors import FlowError
+from flow.outputs import RTL, claim_output
 from flow.rtl.emit import EMITTERS
 from flow.rtl.kernels import bits
 from flow.rtl.netlist import (axis_module, da4ml_version, lint, module_prefix, netlist_verilog, pack_assigns,
                               packed_width, static_modules, unpack_assigns)
-from flow.outputs import RTL, claim_output
 from flow.rtl.units import fifo_unit
 from flow.staging import scratch_dir, staged_dir
 
