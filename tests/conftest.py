@@ -109,18 +109,6 @@ def corpus_files(tmp_path_factory) -> Callable[[str], tuple[Path, Path]]:
     return get
 
 
-def tree_digest(folder: Path) -> dict[str, tuple[int, str]]:
-    """Every file and folder under ``folder`` (itself included) with its mode and, for files, a sha256 of its bytes:
-    equal before and after a command that failed means the command changed nothing there."""
-    import hashlib
-
-    folder = Path(folder)
-    entries = [folder, *sorted(folder.rglob("*"))] if folder.exists() else []
-    return {str(p.relative_to(folder)): (p.lstat().st_mode, hashlib.sha256(p.read_bytes()).hexdigest()
-                                         if p.is_file() and not p.is_symlink() else "")
-            for p in entries}
-
-
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory) -> tuple[Path, dict]:
     """A small QKeras model (6 -> QDense 4 -> quantized_relu -> QDense 3) saved three ways (``m.h5``, ``m.keras``,
