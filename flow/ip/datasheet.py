@@ -306,10 +306,11 @@ def blocks(inp: DatasheetInputs) -> list[Block]:
         ("h2", "Interface"),
         ("p", (_sequential_interface(pm) if seq else
                "AXI4-Stream, one whole sample per beat, one output beat per input beat, in order. "
-               _unrolled_interface(pm)) +
+               + _unrolled_interface(pm)) +
               f"Reset `{pm.get('reset', 'rst')}`: "
               f"{'synchronous' if pm.get('reset_synchronous', True) else 'asynchronous'}, active "
-              f"{'high' if pm.get('reset_active_high', True) else 'low'}; clears the valid bits only."),
+              f"{'high' if pm.get('reset_active_high', True) else 'low'}; clears the valid bits and the "
+              "control counters, not the data registers."),
         ("table", ["port", "direction", "width", "description"], [
             [f"`{pm.get('clock', 'clk')}`", "in", "1", "clock, rising edge"],
             [f"`{pm.get('reset', 'rst')}`", "in", "1", "synchronous reset"],
