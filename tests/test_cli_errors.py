@@ -284,6 +284,21 @@ def test_every_key_of_hls4mls_own_configs_is_known(small_model, tmp_path, granul
     check_hls4ml_yaml(path, read_yaml(path, "config file"))
 
 
+@pytest.mark.parametrize("granularity", ["model", "name"])
+def test_every_key_of_hls4mls_own_pytorch_configs_is_known(tmp_path, granularity):
+    """hls4ml's config_from_pytorch_model writes keys its Keras config does not (``InputShape``): they pass."""
+    import torch
+
+    from flow.hls.config_check import check_hls_config
+    from flow.keras.env import hls4ml_sees_keras2
+
+    module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU())
+    with hls4ml_sees_keras2() as hls4ml:
+        cfg = hls4ml.utils.config.config_from_pytorch_model(module, input_shape=(4,), granularity=granularity)
+    cfg.pop("PytorchModel")  # the module object itself, as project.json leaves it out
+    check_hls_config(tmp_path / "project.json", cfg)
+
+
 def test_a_layer_hls4ml_cannot_convert_is_named_with_its_class_and_file(tmp_path, hlsflow):
     from flow.keras.env import keras
 

@@ -116,8 +116,7 @@ def test_what_the_flow_cannot_carry_is_one_line(hlsflow, tmp_path, make, args, m
 def test_convert_help_lists_the_formats(capsys):
     from flow.cli import main
 
-    with pytest.raises(SystemExit):
-        main(["convert", "--help"])
+    assert main(["convert", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     for fmt in (".onnx", "QONNX", ".pt/.pth", "--torch-module", "BinaryDense", ".keras"):
         assert fmt in text

@@ -194,7 +194,8 @@ def test_datasheet_states_measured_figures_and_says_what_was_not_measured(projec
 def test_missing_rtl_is_a_flow_error_naming_the_command(project, tmp_path, capsys):
     bare = tmp_path / "bare"
     bare.mkdir()
-    shutil.copy(project / "spec.yaml", bare / "spec.yaml")
+    for name in ("spec.yaml", "project.json"):  # a project without its RTL
+        shutil.copy(project / name, bare / name)
     with pytest.raises(FlowError, match=r"hlsflow rtl .*bare"):
         ip_project(bare)
     assert main(["ip", str(bare)]) == 2

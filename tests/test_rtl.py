@@ -224,7 +224,9 @@ def test_a_netlist_that_differs_from_the_emulator_is_refused_naming_the_layer(tm
     assert not (tmp_path / "rtl").exists()
 
 
-def test_hlsflow_exits_1_when_the_netlist_differs(monkeypatch, capsys):
+def test_hlsflow_exits_1_when_the_netlist_differs(monkeypatch, capsys, tmp_path):
+    from conftest import fake_project
+
     from flow.cli import main
     from flow.errors import NotBitExact
 
@@ -232,7 +234,7 @@ def test_hlsflow_exits_1_when_the_netlist_differs(monkeypatch, capsys):
         raise NotBitExact("the traced RTL differs from the emulator on 3 of 30 outputs")
 
     monkeypatch.setattr("flow.rtl.generate.rtl_project", differs)
-    assert main(["rtl", "some_project"]) == 1
+    assert main(["rtl", str(fake_project(tmp_path / "some_project"))]) == 1
     assert "differs from the emulator" in capsys.readouterr().err
 
 

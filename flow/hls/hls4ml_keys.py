@@ -7,7 +7,8 @@ of an hls4ml config file, what hls4ml does read:
 - top level (``Backend``, ``Part``, ``IOType``, ``KerasJson``, ...): the keys of every backend's
   ``create_initial_config()``, of ``hls4ml.utils.config.create_config`` and the ones its converters read;
 - ``HLSConfig`` (``Model``, ``LayerType``, ``LayerName``, ``Flows``, ...) and ``HLSConfig.Model``: the keys
-  ``HLSConfig._parse_hls_config`` reads, the ``['Model']`` keys any hls4ml module reads, and the keys
+  ``HLSConfig._parse_hls_config`` reads and the ones hls4ml's ``config_from_*`` functions write (PyTorch's
+  ``InputShape``), the ``['Model']`` keys any hls4ml module reads, and the keys
   ``get_layer_config_value`` looks up (in a layer's settings, else in ``Model``);
 - a layer's settings (``LayerName.<name>``, ``LayerType.<class>``): the keys ``HLSConfig.parse_name_config`` and
   ``get_layer_config_value`` read, and every configurable attribute of every hls4ml layer class and backend
@@ -58,7 +59,8 @@ def known_keys() -> KnownKeys:
 
         root = Path(hls4ml.__file__).parent
         top = _read_keys(inspect.getsource(create_config), r"config\['(\w+)'\]")
-        for converter in ("__init__.py", "keras_v2_to_hls.py", "keras_v3_to_hls.py"):
+        for converter in ("__init__.py", "keras_v2_to_hls.py", "keras_v3_to_hls.py", "pytorch_to_hls.py",
+                          "onnx_to_hls.py"):
             top |= _read_keys((root / "converters" / converter).read_text(),
                               r"config\[['\"](\w+)['\"]\]", r"config\.get\(['\"](\w+)['\"]")
         attributes = [a for cls in set(layer_map.values()) for a in cls.expected_attributes]
@@ -71,6 +73,9 @@ def known_keys() -> KnownKeys:
             attributes += [a for attrs in backend.attribute_map.values() for a in attrs]
         parse = inspect.getsource(HLSConfig._parse_hls_config)
         hls_config = _read_keys(parse, r"hls_config\.get\('(\w+)'", r"'(\w+)' in hls_config")
+        for name, function in inspect.getmembers(hls4ml.utils.config, inspect.isfunction):
+            if name.startswith("config_from_"):  # what hls4ml's own config makers write (PyTorch's InputShape)
+                hls_config |= _read_keys(inspect.getsource(function), r"\bconfig\['(\w+)'\] *=")
         model = _read_keys(parse, r"model_cfg\.get\('(\w+)'")
         fallback = set()  # read by get_layer_config_value: a layer's settings, else its type's, else Model's
         for path in root.rglob("*.py"):
