@@ -66,6 +66,19 @@ def tree_digest(folder: Path) -> str:
     return h.hexdigest()
 
 
+def uniform_weights(model: Any, seed: int, scale: float = 1.0) -> Any:
+    """``model`` with every weight drawn uniformly from ``[-scale, scale]`` (``numpy.random.default_rng(seed)``,
+    layer by layer in order): weights over the whole quantizer range, so products, sums and clipping all happen."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if ws:
+            layer.set_weights([rng.uniform(-scale, scale, w.shape).astype(np.float32) for w in ws])
+    return model
+
+
 def fake_project(folder: Path, rtl: bool = False) -> Path:
     """A folder with a well-formed ``project.json`` (and ``rtl/port_map.json`` with ``rtl``): what hlsflow's
     ownership checks accept as its own, without the cost of a real project (commands refused up front never

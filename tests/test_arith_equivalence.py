@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import uniform_weights
 from equivalence import assert_trace_equals_emulator
 from qmodels import qb
 
@@ -71,11 +72,7 @@ CASES = [
 @pytest.mark.parametrize("make,shape,configure,io_type", CASES)
 def test_numpy_equals_csim_and_trace_equals_numpy(make, shape, configure, io_type, tmp_path):
     set_seed(5)
-    model = make()
-    rng = np.random.default_rng(9)
-    for layer in model.layers:
-        if layer.get_weights():
-            layer.set_weights([rng.uniform(-1.5, 1.5, w.shape).astype(np.float32) for w in layer.get_weights()])
+    model = uniform_weights(make(), 9, 1.5)
     hw = Hardware(backend="Vitis", io_type=io_type)
     cfg = derive_hls_config(model, hw, INPUT_TYPE)
     configure(cfg)

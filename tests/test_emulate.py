@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
-from conftest import shared_model
+from conftest import shared_model, uniform_weights
 from equivalence import assert_trace_equals_emulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,15 +27,6 @@ from flow.spec import Hardware
 INPUT_TYPE = "ap_fixed<10,3>"
 
 
-def _randomize_weights(model, seed: int) -> None:
-    """Spread weights over the whole quantizer range so products, sums and clipping all happen."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        ws = layer.get_weights()
-        if ws:
-            layer.set_weights([rng.uniform(-1, 1, w.shape).astype(np.float32) for w in ws])
-
-
 def _inputs(shape: tuple[int, ...], n: int, seed: int, input_type: str = INPUT_TYPE, scale: float = 2.0) -> np.ndarray:
     x = np.random.default_rng(seed).normal(0, scale, (n, *shape))
     return quantize(x, parse_type(input_type))
@@ -44,7 +35,7 @@ def _inputs(shape: tuple[int, ...], n: int, seed: int, input_type: str = INPUT_T
 def _compiled(make, io_type: str, tmp_path_factory, strategy: str = "Latency"):
     set_seed(3)
     model = make()
-    _randomize_weights(model, 11)
+    uniform_weights(model, 11)
     hw = Hardware(io_type=io_type, strategy=strategy)
     cfg = derive_hls_config(model, hw, INPUT_TYPE)
     graph = build_graph(model, cfg, hw, tmp_path_factory.mktemp(f"{make.__name__}_{io_type}"))
@@ -243,7 +234,7 @@ def test_property_dense_modes_bit_exact(tmp_path_factory, weight_bits, dense_res
     h = QDense(4, kernel_quantizer=qb(weight_bits, 1), bias_quantizer=qb(weight_bits, 1), name="dq")(inp)
     h = K.layers.Activation("relu", name="act")(h)
     model = K.Model(inp, h)
-    _randomize_weights(model, weight_bits)
+    uniform_weights(model, weight_bits)
     hw = Hardware(io_type=io_type)
     cfg = derive_hls_config(model, hw, INPUT_TYPE)
     cfg["LayerName"]["dq"]["Precision"]["result"] = dense_result

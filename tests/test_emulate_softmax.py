@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
-from conftest import shared_model
+from conftest import shared_model, uniform_weights
 from equivalence import assert_trace_equals_emulator
 
 from flow.arith import fxp, tables
@@ -51,12 +51,7 @@ def _inputs(shape: tuple[int, ...], n: int, seed: int, input_type: str = INPUT_T
 
 def _compiled(io_type: str, tmp_path_factory, implementation: str | None = None):
     set_seed(3)
-    model = softmax_model()
-    rng = np.random.default_rng(17)
-    for layer in model.layers:  # weights over the whole range: wide logit spread, saturating tables
-        ws = layer.get_weights()
-        if ws:
-            layer.set_weights([rng.uniform(-2, 2, w.shape).astype(np.float32) for w in ws])
+    model = uniform_weights(softmax_model(), 17, 2)  # wide logit spread, saturating tables
     hw = Hardware(io_type=io_type)
     cfg = derive_hls_config(model, hw, INPUT_TYPE)
     if implementation is not None:
@@ -207,12 +202,7 @@ def lut_model():
 @pytest.fixture(scope="module", params=["io_parallel", "io_stream"])
 def lut_graph(request, tmp_path_factory):
     set_seed(4)
-    model = lut_model()
-    rng = np.random.default_rng(23)
-    for layer in model.layers:
-        ws = layer.get_weights()
-        if ws:
-            layer.set_weights([rng.uniform(-2, 2, w.shape).astype(np.float32) for w in ws])
+    model = uniform_weights(lut_model(), 23, 2)
     hw = Hardware(io_type=request.param)
     cfg = derive_hls_config(model, hw, INPUT_TYPE)
     # a non-default table on the tanh: smaller, coarser, rounding and saturating

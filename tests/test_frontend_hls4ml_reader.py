@@ -95,13 +95,20 @@ def test_custom_objects_bring_the_model_side_back(hlsflow, reader_file, tmp_path
     assert "unavailable" not in summary["csim_vs_keras"] and summary["csim_vs_keras"]["outputs"] == 300
 
 
-def test_a_class_neither_keras_nor_hls4ml_knows_is_one_line(hlsflow, reader_file, tmp_path, capsys):
+def _with_second_layer(reader_file, folder: Path, stem: str, change) -> Path:
+    """The binary MLP's JSON with ``change(layer)`` applied to its second layer, saved as ``folder/stem.json``
+    beside a copy of its weights."""
     source = reader_file("binary")
     arch = json.loads(source.read_text())
-    arch["config"]["layers"][1]["class_name"] = "AcmeDense"
-    bad = tmp_path / "acme.json"
+    arch["config"]["layers"][1] = change(arch["config"]["layers"][1])
+    bad = folder / f"{stem}.json"
     bad.write_text(json.dumps(arch))
-    (tmp_path / "acme_weights.h5").write_bytes(source.with_name("binary_mlp_weights.h5").read_bytes())
+    (folder / f"{stem}_weights.h5").write_bytes(source.with_name("binary_mlp_weights.h5").read_bytes())
+    return bad
+
+
+def test_a_class_neither_keras_nor_hls4ml_knows_is_one_line(hlsflow, reader_file, tmp_path, capsys):
+    bad = _with_second_layer(reader_file, tmp_path, "acme", lambda layer: {**layer, "class_name": "AcmeDense"})
     code, _, err = hlsflow("convert", bad, "--out", tmp_path / "p")
     line = assert_one_error_line(err, "convert")
     assert code == 2 and "'AcmeDense'" in line and "--custom-objects" in line and "acme.json" in line
@@ -109,14 +116,10 @@ def test_a_class_neither_keras_nor_hls4ml_knows_is_one_line(hlsflow, reader_file
 
 
 def test_a_layer_the_emulator_cannot_express_is_one_line_naming_it(hlsflow, reader_file, tmp_path):
-    source = reader_file("binary")
-    arch = json.loads(source.read_text())
-    arch["config"]["layers"][1] = {"class_name": "GarNet", "config": {
+    garnet = {"class_name": "GarNet", "config": {
         "name": "gar1", "simplified": True, "output_activation": None, "input_format": "xn", "collapse": "mean",
         "mean_by_nvert": True, "quantize_transforms": False, "n_aggregators": 4, "n_filters": 6, "n_propagate": 4}}
-    bad = tmp_path / "garnet.json"
-    bad.write_text(json.dumps(arch))
-    (tmp_path / "garnet_weights.h5").write_bytes(source.with_name("binary_mlp_weights.h5").read_bytes())
+    bad = _with_second_layer(reader_file, tmp_path, "garnet", lambda layer: garnet)
     code, _, err = hlsflow("convert", bad, "--out", tmp_path / "p")
     line = assert_one_error_line(err, "convert")
     assert code == 2 and "layer 'gar1'" in line and "GarNet" in line and "garnet.json" in line

@@ -113,6 +113,7 @@ def test_a_qkeras_v3_model_goes_convert_verify_rtl_sim_bit_exactly(models, tmp_p
     _convert_verify_rtl_sim(models, tmp_path, capsys, "qkeras_v3_mlp", "verilator", bit_accurate=True)
 
 
+@pytest.mark.heavy  # 65 s; the default run keeps HGQ2's per-element quantizers (MLP) the whole way
 def test_an_hgq2_conv_model_goes_convert_verify_rtl_sim_bit_exactly(models, tmp_path, capsys):
     _convert_verify_rtl_sim(models, tmp_path, capsys, "hgq2_cnn", "icarus", bit_accurate=True)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import re
 
-import numpy as np
 import pytest
+from conftest import uniform_weights
 import yaml
 from hdl import needs_icarus
 from qmodels import dense_model
@@ -38,11 +38,7 @@ def unrolled_project(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("pipeline")
     set_seed(4)
-    model = dense_model()
-    rng = np.random.default_rng(4)
-    for layer in model.layers:
-        if layer.get_weights():
-            layer.set_weights([rng.uniform(-1, 1, w.shape).astype(np.float32) for w in layer.get_weights()])
+    model = uniform_weights(dense_model(), 4)
     hw = Hardware(backend="Vitis", io_type="io_parallel")
     cfg = derive_hls_config(model, hw, "ap_fixed<8,3>")
     (tmp / "cfg.yml").write_text(yaml.safe_dump({"Backend": "Vitis", "IOType": "io_parallel", "HLSConfig": cfg}))

@@ -17,7 +17,7 @@ import shutil
 import numpy as np
 import pytest
 import yaml
-from conftest import assert_one_error_line
+from conftest import assert_one_error_line, uniform_weights
 from hdl import assert_bit_exact, needs_icarus, needs_verilator
 from qmodels import conv_model, dense_model, qb
 
@@ -39,11 +39,7 @@ from flow.spec import Hardware
 
 def _graph(tmp, make, io_type="io_parallel", configure=None, seed=4, input_type="ap_fixed<8,3>"):
     set_seed(seed)
-    model = make()
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if layer.get_weights():
-            layer.set_weights([rng.uniform(-1, 1, w.shape).astype(np.float32) for w in layer.get_weights()])
+    model = uniform_weights(make(), seed)
     hw = Hardware(backend="Vitis", io_type=io_type)
     cfg = derive_hls_config(model, hw, input_type)
     if configure:
@@ -212,11 +208,7 @@ def test_a_wrong_rom_word_fails_the_composition_gate(tmp_path):
 def _project(tmp, make, io_type, per_layer, name):
     """The model saved as .h5 with its hls4ml config (per-layer ReuseFactor), `hlsflow convert`."""
     set_seed(4)
-    model = make()
-    rng = np.random.default_rng(4)
-    for layer in model.layers:
-        if layer.get_weights():
-            layer.set_weights([rng.uniform(-1, 1, w.shape).astype(np.float32) for w in layer.get_weights()])
+    model = uniform_weights(make(), 4)
     hw = Hardware(backend="Vitis", io_type=io_type)
     cfg = derive_hls_config(model, hw, "ap_fixed<8,3>")
     _config_reuse(per_layer)(cfg)

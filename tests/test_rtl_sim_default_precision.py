@@ -5,9 +5,8 @@ back-pressure, mid-stream reset). The third-party jet-tagging MLP (16-64-32-32-5
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from conftest import shared_model
+from conftest import shared_model, uniform_weights
 from hdl import assert_bit_exact, needs_icarus, needs_verilator
 
 from flow.keras.env import keras, set_seed
@@ -39,11 +38,7 @@ def default_precision_project(tmp, make) -> object:
     """The model with seeded random weights, saved as .h5, `hlsflow convert --precision ap_fixed<16,6>`,
     then `hlsflow rtl` (no Yosys)."""
     set_seed(8)
-    model = make()
-    rng = np.random.default_rng(12)
-    for layer in model.layers:
-        if layer.get_weights():
-            layer.set_weights([rng.uniform(-1, 1, w.shape).astype(np.float32) for w in layer.get_weights()])
+    model = uniform_weights(make(), 12)
     path = tmp / f"{make.__name__}.h5"
     model.save(path)
     project = tmp / make.__name__

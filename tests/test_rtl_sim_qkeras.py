@@ -25,7 +25,7 @@ def qkeras_mnist_project(tmp_path_factory):
 
 
 @needs_verilator
-@pytest.mark.slow
+@pytest.mark.heavy  # 95 s of Verilator build and run; the default run keeps the Icarus subset below
 def test_qkeras_mnist_dense_rtl_equals_emulator_on_verilator(qkeras_mnist_project):
     assert_bit_exact(sim_project(qkeras_mnist_project, "verilator", samples=2000, seed=5), 2000)
 
