@@ -1,4 +1,4 @@
-"""cocotb testbench for an AXI4-Stream DUT wrapped in ``sim/axis_harness.v`` (driven by ``flow/sim.py``).
+"""cocotb testbench for an AXI4-Stream DUT wrapped in ``sim/axis_harness.v`` (driven by ``flow/sim/runner.py``).
 
 A sample is ``in_beats`` input beats and ``out_beats`` output beats (1 and 1 for a core that takes a whole
 sample per beat; a streaming CNN takes one pixel per beat), in order; beats are counted, there is no tlast.
@@ -99,7 +99,7 @@ class _Signals:
 
 class _Progress:
     """Writes ``{"done": outputs checked, "total": n}`` to the config's ``progress`` file (atomic
-    replace) at most every ``PROGRESS_S`` seconds, for the host's progress bar (flow/sim.py)."""
+    replace) at most every ``PROGRESS_S`` seconds, for the host's progress bar (flow/sim/runner.py)."""
 
     PROGRESS_S = 0.5
 

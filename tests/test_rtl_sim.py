@@ -1,7 +1,7 @@
 """Generated RTL on real simulators (cocotb): every output bit equals the emulator.
 
 Each test drives test data and full-range random inputs with random valid gaps, random back-pressure
-and a reset in mid-stream (flow/sim.py, sim/axis_tb.py).
+and a reset in mid-stream (flow/sim/runner.py, sim/axis_tb.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Generated RTL of the third-party QKeras MNIST MLP (../shared/models) on real simulators (cocotb): every
 output bit equals the emulator, under random valid gaps, random back-pressure and a mid-stream
-reset (flow/sim.py, sim/axis_tb.py)."""
+reset (flow/sim/runner.py, sim/axis_tb.py)."""
 
 from __future__ import annotations
 

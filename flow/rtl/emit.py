@@ -61,7 +61,9 @@ class _Val:
 ZERO = _Val(None, 0, False, 0)
 
 
-def _kif(qint: Any) -> tuple[int, int, int]:
+def kif_bits(qint: Any) -> tuple[int, int, int]:
+    """da4ml's minimal (keep_negative, integer, fractional) bit counts of a value range ``qint``: its code is
+    ``k + i + f`` bits wide, ``i`` integer bits excluding the sign, LSB ``2**-f``."""
     from da4ml.types import minimal_kif
 
     k, i, f = minimal_kif(qint)
@@ -122,7 +124,7 @@ class _Stage:
         self.decls: list[str] = []
         self.body: list[str] = []
         self.tables: dict[str, str] = {}
-        widths = [sum(_kif(q)) for q in sol.inp_qint]
+        widths = [sum(kif_bits(q)) for q in sol.inp_qint]
         self.inp_lo = [0, *accumulate(widths)]
 
     def var(self, name: str, width: int) -> str:
@@ -142,8 +144,8 @@ class _Stage:
         sol = self.sol
         ref = sol.ref_count
         for i, op in enumerate(sol.ops):
-            k, _, f = _kif(op.qint)
-            w = sum(_kif(op.qint))
+            k, _, f = kif_bits(op.qint)
+            w = sum(kif_bits(op.qint))
             if w <= 0 or ref[i] == 0:
                 self.vals.append(ZERO)
             elif op.opcode == -1:  # an input: read in place
@@ -245,7 +247,7 @@ class _Stage:
         """The statements writing every output field of ``target`` (``assign``: ``=`` or ``<=``)."""
         sol, lines, lo = self.sol, [], 0
         for j, idx in enumerate(sol.out_idxs):
-            w = sum(_kif(sol.out_qint[j]))
+            w = sum(kif_bits(sol.out_qint[j]))
             if w <= 0:
                 continue
             v = self.vals[idx] if idx >= 0 else ZERO
@@ -268,7 +270,7 @@ def stage_module(sol: Any, name: str, timescale: str | None = None, registered: 
     copies no packed function argument or result."""
     st = _Stage(sol, "model_inp" if registered else "inp")
     st.emit()
-    inp_bits, out_bits = st.inp_lo[-1], sum(sum(_kif(q)) for q in sol.out_qint)
+    inp_bits, out_bits = st.inp_lo[-1], sum(sum(kif_bits(q)) for q in sol.out_qint)
     j1, j2, j3 = "\n    ", "\n        ", "\n            "
     if registered:
         text = f"""// levelized (flow/rtl/emit.py): one clocked block, one blocking assignment per da4ml op in topological order

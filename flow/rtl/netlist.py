@@ -12,7 +12,7 @@ from typing import Any, Sequence
 from flow import procs, tools
 from flow.arith.types import FixedType
 from flow.errors import FlowError
-from flow.rtl.emit import EMITTERS, stage_verilog, uses_static_modules
+from flow.rtl.emit import EMITTERS, kif_bits, stage_verilog, uses_static_modules
 
 _STATIC_MODULES = ("shift_adder", "negative", "mux", "binop", "multiplier", "lookup_table")
 
@@ -107,13 +107,6 @@ def axis_module(prefix: str, in_w: int, out_w: int) -> str:
     output wire             m_axis_tvalid,
     input  wire             m_axis_tready
 );"""
-
-
-def kif_bits(qint: Any) -> tuple[int, int, int]:
-    from da4ml.types import minimal_kif
-
-    k, i, f = minimal_kif(qint)
-    return int(k), int(i), int(f)
 
 
 def packed_width(qints: Sequence[Any]) -> int:

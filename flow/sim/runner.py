@@ -214,7 +214,7 @@ def _runner(simulator: str, cache: Path | None, opt: str = VERILATOR_OPT) -> Any
         def _build_command(self) -> list:
             cmds = [list(c) for c in super()._build_command()]
             if len(cmds) != 2 or cmds[1][:1] != ["make"] or "--public-flat-rw" not in cmds[0]:
-                raise FlowError(f"unexpected cocotb Verilator build commands {cmds}; flow/sim.py expects cocotb 2.1")
+                raise FlowError(f"unexpected cocotb Verilator build commands {cmds}; flow/sim/runner.py expects cocotb 2.1")
             cmds[0].remove("--public-flat-rw")
             cmds[0].append(str(SIM_DIR / "harness.vlt"))
             objs = sorted(str(f) for f in cache.glob("verilated*")) if cache is not None and cache.is_dir() else []
