@@ -88,7 +88,7 @@ class OnnxSource(ModelSource):
             reference = cleanup_model(ModelWrapper(raw))
             _check_quant_nodes(path, reference)
             clean = reference.transform(ConvertToChannelsLastAndClean())
-            clean = cleanup_model(clean.transform(GemmToMatMul()))
+            clean = cleanup_model(_with_gemm_bias(clean).transform(GemmToMatMul()))
         except FlowError:
             raise
         except Exception as exc:  # noqa: BLE001 - qonnx's transformations on a graph they cannot take
@@ -179,6 +179,24 @@ def _check_quant_nodes(path: Path, model: Any) -> None:
         if node.op_type == "BipolarQuant" and model.get_initializer(node.input[1]) is not None and not _is_power_of_two(
                 model.get_initializer(node.input[1])):
             raise FlowError(f"{path}: node {node.name!r} (BipolarQuant): scale is not a power of two")
+
+
+def _with_gemm_bias(model: Any) -> Any:
+    """``model`` with a zero bias ``C`` on every ``Gemm`` that has none (``Linear(..., bias=False)``, e.g. the
+    layers of a Brevitas BNN): qonnx's ``GemmToMatMul`` needs the input C. Adding 0 changes no value."""
+    for node in model.graph.node:
+        if node.op_type != "Gemm" or (len(node.input) > 2 and node.input[2]):
+            continue
+        shape = model.get_tensor_shape(node.output[0])
+        if shape is None:
+            raise FlowError(f"node {node.name!r} (Gemm): output shape unknown")
+        name = model.make_new_valueinfo_name()
+        model.set_initializer(name, np.zeros((int(shape[-1]),), dtype=np.float32))
+        if len(node.input) > 2:
+            node.input[2] = name
+        else:
+            node.input.append(name)
+    return model
 
 
 def _float_parameters(model: Any) -> list[str]:

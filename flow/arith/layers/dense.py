@@ -3,7 +3,9 @@
 
 Dense/Conv: every product ``x*w`` at full precision, cast to ``accum_t``; the accumulator starts at
 ``(accum_t)bias`` and each product is added in ``accum_t`` (:func:`flow.arith.layers.common.product_sum`);
-the sum is cast to the output type. A convolution is the Dense product of every im2col window, in
+the sum is cast to the output type, except where data and weights are both ``ap_uint<1>`` (binary, xnor:
+``nnet_mult.h``'s ``cast``): there the count of agreeing codes ``acc`` becomes the +-1 dot product
+``(ap_int<ceillog2(n_in) + 2>)(acc * 2 - n_in)`` first (:func:`binary_result`). A convolution is the Dense product of every im2col window, in
 (fh, fw, channel) order. BatchNormalization: ``x*scale + bias`` at full precision, cast once.
 """
 
@@ -15,15 +17,18 @@ import numpy as np
 
 from flow.arith.hls_layer import (
     attr_type,
+    binary_count_cast,
+    ceillog2,
     channels_last,
     int_attr,
     out_type,
     weights,
     where,
 )
-from flow.arith.layers.common import bias_const, product_sum, weight_const
+from flow.arith.layers.common import bias_const, product_sum, scalar, weight_const
 from flow.arith.ops import Ops, Tensor
 from flow.arith.target import Target
+from flow.arith.types import FixedType
 from flow.errors import FlowError
 
 
@@ -36,7 +41,17 @@ def dense(layer: Any, xs: list[Tensor], ops: Ops, target: Target) -> Tensor:
     if w.shape != (n_in, n_out):
         raise FlowError(f"{where(layer)}: weight shape {w.shape} != ({n_in}, {n_out})")
     acc = product_sum(layer, ops, x, w, b, attr_type(layer, "accum_t"), target.dense_in_order(layer))
-    return ops.cast(acc, out_type(layer))
+    return ops.cast(binary_result(layer, ops, acc, n_in), out_type(layer))
+
+
+def binary_result(layer: Any, ops: Ops, acc: Tensor, n_in: int) -> Tensor:
+    """``nnet_mult.h`` ``cast``: with ``ap_uint<1>`` data and weights, ``(ap_int<ceillog2(n_in) + 2>)(acc * 2 -
+    n_in)`` (TRN, WRAP; the agreeing-code count ``acc`` as the +-1 dot product), which is then assigned to the result
+    type; otherwise ``acc`` itself."""
+    if not binary_count_cast(layer):
+        return acc
+    bits = ceillog2(n_in) + 2
+    return ops.cast(ops.sub(ops.scale(acc, 1), scalar(ops, n_in, 0)), FixedType(bits, bits, True), "binary count")
 
 
 def _conv(layer: Any, x: Tensor, ops: Ops, w: Any, kernel: tuple[int, ...], stride: tuple[int, ...],
@@ -48,6 +63,9 @@ def _conv(layer: Any, x: Tensor, ops: Ops, w: Any, kernel: tuple[int, ...], stri
         raise FlowError(f"{where(layer)}: weight shape {w.shape} != {(*kernel, cin, cout)}")
     if w.kind == "po2":
         raise FlowError(f"{where(layer)}: power-of-two conv weights are not supported")
+    if (x.t is not None and x.t.xnor) or binary_count_cast(layer):
+        raise FlowError(f"{where(layer)}: a convolution of binary (xnor / ap_uint<1>) data is not supported by the "
+                        "emulator (binary data is supported in Dense layers)")
     if any(a or b for a, b in pads):
         x = ops.pad(x, pads + [(0, 0)])
     k = int(np.prod(kernel)) * cin
