@@ -1,0 +1,88 @@
+"""Binary networks (Brevitas bipolar activations and weights exported to QONNX: ``BipolarQuant`` nodes, hls4ml's xnor
+types, its binary products and BatchNormalizationQuantizedTanh thresholds) go convert -> verify -> rtl -> sim with
+zero differing bits; where every parameter is quantized (bit-accurate by design) C simulation == model too."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import frontend_models
+
+pytest.importorskip("torch")
+pytest.importorskip("brevitas")
+pytest.importorskip("qonnx")
+
+DEFAULT_RUN = ("brevitas_binary_mlp",)  # the BatchNorm-threshold network: -m heavy
+BIT_ACCURATE = {"brevitas_binary_mlp"}
+# the layer descriptions each model must reach: (hls4ml layer class, product or activation it selects)
+REACHES = {
+    "brevitas_binary_mlp": {"weight_binary", "data_binary", "both_binary", "binary_tanh"},
+    "brevitas_bnn": {"weight_binary", "both_binary", "normalize_binary_tanh"},
+}
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    made: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in made:
+            made[name] = frontend_models.BINARY_BUILDERS[name](tmp_path_factory.mktemp(name))
+        return made[name]
+
+    return get
+
+
+def _firmware_text(project: Path) -> str:
+    firmware = project / "hls" / "firmware"
+    return (firmware / "parameters.h").read_text() + (firmware / "myproject.cpp").read_text()
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=() if n in DEFAULT_RUN else pytest.mark.heavy) for n in frontend_models.BINARY_BUILDERS])
+def test_a_binary_network_goes_to_rtl_that_equals_the_emulator_bit_for_bit(hlsflow, model_file, tmp_path, name):
+    project = tmp_path / name
+    out = {}
+    for command, args in (("convert", [model_file(name), "--out", project, "--samples", 200]),
+                          ("verify", [project, "--samples", 300]),
+                          ("rtl", [project, "--check-samples", 500]),
+                          ("sim", [project, "--simulator", "icarus", "--samples", 200])):
+        code, out[command], err = hlsflow(command, *args)
+        assert code == 0, (command, err[-2000:])
+    firmware = _firmware_text(project)
+    for what in REACHES[name]:
+        assert what in firmware, what
+    report = json.loads((project / "report.json").read_text())
+    assert report["emulator_vs_csim"]["equal_outputs"] == report["emulator_vs_csim"]["outputs"] > 0
+    assert out["verify"]["emulator_vs_csim"]["differing_outputs"] == 0
+    rtl = out["sim"]["rtl_vs_emulator"]
+    assert rtl["samples"] == 200 and rtl["differing_bits"] == 0 and rtl["mismatching_samples"] == 0
+    model_side = out["verify"]["csim_vs_model"]
+    assert model_side["reference"] == "qonnx executor"
+    assert model_side["must_match"] == (name in BIT_ACCURATE)
+    if name in BIT_ACCURATE:
+        assert model_side["differing_outputs"] == 0 and model_side["outputs"] == 900
+        assert out["sim"]["rtl_vs_reference"]["model"]["exact_fraction"] == 1.0
+
+
+def test_a_binary_dense_after_thresholds_keeps_the_signs_of_its_weights(hlsflow, model_file, tmp_path):
+    """hls4ml's quantize_dense_output quantizes the 0/1 codes of such a layer a second time (every code 1); the
+    project holds ``w >= 0`` of the model's weights instead."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.cleanup import cleanup_model
+
+    path = model_file("brevitas_bnn")
+    code, _, err = hlsflow("convert", path, "--out", tmp_path / "p", "--samples", 20)
+    assert code == 0, err
+    model = cleanup_model(ModelWrapper(str(path)))
+    bipolar = [n for n in model.graph.node if n.op_type == "BipolarQuant" and model.get_initializer(n.input[0]) is not None]
+    expected = {tuple((model.get_initializer(n.input[0]) >= 0).astype(int).T.ravel()) for n in bipolar}
+    stored = set()
+    for txt in (tmp_path / "p" / "hls" / "firmware" / "weights").glob("w*.txt"):
+        stored.add(tuple(int(v) for v in txt.read_text().split(",")))
+    assert expected <= stored
+    assert len({codes for codes in expected if len(set(codes)) > 1}) == len(expected)  # not all one sign
