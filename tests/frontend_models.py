@@ -117,10 +117,11 @@ def brevitas_binary_mlp(weight_scale: float = 1.0):
     return _calibrated(model, (64, N_IN))
 
 
-def brevitas_bnn():
+def brevitas_bnn(negative_scale: bool = False):
     """The binary MLP of FINN's examples: Linear (binary weights, no bias) -> BatchNorm1d -> binary activation,
     twice, then a binary Linear: hls4ml folds each BatchNorm + binary activation into thresholds
-    (BatchNormalizationQuantizedTanh). The BatchNorm parameters are float, so not bit-accurate by design."""
+    (BatchNormalizationQuantizedTanh). The BatchNorm parameters are float, so not bit-accurate by design.
+    ``negative_scale``: the first BatchNorm's channel 0 gets gamma -1 (what hls4ml's thresholds cannot express)."""
     torch = _torch()
     import brevitas.nn as qnn
     from brevitas.quant import Int8ActPerTensorFixedPoint
@@ -139,6 +140,8 @@ def brevitas_bnn():
         for bn in (model[2], model[5]):
             bn.weight.uniform_(0.5, 1.5)
             bn.bias.uniform_(-0.5, 0.5)
+        if negative_scale:
+            model[2].weight[0] = -1.0
     return _calibrated(model, (64, N_IN))
 
 
