@@ -1,6 +1,7 @@
-"""Binary networks (Brevitas bipolar activations and weights exported to QONNX: ``BipolarQuant`` nodes, hls4ml's xnor
-types, its binary products and BatchNormalizationQuantizedTanh thresholds) go convert -> verify -> rtl -> sim with
-zero differing bits; where every parameter is quantized (bit-accurate by design) C simulation == model too."""
+"""Binary networks (Brevitas bipolar activations and weights exported to QONNX: ``BipolarQuant`` nodes; a QKeras
+network with binary and ternary activations: hls4ml's xnor types, its binary products and BatchNormalizationQuantizedTanh
+thresholds) go convert -> verify -> rtl -> sim with zero differing bits; C simulation == model where the model is
+bit-accurate by design (every QONNX parameter quantized; QKeras)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,15 @@ pytest.importorskip("brevitas")
 pytest.importorskip("qonnx")
 
 DEFAULT_RUN = ("brevitas_binary_mlp",)  # the BatchNorm-threshold network: -m heavy
-BIT_ACCURATE = {"brevitas_binary_mlp"}
+BIT_ACCURATE = {"brevitas_binary_mlp", "qkeras_bnn"}
 # the layer descriptions each model must reach: (hls4ml layer class, product or activation it selects)
 REACHES = {
     "brevitas_binary_mlp": {"weight_binary", "data_binary", "both_binary", "binary_tanh"},
     "brevitas_bnn": {"weight_binary", "both_binary", "normalize_binary_tanh"},
+    "qkeras_bnn": {"weight_binary", "both_binary", "weight_ternary", "normalize_binary_tanh", "normalize_ternary_tanh"},
 }
+# inputs in ap_fixed<8,2>: hls4ml's default accumulators (ap_fixed<16,6>) then hold every sum of the QKeras model
+EXTRA = {"qkeras_bnn": ["--input-type", "ap_fixed<8,2>"]}
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +35,19 @@ def model_file(tmp_path_factory):
 
     def get(name: str) -> Path:
         if name not in made:
-            made[name] = frontend_models.BINARY_BUILDERS[name](tmp_path_factory.mktemp(name))
+            build = frontend_models.BINARY_BUILDERS.get(name, _qkeras_binary_file)
+            made[name] = build(tmp_path_factory.mktemp(name))
         return made[name]
 
     return get
+
+
+def _qkeras_binary_file(folder: Path) -> Path:
+    from qmodels import binary_model
+
+    path = folder / "qkeras_bnn.h5"
+    binary_model().save(path)
+    return path
 
 
 def _firmware_text(project: Path) -> str:
@@ -43,11 +56,11 @@ def _firmware_text(project: Path) -> str:
 
 
 @pytest.mark.parametrize("name", [
-    pytest.param(n, marks=() if n in DEFAULT_RUN else pytest.mark.heavy) for n in frontend_models.BINARY_BUILDERS])
+    pytest.param(n, marks=() if n in DEFAULT_RUN else pytest.mark.heavy) for n in REACHES])
 def test_a_binary_network_goes_to_rtl_that_equals_the_emulator_bit_for_bit(hlsflow, model_file, tmp_path, name):
     project = tmp_path / name
     out = {}
-    for command, args in (("convert", [model_file(name), "--out", project, "--samples", 200]),
+    for command, args in (("convert", [model_file(name), "--out", project, "--samples", 200, *EXTRA.get(name, [])]),
                           ("verify", [project, "--samples", 300]),
                           ("rtl", [project, "--check-samples", 500]),
                           ("sim", [project, "--simulator", "icarus", "--samples", 200])):
@@ -62,11 +75,15 @@ def test_a_binary_network_goes_to_rtl_that_equals_the_emulator_bit_for_bit(hlsfl
     rtl = out["sim"]["rtl_vs_emulator"]
     assert rtl["samples"] == 200 and rtl["differing_bits"] == 0 and rtl["mismatching_samples"] == 0
     model_side = out["verify"]["csim_vs_model"]
-    assert model_side["reference"] == "qonnx executor"
+    if name.startswith("brevitas"):
+        assert model_side["reference"] == "qonnx executor"
+    else:
+        assert model_side["model_is_qkeras"] is True
     assert model_side["must_match"] == (name in BIT_ACCURATE)
     if name in BIT_ACCURATE:
         assert model_side["differing_outputs"] == 0 and model_side["outputs"] == 900
-        assert out["sim"]["rtl_vs_reference"]["model"]["exact_fraction"] == 1.0
+        key = "model" if name.startswith("brevitas") else "qkeras"
+        assert out["sim"]["rtl_vs_reference"][key]["exact_fraction"] == 1.0
 
 
 def test_a_binary_dense_after_thresholds_keeps_the_signs_of_its_weights(hlsflow, model_file, tmp_path):
