@@ -72,6 +72,23 @@ def binary_model():
     return model
 
 
+def binary_activation_model(ternary_first: bool = False):
+    """QKeras binary activations with no BatchNormalization before them: Dense (4-bit weights) -> ``binary`` ->
+    Dense (binary weights). hls4ml keeps the activation (``binary_tanh`` into ``ap_int<2>``: -1 / +1) and picks
+    ``weight_binary``. ``ternary_first``: a ``ternary(threshold=0.5)`` activation first (hls4ml's TernaryTanh layer,
+    for which it writes no C++ call)."""
+    from qkeras import QActivation, QDense, binary, ternary
+
+    K = keras()
+    inp = K.Input((8,), name="x_in")
+    h = QDense(6, kernel_quantizer=qb(4), bias_quantizer=qb(4), name="d1")(inp)
+    if ternary_first:
+        h = QActivation(ternary(alpha=1, threshold=0.5), name="t1")(h)
+        h = QDense(6, kernel_quantizer=qb(4), bias_quantizer=qb(4), name="d2")(h)
+    h = QActivation(binary(alpha=1), name="a1")(h)
+    return K.Model(inp, QDense(3, kernel_quantizer=binary(alpha=1), use_bias=False, name="d3")(h))
+
+
 def trained_rtl_project(tmp: Path, name: str, epochs: int, first_units: int | None = None) -> Path:
     """``hlsflow run`` of the shipped spec ``models/<name>.yaml`` with ``epochs`` epochs (RTL stage off;
     ``first_units`` replaces the first layer's width), then ``rtl_project`` without Yosys; returns the

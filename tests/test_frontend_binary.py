@@ -18,15 +18,19 @@ pytest.importorskip("brevitas")
 pytest.importorskip("qonnx")
 
 DEFAULT_RUN = ("brevitas_binary_mlp",)  # the BatchNorm-threshold network: -m heavy
-BIT_ACCURATE = {"brevitas_binary_mlp", "qkeras_bnn"}
+BIT_ACCURATE = {"brevitas_binary_mlp", "qkeras_bnn", "qkeras_bnn_stream", "qkeras_binary_act"}
 # the layer descriptions each model must reach: (hls4ml layer class, product or activation it selects)
 REACHES = {
     "brevitas_binary_mlp": {"weight_binary", "data_binary", "both_binary", "binary_tanh"},
     "brevitas_bnn": {"weight_binary", "both_binary", "normalize_binary_tanh"},
     "qkeras_bnn": {"weight_binary", "both_binary", "weight_ternary", "normalize_binary_tanh", "normalize_ternary_tanh"},
+    "qkeras_bnn_stream": {"weight_binary", "both_binary", "weight_ternary", "normalize_binary_tanh",
+                          "normalize_ternary_tanh", "io_stream"},
+    "qkeras_binary_act": {"binary_tanh", "weight_binary"},
 }
-# inputs in ap_fixed<8,2>: hls4ml's default accumulators (ap_fixed<16,6>) then hold every sum of the QKeras model
-EXTRA = {"qkeras_bnn": ["--input-type", "ap_fixed<8,2>"]}
+# inputs in ap_fixed<8,2>: hls4ml's default accumulators (ap_fixed<16,6>) then hold every sum of the QKeras models
+NARROW = ["--input-type", "ap_fixed<8,2>"]
+EXTRA = {"qkeras_bnn": NARROW, "qkeras_bnn_stream": [*NARROW, "--io-type", "io_stream"], "qkeras_binary_act": NARROW}
 
 
 @pytest.fixture(scope="module")
@@ -35,18 +39,20 @@ def model_file(tmp_path_factory):
 
     def get(name: str) -> Path:
         if name not in made:
-            build = frontend_models.BINARY_BUILDERS.get(name, _qkeras_binary_file)
-            made[name] = build(tmp_path_factory.mktemp(name))
+            folder = tmp_path_factory.mktemp(name)
+            build = frontend_models.BINARY_BUILDERS.get(name)
+            made[name] = build(folder) if build else _qkeras_file(name, folder)
         return made[name]
 
     return get
 
 
-def _qkeras_binary_file(folder: Path) -> Path:
-    from qmodels import binary_model
+def _qkeras_file(name: str, folder: Path) -> Path:
+    from qmodels import binary_activation_model, binary_model
 
-    path = folder / "qkeras_bnn.h5"
-    binary_model().save(path)
+    path = folder / f"{name}.h5"
+    {"qkeras_bnn": binary_model, "qkeras_bnn_stream": binary_model, "qkeras_binary_act": binary_activation_model,
+     "qkeras_ternary_alone": lambda: binary_activation_model(ternary_first=True)}[name]().save(path)
     return path
 
 
@@ -103,3 +109,16 @@ def test_a_binary_dense_after_thresholds_keeps_the_signs_of_its_weights(hlsflow,
         stored.add(tuple(int(v) for v in txt.read_text().split(",")))
     assert expected <= stored
     assert len({codes for codes in expected if len(set(codes)) > 1}) == len(expected)  # not all one sign
+
+
+def test_a_ternary_activation_hls4ml_writes_no_code_for_is_named(hlsflow, model_file, tmp_path):
+    """hls4ml 1.3 emits no C++ call for its TernaryTanh layer (QKeras ternary without a BatchNormalization before
+    it): convert says so in one warning naming the layer, and verify fails rather than compare garbage."""
+    code, _, err = hlsflow("convert", model_file("qkeras_ternary_alone"), "--out", tmp_path / "p", "--samples", 20,
+                           *NARROW)
+    assert code == 0, err
+    warning = [line for line in err.splitlines() if "emulator not run" in line]
+    assert len(warning) == 1 and "layer 't1' (TernaryTanh)" in warning[0] and "no C++ call" in warning[0]
+    assert "nnet::ternary_tanh" not in _firmware_text(tmp_path / "p")
+    code, _, _ = hlsflow("verify", tmp_path / "p", "--samples", 20)
+    assert code != 0

@@ -69,9 +69,14 @@ def binary_activation(layer: Any, xs: list[Tensor], ops: Ops, target: Target) ->
 
     ``ternary_tanh``, io_parallel: ``d = (data_T)(2 * x)`` (the doubled input in the input type, which may wrap or
     saturate), then ``d > 1 ? 1 : d > -1 ? 0 : -1``; io_stream: ``x > 1 ? 1 : x <= -1 ? -1 : 0`` (no doubling, as
-    ``nnet_activation_stream.h`` has it). The result is cast to the output type."""
+    ``nnet_activation_stream.h`` has it). The result is cast to the output type. hls4ml's ``TernaryTanh`` layer class
+    (QKeras ``ternary`` without a BatchNormalization before it) is refused: hls4ml writes no C++ call for it."""
     x = xs[0]
     act = str(layer.get_attr("activation", "")).lower()
+    if layer.class_name == "TernaryTanh":
+        raise FlowError(f"{where(layer)}: hls4ml 1.3 writes no C++ call for a TernaryTanh layer (a QKeras ternary "
+                        "activation with no BatchNormalization before it), so its C simulation reads an uninitialized "
+                        "array; put a BatchNormalization before the activation (hls4ml then makes thresholds of both)")
     out_t = out_type(layer)
     one, minus_one = scalar(ops, 1, 0), scalar(ops, -1, 0)
     if act == "binary_tanh":
