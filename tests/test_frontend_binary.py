@@ -1,6 +1,6 @@
-"""Binary networks (Brevitas bipolar activations and weights exported to QONNX: ``BipolarQuant`` nodes; a QKeras
-network with binary and ternary activations: hls4ml's xnor types, its binary products and BatchNormalizationQuantizedTanh
-thresholds) go convert -> verify -> rtl -> sim with zero differing bits; C simulation == model where the model is
+"""Binary networks (Brevitas bipolar activations and weights exported to QONNX: ``BipolarQuant`` nodes; QKeras
+networks with binary and ternary activations: hls4ml's xnor types, its binary products and its
+BatchNormalizationQuantizedTanh thresholds) go convert -> verify -> rtl -> sim with zero differing bits; C simulation == model where the model is
 bit-accurate by design (every QONNX parameter quantized; QKeras)."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import frontend_models
@@ -102,7 +101,8 @@ def test_a_binary_dense_after_thresholds_keeps_the_signs_of_its_weights(hlsflow,
     code, _, err = hlsflow("convert", path, "--out", tmp_path / "p", "--samples", 20)
     assert code == 0, err
     model = cleanup_model(ModelWrapper(str(path)))
-    bipolar = [n for n in model.graph.node if n.op_type == "BipolarQuant" and model.get_initializer(n.input[0]) is not None]
+    bipolar = [n for n in model.graph.node
+               if n.op_type == "BipolarQuant" and model.get_initializer(n.input[0]) is not None]
     expected = {tuple((model.get_initializer(n.input[0]) >= 0).astype(int).T.ravel()) for n in bipolar}
     stored = set()
     for txt in (tmp_path / "p" / "hls" / "firmware" / "weights").glob("w*.txt"):

@@ -155,7 +155,8 @@ FNS = {"thresholds": binary.batchnorm_quantized_tanh, "activation": binary.binar
 def run_case(case) -> None:
     kind, layer, n, target = case
     check(layer, n, FNS[kind], target)
-    event(f"{kind}: {layer.attrs.get('activation') or layer.attrs.get('quantize') or type(layer.inp.type.precision).__name__}")
+    what = layer.attrs.get("activation") or layer.attrs.get("quantize") or type(layer.inp.type.precision).__name__
+    event(f"{kind}: {what}")
 
 
 @settings(BASE, max_examples=60)

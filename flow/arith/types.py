@@ -5,8 +5,8 @@
 ``[0, 2**I - 2**-(W-I)]``. hls4ml's 1-bit binary type (``XnorPrecisionType``, held as ``ap_uint<1>``) is the
 ``FixedType`` of ``ap_ufixed<1,1>`` with ``xnor=True``: its code 0 stands for -1 and its code 1 for +1 in
 hls4ml's binary products (``nnet_mult.h`` ``both_binary``/``weight_binary``/``data_binary``); everywhere
-else (assignments, comparisons, C simulation outputs) it is the unsigned integer 0 or 1. Type strings are parsed by hls4ml itself
-(:meth:`FPGABackend.convert_precision_string`), so a type means here what it means in the HLS project.
+else (assignments, comparisons, C simulation outputs) it is the unsigned integer 0 or 1. Type strings are
+parsed by hls4ml itself (:meth:`FPGABackend.convert_precision_string`), so a type means here what it means in the HLS project.
 """
 
 from __future__ import annotations

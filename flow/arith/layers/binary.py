@@ -92,4 +92,3 @@ def binary_activation(layer: Any, xs: list[Tensor], ops: Ops, target: Target) ->
         return ops.cast(y, out_t)
     raise FlowError(f"{where(layer)}: activation {act!r} is not supported by the emulator "
                     f"(binary/ternary activations: {', '.join(ACTIVATIONS)})")
-

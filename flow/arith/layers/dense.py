@@ -5,8 +5,8 @@ Dense/Conv: every product ``x*w`` at full precision, cast to ``accum_t``; the ac
 ``(accum_t)bias`` and each product is added in ``accum_t`` (:func:`flow.arith.layers.common.product_sum`);
 the sum is cast to the output type, except where data and weights are both ``ap_uint<1>`` (binary, xnor:
 ``nnet_mult.h``'s ``cast``): there the count of agreeing codes ``acc`` becomes the +-1 dot product
-``(ap_int<ceillog2(n_in) + 2>)(acc * 2 - n_in)`` first (:func:`binary_result`). A convolution is the Dense product of every im2col window, in
-(fh, fw, channel) order. BatchNormalization: ``x*scale + bias`` at full precision, cast once.
+``(ap_int<ceillog2(n_in) + 2>)(acc * 2 - n_in)`` first (:func:`binary_result`). A convolution is the Dense
+product of every im2col window, in (fh, fw, channel) order. BatchNormalization: ``x*scale + bias`` at full precision, cast once.
 """
 
 from __future__ import annotations
