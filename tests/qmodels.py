@@ -72,6 +72,30 @@ def binary_model():
     return model
 
 
+def binary_cnn_model():
+    """A QKeras binary CNN: Conv2D (binary weights) -> BatchNormalization -> binary activation -> Conv2D (binary
+    weights, binary data: both_binary) -> BatchNormalization -> binary activation -> Flatten -> Dense (binary)."""
+    import numpy as np
+    from qkeras import QActivation, QConv2D, QDense, binary
+
+    K = keras()
+    inp = K.Input((6, 6, 1), name="x_in")
+    h = QConv2D(3, (3, 3), kernel_quantizer=binary(alpha=1), use_bias=False, name="c1")(inp)
+    h = K.layers.BatchNormalization(name="bn1")(h)
+    h = QActivation(binary(alpha=1), name="a1")(h)
+    h = QConv2D(4, (2, 2), kernel_quantizer=binary(alpha=1), use_bias=False, name="c2")(h)
+    h = K.layers.BatchNormalization(name="bn2")(h)
+    h = QActivation(binary(alpha=1), name="a2")(h)
+    h = K.layers.Flatten(name="f")(h)
+    model = K.Model(inp, QDense(3, kernel_quantizer=binary(alpha=1), use_bias=False, name="d3")(h))
+    rng = np.random.default_rng(0)
+    for name in ("bn1", "bn2"):
+        n = model.get_layer(name).get_weights()[0].size
+        model.get_layer(name).set_weights([rng.uniform(0.5, 1.5, n), rng.uniform(-0.5, 0.5, n),
+                                           rng.uniform(-1, 1, n), rng.uniform(0.5, 2, n)])
+    return model
+
+
 def binary_activation_model(ternary_first: bool = False):
     """QKeras binary activations with no BatchNormalization before them: Dense (4-bit weights) -> ``binary`` ->
     Dense (binary weights). hls4ml keeps the activation (``binary_tanh`` into ``ap_int<2>``: -1 / +1) and picks

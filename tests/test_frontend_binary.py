@@ -17,7 +17,7 @@ pytest.importorskip("brevitas")
 pytest.importorskip("qonnx")
 
 DEFAULT_RUN = ("brevitas_binary_mlp",)  # the BatchNorm-threshold network: -m heavy
-BIT_ACCURATE = {"brevitas_binary_mlp", "qkeras_bnn", "qkeras_bnn_stream", "qkeras_binary_act"}
+BIT_ACCURATE = {"brevitas_binary_mlp", "qkeras_bnn", "qkeras_bnn_stream", "qkeras_binary_act", "qkeras_binary_cnn"}
 # the layer descriptions each model must reach: (hls4ml layer class, product or activation it selects)
 REACHES = {
     "brevitas_binary_mlp": {"weight_binary", "data_binary", "both_binary", "binary_tanh"},
@@ -26,10 +26,12 @@ REACHES = {
     "qkeras_bnn_stream": {"weight_binary", "both_binary", "weight_ternary", "normalize_binary_tanh",
                           "normalize_ternary_tanh", "io_stream"},
     "qkeras_binary_act": {"binary_tanh", "weight_binary"},
+    "qkeras_binary_cnn": {"conv_2d_cl", "weight_binary", "normalize_binary_tanh", "both_binary"},
 }
 # inputs in ap_fixed<8,2>: hls4ml's default accumulators (ap_fixed<16,6>) then hold every sum of the QKeras models
 NARROW = ["--input-type", "ap_fixed<8,2>"]
-EXTRA = {"qkeras_bnn": NARROW, "qkeras_bnn_stream": [*NARROW, "--io-type", "io_stream"], "qkeras_binary_act": NARROW}
+EXTRA = {"qkeras_bnn": NARROW, "qkeras_bnn_stream": [*NARROW, "--io-type", "io_stream"], "qkeras_binary_act": NARROW,
+         "qkeras_binary_cnn": NARROW}
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +49,11 @@ def model_file(tmp_path_factory):
 
 
 def _qkeras_file(name: str, folder: Path) -> Path:
-    from qmodels import binary_activation_model, binary_model
+    from qmodels import binary_activation_model, binary_cnn_model, binary_model
 
     path = folder / f"{name}.h5"
     {"qkeras_bnn": binary_model, "qkeras_bnn_stream": binary_model, "qkeras_binary_act": binary_activation_model,
+     "qkeras_binary_cnn": binary_cnn_model,
      "qkeras_ternary_alone": lambda: binary_activation_model(ternary_first=True)}[name]().save(path)
     return path
 

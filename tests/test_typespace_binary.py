@@ -5,15 +5,18 @@ objects, weights as the C simulation loads them): BatchNormalizationQuantizedTan
 the input type, per element or per channel), the binary_tanh / ternary_tanh activations (io_parallel and io_stream;
 xnor, ``ap_int<2>`` and fixed result types), and Dense with binary (xnor) or fixed data and binary, ``uint<1>``,
 ternary or fixed weights (the weight_binary, data_binary, both_binary, weight_ternary and mult products, and the
-``acc * 2 - n_in`` result of 1-bit data and weights), with any input, accumulator and result type. Each layer runs on
+``acc * 2 - n_in`` result of 1-bit data and weights) and Conv1D of binary data (padded), with any input,
+accumulator and result type; a configuration the emulator refuses must be refused by both executors alike. Each layer runs on
 the numpy executor (the emulator) and on the symbolic one (da4ml; its netlist run by the exact interpreter) over
 every input code (up to 12 input bits) or the extremes and random codes: the outputs must be equal bit for bit.
-No graph is built, so the default run draws 60 layers; the heavy twin 600.
+No graph is built, so the default run draws 200 layers (a few seconds); the heavy twin 2,000.
 """
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,6 +27,7 @@ from hypothesis import strategies as st
 from flow.arith.layers import binary, dense
 from flow.arith.target import Target
 from flow.arith.types import FixedType, from_hls_precision
+from flow.errors import FlowError
 
 BASE = settings(deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
 ROUNDING = ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV")
@@ -34,12 +38,18 @@ EXHAUSTIVE_BITS, N_RANDOM = 12, 300
 class Layer:
     """What the layer descriptions read of an hls4ml graph layer: attributes, weights, input and output variables."""
 
-    def __init__(self, class_name: str, attrs: dict, weights: dict, in_precision, out_precision, n: int) -> None:
+    def __init__(self, class_name: str, attrs: dict, weights: dict, in_precision, out_precision, n: Any) -> None:
         self.name, self.class_name, self.attrs = "layer", class_name, attrs
         self.weights = {k: SimpleNamespace(data=np.asarray(d), type=SimpleNamespace(precision=p))
                         for k, (d, p) in weights.items()}
         self.inp = SimpleNamespace(type=SimpleNamespace(precision=in_precision))
-        self.out = SimpleNamespace(type=SimpleNamespace(precision=out_precision), shape=[n])
+        self.out = SimpleNamespace(type=SimpleNamespace(precision=out_precision), shape=list(np.atleast_1d(n)))
+
+    def __repr__(self) -> str:
+        weights = {k: (v.data.tolist(), str(v.type.precision)) for k, v in self.weights.items()}
+        attrs = {k: (str(v.precision) if isinstance(v, SimpleNamespace) else v) for k, v in self.attrs.items()}
+        return (f"{self.class_name}({attrs}, weights={weights}, in={self.inp.type.precision}, "
+                f"out={self.out.type.precision})")
 
     def get_attr(self, key, default=None):
         return self.attrs.get(key, default)
@@ -89,7 +99,7 @@ def threshold_layers(draw):
     keys = ("threshold",) if quantize == 2 else ("threshold_hi", "threshold_lo")
     out_p = xnor() if quantize == 2 else integer(2, True)
     return Layer("BatchNormalizationQuantizedTanh", {"quantize": quantize, "n_filt": n_filt},
-                 {k: (values(draw, in_p, (size,)), in_p) for k in keys}, in_p, out_p, n), n
+                 {k: (values(draw, in_p, (size,)), in_p) for k in keys}, in_p, out_p, n), (n,)
 
 
 @st.composite
@@ -101,7 +111,7 @@ def activation_layers(draw):
         out_p = draw(st.sampled_from([xnor(), integer(1, False), integer(2, True), fixed(draw, 1, 8)]))
     else:
         out_p = draw(st.sampled_from([integer(2, True), fixed(draw, 1, 8)]))
-    return Layer("Activation", {"activation": act}, {}, in_p, out_p, n), n
+    return Layer("Activation", {"activation": act}, {}, in_p, out_p, n), (n,)
 
 
 @st.composite
@@ -118,12 +128,37 @@ def dense_layers(draw):
     attrs = {"n_in": n_in, "n_out": n_out, "accum_t": SimpleNamespace(precision=fixed(draw, 1, 16)),
              "strategy": "latency"}
     return Layer("Dense", attrs, {"weight": (w, w_p), "bias": (values(draw, b_p, (n_out,)), b_p)}, in_p,
-                 fixed(draw, 1, 16), n_out), n_in
+                 fixed(draw, 1, 16), n_out), (n_in,)
 
 
-def codes_of(t: FixedType, n: int, seed: int) -> np.ndarray:
-    """Every combination of ``n`` codes of ``t`` when they have at most EXHAUSTIVE_BITS bits, else its extremes and
-    N_RANDOM uniform draws."""
+@st.composite
+def conv_layers(draw):
+    """Conv1D of binary data: width 2-5, 1-2 channels, kernel 1-3, stride 1-2, padding 0-1 on each side."""
+    width, cin, cout = draw(st.integers(2, 5)), draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    kernel, stride = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    pad_left, pad_right = draw(st.integers(0, 1)), draw(st.integers(0, 1))
+    kernel = min(kernel, width + pad_left + pad_right)
+    out_width = (width + pad_left + pad_right - kernel) // stride + 1
+    in_p = draw(st.sampled_from([xnor(), integer(1, False)]))
+    w_p = draw(st.sampled_from([xnor(), integer(2, True), fixed(draw, 1, 6, False)]))
+    w = values(draw, w_p, (kernel, cin, cout))
+    if from_hls_precision(w_p).min_code == -2:
+        w = np.clip(w, -1, 1)
+    b_p = fixed(draw, 1, 8, False)
+    attrs = {"n_chan": cin, "n_filt": cout, "filt_width": kernel, "stride_width": stride, "out_width": out_width,
+             "pad_left": pad_left, "pad_right": pad_right, "accum_t": SimpleNamespace(precision=fixed(draw, 1, 16)),
+             "strategy": "latency"}
+    return Layer("Conv1D", attrs, {"weight": (w, w_p), "bias": (values(draw, b_p, (cout,)), b_p)}, in_p,
+                 fixed(draw, 1, 16), (out_width, cout)), (width, cin)
+
+
+def codes_of(t: FixedType, shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """Every combination of the codes of ``t`` in a sample of ``shape`` when they have at most EXHAUSTIVE_BITS bits,
+    else its extremes and N_RANDOM uniform draws; (N, *shape)."""
+    return _flat_codes(t, int(np.prod(shape)), seed).reshape(-1, *shape)
+
+
+def _flat_codes(t: FixedType, n: int, seed: int) -> np.ndarray:
     if t.width * n <= EXHAUSTIVE_BITS:
         axes = [np.arange(t.min_code, t.max_code + 1)] * n
         return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, n)
@@ -132,10 +167,21 @@ def codes_of(t: FixedType, n: int, seed: int) -> np.ndarray:
     return np.concatenate([edges, rng.integers(t.min_code, t.max_code, size=(N_RANDOM, n), endpoint=True)])
 
 
-def check(layer: Layer, n: int, fn, target: Target) -> None:
+def check(layer: Layer, shape: tuple[int, ...], fn, target: Target) -> str:
+    """Both executors on every (or many) input codes: equal outputs, or the same refusal by both."""
+    from flow.arith.ops import OpsError
+    from flow.arith.symbolic_ops import SymbolicOps
+
     t = from_hls_precision(layer.inp.type.precision)
-    a, s = both_executors(lambda ops, x: fn(layer, [x], ops, target), [t], [codes_of(t, n, 0)])
+    try:
+        a, s = both_executors(lambda ops, x: fn(layer, [x], ops, target), [t], [codes_of(t, shape, 0)])
+    except (FlowError, OpsError) as exc:
+        ops = SymbolicOps()
+        with pytest.raises(type(exc), match=re.escape(str(exc).split(":")[0])):
+            fn(layer, [ops.variables(t, shape)], ops, target)
+        return "refused"
     assert a.shape == s.shape and a.tolist() == s.tolist()
+    return "compared"
 
 
 def _target(draw) -> Target:
@@ -144,29 +190,32 @@ def _target(draw) -> Target:
 
 @st.composite
 def cases(draw):
-    kind = draw(st.sampled_from(["thresholds", "activation", "dense"]))
-    layer, n = draw({"thresholds": threshold_layers, "activation": activation_layers, "dense": dense_layers}[kind]())
-    return kind, layer, n, _target(draw)
+    kind = draw(st.sampled_from(["thresholds", "activation", "dense", "conv"]))
+    strategy = {"thresholds": threshold_layers, "activation": activation_layers, "dense": dense_layers,
+                "conv": conv_layers}[kind]
+    layer, shape = draw(strategy())
+    return kind, layer, shape, _target(draw)
 
 
-FNS = {"thresholds": binary.batchnorm_quantized_tanh, "activation": binary.binary_activation, "dense": dense.dense}
+FNS = {"thresholds": binary.batchnorm_quantized_tanh, "activation": binary.binary_activation, "dense": dense.dense,
+       "conv": dense.conv1d}
 
 
 def run_case(case) -> None:
-    kind, layer, n, target = case
-    check(layer, n, FNS[kind], target)
+    kind, layer, shape, target = case
+    outcome = check(layer, shape, FNS[kind], target)
     what = layer.attrs.get("activation") or layer.attrs.get("quantize") or type(layer.inp.type.precision).__name__
-    event(f"{kind}: {what}")
+    event(f"{kind}: {what}: {outcome}")
 
 
-@settings(BASE, max_examples=60)
+@settings(BASE, max_examples=200)
 @given(case=cases())
 def test_binary_layers_run_equal_on_both_executors(case):
     run_case(case)
 
 
 @pytest.mark.heavy
-@settings(BASE, max_examples=600)
+@settings(BASE, max_examples=2000)
 @given(case=cases())
 def test_binary_layers_run_equal_on_both_executors_heavy(case):
     run_case(case)

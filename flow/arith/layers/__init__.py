@@ -31,7 +31,7 @@ SUPPORTED_LAYERS = (
     "Flatten/Reshape, ZeroPadding1D/2D, BatchNormalization, ReLU/linear/sigmoid/tanh Activation, LeakyReLU, "
     "ThresholdedReLU, hard_sigmoid/hard_tanh, Softmax (stable/latency), Add/Subtract/Multiply/Average/Maximum/"
     "Minimum, Concatenate, HGQ2's heterogeneous FixedPointQuantizer (io_parallel), binary/ternary weights and binary "
-    "(xnor) data in Dense, BatchNormalizationQuantizedTanh (binary/ternary), binary_tanh/ternary_tanh Activation, "
+    "(xnor) data in Dense and Conv1D/2D, BatchNormalizationQuantizedTanh (binary/ternary), binary_tanh/ternary_tanh Activation, "
     "and hls4ml's io_stream Clone/Repack"
 )
 # Catapult (ac_fixed) backend: the layers whose nnet_utils templates were checked against its C simulation

@@ -1,7 +1,8 @@
 """Dense, Conv1D, Conv2D and BatchNormalization (``nnet_dense_latency.h``, ``nnet_dense_resource.h``,
 ``nnet_conv1d_latency.h``, ``nnet_conv2d_latency.h``, ``nnet_conv_stream.h``, ``nnet_batchnorm.h``).
 
-Dense/Conv: every product ``x*w`` at full precision, cast to ``accum_t``; the accumulator starts at
+Dense/Conv: every product ``x*w`` at full precision (hls4ml's binary products: :func:`flow.arith.layers.common.
+product_sum`, :func:`_binary_conv_operands`), cast to ``accum_t``; the accumulator starts at
 ``(accum_t)bias`` and each product is added in ``accum_t`` (:func:`flow.arith.layers.common.product_sum`);
 the sum is cast to the output type, except where data and weights are both ``ap_uint<1>`` (binary, xnor:
 ``nnet_mult.h``'s ``cast``): there the count of agreeing codes ``acc`` becomes the +-1 dot product
@@ -25,7 +26,7 @@ from flow.arith.hls_layer import (
     weights,
     where,
 )
-from flow.arith.layers.common import bias_const, product_sum, scalar, weight_const
+from flow.arith.layers.common import bias_const, plus_minus_one, product_sum, scalar, weight_const
 from flow.arith.ops import Ops, Tensor
 from flow.arith.target import Target
 from flow.arith.types import FixedType
@@ -63,15 +64,38 @@ def _conv(layer: Any, x: Tensor, ops: Ops, w: Any, kernel: tuple[int, ...], stri
         raise FlowError(f"{where(layer)}: weight shape {w.shape} != {(*kernel, cin, cout)}")
     if w.kind == "po2":
         raise FlowError(f"{where(layer)}: power-of-two conv weights are not supported")
-    if (x.t is not None and x.t.xnor) or binary_count_cast(layer):
-        raise FlowError(f"{where(layer)}: a convolution of binary (xnor / ap_uint<1>) data is not supported by the "
-                        "emulator (binary data is supported in Dense layers)")
     if any(a or b for a, b in pads):
-        x = ops.pad(x, pads + [(0, 0)])
+        x = ops.pad(x, pads + [(0, 0)])  # code 0: a padded binary input is -1 in a binary product
     k = int(np.prod(kernel)) * cin
-    return ops.window_dot(x, kernel, stride, out, weight_const(ops, w.reshaped((k, cout))),
-                          bias_const(ops, weights(layer, "bias")), attr_type(layer, "accum_t"), in_order,
-                          out_type(layer))
+    w, b, acc_t = w.reshaped((k, cout)), weights(layer, "bias"), attr_type(layer, "accum_t")
+    bias = bias_const(ops, b)
+    if x.t is not None and x.t.xnor:
+        x, w, bias = _binary_conv_operands(layer, ops, x, w, b, acc_t)
+    if not binary_count_cast(layer):
+        return ops.window_dot(x, kernel, stride, out, weight_const(ops, w), bias, acc_t, in_order, out_type(layer))
+    acc = ops.window_dot(x, kernel, stride, out, weight_const(ops, w), bias, acc_t, in_order)
+    return ops.cast(binary_result(layer, ops, acc, k), out_type(layer))
+
+
+def _binary_conv_operands(layer: Any, ops: Ops, x: Tensor, w: Any, b: Any,
+                          acc_t: FixedType) -> tuple[Tensor, Any, Tensor]:
+    """The operands of a convolution of binary (xnor) data as a plain product of windows (:meth:`Ops.window_dot`).
+
+    ``data_binary`` (``a == 0 ? -w : w``): the data's +-1 values times the weights. ``both_binary`` (``a == w`` as
+    0 / 1, each cast to ``accum_t``): ``a == w`` is ``a * (2w - 1) + (1 - w)``, so the codes times the +-1 weights
+    with ``sum(1 - w)`` added to the bias before its cast to ``accum_t``. That equals hls4ml's sum of casts where
+    no cast changes a value modulo the accumulator's range and an integer added to the bias rounds with it:
+    ``accum_t`` wraps and has an LSB of at most 1, which is required (FlowError otherwise)."""
+    if w.kind != "binary":
+        return plus_minus_one(ops, x), w, bias_const(ops, b)
+    if acc_t.overflow != "WRAP" or acc_t.fractional < 0:
+        raise FlowError(f"{where(layer)}: a binary convolution of binary data with accum_t {acc_t} is not supported "
+                        "by the emulator (supported: a wrapping accum_t with an LSB of at most 1)")
+    extra = (1 - w.bits).sum(axis=0).astype(np.int64)
+    codes, frac = b.codes.reshape(-1).astype(np.int64), b.frac
+    if frac < 0:
+        codes, frac = codes << -frac, 0
+    return x, w, ops.const(codes + (extra << frac), frac)
 
 
 def conv2d(layer: Any, xs: list[Tensor], ops: Ops, target: Target) -> Tensor:
