@@ -46,12 +46,12 @@ def conv_model():
     return K.Model(inp, h)
 
 
-def binary_model():
+def binary_model(negative_scale: bool = False):
     """A QKeras binary network: Dense (binary weights) -> BatchNormalization -> binary activation -> Dense (binary
     weights) -> BatchNormalization -> ternary activation -> Dense (ternary weights). hls4ml folds each
     BatchNormalization and activation into a BatchNormalizationQuantizedTanh (binary ``bnbt_bn1``, ternary
     ``bnbt_a2_scale``) and picks its weight_binary, both_binary and weight_ternary products. Seeded BatchNorm
-    statistics (positive scales) stand in for training."""
+    statistics (positive scales) stand in for training; ``negative_scale``: bn1's channel 0 gets gamma -1."""
     import numpy as np
     from qkeras import QActivation, QDense, binary, ternary
 
@@ -67,8 +67,11 @@ def binary_model():
     rng = np.random.default_rng(0)
     for name in ("bn1", "bn2"):
         n = model.get_layer(name).get_weights()[0].size
-        model.get_layer(name).set_weights([rng.uniform(0.5, 1.5, n), rng.uniform(-0.5, 0.5, n),
-                                           rng.uniform(-1, 1, n), rng.uniform(0.5, 2, n)])
+        gamma = rng.uniform(0.5, 1.5, n)
+        if negative_scale and name == "bn1":
+            gamma[0] = -1.0
+        model.get_layer(name).set_weights([gamma, rng.uniform(-0.5, 0.5, n), rng.uniform(-1, 1, n),
+                                           rng.uniform(0.5, 2, n)])
     return model
 
 

@@ -53,7 +53,7 @@ def _qkeras_file(name: str, folder: Path) -> Path:
 
     path = folder / f"{name}.h5"
     {"qkeras_bnn": binary_model, "qkeras_bnn_stream": binary_model, "qkeras_binary_act": binary_activation_model,
-     "qkeras_binary_cnn": binary_cnn_model,
+     "qkeras_binary_cnn": binary_cnn_model, "qkeras_negative_bn": lambda: binary_model(negative_scale=True),
      "qkeras_ternary_alone": lambda: binary_activation_model(ternary_first=True)}[name]().save(path)
     return path
 
@@ -125,3 +125,15 @@ def test_a_ternary_activation_hls4ml_writes_no_code_for_is_named(hlsflow, model_
     assert "nnet::ternary_tanh" not in _firmware_text(tmp_path / "p")
     code, _, _ = hlsflow("verify", tmp_path / "p", "--samples", 20)
     assert code != 0
+
+
+def test_a_negative_batchnorm_scale_before_a_binary_activation_is_one_line(hlsflow, model_file, tmp_path):
+    """hls4ml's thresholds x >= -bias/scale assume a positive scale: a QKeras model with a negative one is refused
+    (the QONNX twin is in tests/test_frontend_onnx_torch.py's refusal table)."""
+    from conftest import assert_one_error_line
+
+    path = model_file("qkeras_negative_bn")
+    code, _, err = hlsflow("convert", path, "--out", tmp_path / "p", *NARROW)
+    line = assert_one_error_line(err, "convert")
+    assert code == 2 and "layer 'bn1' (BatchNormalization): scale -" in line and "channel 0" in line
+    assert not (tmp_path / "p").exists()

@@ -191,7 +191,37 @@ def build_graph(model: Any, hls_config: dict, hardware: Hardware, output_dir: Pa
             del hls4ml
     _widen_exponent_storage(graph)
     _undo_binary_requantization(graph)
+    _check_threshold_scales(model, graph)
     return graph
+
+
+def _check_threshold_scales(model: Any, graph: Any) -> None:
+    """FlowError naming the first Keras BatchNormalization that hls4ml folded into binary/ternary thresholds
+    (``BatchNormalizationQuantizedTanh``) with a scale ``gamma / sqrt(moving_variance + epsilon)`` that is not
+    positive: hls4ml's thresholds ``x >= -bias / scale`` assume a positive scale (a negative one flips the test)."""
+    thresholds = [layer.name for layer in graph.get_layers() if layer.class_name == "BatchNormalizationQuantizedTanh"]
+    if not thresholds:
+        return
+    from flow.hls.layer_map import layer_map
+
+    fused = layer_map(model, graph).fused
+    for name in thresholds:
+        for part in fused.get(name, []):
+            layer = model.get_layer(part)
+            if "BatchNormalization" not in type(layer).__name__:
+                continue
+            values = {v.name.split("/")[-1].split(":")[0]: np.asarray(v) for v in layer.weights}
+            var = values.get("moving_variance")
+            if var is None:
+                continue
+            gamma = values.get("gamma", np.ones_like(var))
+            scale = np.asarray(gamma, dtype=np.float64) / np.sqrt(np.asarray(var, dtype=np.float64) + layer.epsilon)
+            if np.any(scale <= 0):
+                k = int(np.flatnonzero(scale <= 0)[0])
+                raise FlowError(f"layer {part!r} ({type(layer).__name__}): scale {scale[k]:g} of channel {k} before the "
+                                f"binary/ternary activation ({name} in the hls4ml graph) is not positive; hls4ml folds "
+                                "them into the threshold test x >= -bias/scale, which a negative scale turns the wrong "
+                                "way")
 
 
 def _undo_binary_requantization(graph: Any) -> None:
