@@ -214,6 +214,8 @@ def diagnose(model: Any, graph: Any, lmap: LayerMap, x: np.ndarray, exact_graph:
     for t in traces:
         types = layer_types(layers[t.name])
         ours = np.asarray(t.values, dtype=np.float64).reshape(len(x), -1)
+        if types.result is not None and types.result.xnor:  # binary codes 0 / 1 stand for -1 / +1 in the model
+            ours = 2.0 * ours - 1.0
         ref = refs[t.name]
         keras_layer, pre = lmap.reference(t.name)
         row: dict[str, Any] = {"layer": t.name, "keras_layer": keras_layer + (" (pre-activation)" if pre else ""),

@@ -2,7 +2,8 @@
 
 Float PyTorch MLP and CNN (saved whole, or as a state dict with the file that builds the module), the same
 exported to ONNX, a branched ONNX graph (two Linear paths joined by an Add), and Brevitas quantization-aware MLP
-and CNN with power-of-two (fixed-point) scales exported to QONNX; plus the refusals: a Brevitas model with float
+and CNN with power-of-two (fixed-point) scales exported to QONNX; Brevitas binary networks (bipolar activations
+and weights: ``BipolarQuant`` nodes, hls4ml's xnor types); plus the refusals: a Brevitas model with float
 scales and an ONNX graph with an op hls4ml has no handler for.
 """
 
@@ -89,6 +90,61 @@ def brevitas_cnn():
     return _calibrated(model, (64, *IMAGE))
 
 
+def _binary_quantizers(weight_scale: float = 1.0):
+    """Brevitas's bipolar quantizers: weights +-``weight_scale`` (Brevitas's default is 0.1; hls4ml folds only a
+    unit scale into its xnor weights), activations +-1."""
+    from brevitas.quant import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
+
+    return SignedBinaryWeightPerTensorConst.let(scaling_const=weight_scale), SignedBinaryActPerTensorConst
+
+
+def brevitas_binary_mlp(weight_scale: float = 1.0):
+    """8-bit input -> Linear (binary weights) -> binary activation -> Linear (8-bit power-of-two weights) -> binary
+    activation -> Linear (binary weights): hls4ml's weight_binary, data_binary and both_binary products and its
+    binary_tanh activation, every parameter quantized by Brevitas (bit-accurate by design)."""
+    torch = _torch()
+    import brevitas.nn as qnn
+    from brevitas.quant import Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint
+
+    weight, act = _binary_quantizers(weight_scale)
+    model = torch.nn.Sequential(
+        qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, return_quant_tensor=True),
+        qnn.QuantLinear(N_IN, 6, bias=False, weight_quant=weight, return_quant_tensor=False),
+        qnn.QuantIdentity(act_quant=act, return_quant_tensor=True),
+        qnn.QuantLinear(6, 4, bias=False, weight_quant=Int8WeightPerTensorFixedPoint, return_quant_tensor=False),
+        qnn.QuantIdentity(act_quant=act, return_quant_tensor=True),
+        qnn.QuantLinear(4, 3, bias=False, weight_quant=weight, return_quant_tensor=False))
+    return _calibrated(model, (64, N_IN))
+
+
+def brevitas_bnn(negative_scale: bool = False):
+    """The binary MLP of FINN's examples: Linear (binary weights, no bias) -> BatchNorm1d -> binary activation,
+    twice, then a binary Linear: hls4ml folds each BatchNorm + binary activation into thresholds
+    (BatchNormalizationQuantizedTanh). The BatchNorm parameters are float, so not bit-accurate by design.
+    ``negative_scale``: the first BatchNorm's channel 0 gets gamma -1 (what hls4ml's thresholds cannot express)."""
+    torch = _torch()
+    import brevitas.nn as qnn
+    from brevitas.quant import Int8ActPerTensorFixedPoint
+
+    weight, act = _binary_quantizers()
+    model = torch.nn.Sequential(
+        qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, return_quant_tensor=True),
+        qnn.QuantLinear(N_IN, 8, bias=False, weight_quant=weight, return_quant_tensor=False),
+        torch.nn.BatchNorm1d(8),
+        qnn.QuantIdentity(act_quant=act, return_quant_tensor=True),
+        qnn.QuantLinear(8, 6, bias=False, weight_quant=weight, return_quant_tensor=False),
+        torch.nn.BatchNorm1d(6),
+        qnn.QuantIdentity(act_quant=act, return_quant_tensor=True),
+        qnn.QuantLinear(6, 3, bias=False, weight_quant=weight, return_quant_tensor=False))
+    with torch.no_grad():  # trained-looking BatchNorm statistics and affine parameters (positive scales)
+        for bn in (model[2], model[5]):
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.5, 0.5)
+        if negative_scale:
+            model[2].weight[0] = -1.0
+    return _calibrated(model, (64, N_IN))
+
+
 def _calibrated(model, shape):
     """A few forward passes in training mode set the activation scales (Brevitas's statistics), then eval."""
     import torch
@@ -147,4 +203,10 @@ BUILDERS = {
     "onnx_branch": (lambda d: export_onnx(branched(), (N_IN,), d / "branch.onnx"), []),
     "brevitas_mlp": (lambda d: export_qonnx(brevitas_mlp(), (N_IN,), d / "qmlp.onnx"), []),
     "brevitas_cnn": (lambda d: export_qonnx(brevitas_cnn(), IMAGE, d / "qcnn.onnx"), []),
+}
+
+BINARY_BUILDERS = {
+    # name: builder(folder) -> QONNX file with BipolarQuant nodes (tests/test_frontend_binary.py)
+    "brevitas_binary_mlp": lambda d: export_qonnx(brevitas_binary_mlp(), (N_IN,), d / "binary.onnx"),
+    "brevitas_bnn": lambda d: export_qonnx(brevitas_bnn(), (N_IN,), d / "bnn.onnx"),
 }

@@ -100,11 +100,16 @@ def state_dict_alone(folder: Path) -> Path:
 @pytest.mark.parametrize("make, args, message", [
     (lambda d: frontend_models.export_qonnx(frontend_models.brevitas_mlp(power_of_two=False), (8,), d / "fs.onnx"),
      [], "node 'Quant_0' (Quant): scale"),
+    (lambda d: frontend_models.export_qonnx(frontend_models.brevitas_binary_mlp(weight_scale=0.1), (8,), d / "b.onnx"),
+     [], "node 'BipolarQuant_0' (BipolarQuant): scale 0.1 is not a power of two"),
+    (lambda d: frontend_models.export_qonnx(frontend_models.brevitas_bnn(negative_scale=True), (8,), d / "n.onnx"),
+     [], "node 'BatchNormalization_0' (BatchNormalization): scale -"),
     (lambda d: frontend_models.unsupported_op(d / "sin.onnx"), [], "op Sin is not supported by hls4ml's ONNX converter"),
     (torchscript, ["--input-shape", "8"], "a TorchScript file"),
     (state_dict_alone, ["--input-shape", "8"], "a state dict: pass the Python file"),
     (lambda d: frontend_models.save_whole(frontend_models.float_mlp(), d / "m.pt"), [], "needs --input-shape"),
-], ids=["non-power-of-two scale", "unsupported op", "torchscript", "state dict alone", "no input shape"])
+], ids=["non-power-of-two scale", "binary weights scaled by 0.1", "negative BatchNorm scale before a binary activation",
+        "unsupported op", "torchscript", "state dict alone", "no input shape"])
 def test_what_the_flow_cannot_carry_is_one_line(hlsflow, tmp_path, make, args, message):
     path = make(tmp_path)
     code, _, err = hlsflow("convert", path, "--out", tmp_path / "p", *args)

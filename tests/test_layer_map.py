@@ -38,6 +38,19 @@ def test_batchnorm_folded_into_dense_is_held_by_the_dense_layer(mapped):
     assert lmap.reference("fc4") == ("bn4", False)  # fc4's own Keras output exists nowhere in the graph
 
 
+def test_batchnorm_and_binary_activation_are_held_by_their_threshold_layer(tmp_path):
+    """hls4ml folds BatchNormalization + binary/ternary activation into BatchNormalizationQuantizedTanh: it holds the
+    activation's output; the Dense before keeps its own."""
+    from qmodels import binary_model
+
+    model = binary_model()
+    graph = build_graph(model, derive_hls_config(model, Hardware(), None), Hardware(), tmp_path / "hls")
+    lmap = layer_map(model, graph)
+    assert lmap.keras_to_graph["d1"] == "d1" and lmap.reference("d1") == ("d1", False)
+    assert lmap.fused == {"bnbt_bn1": ["bn1", "a1"], "bnbt_a2_scale": ["bn2", "a2"]}
+    assert lmap.reference("bnbt_bn1") == ("a1", False) and lmap.reference("bnbt_a2_scale") == ("a2", False)
+
+
 def test_logits_of_a_softmax_after_folded_batchnorm_are_the_dense_layer(mapped):
     _, _, lmap = mapped("float_bn_mlp")
     assert lmap.logits == "fc4" and lmap.compare_layer == "fc4"

@@ -290,3 +290,16 @@ def test_a_saturating_accumulator_with_an_lsb_below_2_to_the_minus_32():
 
     a, s = both_executors(fn, [one], [np.array([[0], [1]])])
     assert a.ravel().tolist() == s.ravel().tolist() == [acc.max_code] * 2
+
+
+def test_a_saturation_to_zero_of_values_that_round_to_one_value():
+    """x * 2 - 3 (-3 or -1) into ap_ufixed<1,3,AP_TRN,AP_SAT_ZERO> (LSB 4): both round to -4, below the range, so 0;
+    da4ml's zero multiplexer of that single rounded value kept -4 (found by tests/test_typespace_binary.py's binary
+    convolution: nnet_mult.h's acc * 2 - n_in into a saturating result)."""
+    t = FixedType(1, 3, False, "TRN", "SAT_ZERO")
+
+    def fn(ops, x):
+        return ops.cast(ops.sub(ops.scale(x, 1), ops.const(np.array([3]), 0)), t)
+
+    a, s = both_executors(fn, [FixedType(1, 1, False)], [np.array([[0], [1]])])
+    assert a.ravel().tolist() == s.ravel().tolist() == [0, 0]

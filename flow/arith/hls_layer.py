@@ -9,7 +9,8 @@ Weights are what the C simulation loads: hls4ml writes each value as decimal tex
 the type has fractional bits, and ``ap_fixed(double)`` converts it with the weight type's rounding and
 overflow modes. Ternary weights (signed ``ap_int<2>``) select hls4ml's ``weight_ternary`` product
 (``w == 0 ? 0 : w == -1 ? -x : x``); power-of-two weights (``{sign, exponent}`` pairs) its
-``weight_exponential`` product.
+``weight_exponential`` product; binary weights (``XnorPrecisionType``, ``ap_uint<1>``: code 0 means -1, code 1
+means +1) its ``weight_binary`` (``w == 0 ? -x : x``) or, with binary data, ``both_binary`` product.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from flow.arith import fxp
-from flow.arith.types import FixedType, from_hls_precision
+from flow.arith.types import FixedType, from_hls_precision, is_uint1, is_xnor
 from flow.errors import FlowError
 
 
@@ -73,7 +74,9 @@ class Weights:
     """One weight array of a layer as the C simulation holds it.
 
     ``kind`` is ``fixed`` (``codes`` are mantissas of ``type``, ``frac`` fractional bits), ``ternary``
-    (``codes`` in {-1, 0, 1}, the factor hls4ml's ternary product applies, ``frac`` 0) or ``po2``
+    (``codes`` in {-1, 0, 1}, the factor hls4ml's ternary product applies, ``frac`` 0), ``binary`` (an
+    ``XnorPrecisionType`` product weight: ``codes`` in {-1, +1}, the factor its 1-bit code 0 / 1 stands for,
+    ``frac`` 0; :attr:`bits` gives the codes back) or ``po2``
     (``sign`` 1 = non-negative, ``exponent`` = int(log2|w|) toward zero, wrapped to ``ap_int<exp_width>``).
     """
 
@@ -84,6 +87,11 @@ class Weights:
     sign: np.ndarray | None = None
     exponent: np.ndarray | None = None
     exp_width: int = 0
+
+    @property
+    def bits(self) -> np.ndarray:
+        """The 1-bit codes of ``binary`` weights as the HLS project stores them (0 for -1, 1 for +1)."""
+        return (self.codes + 1) // 2
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -127,8 +135,7 @@ def _read(layer: Any, key: str) -> Weights:
         return Weights("po2", np.zeros(0, dtype=np.int64), 0, None, sign, e, int(precision.width))
     from hls4ml.model.types import FixedPrecisionType, IntegerPrecisionType
 
-    if not isinstance(precision, (FixedPrecisionType, IntegerPrecisionType)) or (
-            type(precision).__name__.endswith("XnorPrecisionType")):
+    if not isinstance(precision, (FixedPrecisionType, IntegerPrecisionType)) and not is_xnor(precision):
         raise FlowError(f"{where(layer)}: weight type {precision} ({type(precision).__name__}) is not supported "
                         "by the emulator")
     t = ftype(layer, precision, key)
@@ -136,6 +143,8 @@ def _read(layer: Any, key: str) -> Weights:
     data = np.asarray(var.data)
     text_values = np.array([float(fmt.format(v)) for v in data.ravel()], dtype=np.float64).reshape(data.shape)
     q, _ = fxp.from_float(text_values, t)
+    if is_xnor(precision) and key == "weight":  # the product's factor: code 0 -> -1, code 1 -> +1
+        return Weights("binary", 2 * q.astype(np.int64) - 1, 0, t)
     if _is_ternary(precision):
         return Weights("ternary", np.where(q == 0, 0, np.where(q == -1, -1, 1)).astype(np.int64), 0, t)
     return Weights("fixed", q, t.fractional, t)
@@ -164,6 +173,19 @@ def weights(layer: Any, key: str) -> Weights:
     if k not in cache:
         cache[k] = _read(layer, key)
     return cache[k]
+
+
+def binary_count_cast(layer: Any) -> bool:
+    """Whether the layer's result goes through ``nnet_mult.h``'s binary ``cast``: data and weights both declared
+    ``ap_uint<1>`` (xnor or ``uint<1>``), so ``res = (res_T)(ap_int<ceillog2(n_in) + 2>)(acc * 2 - n_in)``."""
+    w = layer.weights.get("weight") if hasattr(layer, "weights") else None
+    return (w is not None and is_uint1(w.type.precision)
+            and is_uint1(layer.get_input_variable().type.precision))
+
+
+def ceillog2(n: int) -> int:
+    """``nnet::ceillog2`` (nnet_helpers.h): ``n <= 2 ? 1 : 1 + ceillog2((n + 1) / 2)``."""
+    return 1 if n <= 2 else 1 + ceillog2((n + 1) // 2)
 
 
 def const_code(layer: Any, value: Any, t: FixedType) -> int:

@@ -335,6 +335,8 @@ class SymbolicOps(Ops):
         if t.overflow == "SAT_ZERO":
             _k, _i, _ = v.kif
             r = v.quantize(_k, max(_i, -f), min(f, v.kif[2]), "WRAP", "TRN")  # rounded, not yet range-checked
+            if r.low == r.high:  # rounding left one value: its exact cast (da4ml's zero multiplexer of a constant
+                return self._cast_var(r, t)  # kept the value: ap_ufixed<1,3,AP_TRN,AP_SAT_ZERO> of -3 or -1 gave -4)
             lo_v, hi_v = Decimal(t.min_code) * Decimal(2) ** -f, Decimal(t.max_code) * Decimal(2) ** -f
             if r.low >= lo_v and r.high <= hi_v:
                 return r.quantize(k, i, f, "WRAP", "TRN")

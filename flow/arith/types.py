@@ -2,8 +2,11 @@
 
 ``ap_fixed<W,I>`` means W total bits and I integer bits *including* the sign bit, so the step is
 ``2**-(W-I)`` and the range is ``[-2**(I-1), 2**(I-1) - 2**-(W-I)]``; ``ap_ufixed<W,I>`` has range
-``[0, 2**I - 2**-(W-I)]``. Type strings are parsed by hls4ml itself
-(:meth:`FPGABackend.convert_precision_string`), so a type means here what it means in the HLS project.
+``[0, 2**I - 2**-(W-I)]``. hls4ml's 1-bit binary type (``XnorPrecisionType``, held as ``ap_uint<1>``) is the
+``FixedType`` of ``ap_ufixed<1,1>`` with ``xnor=True``: its code 0 stands for -1 and its code 1 for +1 in
+hls4ml's binary products (``nnet_mult.h`` ``both_binary``/``weight_binary``/``data_binary``); everywhere
+else (assignments, comparisons, C simulation outputs) it is the unsigned integer 0 or 1. Type strings are
+parsed by hls4ml itself (:meth:`FPGABackend.convert_precision_string`), so a type means here what it means in the HLS project.
 """
 
 from __future__ import annotations
@@ -17,13 +20,23 @@ import numpy as np
 
 @dataclass(frozen=True)
 class FixedType:
-    """A fixed-point type: ``width`` W total bits, ``integer`` I integer bits incl. sign (if signed)."""
+    """A fixed-point type: ``width`` W total bits, ``integer`` I integer bits incl. sign (if signed).
+
+    ``xnor``: hls4ml's binary type (``XnorPrecisionType``): ``ap_uint<1>`` storage (W=1, I=1, unsigned, TRN,
+    WRAP) whose code 0 means -1 and code 1 means +1 in a binary product; see the module docstring.
+    """
 
     width: int
     integer: int
     signed: bool
     rounding: str = "TRN"
     overflow: str = "WRAP"
+    xnor: bool = False
+
+    @classmethod
+    def binary(cls) -> "FixedType":
+        """hls4ml's ``XnorPrecisionType``: ``ap_uint<1>``, code 0 <-> -1, code 1 <-> +1."""
+        return cls(1, 1, False, xnor=True)
 
     @property
     def fractional(self) -> int:
@@ -52,6 +65,8 @@ class FixedType:
         return float(np.ldexp(float(self.max_code), -self.fractional))
 
     def __str__(self) -> str:
+        if self.xnor:  # the C++ type hls4ml declares (a valid type string wherever it is written back)
+            return "ap_uint<1>"
         base = f"ap_{'' if self.signed else 'u'}fixed<{self.width},{self.integer}"
         if (self.rounding, self.overflow) != ("TRN", "WRAP"):
             base += f",AP_{self.rounding},AP_{self.overflow}"
@@ -66,10 +81,14 @@ def from_hls_precision(precision: Any) -> FixedType:
     ``APIntegerPrecisionType`` / ``ACIntegerPrecisionType``, which hls4ml gives e.g. a
     ``quantized_relu(N, N)`` activation) is the fixed type with no fractional bits:
     ``ap_fixed<W,W>`` / ``ap_ufixed<W,W>``, TRN, WRAP (an ``ap_int`` assignment truncates and wraps).
-    Raises ValueError for other kinds (exponent, xnor, float) and for the ``saturation_bits`` (N)
+    ``XnorPrecisionType`` (binary activations and weights, ``ap_uint<1>``) is :meth:`FixedType.binary`.
+    Raises ValueError for other kinds (exponent, float) and for the ``saturation_bits`` (N)
     parameter, which is not emulated.
     """
     from hls4ml.model.types import FixedPrecisionType, IntegerPrecisionType
+
+    if is_xnor(precision):
+        return FixedType.binary()
 
     if isinstance(precision, FixedPrecisionType):
         if precision.saturation_bits not in (None, 0):
@@ -81,6 +100,22 @@ def from_hls_precision(precision: Any) -> FixedType:
         return FixedType(int(precision.width), int(precision.width), bool(precision.signed))
     raise ValueError(f"unsupported hls4ml precision {precision} ({type(precision).__name__}): "
                      "not a fixed-point or integer type")
+
+
+def is_xnor(precision: Any) -> bool:
+    """True for hls4ml's binary type ``XnorPrecisionType`` (also the backend's wrapped ``APXnorPrecisionType``)."""
+    from hls4ml.model.types import XnorPrecisionType
+
+    return isinstance(precision, XnorPrecisionType)
+
+
+def is_uint1(precision: Any) -> bool:
+    """True when hls4ml declares ``precision`` as the C++ type ``ap_uint<1>``: its xnor type or ``uint<1>``
+    (what ``nnet_mult.h``'s ``cast`` tests for its binary-dense result, not ``ap_ufixed<1,1>``)."""
+    from hls4ml.model.types import IntegerPrecisionType
+
+    return is_xnor(precision) or (isinstance(precision, IntegerPrecisionType) and int(precision.width) == 1
+                                  and not precision.signed)
 
 
 _TYPE_FORM = re.compile(r"\s*\w+\s*<[^<>]+>\s*")  # NAME<...>: the shape every hls4ml type string has

@@ -179,6 +179,7 @@ def build_graph(model: Any, hls_config: dict, hardware: Hardware, output_dir: Pa
             del hls4ml
             graph = model.to_hls(config)
             _widen_exponent_storage(graph)
+            _undo_binary_requantization(graph)
             return graph
         config["KerasModel"] = model
         try:
@@ -189,7 +190,66 @@ def build_graph(model: Any, hls_config: dict, hardware: Hardware, output_dir: Pa
         finally:
             del hls4ml
     _widen_exponent_storage(graph)
+    _undo_binary_requantization(graph)
+    _check_threshold_scales(model, graph)
     return graph
+
+
+def _check_threshold_scales(model: Any, graph: Any) -> None:
+    """FlowError naming the first Keras BatchNormalization that hls4ml folded into binary/ternary thresholds
+    (``BatchNormalizationQuantizedTanh``) with a scale ``gamma / sqrt(moving_variance + epsilon)`` that is not
+    positive: hls4ml's thresholds ``x >= -bias / scale`` assume a positive scale (a negative one flips the test)."""
+    thresholds = [layer.name for layer in graph.get_layers() if layer.class_name == "BatchNormalizationQuantizedTanh"]
+    if not thresholds:
+        return
+    from flow.hls.layer_map import layer_map
+
+    fused = layer_map(model, graph).fused
+    for name in thresholds:
+        for part in fused.get(name, []):
+            layer = model.get_layer(part)
+            if "BatchNormalization" not in type(layer).__name__:
+                continue
+            values = {v.name.split("/")[-1].split(":")[0]: np.asarray(v) for v in layer.weights}
+            var = values.get("moving_variance")
+            if var is None:
+                continue
+            gamma = values.get("gamma", np.ones_like(var))
+            scale = np.asarray(gamma, dtype=np.float64) / np.sqrt(np.asarray(var, dtype=np.float64) + layer.epsilon)
+            if np.any(scale <= 0):
+                k = int(np.flatnonzero(scale <= 0)[0])
+                raise FlowError(f"layer {part!r} ({type(layer).__name__}): scale {scale[k]:g} of channel {k} before the "
+                                f"binary/ternary activation ({name} in the hls4ml graph) is not positive; hls4ml folds "
+                                "them into the threshold test x >= -bias/scale, which a negative scale turns the wrong "
+                                "way")
+
+
+def _undo_binary_requantization(graph: Any) -> None:
+    """Give a binary Dense after a ``BatchNormalizationQuantizedTanh`` the weights its model has.
+
+    hls4ml 1.3's ``quantize_dense_output`` pass (``backends/vivado/passes/bn_quant.py``) applies the 1-bit
+    ``BinaryQuantizer`` (``w >= 0 ? 1 : 0``) a second time to weights its ONNX (QONNX ``BipolarQuant``) path has
+    already turned into the 1-bit codes 0 / 1, so every code becomes 1 (+1) and the layer computes a plain count.
+    The weights are set back to the quantizer applied once to the layer's unquantized weights (hls4ml keeps them in
+    ``data_unquantized``), which is what the pass means to store.
+    """
+    from hls4ml.model.quantizers import BinaryQuantizer
+
+    from flow.arith.types import is_xnor
+
+    for layer in graph.get_layers():
+        var = getattr(layer, "weights", {}).get("weight")
+        inp = layer.get_input_node() if layer.class_name == "Dense" else None
+        quantizer = layer.get_attr("weight_quantizer")
+        if (var is None or inp is None or inp.class_name != "BatchNormalizationQuantizedTanh"
+                or type(quantizer) is not BinaryQuantizer or not is_xnor(var.type.precision)
+                or getattr(var, "data_unquantized", None) is None):
+            continue
+        once = BinaryQuantizer(bits=1)(np.asarray(var.data_unquantized))
+        if once.shape == np.shape(var.data):
+            var.data = once
+            var.nonzeros = int(np.count_nonzero(once))
+            var.nzeros = var.data_length - var.nonzeros
 
 
 def _widen_exponent_storage(graph: Any) -> None:

@@ -8,7 +8,10 @@ hls4ml's Keras-2 frontend (``keras_v2_to_hls``) and its optimizer passes change 
 * Dropout is skipped by the parser; BatchNormalization after Dense/Conv is folded into their weights
   (``fuse_batchnorm``); linear activations and QKeras ``quantized_bits`` activations are merged into the
   layer before them (the layer takes their output type); Flatten may be removed in ``io_stream``;
-* a Sequential model's input is a layer ``<first layer>_input`` that ``model.layers`` does not list.
+* a Sequential model's input is a layer ``<first layer>_input`` that ``model.layers`` does not list;
+* a BatchNormalization followed by a binary or ternary activation (QKeras ``binary``/``ternary``) becomes one
+  ``BatchNormalizationQuantizedTanh`` layer (``bnbt_<name>``) that consumes the layer before the
+  BatchNormalization and holds the activation's output (the BatchNormalization's own output exists nowhere).
 
 A removed or fused Keras layer's output is held by the graph layer that holds its input; when several
 Keras layers end up in one graph layer, that layer holds the *last* one's output (``fc4`` then
@@ -77,6 +80,10 @@ class LayerMap:
         return None
 
 
+# Keras layers hls4ml folds into a BatchNormalizationQuantizedTanh (the BatchNormalization and the activation)
+THRESHOLD_PARTS = ("BatchNormalization", "QBatchNormalization", "Activation", "QActivation")
+
+
 def _inbound_names(layer: Any) -> list[str]:
     names = []
     for node in layer.inbound_nodes[:1]:
@@ -136,6 +143,10 @@ def layer_map(model: Any, graph: Any) -> LayerMap:
         else:
             inbound = _inbound_names(klayer)
             target = k2g.get(inbound[0]) if len(inbound) == 1 else None
+            if target is not None and type(klayer).__name__ in THRESHOLD_PARTS:
+                thresholds = [c for c in consumers.get(target, [])
+                              if by_name[c].class_name == "BatchNormalizationQuantizedTanh"]
+                target = thresholds[0] if len(thresholds) == 1 else target
             if target is not None:
                 fused.setdefault(target, []).append(klayer.name)
         k2g[klayer.name] = target

@@ -9,7 +9,10 @@ naming the node and the reason, what the flow cannot carry bit-exactly:
 - an op hls4ml's ONNX converter has no handler for;
 - a ``Quant`` node whose scale is not a constant power of two or whose zero point is not 0 (hls4ml turns other
   scales into float multiplications, and the model is then no longer bit-accurate to any fixed-point type);
-  a ``Quant`` with a non-constant bit width.
+  a ``Quant`` with a non-constant bit width;
+- a ``BatchNormalization`` whose scale (``gamma / sqrt(var + eps)``) is not positive in front of a ``BipolarQuant``:
+  hls4ml folds the two into ``x >= -bias / scale`` (``BatchNormalizationQuantizedTanh``), which is the binary
+  activation only for a positive scale (a negative one flips the comparison).
 
 The flow's samples are channels-last (as the hls4ml graph takes them, ``input_shape``); the reference runs the
 user's file in its own layout (channels-first inputs transposed back): onnxruntime for a float ONNX model, qonnx's
@@ -87,8 +90,9 @@ class OnnxSource(ModelSource):
         try:
             reference = cleanup_model(ModelWrapper(raw))
             _check_quant_nodes(path, reference)
+            _check_binary_thresholds(path, reference)
             clean = reference.transform(ConvertToChannelsLastAndClean())
-            clean = cleanup_model(clean.transform(GemmToMatMul()))
+            clean = cleanup_model(_with_gemm_bias(clean).transform(GemmToMatMul()))
         except FlowError:
             raise
         except Exception as exc:  # noqa: BLE001 - qonnx's transformations on a graph they cannot take
@@ -178,7 +182,48 @@ def _check_quant_nodes(path: Path, model: Any) -> None:
     for node in model.graph.node:
         if node.op_type == "BipolarQuant" and model.get_initializer(node.input[1]) is not None and not _is_power_of_two(
                 model.get_initializer(node.input[1])):
-            raise FlowError(f"{path}: node {node.name!r} (BipolarQuant): scale is not a power of two")
+            bad = np.asarray(model.get_initializer(node.input[1])).ravel()
+            raise FlowError(f"{path}: node {node.name!r} (BipolarQuant): scale {bad[0]:g} is not a power of two; the "
+                            f"+-scale values are then not a fixed-point type (export binary quantizers with a unit or "
+                            f"power-of-two scale, e.g. SignedBinaryWeightPerTensorConst.let(scaling_const=1.0))")
+
+
+def _check_binary_thresholds(path: Path, model: Any) -> None:
+    """FlowError naming the first BatchNormalization with a scale that is not positive whose output a BipolarQuant
+    quantizes (hls4ml's thresholds ``x >= -bias / scale`` assume a positive scale)."""
+    for node in model.graph.node:
+        if node.op_type != "BatchNormalization":
+            continue
+        consumers = model.find_consumers(node.output[0]) or []
+        bipolar = [c for c in consumers if c.op_type == "BipolarQuant"]
+        gamma, var = model.get_initializer(node.input[1]), model.get_initializer(node.input[4])
+        if not bipolar or gamma is None or var is None:
+            continue
+        eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+        scale = np.asarray(gamma, dtype=np.float64) / np.sqrt(np.asarray(var, dtype=np.float64) + eps)
+        if np.any(scale <= 0):
+            k = int(np.flatnonzero(scale <= 0)[0])
+            raise FlowError(f"{path}: node {node.name!r} (BatchNormalization): scale {scale[k]:g} of channel {k} "
+                            f"before the binary activation {bipolar[0].name!r} is not positive; hls4ml folds them "
+                            f"into the threshold test x >= -bias/scale, which a negative scale turns the wrong way")
+
+
+def _with_gemm_bias(model: Any) -> Any:
+    """``model`` with a zero bias ``C`` on every ``Gemm`` that has none (``Linear(..., bias=False)``, e.g. the
+    layers of a Brevitas BNN): qonnx's ``GemmToMatMul`` needs the input C. Adding 0 changes no value."""
+    for node in model.graph.node:
+        if node.op_type != "Gemm" or (len(node.input) > 2 and node.input[2]):
+            continue
+        shape = model.get_tensor_shape(node.output[0])
+        if shape is None:
+            raise FlowError(f"node {node.name!r} (Gemm): output shape unknown")
+        name = model.make_new_valueinfo_name()
+        model.set_initializer(name, np.zeros((int(shape[-1]),), dtype=np.float32))
+        if len(node.input) > 2:
+            node.input[2] = name
+        else:
+            node.input.append(name)
+    return model
 
 
 def _float_parameters(model: Any) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from flow.arith.hls_layer import is_latency_strategy, where
 from flow.arith.layers import (
     activations,
+    binary,
     dense,
     merge,
     pooling,
@@ -29,7 +30,9 @@ SUPPORTED_LAYERS = (
     "Input, Dense, Conv1D, Conv2D, MaxPooling1D/2D, AveragePooling1D/2D, GlobalMax/AveragePooling1D/2D, "
     "Flatten/Reshape, ZeroPadding1D/2D, BatchNormalization, ReLU/linear/sigmoid/tanh Activation, LeakyReLU, "
     "ThresholdedReLU, hard_sigmoid/hard_tanh, Softmax (stable/latency), Add/Subtract/Multiply/Average/Maximum/"
-    "Minimum, Concatenate, HGQ2's heterogeneous FixedPointQuantizer (io_parallel), and hls4ml's io_stream Clone/Repack"
+    "Minimum, Concatenate, HGQ2's heterogeneous FixedPointQuantizer (io_parallel), binary/ternary weights and binary "
+    "(xnor) data in Dense and Conv1D/2D, BatchNormalizationQuantizedTanh (binary/ternary), binary_tanh/ternary_tanh Activation, "
+    "and hls4ml's io_stream Clone/Repack"
 )
 # Catapult (ac_fixed) backend: the layers whose nnet_utils templates were checked against its C simulation
 CATAPULT_LAYERS = "Input, Dense and Conv2D (Latency strategy), ReLU/linear Activation, MaxPooling2D, Flatten/Reshape"
@@ -64,6 +67,8 @@ IMPLEMENTATIONS = {
     "merge": Implementation("merge", merge.merge, inputs=2),
     "concatenate": Implementation("concatenate", merge.concatenate, inputs=2),
     "fixed_point_quantizer": Implementation("fixed_point_quantizer", quantizer.fixed_point_quantizer),
+    "batchnorm_quantized_tanh": Implementation("batchnorm_quantized_tanh", binary.batchnorm_quantized_tanh),
+    "binary_activation": Implementation("binary_activation", binary.binary_activation),
 }
 
 
@@ -77,6 +82,12 @@ def implementation(layer: Any) -> Implementation | None:
 
     if isinstance(layer, FixedPointQuantizer):  # hls4ml's layer for HGQ2's heterogeneous quantizers
         return IMPLEMENTATIONS["fixed_point_quantizer"]
+    from hls4ml.backends.fpga.fpga_layers import BatchNormalizationQuantizedTanh
+
+    if isinstance(layer, BatchNormalizationQuantizedTanh):  # BatchNormalization + binary/ternary tanh, as thresholds
+        return IMPLEMENTATIONS["batchnorm_quantized_tanh"]
+    if isinstance(layer, L.Activation) and activations.activation_name(layer) in binary.ACTIVATIONS:
+        return IMPLEMENTATIONS["binary_activation"]  # also QKeras's TernaryTanh class
     if isinstance(layer, (L.Conv2DBatchnorm, L.DepthwiseConv1D, L.DepthwiseConv2D)) or (
             type(layer).__name__.endswith("DenseBatchnorm")):
         return None  # subclasses of Conv1D/Conv2D with different arithmetic

@@ -94,17 +94,45 @@ def bias_const(ops: Ops, b: Weights) -> Tensor:
     return ops.const(b.codes.reshape(-1), b.frac)
 
 
+def plus_minus_one(ops: Ops, x: Tensor) -> Tensor:
+    """The value a binary (xnor) code stands for: ``2 * code - 1`` (code 0 -> -1, code 1 -> +1), exact."""
+    return ops.sub(ops.scale(x, 1), scalar(ops, 1, 0))
+
+
+def both_binary_sum(ops: Ops, x: Tensor, w: Weights, bias: Tensor, acc_t: FixedType, in_order: bool) -> Tensor:
+    """``nnet_mult.h`` ``both_binary``: each product is ``a == w`` (1 when the 1-bit codes agree, i.e. the +-1
+    values multiply to +1; else 0), of the data type ``ap_uint<1>``, cast to ``accum_t`` and accumulated from
+    ``(accum_t) bias``. ``a == w`` is ``a`` where ``w`` is 1 and ``1 - a`` where it is 0: ``a * (2w - 1) + (1 - w)``."""
+    lead = ops.shape(x)[:-1]
+    column = ops.reshape(x, (*lead, ops.shape(x)[-1], 1))
+    equal = ops.add(ops.mul(column, ops.const(w.codes, 0)), ops.const(1 - w.bits, 0))
+    products = ops.cast(equal, acc_t, "product")
+    return ops.accumulate(products, bias, acc_t, in_order)
+
+
 def product_sum(layer: Any, ops: Ops, x: Tensor, w: Weights, b: Weights, acc_t: FixedType,
                 in_order: bool) -> Tensor:
     """``acc = (accum_t) b; acc += (accum_t)(x_i * w_ij)`` over the last axis of ``x`` (hls4ml's dense
-    product, ``nnet_dense_latency.h`` / ``nnet_mult.h``), for fixed, ternary and power-of-two weights.
+    product, ``nnet_dense_latency.h`` / ``nnet_mult.h``), for fixed, ternary, binary and power-of-two weights and
+    for binary (xnor) data.
+
+    Binary (xnor, ``ap_uint<1>``, code 0 means -1, code 1 means +1): ``weight_binary`` is ``w == 0 ? -x : x``,
+    the product with the factor +-1 (``Weights.codes``); ``data_binary`` is ``a == 0 ? -w : w``, the weight times
+    the +-1 of a's code (:func:`plus_minus_one`); ``both_binary`` is ``a == w`` as ``ap_uint<1>``
+    (:func:`both_binary_sum`). Power-of-two weights take precedence over binary data, as in hls4ml's
+    ``product_type`` (the ``ap_uint<1>`` code 0 / 1 is then shifted as it is).
 
     Power-of-two (``weight_exponential``): with ``r_T = ap_fixed<2*(We+Wx), We+Wx>`` (We = exponent width, Wx =
     data width), ``y = (r_T)x << e`` (a negative ``e`` shifts right, truncating; bits shifted out on the left
     wrap), ``product = sign ? y : (r_T)(-y)``, each then cast to ``accum_t``.
     """
     bias = bias_const(ops, b)
-    if w.kind != "po2":
+    x_binary = x.t is not None and x.t.xnor
+    if x_binary and w.kind == "binary":
+        return both_binary_sum(ops, x, w, bias, acc_t, in_order)
+    if x_binary and w.kind != "po2":  # data_binary: a == 0 ? -w : w, i.e. w times the +-1 that a's code means
+        return ops.dot(plus_minus_one(ops, x), weight_const(ops, w), bias, acc_t, in_order)
+    if w.kind != "po2":  # fixed (mult), ternary (weight_ternary), binary (weight_binary: w == 0 ? -a : a)
         return ops.dot(x, weight_const(ops, w), bias, acc_t, in_order)
     if x.t is None:
         raise FlowError(f"{where(layer)}: power-of-two product of an untyped input")
