@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from flow.errors import FlowError
+from flow.hls.csim_build import CsimBuild, compile_graph
 from flow.hls.sources import ModelSource
 from flow.keras.env import KERAS_MAJOR, hls4ml_sees_keras2
 from flow.spec import Hardware
@@ -214,8 +215,11 @@ def _widen_exponent_storage(graph: Any) -> None:
             var.type.precision.width = max(var.type.precision.width, n_needed - x.width)
 
 
-def write_and_compile(graph: Any) -> None:
-    """Write the HLS project to the graph's OutputDir and build its C simulation library (g++).
+def write_and_compile(graph: Any, timeout_s: float | None = None, opt_level: str | None = None) -> CsimBuild:
+    """Write the HLS project to the graph's OutputDir and build its C simulation library (g++), within
+    ``timeout_s`` seconds (None: no limit) at ``opt_level`` (None: by the model's size), as
+    :func:`flow.hls.csim_build.compile_graph` does; returns how the build went (``pending``: the budget ran out,
+    the project is written but no library is loaded).
 
     A model ending in softmax gets its logits layer traced in the same build (:func:`trace_layers`), so
     the comparisons at the logits need no second build."""
@@ -224,15 +228,7 @@ def write_and_compile(graph: Any) -> None:
     logits = softmax_input(graph)
     if logits is not None and "_hlsflow_trace_build" not in graph.__dict__:
         trace_layers(graph, [logits])
-    graph.write()
-    _compile(graph)
-
-
-def _compile(graph: Any) -> None:
-    try:
-        graph.compile()
-    except Exception as exc:
-        raise FlowError(f"C simulation build failed (g++ is required): {exc}") from None
+    return compile_graph(graph, timeout_s, opt_level)
 
 
 def csim_predict(graph: Any, x: np.ndarray) -> np.ndarray:
