@@ -1,0 +1,140 @@
+"""The C-simulation build never blocks the flow: past its time budget (``--csim-timeout``) the compiler's process
+group is stopped, nothing of it is left, the project is written with the emulator's check against the model, the
+terminal says in one line that the C-simulation check is pending and which command completes it, report.json says
+``pending``, and ``hlsflow verify`` completes the check (and fails while it cannot)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import MARK, assert_one_error_line, error_lines, marked_processes
+from flow.errors import FlowError
+from flow.hls import csim_build
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGET = "2"  # seconds: g++ on the small model takes longer, so the build is stopped while it runs
+SLOW_BUILD = '#!/bin/bash\nCFLAGS="-O3 -fPIC"\nsleep 30 & wait\n'  # hls4ml's script form, a compiler that hangs
+
+
+def hlsflow_marked(*args: object) -> tuple[subprocess.CompletedProcess, dict[int, str]]:
+    """Run ``hlsflow ARGS`` in a child marked with a fresh ``MARK``; the result and the marked processes alive
+    after it ended (there must be none: every compiler it started is gone)."""
+    mark = uuid.uuid4().hex
+    done = subprocess.run([sys.executable, "-m", "flow", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, MARK: mark, "PYTHONPATH": str(ROOT)}, timeout=600)
+    return done, marked_processes(mark)
+
+
+@pytest.fixture(scope="module")
+def pending_project(small_model, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, dict[int, str]]:
+    """``small_model`` converted with a C-simulation budget of ``BUDGET`` s: the project, the command's result and
+    the processes it left."""
+    out = tmp_path_factory.mktemp("budget") / "p"
+    done, left = hlsflow_marked("convert", small_model[0] / "m.h5", "--out", out, "--input-type", "ap_fixed<8,3>",
+                                "--samples", 50, "--csim-timeout", BUDGET)
+    return out, done, left
+
+
+def test_a_compile_over_its_budget_ends_with_exit_0_and_one_pending_line(pending_project):
+    out, done, _ = pending_project
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert error_lines(done.stderr) == [
+        f"hlsflow convert: C simulation pending: g++ -O3 did not finish within {BUDGET} s and was stopped; the "
+        f"project holds the emulator's results; complete the check with: hlsflow verify {out}"], done.stderr[-2000:]
+
+
+def test_a_stopped_compile_leaves_no_process_and_no_object_file(pending_project):
+    out, _, left = pending_project
+    assert not left, left
+    hls = out / "hls"
+    assert (hls / "firmware" / "myproject.cpp").is_file()  # the project is written
+    assert not list(hls.rglob("*.o")) and not list(hls.rglob("*.so"))
+    assert not [p.name for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging folder
+
+
+def test_the_report_says_pending_and_holds_the_emulators_check_against_the_model(pending_project):
+    out, _, _ = pending_project
+    report = json.loads((out / "report.json").read_text())
+    assert report["csim"]["status"] == "pending"
+    assert report["csim"]["timeout_seconds"] == float(BUDGET)
+    assert report["csim"]["complete_with"] == f"hlsflow verify {out}"
+    for key in ("csim_vs_keras", "emulator_vs_csim"):
+        assert f"`hlsflow verify {out}` builds it" in report[key]["pending"]
+    emu = report["emulator_vs_keras"]
+    assert emu["outputs"] == 50 * 3 and emu["equal_outputs"] == emu["outputs"]
+
+
+def test_verify_exits_1_while_its_own_budget_stops_the_build_and_0_with_allow_skip(pending_project, hlsflow):
+    out, _, _ = pending_project
+    code, summary, err = hlsflow("verify", out, "--samples", 50, "--csim-timeout", BUDGET)
+    assert code == 1 and not summary["ok"] and "pending" in summary["emulator_vs_csim"]
+    assert "C simulation pending" in assert_one_error_line(err, "verify")
+    code, summary, _ = hlsflow("verify", out, "--samples", 50, "--csim-timeout", BUDGET, "--allow-skip")
+    assert code == 0 and summary["emulator_vs_model"]["differing_outputs"] == 0
+    assert json.loads((out / "report.json").read_text())["csim"]["status"] == "pending"
+
+
+def test_verify_completes_a_pending_check_and_records_it_in_the_report(pending_project, hlsflow):
+    out, _, _ = pending_project
+    code, summary, err = hlsflow("verify", out, "--samples", 50)
+    assert code == 0, err[-2000:]
+    assert summary["ok"] and summary["csim"]["status"] == "compiled"
+    assert summary["emulator_vs_csim"]["differing_outputs"] == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["csim"]["status"] == "verified" and "complete_with" not in report["csim"]
+    assert "\"pending\"" not in json.dumps(report)  # no pending key or status left
+    assert report["emulator_vs_csim"]["equal_outputs"] == report["emulator_vs_csim"]["outputs"] == 50 * 3
+    assert report["csim_vs_keras"]["checked_by"] == "checked by hlsflow verify on 50 inputs"
+
+
+@pytest.mark.parametrize("command", ["convert", "run", "verify"])
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "ten"])
+def test_a_budget_that_is_not_a_positive_number_is_one_line_and_exit_2(tmp_path, hlsflow, command, value):
+    target = {"convert": tmp_path / "m.h5", "run": tmp_path / "spec.yaml", "verify": tmp_path}[command]
+    code, _, err = hlsflow(command, target, "--csim-timeout", value)
+    assert code == 2
+    assert "--csim-timeout" in assert_one_error_line(err, command)
+
+
+def test_a_hanging_compiler_is_stopped_at_the_budget_with_its_whole_process_group(tmp_path):
+    (tmp_path / "build_lib.sh").write_text(SLOW_BUILD)
+    outcome: dict = {}
+    assert csim_build.build_library(tmp_path, "-O1", 0.5, outcome) is None
+    assert outcome["pending"] and 0.5 <= outcome["seconds"] < 5
+    assert not processes_in(tmp_path)  # bash and its sleep: the whole group is gone
+
+
+def processes_in(folder: Path) -> list[int]:
+    """Live processes whose working directory is ``folder``."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if Path(os.readlink(f"/proc/{entry}/cwd")) == folder.resolve():
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def test_progress_lines_name_the_elapsed_seconds_while_the_compiler_runs(tmp_path, monkeypatch, capsys):
+    (tmp_path / "build_lib.sh").write_text(SLOW_BUILD)
+    monkeypatch.setattr(csim_build, "PROGRESS_PIPE_S", 0.4)
+    monkeypatch.setattr(csim_build, "SAMPLE_S", 0.1)
+    csim_build.build_library(tmp_path, "-O1", 1.5)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) >= 2 and all(line.startswith("  C simulation build: ") and "g++ -O1 still running" in line
+                                   for line in lines), lines
+
+
+def test_a_failing_build_is_one_error_naming_the_level_and_the_compilers_last_line(tmp_path):
+    (tmp_path / "build_lib.sh").write_text('#!/bin/bash\nCFLAGS="-O3 -fPIC"\necho "myproject.cpp:1: error: boom"\n'
+                                           "exit 1\n")
+    with pytest.raises(FlowError, match=r"g\+\+ -O1, exit 1\): myproject.cpp:1: error: boom"):
+        csim_build.build_library(tmp_path, "-O1", 10)
