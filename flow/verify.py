@@ -164,7 +164,7 @@ def complete_pending_check(project: Path, summary: dict[str, Any]) -> bool:
         return False
     by = f"checked by hlsflow verify on {summary['samples']['total']} inputs"
     csim.pop("complete_with", None)
-    csim.update(status="verified", checked_by=by)
+    csim.update(status="verified", checked_by=by, verify_build=summary["csim"])
     for key, new in (("csim_vs_keras", "csim_vs_model"), ("csim_vs_qkeras", "csim_vs_model"),
                      ("emulator_vs_csim", "emulator_vs_csim")):
         if isinstance(report.get(key), dict) and "pending" in report[key]:

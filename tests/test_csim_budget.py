@@ -5,16 +5,17 @@ terminal says in one line that the C-simulation check is pending and which comma
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
-import subprocess
-import sys
-import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
-from conftest import MARK, assert_one_error_line, error_lines, marked_processes
+from conftest import assert_one_error_line, error_lines
+from flow.cli import main
 from flow.errors import FlowError
 from flow.hls import csim_build
 
@@ -23,35 +24,44 @@ BUDGET = "2"  # seconds: g++ on the small model takes longer, so the build is st
 SLOW_BUILD = '#!/bin/bash\nCFLAGS="-O3 -fPIC"\nsleep 30 & wait\n'  # hls4ml's script form, a compiler that hangs
 
 
-def hlsflow_marked(*args: object) -> tuple[subprocess.CompletedProcess, dict[int, str]]:
-    """Run ``hlsflow ARGS`` in a child marked with a fresh ``MARK``; the result and the marked processes alive
-    after it ended (there must be none: every compiler it started is gone)."""
-    mark = uuid.uuid4().hex
-    done = subprocess.run([sys.executable, "-m", "flow", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, MARK: mark, "PYTHONPATH": str(ROOT)}, timeout=600)
-    return done, marked_processes(mark)
+def hlsflow_quiet(*args: object) -> tuple[int, str]:
+    """Run ``hlsflow ARGS`` in-process (for module fixtures, which cannot use capsys); exit code and stderr."""
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, err.getvalue()
+
+
+def processes_in(folder: Path) -> list[int]:
+    """Live processes whose working directory is ``folder`` or inside it (a compiler started there)."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if Path(os.readlink(f"/proc/{entry}/cwd")).is_relative_to(folder.resolve()):
+                found.append(int(entry))
+    return found
 
 
 @pytest.fixture(scope="module")
-def pending_project(small_model, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, dict[int, str]]:
-    """``small_model`` converted with a C-simulation budget of ``BUDGET`` s: the project, the command's result and
-    the processes it left."""
+def pending_project(small_model, tmp_path_factory) -> tuple[Path, int, str, list[int]]:
+    """``small_model`` converted with a C-simulation budget of ``BUDGET`` s: the project, the exit code, stderr and
+    the processes left working inside the output folder."""
     out = tmp_path_factory.mktemp("budget") / "p"
-    done, left = hlsflow_marked("convert", small_model[0] / "m.h5", "--out", out, "--input-type", "ap_fixed<8,3>",
-                                "--samples", 50, "--csim-timeout", BUDGET)
-    return out, done, left
+    code, err = hlsflow_quiet("convert", small_model[0] / "m.h5", "--out", out, "--input-type", "ap_fixed<8,3>",
+                              "--samples", 50, "--csim-timeout", BUDGET)
+    return out, code, err, processes_in(out.parent)
 
 
 def test_a_compile_over_its_budget_ends_with_exit_0_and_one_pending_line(pending_project):
-    out, done, _ = pending_project
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert error_lines(done.stderr) == [
+    out, code, err, _ = pending_project
+    assert code == 0, err[-2000:]
+    assert error_lines(err) == [
         f"hlsflow convert: C simulation pending: g++ -O3 did not finish within {BUDGET} s and was stopped; the "
-        f"project holds the emulator's results; complete the check with: hlsflow verify {out}"], done.stderr[-2000:]
+        f"project holds the emulator's results; complete the check with: hlsflow verify {out}"], err[-2000:]
 
 
 def test_a_stopped_compile_leaves_no_process_and_no_object_file(pending_project):
-    out, _, left = pending_project
+    out, _, _, left = pending_project
     assert not left, left
     hls = out / "hls"
     assert (hls / "firmware" / "myproject.cpp").is_file()  # the project is written
@@ -60,7 +70,7 @@ def test_a_stopped_compile_leaves_no_process_and_no_object_file(pending_project)
 
 
 def test_the_report_says_pending_and_holds_the_emulators_check_against_the_model(pending_project):
-    out, _, _ = pending_project
+    out, _, _, _ = pending_project
     report = json.loads((out / "report.json").read_text())
     assert report["csim"]["status"] == "pending"
     assert report["csim"]["timeout_seconds"] == float(BUDGET)
@@ -72,7 +82,7 @@ def test_the_report_says_pending_and_holds_the_emulators_check_against_the_model
 
 
 def test_verify_exits_1_while_its_own_budget_stops_the_build_and_0_with_allow_skip(pending_project, hlsflow):
-    out, _, _ = pending_project
+    out, _, _, _ = pending_project
     code, summary, err = hlsflow("verify", out, "--samples", 50, "--csim-timeout", BUDGET)
     assert code == 1 and not summary["ok"] and "pending" in summary["emulator_vs_csim"]
     assert "C simulation pending" in assert_one_error_line(err, "verify")
@@ -82,7 +92,7 @@ def test_verify_exits_1_while_its_own_budget_stops_the_build_and_0_with_allow_sk
 
 
 def test_verify_completes_a_pending_check_and_records_it_in_the_report(pending_project, hlsflow):
-    out, _, _ = pending_project
+    out, _, _, _ = pending_project
     code, summary, err = hlsflow("verify", out, "--samples", 50)
     assert code == 0, err[-2000:]
     assert summary["ok"] and summary["csim"]["status"] == "compiled"
@@ -92,6 +102,22 @@ def test_verify_completes_a_pending_check_and_records_it_in_the_report(pending_p
     assert "\"pending\"" not in json.dumps(report)  # no pending key or status left
     assert report["emulator_vs_csim"]["equal_outputs"] == report["emulator_vs_csim"]["outputs"] == 50 * 3
     assert report["csim_vs_keras"]["checked_by"] == "checked by hlsflow verify on 50 inputs"
+
+
+def test_run_over_its_budget_reports_the_emulator_and_a_pending_c_simulation(tmp_path, hlsflow):
+    spec = yaml.safe_load((ROOT / "models" / "digits_mlp.yaml").read_text())
+    spec["training"]["epochs"], spec["model"]["layers"][0]["units"], spec["rtl"] = 1, 8, {"enabled": False}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    code, printed, err = hlsflow("run", tmp_path / "s.yaml", "--out", tmp_path / "out", "--csim-timeout", BUDGET)
+    project = tmp_path / "out" / "digits_mlp"
+    assert code == 0, err[-2000:]
+    assert error_lines(err) == [f"report: {project / 'report.md'}", f"hlsflow run: C simulation pending: g++ -O3 did not finish within {BUDGET} s and was "
+                                "stopped; the project holds the emulator's results; complete the check with: "
+                                f"hlsflow verify {project}"]
+    assert printed["exact_fraction"] == {"csim_vs_qkeras": "pending", "emulator_vs_csim": "pending",
+                                         "emulator_vs_qkeras": 1.0}
+    md = (project / "report.md").read_text()
+    assert "| hls4ml C simulation | pending |" in md and "C simulation vs QKeras: **pending**" in md
 
 
 @pytest.mark.parametrize("command", ["convert", "run", "verify"])
@@ -110,17 +136,6 @@ def test_a_hanging_compiler_is_stopped_at_the_budget_with_its_whole_process_grou
     assert outcome["pending"] and 0.5 <= outcome["seconds"] < 5
     assert not processes_in(tmp_path)  # bash and its sleep: the whole group is gone
 
-
-def processes_in(folder: Path) -> list[int]:
-    """Live processes whose working directory is ``folder``."""
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if Path(os.readlink(f"/proc/{entry}/cwd")) == folder.resolve():
-                found.append(int(entry))
-        except OSError:
-            continue
-    return found
 
 
 def test_progress_lines_name_the_elapsed_seconds_while_the_compiler_runs(tmp_path, monkeypatch, capsys):
