@@ -11,10 +11,11 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
-from conftest import assert_one_error_line, error_lines
+from conftest import assert_one_error_line, error_lines, uniform_weights
 from flow.cli import main
 from flow.errors import FlowError
 from flow.hls import csim_build
@@ -153,3 +154,48 @@ def test_a_failing_build_is_one_error_naming_the_level_and_the_compilers_last_li
                                            "exit 1\n")
     with pytest.raises(FlowError, match=r"g\+\+ -O1, exit 1\): myproject.cpp:1: error: boom"):
         csim_build.build_library(tmp_path, "-O1", 10)
+
+
+def dense_graph(tmp: Path, inputs: int, units: int) -> object:
+    """The hls4ml graph (not written) of a float Dense(``units``) on ``inputs`` inputs: inputs x units + units weights."""
+    from flow.hls.convert import build_graph, derive_hls_config
+    from flow.keras.env import keras
+    from flow.spec import Hardware
+
+    k = keras()
+    x = k.Input((inputs,), name="x")
+    model = k.Model(x, k.layers.Dense(units, name="fc")(x))
+    return build_graph(model, derive_hls_config(model, Hardware(), "ap_fixed<16,6>"), Hardware(), tmp / "hls")
+
+
+@pytest.mark.parametrize(("inputs", "units", "level"), [
+    (10, 4, "-O3"),                                      # 44 weights: hls4ml's own level
+    (99, 199, "-O3"),                                    # 19,900 weights: one short of the limit
+    (99, 200, "-O1"),                                    # 20,000 weights (csim_build.LARGE_WEIGHTS)
+])
+def test_models_from_the_large_weight_count_up_are_built_at_O1(tmp_path, inputs, units, level):
+    assert csim_build.opt_level_for(dense_graph(tmp_path, inputs, units)) == level
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("level", ["-O0", "-O1", "-O2"])
+def test_the_c_simulation_is_bit_identical_at_every_optimization_level(tmp_path, level):
+    """A Conv1D io_parallel model of the kind measured in docs/large-models.md, 1,000 full-range inputs."""
+    from flow.arith.types import full_range_inputs, parse_type
+    from flow.hls.convert import build_graph, csim_predict, derive_hls_config, write_and_compile
+    from flow.keras.env import keras
+    from flow.spec import Hardware
+
+    k = keras()
+    x_in = k.Input((16, 4), name="x")
+    h = k.layers.Conv1D(8, 5, activation="relu", name="conv")(x_in)
+    model = k.Model(x_in, k.layers.Dense(5, name="out")(k.layers.Flatten(name="flat")(h)))
+    uniform_weights(model, seed=1)
+    cfg = derive_hls_config(model, Hardware(backend="Vivado"), "ap_fixed<16,6>")
+    x = full_range_inputs(parse_type("ap_fixed<16,6>"), (16, 4), 1000, seed=0)
+    outputs = {}
+    for lvl in (level, "-O3"):
+        graph = build_graph(model, cfg, Hardware(backend="Vivado"), tmp_path / lvl)
+        assert write_and_compile(graph, opt_level=lvl).opt_level == lvl
+        outputs[lvl] = csim_predict(graph, x)
+    assert (outputs[level].view(np.uint64) == outputs["-O3"].view(np.uint64)).all()

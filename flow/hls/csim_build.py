@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from flow import procs
 from flow.errors import FlowError, ToolMissing
 
@@ -70,12 +72,15 @@ class _Pending(Exception):
     """The budget ran out (raised through hls4ml's ``compile`` to :func:`compile_graph`)."""
 
 
+def weight_count(graph: Any) -> int:
+    """All layers' weight and bias values of ``graph``."""
+    return sum(int(np.size(var.data)) for layer in graph.get_layers() for var in layer.get_weights())
+
+
 def opt_level_for(graph: Any) -> str:
     """The g++ level for ``graph``'s C simulation: :data:`LARGE_OPT_LEVEL` from :data:`LARGE_WEIGHTS` weights
-    (all layers' weight and bias values) up, else :data:`SMALL_OPT_LEVEL`."""
-    weights = sum(int(getattr(var, "data_length", 0) or 0) for layer in graph.get_layers()
-                  for var in layer.get_weights())
-    return LARGE_OPT_LEVEL if weights >= LARGE_WEIGHTS else SMALL_OPT_LEVEL
+    (:func:`weight_count`) up, else :data:`SMALL_OPT_LEVEL`."""
+    return LARGE_OPT_LEVEL if weight_count(graph) >= LARGE_WEIGHTS else SMALL_OPT_LEVEL
 
 
 def check_timeout(seconds: float | None, what: str = "--csim-timeout") -> float | None:
@@ -94,7 +99,8 @@ def compile_graph(graph: Any, timeout_s: float | None, opt_level: str | None = N
     Returns the :class:`CsimBuild`; a ``pending`` one leaves the project written and no library loaded
     (``graph.predict`` cannot run). A failing build is a FlowError with the compiler's last lines; no g++ is
     :class:`flow.errors.ToolMissing`."""
-    level = opt_level or opt_level_for(graph)
+    weights = weight_count(graph)
+    level = opt_level or (LARGE_OPT_LEVEL if weights >= LARGE_WEIGHTS else SMALL_OPT_LEVEL)
     if level not in OPT_LEVELS:
         raise FlowError(f"C simulation: optimization level must be one of {', '.join(OPT_LEVELS)}, got {level!r}")
     outcome: dict[str, Any] = {}
@@ -106,6 +112,10 @@ def compile_graph(graph: Any, timeout_s: float | None, opt_level: str | None = N
             raise _Pending
         return str(lib)
 
+    if weights >= LARGE_WEIGHTS:  # hls4ml writes large weight files for a while before g++ starts
+        budget = "no time limit" if timeout_s is None else f"budget {timeout_s:g} s"
+        print(f"  writing the HLS project ({weights:,} weights), then g++ {level} ({budget}) ...", file=sys.stderr,
+              flush=True)
     backend = graph.config.backend
     backend.compile = build  # shadows the backend's method for this call only (hls4ml then loads the library)
     try:
