@@ -170,7 +170,8 @@ def step_csim(ctx: FlowContext) -> None:
 
 def step_emulate(ctx: FlowContext) -> None:
     if csim_pending(ctx):
-        ctx.emulation = emulator_alone(ctx.graph, ctx.split.x_test, pending_record(ctx.options["csim"], ctx.final)["pending"])
+        reason = pending_record(ctx.options["csim"], ctx.final)["pending"]
+        ctx.emulation = emulator_alone(ctx.graph, ctx.split.x_test, reason)
         return
     ctx.emulation = check_emulator(ctx.qmodel, ctx.graph, ctx.split.x_test, ctx.csim_out)
 
@@ -182,7 +183,7 @@ def step_report(ctx: FlowContext) -> None:
     float_out = train.predict(ctx.float_model, split.x_test)
     q_out = train.predict(ctx.qmodel, split.x_test)
     build = ctx.options.get("csim")
-    pending = build is not None and build.pending
+    pending = csim_pending(ctx)
     stats = graph_weight_stats(graph)
     n_params = int(ctx.float_model.count_params())
     report = {

@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from flow.errors import FlowError
 from flow.hls import csim_build
 
 ROOT = Path(__file__).resolve().parents[1]
-BUDGET = "2"  # seconds: g++ on the small model takes longer, so the build is stopped while it runs
+BUDGET = "1"  # seconds, for a compiler that never finishes (slow_compiler)
 SLOW_BUILD = '#!/bin/bash\nCFLAGS="-O3 -fPIC"\nsleep 30 & wait\n'  # hls4ml's script form, a compiler that hangs
 
 
@@ -43,13 +44,24 @@ def processes_in(folder: Path) -> list[int]:
     return found
 
 
+@contextlib.contextmanager
+def slow_compiler(folder: Path) -> Iterator[None]:
+    """A ``g++`` first on PATH that never finishes (it sleeps), for the duration."""
+    (folder / "g++").write_text("#!/bin/sh\nexec sleep 60\n")
+    (folder / "g++").chmod(0o755)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+        yield
+
+
 @pytest.fixture(scope="module")
 def pending_project(small_model, tmp_path_factory) -> tuple[Path, int, str, list[int]]:
-    """``small_model`` converted with a C-simulation budget of ``BUDGET`` s: the project, the exit code, stderr and
-    the processes left working inside the output folder."""
+    """``small_model`` converted with a C-simulation budget of ``BUDGET`` s and a compiler that never finishes: the
+    project, the exit code, stderr and the processes left working inside the output folder."""
     out = tmp_path_factory.mktemp("budget") / "p"
-    code, err = hlsflow_quiet("convert", small_model[0] / "m.h5", "--out", out, "--input-type", "ap_fixed<8,3>",
-                              "--samples", 50, "--csim-timeout", BUDGET)
+    with slow_compiler(tmp_path_factory.mktemp("bin")):
+        code, err = hlsflow_quiet("convert", small_model[0] / "m.h5", "--out", out, "--input-type", "ap_fixed<8,3>",
+                                  "--samples", 50, "--csim-timeout", BUDGET)
     return out, code, err, processes_in(out.parent)
 
 
@@ -82,12 +94,14 @@ def test_the_report_says_pending_and_holds_the_emulators_check_against_the_model
     assert emu["outputs"] == 50 * 3 and emu["equal_outputs"] == emu["outputs"]
 
 
-def test_verify_exits_1_while_its_own_budget_stops_the_build_and_0_with_allow_skip(pending_project, hlsflow):
+def test_verify_exits_1_while_its_own_budget_stops_the_build_and_0_with_allow_skip(pending_project, hlsflow,
+                                                                                   tmp_path):
     out, _, _, _ = pending_project
-    code, summary, err = hlsflow("verify", out, "--samples", 50, "--csim-timeout", BUDGET)
-    assert code == 1 and not summary["ok"] and "pending" in summary["emulator_vs_csim"]
-    assert "C simulation pending" in assert_one_error_line(err, "verify")
-    code, summary, _ = hlsflow("verify", out, "--samples", 50, "--csim-timeout", BUDGET, "--allow-skip")
+    with slow_compiler(tmp_path):
+        code, summary, err = hlsflow("verify", out, "--samples", 50, "--csim-timeout", BUDGET)
+        assert code == 1 and not summary["ok"] and "pending" in summary["emulator_vs_csim"]
+        assert "C simulation pending" in assert_one_error_line(err, "verify")
+        code, summary, _ = hlsflow("verify", out, "--samples", 50, "--csim-timeout", BUDGET, "--allow-skip")
     assert code == 0 and summary["emulator_vs_model"]["differing_outputs"] == 0
     assert json.loads((out / "report.json").read_text())["csim"]["status"] == "pending"
 
@@ -109,10 +123,12 @@ def test_run_over_its_budget_reports_the_emulator_and_a_pending_c_simulation(tmp
     spec = yaml.safe_load((ROOT / "models" / "digits_mlp.yaml").read_text())
     spec["training"]["epochs"], spec["model"]["layers"][0]["units"], spec["rtl"] = 1, 8, {"enabled": False}
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
-    code, printed, err = hlsflow("run", tmp_path / "s.yaml", "--out", tmp_path / "out", "--csim-timeout", BUDGET)
+    with slow_compiler(tmp_path):
+        code, printed, err = hlsflow("run", tmp_path / "s.yaml", "--out", tmp_path / "out", "--csim-timeout", BUDGET)
     project = tmp_path / "out" / "digits_mlp"
     assert code == 0, err[-2000:]
-    assert error_lines(err) == [f"report: {project / 'report.md'}", f"hlsflow run: C simulation pending: g++ -O3 did not finish within {BUDGET} s and was "
+    assert error_lines(err) == [f"report: {project / 'report.md'}",
+                                f"hlsflow run: C simulation pending: g++ -O3 did not finish within {BUDGET} s and was "
                                 "stopped; the project holds the emulator's results; complete the check with: "
                                 f"hlsflow verify {project}"]
     assert printed["exact_fraction"] == {"csim_vs_qkeras": "pending", "emulator_vs_csim": "pending",
@@ -157,7 +173,8 @@ def test_a_failing_build_is_one_error_naming_the_level_and_the_compilers_last_li
 
 
 def dense_graph(tmp: Path, inputs: int, units: int) -> object:
-    """The hls4ml graph (not written) of a float Dense(``units``) on ``inputs`` inputs: inputs x units + units weights."""
+    """The hls4ml graph (not written) of a float Dense(``units``) on ``inputs`` inputs (inputs x units + units
+    weights)."""
     from flow.hls.convert import build_graph, derive_hls_config
     from flow.keras.env import keras
     from flow.spec import Hardware
