@@ -6,9 +6,11 @@ terminal says in one line that the C-simulation check is pending and which comma
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from conftest import assert_one_error_line, error_lines, uniform_weights
 from flow.cli import main
 from flow.errors import FlowError
 from flow.hls import csim_build
+from flow.hls.convert import on_large_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET = "1"  # seconds, for a compiler that never finishes (slow_compiler)
@@ -216,3 +219,15 @@ def test_the_c_simulation_is_bit_identical_at_every_optimization_level(tmp_path,
         assert write_and_compile(graph, opt_level=lvl).opt_level == lvl
         outputs[lvl] = csim_predict(graph, x)
     assert (outputs[level].view(np.uint64) == outputs["-O3"].view(np.uint64)).all()
+
+
+def test_the_c_simulation_runs_on_a_stack_large_enough_for_a_16_mib_frame(tmp_path):
+    """hls4ml's io_parallel C simulation keeps layer arrays on the stack (8 MiB frames for a Conv1D (256, 8) with
+    64 filters): more than a main thread's default 8 MiB, which would end the process with a segmentation fault."""
+    source = tmp_path / "frame.c"
+    source.write_text("int big(void) { volatile char a[16 << 20]; a[0] = 1; a[(16 << 20) - 1] = 2;\n"
+                      "  return a[0] + a[(16 << 20) - 1]; }\n")
+    subprocess.run(["g++", "-x", "c", "-O0", "-shared", "-fPIC", str(source), "-o", str(tmp_path / "frame.so")],
+                   check=True)
+    big = ctypes.CDLL(str(tmp_path / "frame.so")).big
+    assert on_large_stack(big) == 3

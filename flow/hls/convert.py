@@ -15,7 +15,8 @@ import contextlib
 import copy
 import functools
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -232,10 +233,41 @@ def write_and_compile(graph: Any, timeout_s: float | None = None, opt_level: str
 
 
 def csim_predict(graph: Any, x: np.ndarray) -> np.ndarray:
-    """Run hls4ml's compiled C simulation on ``x`` (batch first); returns float64 outputs, batch first."""
+    """Run hls4ml's compiled C simulation on ``x`` (batch first); returns float64 outputs, batch first.
+
+    The library runs on a thread with a large stack (:func:`on_large_stack`)."""
     x = np.ascontiguousarray(x, dtype=np.float64)
-    y = np.asarray(graph.predict(x), dtype=np.float64)
+    y = np.asarray(on_large_stack(lambda: graph.predict(x)), dtype=np.float64)
     return y.reshape(len(x), -1)
+
+
+CSIM_STACK_BYTES = 1 << 30  # reserved, not used: the pages a call touches are the memory it takes
+
+
+def on_large_stack(fn: Callable[[], Any]) -> Any:
+    """``fn()`` run on a thread whose stack is :data:`CSIM_STACK_BYTES`; its result, or its exception raised here.
+
+    hls4ml's io_parallel C simulation keeps every layer's arrays on the stack: a Conv1D (256, 8) model with 64
+    filters takes an 8 MiB frame, more than the main thread's default stack, and the process would die of a
+    segmentation fault in the middle of ``predict``."""
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = fn()
+        except BaseException as exc:  # handed to the caller's thread
+            result["error"] = exc
+
+    previous = threading.stack_size(CSIM_STACK_BYTES)
+    try:
+        thread = threading.Thread(target=target, name="csim", daemon=True)
+        thread.start()
+    finally:
+        threading.stack_size(previous)
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
 
 
 def trace_layers(graph: Any, names: list[str]) -> None:
@@ -276,12 +308,12 @@ def csim_trace(graph: Any, x: np.ndarray, layer_name: str) -> np.ndarray:
             if built:  # the library already has the trace hooks: hls4ml's trace() without its recompile
                 graph.compile = lambda: None
                 try:
-                    cache[key] = graph.trace(x)[1]
+                    cache[key] = on_large_stack(lambda: graph.trace(x))[1]
                 finally:
                     del graph.compile
             else:
                 graph.__dict__.pop("_hlsflow_trace_build", None)  # trace() recompiles with the new layer
-                cache[key] = graph.trace(x)[1]
+                cache[key] = on_large_stack(lambda: graph.trace(x))[1]
     traces = cache[key]
     if layer_name not in traces:
         raise FlowError(f"hls4ml trace has no output for layer {layer_name!r}; traced: {', '.join(traces)}")
