@@ -105,12 +105,13 @@ def compile_graph(graph: Any, timeout_s: float | None, opt_level: str | None = N
         raise FlowError(f"C simulation: optimization level must be one of {', '.join(OPT_LEVELS)}, got {level!r}")
     outcome: dict[str, Any] = {}
 
-    def build(model: Any) -> str:
+    def build(model: Any) -> str:  # in place of hls4ml's FPGABackend.compile: the library's path
         project = Path(model.config.get_output_dir())
         lib = build_library(project, level, timeout_s, outcome)
         if lib is None:
             raise _Pending
-        return str(lib)
+        named = project / "firmware" / f"{model.config.get_project_name()}-{model.config.get_config_value('Stamp')}.so"
+        return str(named if named.is_file() else lib)  # the name hls4ml gives it
 
     if weights >= LARGE_WEIGHTS:  # hls4ml writes large weight files for a while before g++ starts
         budget = "no time limit" if timeout_s is None else f"budget {timeout_s:g} s"
