@@ -10,6 +10,7 @@ import ctypes
 import io
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -231,3 +232,19 @@ def test_the_c_simulation_runs_on_a_stack_large_enough_for_a_16_mib_frame(tmp_pa
                    check=True)
     big = ctypes.CDLL(str(tmp_path / "frame.so")).big
     assert on_large_stack(big) == 3
+
+
+def test_the_c_simulation_predicts_in_chunks_with_the_same_outputs_and_progress_lines(small_project, monkeypatch,
+                                                                                    capsys):
+    from flow.hls import convert
+    from flow.hls.project import rebuild
+
+    _, graph, _ = rebuild(small_project, small_project.parent / "again")
+    convert.write_and_compile(graph)
+    x = np.random.default_rng(0).uniform(-4, 4, (120, 6))
+    whole = convert.csim_predict(graph, x)
+    monkeypatch.setattr(convert, "PREDICT_CHUNK", 7)
+    monkeypatch.setattr(csim_build, "PROGRESS_PIPE_S", 0.0)
+    assert (convert.csim_predict(graph, x).view(np.uint64) == whole.view(np.uint64)).all()
+    lines = capsys.readouterr().err.splitlines()
+    assert re.fullmatch(r"  C simulation: 119 of 120 inputs, \d+ s", lines[-1]) and len(lines) == 120 // 7

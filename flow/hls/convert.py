@@ -15,7 +15,9 @@ import contextlib
 import copy
 import functools
 import re
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from flow.errors import FlowError
-from flow.hls.csim_build import CsimBuild, compile_graph
+from flow.hls.csim_build import CsimBuild, compile_graph, progress_interval
 from flow.hls.sources import ModelSource
 from flow.keras.env import KERAS_MAJOR, hls4ml_sees_keras2
 from flow.spec import Hardware
@@ -235,10 +237,27 @@ def write_and_compile(graph: Any, timeout_s: float | None = None, opt_level: str
 def csim_predict(graph: Any, x: np.ndarray) -> np.ndarray:
     """Run hls4ml's compiled C simulation on ``x`` (batch first); returns float64 outputs, batch first.
 
-    The library runs on a thread with a large stack (:func:`on_large_stack`)."""
+    The library runs on a thread with a large stack (:func:`on_large_stack`), on chunks of at most
+    :data:`PREDICT_CHUNK` samples (hls4ml calls it once per sample either way); while a large model's prediction
+    runs, a progress line on stderr every :data:`flow.hls.csim_build.PROGRESS_TTY_S` s on a terminal
+    (:data:`~flow.hls.csim_build.PROGRESS_PIPE_S` s otherwise)."""
     x = np.ascontiguousarray(x, dtype=np.float64)
-    y = np.asarray(on_large_stack(lambda: graph.predict(x)), dtype=np.float64)
-    return y.reshape(len(x), -1)
+    every = progress_interval()
+    t0 = last = time.monotonic()
+    parts = []
+    for start in range(0, len(x), PREDICT_CHUNK):
+        chunk = np.ascontiguousarray(x[start:start + PREDICT_CHUNK])
+        y = on_large_stack(lambda c=chunk: graph.predict(c))
+        parts.append(np.asarray(y, dtype=np.float64).reshape(len(chunk), -1))
+        now = time.monotonic()
+        if now - last >= every and start + len(chunk) < len(x):
+            last = now
+            print(f"  C simulation: {start + len(chunk):,} of {len(x):,} inputs, {now - t0:.0f} s", file=sys.stderr,
+                  flush=True)
+    return np.concatenate(parts) if parts else np.zeros((0, 0))
+
+
+PREDICT_CHUNK = 50  # samples per call of the compiled library (progress is reported between calls)
 
 
 CSIM_STACK_BYTES = 1 << 30  # reserved, not used: the pages a call touches are the memory it takes

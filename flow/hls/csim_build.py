@@ -186,7 +186,7 @@ class _Progress:
             self._thread.join()
 
     def _watch(self, group: int) -> None:
-        every = PROGRESS_TTY_S if _is_terminal(sys.stderr) else PROGRESS_PIPE_S
+        every = progress_interval()
         t0 = time.monotonic()
         next_line = t0 + every
         while not self._done.wait(SAMPLE_S):
@@ -196,6 +196,12 @@ class _Progress:
                 next_line += every
                 print(f"  C simulation build: {now - t0:.0f} s, g++ {self.opt_level} still running, "
                       f"peak {self.peak_mib} MiB", file=sys.stderr, flush=True)
+
+
+def progress_interval() -> float:
+    """Seconds between progress lines: :data:`PROGRESS_TTY_S` when stderr is a terminal, else
+    :data:`PROGRESS_PIPE_S`."""
+    return PROGRESS_TTY_S if _is_terminal(sys.stderr) else PROGRESS_PIPE_S
 
 
 def _is_terminal(stream: Any) -> bool:
