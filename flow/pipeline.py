@@ -418,7 +418,11 @@ def step_user_csim(ctx: FlowContext) -> None:
     x = quantize(rng.standard_normal((o["samples"], *ctx.qmodel.input_shape[1:])), ctx.input_type).astype(np.float32)
     assert is_representable(x, ctx.input_type)
     o["x"] = x
-    ctx.csim_out = None if csim_pending(ctx) else convert.csim_predict(ctx.graph, x)
+    if csim_pending(ctx):
+        print("  not run: the C simulation is pending (the emulator is checked against the model)", file=sys.stderr)
+        ctx.csim_out = None
+        return
+    ctx.csim_out = convert.csim_predict(ctx.graph, x)
 
 
 def step_user_report(ctx: FlowContext) -> None:
