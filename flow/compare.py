@@ -120,14 +120,17 @@ def source_outputs(model: ModelSource, lmap: LayerMap, x: np.ndarray, graph_laye
     return {lmap.output: np.asarray(model.reference(x), dtype=np.float64).reshape(len(x), -1)}
 
 
-def check_bit_exact(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray) -> dict[str, Any]:
+def check_bit_exact(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray,
+                    layer_out: Any = None) -> dict[str, Any]:
     """Compare hls4ml's C simulation with the Keras/QKeras model, element by element, at the graph's
     output layer, or at the logits of a model ending in softmax (hls4ml's trace of that layer); the
     Keras side is the layer the graph layer holds after hls4ml's fusions (``keras_layer``).
 
     A model converted without Keras (:class:`flow.hls.sources.ModelSource`) is compared at the graph's output
     with its framework's forward pass (``bit_accurate``: whether it must match bit for bit); when no
-    framework runs it, the record is ``{"unavailable": reason}``."""
+    framework runs it, the record is ``{"unavailable": reason}``. ``layer_out(name)`` gives the compared
+    execution's outputs of a graph layer other than the output (default: hls4ml's trace of the C simulation);
+    :func:`check_emulator_vs_model` passes the emulator's."""
     from flow.hls.convert import csim_trace
 
     lmap = layer_map(model, graph)
@@ -138,7 +141,7 @@ def check_bit_exact(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray)
         return compare_outputs(csim_out, ref, lmap.output) | {"reference": model.reference_name,
                                                               "bit_accurate": model.bit_accurate}
     at = lmap.compare_layer
-    ours = csim_out if at == lmap.output else csim_trace(graph, x, at)
+    ours = csim_out if at == lmap.output else (layer_out or (lambda name: csim_trace(graph, x, name)))(at)
     ref = reference_outputs(model, lmap, x, [at])[at]
     keras_layer, pre = lmap.reference(at)
     return compare_outputs(ours, ref, lmap.describe(at)) | {
@@ -173,6 +176,28 @@ def emulator_or_skip(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray
         return check_emulator(model, graph, x, csim_out).comparison
     except FlowError as exc:
         return {"skipped": str(exc)}
+
+
+def check_emulator_vs_model(model: Any, graph: Any, x: np.ndarray) -> dict[str, Any]:
+    """The emulator against the Keras/QKeras model where :func:`check_bit_exact` compares the C simulation (used
+    while the C simulation is pending: the emulator carries the flow); ``{"skipped": reason}`` when the emulator
+    cannot run a layer of the graph."""
+    from flow.arith.emulate import emulate
+
+    try:
+        return check_bit_exact(model, graph, x, emulate(graph, x).outputs,
+                               layer_out=lambda name: emulate(graph, x, upto=name).outputs)
+    except FlowError as exc:
+        return {"skipped": str(exc)}
+
+
+def emulator_alone(graph: Any, x: np.ndarray, pending: str) -> EmulatorCheck:
+    """The emulator's outputs on ``x`` with no C simulation to compare them with: the comparison record is
+    ``{"pending": pending, "overflows": {...}}`` (values wrapped or saturated per layer)."""
+    from flow.arith.emulate import emulate
+
+    emu = emulate(graph, x)
+    return EmulatorCheck(comparison={"pending": pending, "overflows": dict(emu.overflows)}, outputs=emu.outputs)
 
 
 def skip_reason(comparison: dict[str, Any]) -> str | None:

@@ -10,6 +10,7 @@ are shared with a sweep point (:mod:`flow.sweep.evaluate`).
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -19,8 +20,10 @@ import numpy as np
 
 from flow import __version__
 from flow.arith.types import FixedType, is_representable, parse_type, quantize
-from flow.compare import accuracy, check_bit_exact, check_emulator, emulator_or_skip
+from flow.compare import (accuracy, check_bit_exact, check_emulator, check_emulator_vs_model, emulator_alone,
+                          emulator_or_skip)
 from flow.errors import FlowError
+from flow.hls.csim_build import DEFAULT_TIMEOUT_S, CsimBuild, check_timeout
 from flow.hls.project import save_meta
 from flow.report import graph_types, graph_weight_stats, write_reports
 from flow.spec import Hardware, NeuronPruning, Pruning, Spec, load_spec, read_yaml
@@ -116,18 +119,60 @@ def step_prune_neurons_and_plot(ctx: FlowContext) -> None:
 
 
 def step_write_and_compile(ctx: FlowContext) -> None:
+    """Write the HLS project and build its C simulation within ``options["csim_timeout"]`` seconds (the build's
+    record in ``options["csim"]``: :class:`flow.hls.csim_build.CsimBuild`)."""
     from flow.hls import convert
 
-    convert.write_and_compile(ctx.graph)
+    ctx.options["csim"] = convert.write_and_compile(ctx.graph, ctx.options.get("csim_timeout"))
+
+
+def csim_pending(ctx: FlowContext) -> bool:
+    """Whether the C-simulation build ran out of its time budget (the emulator then carries the flow)."""
+    build = ctx.options.get("csim")
+    return build is not None and build.pending
+
+
+def pending_record(build: CsimBuild, project: Path) -> dict[str, str]:
+    """What report.json holds in place of a comparison with the C simulation while its build is pending."""
+    return {"pending": f"the C simulation was not built within {build.timeout_s:g} s (g++ {build.opt_level} was "
+                       f"stopped); `{verify_command(project)}` builds it and runs this check"}
+
+
+def verify_command(project: Path) -> str:
+    """The command that completes a pending C-simulation check of ``project``."""
+    return f"hlsflow verify {shlex.quote(str(project))}"
+
+
+def csim_record(build: CsimBuild, project: Path) -> dict[str, Any]:
+    """report.json's ``csim`` section: the build (:meth:`CsimBuild.record`), and when it is pending the command
+    that completes the check."""
+    return build.record() | ({"complete_with": verify_command(project)} if build.pending else {})
+
+
+def pending_line(command: str, report: dict[str, Any]) -> str | None:
+    """The one terminal line of a command whose C-simulation check is pending (None when it is not)."""
+    csim = report.get("csim") or {}
+    if csim.get("status") != "pending":
+        return None
+    return (f"hlsflow {command}: C simulation pending: g++ {csim['opt_level']} did not finish within "
+            f"{csim['timeout_seconds']:g} s and was stopped; the project holds the emulator's results; "
+            f"complete the check with: {csim['complete_with']}")
 
 
 def step_csim(ctx: FlowContext) -> None:
     from flow.hls import convert
 
+    if csim_pending(ctx):
+        print("  not run: the C simulation is pending (the emulator carries the flow)", file=sys.stderr)
+        return
     ctx.csim_out = convert.csim_predict(ctx.graph, ctx.split.x_test)
 
 
 def step_emulate(ctx: FlowContext) -> None:
+    if csim_pending(ctx):
+        reason = pending_record(ctx.options["csim"], ctx.final)["pending"]
+        ctx.emulation = emulator_alone(ctx.graph, ctx.split.x_test, reason)
+        return
     ctx.emulation = check_emulator(ctx.qmodel, ctx.graph, ctx.split.x_test, ctx.csim_out)
 
 
@@ -137,6 +182,8 @@ def step_report(ctx: FlowContext) -> None:
     spec, split, graph = ctx.spec, ctx.split, ctx.graph
     float_out = train.predict(ctx.float_model, split.x_test)
     q_out = train.predict(ctx.qmodel, split.x_test)
+    build = ctx.options.get("csim")
+    pending = csim_pending(ctx)
     stats = graph_weight_stats(graph)
     n_params = int(ctx.float_model.count_params())
     report = {
@@ -150,9 +197,10 @@ def step_report(ctx: FlowContext) -> None:
         "input": {"type": str(ctx.input_type), "changed_by_quantization": split.inputs_changed,
                   "out_of_range": split.inputs_out_of_range},
         "accuracy": {"float": accuracy(float_out, split.y_test), "qkeras": accuracy(q_out, split.y_test),
-                     "csim": accuracy(ctx.csim_out, split.y_test),
+                     "csim": None if pending else accuracy(ctx.csim_out, split.y_test),
                      "emulator": accuracy(ctx.emulation.outputs, split.y_test)},
-        "csim_vs_qkeras": check_bit_exact(ctx.qmodel, graph, split.x_test, ctx.csim_out),
+        "csim_vs_qkeras": pending_record(build, ctx.final) if pending else
+        check_bit_exact(ctx.qmodel, graph, split.x_test, ctx.csim_out),
         "emulator_vs_csim": ctx.emulation.comparison,
         "size": {"parameters": n_params, "float_bits": 32 * n_params,
                  "quantized_bits": stats["quantized_bits"], "sparsity": stats["sparsity"],
@@ -160,6 +208,10 @@ def step_report(ctx: FlowContext) -> None:
         "types": graph_types(graph),
         "hls_project": "hls",
     }
+    if build is not None:
+        report["csim"] = csim_record(build, ctx.final)
+    if pending:
+        report["emulator_vs_qkeras"] = check_emulator_vs_model(ctx.qmodel, graph, split.x_test)
     if ctx.neurons is not None:
         report["neuron_pruning"] = ctx.neurons
     shutil.copyfile(spec.path, ctx.work / "spec.yaml")
@@ -212,16 +264,21 @@ def run_steps(spec: Spec) -> list[Step]:
     ]
 
 
-def run(spec_path: str | Path, out_root: str | Path = "hls_projects", force: bool = False) -> dict[str, Any]:
+def run(spec_path: str | Path, out_root: str | Path = "hls_projects", force: bool = False,
+        csim_timeout: float | None = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
     """Run the whole flow for one spec; returns the report (also written to ``<out>/<name>/``).
 
     An existing ``<out>/<name>`` is replaced only if it is an hlsflow project, or with ``force``
-    (:func:`flow.outputs.claim_output`, checked before any work)."""
+    (:func:`flow.outputs.claim_output`, checked before any work). The C-simulation build gets ``csim_timeout``
+    seconds (None: no limit); past them the flow goes on with the emulator and the report says the check is
+    ``pending`` (:func:`pending_line`)."""
+    csim_timeout = check_timeout(csim_timeout)
     spec = load_spec(spec_path)
     final = Path(out_root) / spec.name
     data = spec.dataset.source if spec.dataset.source != "digits" else None
     claim_output(final, PROJECT, force, inputs=(spec_path, data))
-    ctx = FlowContext(spec=spec, final=final, input_type=parse_type(spec.input_type))
+    ctx = FlowContext(spec=spec, final=final, input_type=parse_type(spec.input_type),
+                      options={"csim_timeout": csim_timeout})
     with staged_dir(final, PROJECT, force) as work:
         ctx.work = work
         execute(run_steps(spec), ctx)
@@ -253,7 +310,8 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
                      input_type: str | None = None, hardware: Hardware | None = None,
                      samples: int = 1000, seed: int = 0, custom_objects: str | Path | None = None,
                      input_shape: str | tuple[int, ...] | None = None,
-                     module_file: str | Path | None = None, force: bool = False) -> dict[str, Any]:
+                     module_file: str | Path | None = None, force: bool = False,
+                     csim_timeout: float | None = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
     """Convert an existing Keras/QKeras/HGQ2 model to an HLS project and check its C simulation.
 
     Precisions come from ``config_path`` (an hls4ml config) when given, else from the model's
@@ -265,8 +323,11 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
     only hls4ml's reader knows, are opened by :func:`flow.hls.model_files.open_model`; ``input_shape`` (one
     sample, channels first, a tuple or ``'C,H,W'``) and ``module_file`` (a state dict's module) are PyTorch's.
     An existing ``out_dir`` is replaced only if it is an hlsflow project, or with ``force``; never the folder
-    holding an input (:func:`flow.outputs.claim_output`).
+    holding an input (:func:`flow.outputs.claim_output`). The C-simulation build gets ``csim_timeout`` seconds
+    (None: no limit); past them the project is written with the emulator's check against the model and the report
+    says the C-simulation check is ``pending`` (:func:`pending_line`).
     """
+    csim_timeout = check_timeout(csim_timeout)
     claim_output(out_dir, PROJECT, force, inputs=(model_path, weights, config_path, custom_objects, module_file))
     if isinstance(input_shape, str):
         from flow.hls.torch_source import parse_input_shape
@@ -276,7 +337,7 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
         "model_path": Path(model_path), "config_path": None if config_path is None else Path(config_path),
         "weights": weights, "precision": precision, "input_type": input_type, "hardware": hardware or Hardware(),
         "samples": samples, "seed": seed, "custom_objects": custom_objects, "input_shape": input_shape,
-        "module_file": module_file})
+        "module_file": module_file, "csim_timeout": csim_timeout})
     n = len(CONVERT_STEPS)
     execute(CONVERT_STEPS[:2], ctx, numbered=(1, n))  # nothing is written before the model and its config are read
     with staged_dir(ctx.final, PROJECT, force) as work:
@@ -345,7 +406,7 @@ def step_user_graph(ctx: FlowContext) -> None:
     if o["config_path"] is not None:
         check_config_names(o["config_path"], ctx.hls_config, ctx.qmodel, ctx.graph)
     ctx.input_type = graph_input_type(ctx.graph)  # also HGQ2's, which hls4ml infers from the model's input quantizer
-    convert.write_and_compile(ctx.graph)
+    o["csim"] = convert.write_and_compile(ctx.graph, o["csim_timeout"])
 
 
 def step_user_csim(ctx: FlowContext) -> None:
@@ -357,6 +418,10 @@ def step_user_csim(ctx: FlowContext) -> None:
     x = quantize(rng.standard_normal((o["samples"], *ctx.qmodel.input_shape[1:])), ctx.input_type).astype(np.float32)
     assert is_representable(x, ctx.input_type)
     o["x"] = x
+    if csim_pending(ctx):
+        print("  not run: the C simulation is pending (the emulator is checked against the model)", file=sys.stderr)
+        ctx.csim_out = None
+        return
     ctx.csim_out = convert.csim_predict(ctx.graph, x)
 
 
@@ -365,14 +430,21 @@ def step_user_report(ctx: FlowContext) -> None:
     from flow.keras.env import FRONTEND
 
     o, model, graph = ctx.options, ctx.qmodel, ctx.graph
+    build: CsimBuild = o["csim"]
+    if build.pending:
+        csim_vs_keras = emulator_vs_csim = pending_record(build, ctx.final)
+    else:
+        csim_vs_keras = check_bit_exact(model, graph, o["x"], ctx.csim_out)
+        emulator_vs_csim = emulator_or_skip(model, graph, o["x"], ctx.csim_out)
     report = {
         "model": str(o["model_path"]), "frontend": FRONTEND.name, "hlsflow_version": __version__,
         "hardware": o["hardware"].__dict__,
         "input": {"type": str(ctx.input_type), "samples": o["samples"], "distribution": "N(0,1) quantized to input type"},
-        "csim_vs_keras": check_bit_exact(model, graph, o["x"], ctx.csim_out),
-        "emulator_vs_csim": emulator_or_skip(model, graph, o["x"], ctx.csim_out),
+        "csim": csim_record(build, ctx.final), "csim_vs_keras": csim_vs_keras, "emulator_vs_csim": emulator_vs_csim,
         "types": graph_types(graph), "size": graph_weight_stats(graph), "hls_project": str(ctx.final / "hls"),
     }
+    if build.pending:
+        report["emulator_vs_keras"] = check_emulator_vs_model(model, graph, o["x"])
     report["seconds"] = dict(ctx.seconds)
     saved = save_model(model, ctx.work)
     save_meta(ctx.work, saved, ctx.hls_config, o["hardware"], str(ctx.input_type), FRONTEND.name,

@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 OWNERS_VAR = "HLSFLOW_OWNERS"
@@ -98,8 +98,11 @@ def _stop(proc: subprocess.Popen, interrupted: bool) -> None:
 
 
 def run(cmd: list[str], *, input: str | bytes | None = None, timeout: float | None = None, check: bool = False,
-        capture_output: bool = False, **kwargs: Any) -> subprocess.CompletedProcess:
+        capture_output: bool = False, started: Callable[[subprocess.Popen], None] | None = None,
+        **kwargs: Any) -> subprocess.CompletedProcess:
     """Like ``subprocess.run`` (same arguments), with the child started by :func:`popen`.
+
+    ``started(proc)`` is called once the child runs (e.g. to watch its process group, whose id is ``proc.pid``).
 
     ``stdout``/``stderr`` may be text streams without a file descriptor (pytest's capture): their output
     is then forwarded through pipes as it arrives. Raises ``subprocess.TimeoutExpired`` after
@@ -117,6 +120,8 @@ def run(cmd: list[str], *, input: str | bytes | None = None, timeout: float | No
     with _lock:
         _live.add(proc)
     try:
+        if started is not None:
+            started(proc)
         if forward:
             out, err = _forward(proc, forward, timeout)
         else:

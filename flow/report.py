@@ -47,11 +47,40 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f} %"
 
 
+def _pending(r: dict[str, Any]) -> bool:
+    return (r.get("csim") or {}).get("status") == "pending"
+
+
+def _comparison_line(what: str, c: dict[str, Any]) -> str:
+    """One comparison record (:func:`flow.compare.compare_outputs`) as a sentence; a pending or skipped one says so."""
+    if "pending" in c:
+        return f"{what}: **pending**: {c['pending']}."
+    if "skipped" in c:
+        return f"{what}: not run ({c['skipped']})."
+    return (f"{what}: **{c['equal_outputs']} of {c['outputs']}** outputs equal (exact fraction "
+            f"{c['exact_fraction']:.6f}), max |difference| {c['max_abs_diff']:.3g}, compared at `{c['compared_at']}`"
+            + (f" ({c['checked_by']})" if "checked_by" in c else "") + ".")
+
+
+def _csim_build_line(c: dict[str, Any]) -> str:
+    """report.json's ``csim`` section (:meth:`flow.hls.csim_build.CsimBuild.record`) as a sentence."""
+    budget = "no time limit" if c.get("timeout_seconds") is None else f"budget {c['timeout_seconds']:g} s"
+    peak = f", compiler peak {c['peak_rss_mib']} MiB" if c.get("peak_rss_mib") else ""
+    line = f"C simulation build: g++ {c['opt_level']}, {c['compile_seconds']:.1f} s ({budget}{peak}): {c['status']}"
+    if c.get("complete_with"):
+        line += f"; complete the check with `{c['complete_with']}`"
+    if c.get("checked_by"):
+        line += f"; {c['checked_by']}"
+    return line + "."
+
+
 def _emulator_line(cmp: dict[str, Any] | None) -> str:
     if not cmp:
         return ""
     if "skipped" in cmp:
         return f"Emulator: not run ({cmp['skipped']})."
+    if "pending" in cmp:
+        return f"Numpy emulator vs C simulation: **pending**: {cmp['pending']}."
     over = {k: v for k, v in cmp.get("overflows", {}).items() if v}
     return (f"Numpy emulator vs C simulation: **{cmp['equal_outputs']} of {cmp['outputs']}** outputs equal "
             f"(differing: {cmp['outputs'] - cmp['equal_outputs']}). Values that wrapped or saturated per layer: "
@@ -176,16 +205,17 @@ def render_markdown(r: dict[str, Any]) -> str:
         "|---|---|",
         f"| float baseline | {_pct(acc['float'])} |",
         f"| QKeras (QAT) | {_pct(acc['qkeras'])} |",
-        f"| hls4ml C simulation | {_pct(acc['csim'])} |",
+        f"| hls4ml C simulation | {'pending' if _pending(r) else _pct(acc['csim'])} |",
         f"| numpy emulator (bit-exact) | {_pct(acc.get('emulator'))} |",
         "",
         "## Bit-exactness",
         "",
-        f"C simulation vs QKeras: **{r['csim_vs_qkeras']['equal_outputs']} of {r['csim_vs_qkeras']['outputs']}** "
-        f"outputs equal (exact fraction {r['csim_vs_qkeras']['exact_fraction']:.6f}), "
-        f"max |difference| {r['csim_vs_qkeras']['max_abs_diff']:.3g}, compared at `{r['csim_vs_qkeras']['compared_at']}`.",
+        _comparison_line("C simulation vs QKeras", r["csim_vs_qkeras"]),
         "",
         _emulator_line(r.get("emulator_vs_csim")),
+        *(["", _comparison_line("Numpy emulator vs QKeras", r["emulator_vs_qkeras"])] if "emulator_vs_qkeras" in r
+          else []),
+        *(["", _csim_build_line(r["csim"])] if r.get("csim") else []),
         "",
         f"Inputs are quantized to **`{r['input']['type']}`** before every stage "
         f"({r['input']['changed_by_quantization']} input values changed by quantization, "

@@ -31,7 +31,8 @@ def project_test_data(project: Path, input_type: FixedType, n: int) -> np.ndarra
 
 
 def verify(project: str | Path, samples: int, seed: int = 0, write_exact_config: str | Path | None = None,
-           error_bound: str | None = None, force: bool = False, allow_skip: bool = False) -> dict[str, Any]:
+           error_bound: str | None = None, force: bool = False, allow_skip: bool = False,
+           csim_timeout: float | None = None) -> dict[str, Any]:
     """Compare emulator, C simulation and model on ``samples`` inputs; counts of differing outputs.
 
     ``ok`` is False on any emulator/C-sim difference, and on any C-sim/model difference when the
@@ -45,14 +46,22 @@ def verify(project: str | Path, samples: int, seed: int = 0, write_exact_config:
     is replaced only if a previous ``--write-exact-config`` wrote it, or with ``force`` (checked before any work).
     When the emulator cannot run a layer of the graph, ``emulator_vs_csim`` is ``{"skipped": reason}`` and
     ``ok`` is False unless ``allow_skip`` (then the C-sim vs model check alone decides).
+
+    The C simulation is built within ``csim_timeout`` seconds (None, the default: no limit). When it runs out,
+    both comparisons with the C simulation are ``{"pending": reason}``, the emulator is compared with the model
+    instead (``emulator_vs_model``), and ``ok`` is False unless ``allow_skip`` (then that comparison decides). A
+    project whose report says its C-simulation check is pending (``convert``/``run`` ran out of their budget) gets
+    this run's results in its report.json (and report.md) once the check passes (:func:`complete_pending_check`).
     """
-    from flow.compare import check_bit_exact, emulator_or_skip
+    from flow.compare import check_bit_exact, check_emulator_vs_model, emulator_or_skip
+    from flow.hls.csim_build import check_timeout
     from flow.hls.convert import build_graph, csim_predict, write_and_compile
     from flow.hls.layer_map import layer_map
     from flow.hls.project import rebuild
     from flow.spec import Hardware
 
     project = Path(project)
+    csim_timeout = check_timeout(csim_timeout)
     if samples < 1:
         raise FlowError(f"--samples must be >= 1, got {samples}")
     if write_exact_config is not None:
@@ -79,11 +88,17 @@ def verify(project: str | Path, samples: int, seed: int = 0, write_exact_config:
         shape = tuple(int(d) for d in model.input_shape[1:])
         rand = full_range_inputs(input_type, shape, samples - len(data), seed)
         x = np.concatenate([data.reshape(len(data), *shape), rand]) if len(data) else rand
-        write_and_compile(graph)
-        csim = csim_predict(graph, x)
-        emu = emulator_or_skip(model, graph, x, csim)
-        ref = check_bit_exact(model, graph, x.astype(np.float32), csim)
-        differs = "unavailable" not in ref and ref["outputs"] != ref["equal_outputs"]
+        build = write_and_compile(graph, csim_timeout)
+        if build.pending:
+            emu = ref = {"pending": f"the C simulation was not built within {build.timeout_s:g} s (g++ "
+                                    f"{build.opt_level} was stopped); run `hlsflow verify` again with a larger "
+                                    "--csim-timeout, or without one"}
+            emu_ref = check_emulator_vs_model(model, graph, x.astype(np.float32))
+        else:
+            csim = csim_predict(graph, x)
+            emu = emulator_or_skip(model, graph, x, csim)
+            ref = check_bit_exact(model, graph, x.astype(np.float32), csim)
+        differs = not ({"unavailable", "pending"} & set(ref)) and ref["outputs"] != ref["equal_outputs"]
         must_match = is_qkeras or bool(getattr(model, "bit_accurate", False))  # QKeras, QONNX with po2 scales
         hw = Hardware(**meta["hardware"])
         exact_cfg = exact_graph = None
@@ -100,23 +115,66 @@ def verify(project: str | Path, samples: int, seed: int = 0, write_exact_config:
         "project": str(project),
         "samples": {"total": len(x), "test_data": len(data), "random_full_range": len(rand), "seed": seed},
         "input_type": str(input_type),
-        "emulator_vs_csim": emu if "skipped" in emu else {"differing_outputs": emu["outputs"] - emu["equal_outputs"],
-                                                          **emu},
-        "csim_vs_model": ref if "unavailable" in ref else {
+        "csim": build.record(),
+        "emulator_vs_csim": emu if {"skipped", "pending"} & set(emu) else {
+            "differing_outputs": emu["outputs"] - emu["equal_outputs"], **emu},
+        "csim_vs_model": ref if {"unavailable", "pending"} & set(ref) else {
             "differing_outputs": ref["outputs"] - ref["equal_outputs"], "model_is_qkeras": is_qkeras,
             "must_match": must_match, **ref},
     }
+    if build.pending:
+        summary["emulator_vs_model"] = emu_ref if {"skipped", "unavailable"} & set(emu_ref) else {
+            "differing_outputs": emu_ref["outputs"] - emu_ref["equal_outputs"], "must_match": must_match, **emu_ref}
     if doctor is not None:
         summary["doctor"] = doctor
     if write_exact_config is not None:
         from flow.hls.exact_config import write_hls4ml_yaml
 
         summary["exact_config"] = str(write_hls4ml_yaml(Path(write_exact_config), exact_cfg, hw))
+    if build.pending:  # the emulator carries the check, and only with --allow-skip
+        e = summary["emulator_vs_model"]
+        summary["ok"] = allow_skip and (not must_match or e.get("differing_outputs", 1) == 0)
+        return summary
     # a float model is quantized by the conversion, so only a model bit-accurate by design (QKeras, QONNX with
     # power-of-two scales) must match bit for bit; with no model-side values the record says why
     emulator_ok = allow_skip if "skipped" in emu else summary["emulator_vs_csim"]["differing_outputs"] == 0
     summary["ok"] = emulator_ok and (not must_match or summary["csim_vs_model"]["differing_outputs"] == 0)
+    if summary["ok"]:
+        complete_pending_check(project, summary)
     return summary
+
+
+def complete_pending_check(project: Path, summary: dict[str, Any]) -> bool:
+    """Put a passed ``verify`` run's results into ``project``'s report.json (and report.md, for a ``run``
+    project) where they say the C-simulation check is pending: ``csim.status`` becomes ``"verified"``, each pending
+    comparison becomes this run's, with ``checked_by``. Returns whether the report was changed (a report with
+    nothing pending is left as it is). Files are replaced atomically."""
+    import json
+
+    from flow.report import render_markdown
+    from flow.staging import written_atomically
+
+    path = project / "report.json"
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    csim = report.get("csim") if isinstance(report, dict) else None
+    if not isinstance(csim, dict) or csim.get("status") != "pending":
+        return False
+    by = f"checked by hlsflow verify on {summary['samples']['total']} inputs"
+    csim.pop("complete_with", None)
+    csim.update(status="verified", checked_by=by, verify_build=summary["csim"])
+    for key, new in (("csim_vs_keras", "csim_vs_model"), ("csim_vs_qkeras", "csim_vs_model"),
+                     ("emulator_vs_csim", "emulator_vs_csim")):
+        if isinstance(report.get(key), dict) and "pending" in report[key]:
+            report[key] = {**summary[new], "checked_by": by}
+    with written_atomically(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+    if (project / "report.md").is_file() and "accuracy" in report:
+        with written_atomically(project / "report.md") as tmp:
+            tmp.write_text(render_markdown(report))
+    return True
 
 
 def _doctor(model: Any, graph: Any, lmap: Any, x: np.ndarray, exact_graph: Any, error_bound: str | None,

@@ -49,6 +49,25 @@ def assert_one_error_line(stderr: str, command: str | None) -> str:
     return lines[0]
 
 
+MARK = "HLSFLOW_FAULT_TEST"  # set only for the command under test; every descendant inherits it
+
+
+def marked_processes(mark: str) -> dict[int, str]:
+    """Live (not zombie) processes whose environment has ``MARK=mark``: pid -> command name."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            env = Path(f"/proc/{entry}/environ").read_bytes()
+            proc_stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if f"{MARK}={mark}".encode() in env.split(b"\0") and proc_stat.rsplit(")", 1)[-1].split()[0] != "Z":
+            found[int(entry)] = proc_stat.split("(", 1)[1].rsplit(")", 1)[0]
+    return found
+
+
 def tree_digest(folder: Path) -> str:
     """sha256 over every entry under ``folder`` (hidden ones too): relative path, type, mode bits, file bytes and
     symlink target; ``folder``'s own mode too. Equal digests: nothing was created, removed, changed or chmod-ed."""

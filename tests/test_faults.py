@@ -18,30 +18,13 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import error_lines, fake_project
+from conftest import MARK, error_lines, fake_project, marked_processes
 from flow.cli import EXIT_BAD_INPUT, main
 from flow.outputs import PROJECT
 from flow.staging import process_start_time, remove_stale, staged_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-MARK = "HLSFLOW_FAULT_TEST"  # set only for the run under test; every descendant inherits it
 GRACE = 1.0  # seconds a child may take to die after its parent (a g++ compile alone takes longer)
-
-
-def marked_processes(mark: str) -> dict[int, str]:
-    """Live (not zombie) processes whose environment has ``MARK=mark``: pid -> command name."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            env = Path(f"/proc/{entry}/environ").read_bytes()
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        if f"{MARK}={mark}".encode() in env.split(b"\0") and stat.rsplit(")", 1)[-1].split()[0] != "Z":
-            found[int(entry)] = stat.split("(", 1)[1].rsplit(")", 1)[0]
-    return found
 
 
 def small_spec(tmp: Path, rtl: dict) -> Path:

@@ -15,13 +15,17 @@ import contextlib
 import copy
 import functools
 import re
-from collections.abc import Iterator
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from flow.errors import FlowError
+from flow.hls.csim_build import CsimBuild, compile_graph, progress_interval
 from flow.hls.sources import ModelSource
 from flow.keras.env import KERAS_MAJOR, hls4ml_sees_keras2
 from flow.spec import Hardware
@@ -274,8 +278,11 @@ def _widen_exponent_storage(graph: Any) -> None:
             var.type.precision.width = max(var.type.precision.width, n_needed - x.width)
 
 
-def write_and_compile(graph: Any) -> None:
-    """Write the HLS project to the graph's OutputDir and build its C simulation library (g++).
+def write_and_compile(graph: Any, timeout_s: float | None = None, opt_level: str | None = None) -> CsimBuild:
+    """Write the HLS project to the graph's OutputDir and build its C simulation library (g++), within
+    ``timeout_s`` seconds (None: no limit) at ``opt_level`` (None: by the model's size), as
+    :func:`flow.hls.csim_build.compile_graph` does; returns how the build went (``pending``: the budget ran out,
+    the project is written but no library is loaded).
 
     A model ending in softmax gets its logits layer traced in the same build (:func:`trace_layers`), so
     the comparisons at the logits need no second build."""
@@ -284,22 +291,62 @@ def write_and_compile(graph: Any) -> None:
     logits = softmax_input(graph)
     if logits is not None and "_hlsflow_trace_build" not in graph.__dict__:
         trace_layers(graph, [logits])
-    graph.write()
-    _compile(graph)
-
-
-def _compile(graph: Any) -> None:
-    try:
-        graph.compile()
-    except Exception as exc:
-        raise FlowError(f"C simulation build failed (g++ is required): {exc}") from None
+    return compile_graph(graph, timeout_s, opt_level)
 
 
 def csim_predict(graph: Any, x: np.ndarray) -> np.ndarray:
-    """Run hls4ml's compiled C simulation on ``x`` (batch first); returns float64 outputs, batch first."""
+    """Run hls4ml's compiled C simulation on ``x`` (batch first); returns float64 outputs, batch first.
+
+    The library runs on a thread with a large stack (:func:`on_large_stack`), on chunks of at most
+    :data:`PREDICT_CHUNK` samples (hls4ml calls it once per sample either way); while a large model's prediction
+    runs, a progress line on stderr every :data:`flow.hls.csim_build.PROGRESS_TTY_S` s on a terminal
+    (:data:`~flow.hls.csim_build.PROGRESS_PIPE_S` s otherwise)."""
     x = np.ascontiguousarray(x, dtype=np.float64)
-    y = np.asarray(graph.predict(x), dtype=np.float64)
-    return y.reshape(len(x), -1)
+    every = progress_interval()
+    t0 = last = time.monotonic()
+    parts = []
+    for start in range(0, len(x), PREDICT_CHUNK):
+        chunk = np.ascontiguousarray(x[start:start + PREDICT_CHUNK])
+        y = on_large_stack(lambda c=chunk: graph.predict(c))
+        parts.append(np.asarray(y, dtype=np.float64).reshape(len(chunk), -1))
+        now = time.monotonic()
+        if now - last >= every and start + len(chunk) < len(x):
+            last = now
+            print(f"  C simulation: {start + len(chunk):,} of {len(x):,} inputs, {now - t0:.0f} s", file=sys.stderr,
+                  flush=True)
+    return np.concatenate(parts) if parts else np.zeros((0, 0))
+
+
+PREDICT_CHUNK = 50  # samples per call of the compiled library (progress is reported between calls)
+
+
+CSIM_STACK_BYTES = 1 << 30  # reserved, not used: the pages a call touches are the memory it takes
+
+
+def on_large_stack(fn: Callable[[], Any]) -> Any:
+    """``fn()`` run on a thread whose stack is :data:`CSIM_STACK_BYTES`; its result, or its exception raised here.
+
+    hls4ml's io_parallel C simulation keeps every layer's arrays on the stack: a Conv1D (256, 8) model with 64
+    filters takes an 8 MiB frame, more than the main thread's default stack, and the process would die of a
+    segmentation fault in the middle of ``predict``."""
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = fn()
+        except BaseException as exc:  # handed to the caller's thread
+            result["error"] = exc
+
+    previous = threading.stack_size(CSIM_STACK_BYTES)
+    try:
+        thread = threading.Thread(target=target, name="csim", daemon=True)
+        thread.start()
+    finally:
+        threading.stack_size(previous)
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
 
 
 def trace_layers(graph: Any, names: list[str]) -> None:
@@ -340,12 +387,12 @@ def csim_trace(graph: Any, x: np.ndarray, layer_name: str) -> np.ndarray:
             if built:  # the library already has the trace hooks: hls4ml's trace() without its recompile
                 graph.compile = lambda: None
                 try:
-                    cache[key] = graph.trace(x)[1]
+                    cache[key] = on_large_stack(lambda: graph.trace(x))[1]
                 finally:
                     del graph.compile
             else:
                 graph.__dict__.pop("_hlsflow_trace_build", None)  # trace() recompiles with the new layer
-                cache[key] = graph.trace(x)[1]
+                cache[key] = on_large_stack(lambda: graph.trace(x))[1]
     traces = cache[key]
     if layer_name not in traces:
         raise FlowError(f"hls4ml trace has no output for layer {layer_name!r}; traced: {', '.join(traces)}")

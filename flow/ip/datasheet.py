@@ -205,6 +205,8 @@ def _evidence(inp: DatasheetInputs) -> list[Block]:
     if e and "outputs" in e:
         blocks.append(("p", f"Emulator vs hls4ml C simulation (`report.json`): {e['equal_outputs']:,} of "
                             f"{e['outputs']:,} outputs equal on the test data."))
+    elif e and "pending" in e:
+        blocks.append(("p", f"Emulator vs hls4ml C simulation (`report.json`): pending: {e['pending']}."))
     return blocks
 
 
