@@ -126,6 +126,25 @@ def hlsflow(capsys) -> Callable[..., tuple[int, Any, str]]:
     return run
 
 
+def whole_way(hlsflow: Callable[..., tuple[int, Any, str]], model: Path, project: Path, *convert_args: Any) -> dict:
+    """``hlsflow convert`` -> ``verify`` -> ``rtl`` -> ``sim`` (Icarus) of ``model`` into ``project`` (200/300/500/200
+    samples); asserts that each exits 0 and that both exact checks hold: emulator == C simulation on every output
+    (convert's report and verify), RTL == emulator on every bit (200 samples). Every command's JSON, by command."""
+    out = {}
+    for command, args in (("convert", [model, "--out", project, "--samples", 200, *convert_args]),
+                          ("verify", [project, "--samples", 300]),
+                          ("rtl", [project, "--check-samples", 500]),
+                          ("sim", [project, "--simulator", "icarus", "--samples", 200])):
+        code, out[command], err = hlsflow(command, *args)
+        assert code == 0, (command, err[-2000:])
+    report = json.loads((project / "report.json").read_text())
+    assert report["emulator_vs_csim"]["equal_outputs"] == report["emulator_vs_csim"]["outputs"] > 0
+    assert out["verify"]["emulator_vs_csim"]["differing_outputs"] == 0
+    rtl = out["sim"]["rtl_vs_emulator"]
+    assert rtl["samples"] == 200 and rtl["differing_bits"] == 0 and rtl["mismatching_samples"] == 0
+    return out
+
+
 @pytest.fixture(scope="module")
 def corpus_files(tmp_path_factory) -> Callable[[str], tuple[Path, Path]]:
     """``corpus_files(name)``: the corpus model saved as users save it and its hls4ml config YAML (built once per module)."""

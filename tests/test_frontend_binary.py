@@ -5,12 +5,12 @@ bit-accurate by design (every QONNX parameter quantized; QKeras)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 import frontend_models
+from conftest import whole_way
 
 pytest.importorskip("torch")
 pytest.importorskip("brevitas")
@@ -67,21 +67,10 @@ def _firmware_text(project: Path) -> str:
     pytest.param(n, marks=() if n in DEFAULT_RUN else pytest.mark.heavy) for n in REACHES])
 def test_a_binary_network_goes_to_rtl_that_equals_the_emulator_bit_for_bit(hlsflow, model_file, tmp_path, name):
     project = tmp_path / name
-    out = {}
-    for command, args in (("convert", [model_file(name), "--out", project, "--samples", 200, *EXTRA.get(name, [])]),
-                          ("verify", [project, "--samples", 300]),
-                          ("rtl", [project, "--check-samples", 500]),
-                          ("sim", [project, "--simulator", "icarus", "--samples", 200])):
-        code, out[command], err = hlsflow(command, *args)
-        assert code == 0, (command, err[-2000:])
+    out = whole_way(hlsflow, model_file(name), project, *EXTRA.get(name, []))
     firmware = _firmware_text(project)
     for what in REACHES[name]:
         assert what in firmware, what
-    report = json.loads((project / "report.json").read_text())
-    assert report["emulator_vs_csim"]["equal_outputs"] == report["emulator_vs_csim"]["outputs"] > 0
-    assert out["verify"]["emulator_vs_csim"]["differing_outputs"] == 0
-    rtl = out["sim"]["rtl_vs_emulator"]
-    assert rtl["samples"] == 200 and rtl["differing_bits"] == 0 and rtl["mismatching_samples"] == 0
     model_side = out["verify"]["csim_vs_model"]
     if name.startswith("brevitas"):
         assert model_side["reference"] == "qonnx executor"

@@ -5,13 +5,12 @@ quantizers); what the flow cannot carry is one line naming the node or the file.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 import frontend_models
-from conftest import assert_one_error_line
+from conftest import assert_one_error_line, whole_way
 
 pytest.importorskip("torch")
 pytest.importorskip("qonnx")
@@ -36,20 +35,7 @@ def model_file(tmp_path_factory):
 @pytest.mark.parametrize("name", [
     pytest.param(n, marks=() if n in DEFAULT_RUN else pytest.mark.heavy) for n in frontend_models.BUILDERS])
 def test_the_model_goes_to_rtl_that_equals_the_emulator_bit_for_bit(hlsflow, model_file, tmp_path, name):
-    project = tmp_path / name
-    extra = frontend_models.BUILDERS[name][1]
-    out = {}
-    for command, args in (("convert", [model_file(name), "--out", project, "--samples", 200, *extra]),
-                          ("verify", [project, "--samples", 300]),
-                          ("rtl", [project, "--check-samples", 500]),
-                          ("sim", [project, "--simulator", "icarus", "--samples", 200])):
-        code, out[command], err = hlsflow(command, *args)
-        assert code == 0, (command, err[-2000:])
-    report = json.loads((project / "report.json").read_text())
-    assert report["emulator_vs_csim"]["equal_outputs"] == report["emulator_vs_csim"]["outputs"] > 0
-    assert out["verify"]["emulator_vs_csim"]["differing_outputs"] == 0
-    rtl = out["sim"]["rtl_vs_emulator"]
-    assert rtl["samples"] == 200 and rtl["differing_bits"] == 0 and rtl["mismatching_samples"] == 0
+    out = whole_way(hlsflow, model_file(name), tmp_path / name, *frontend_models.BUILDERS[name][1])
     model_side = out["verify"]["csim_vs_model"]
     assert model_side["reference"] == REFERENCE[name.split("_")[0]]
     assert model_side["must_match"] == (name in BIT_ACCURATE)
