@@ -102,3 +102,17 @@ def test_the_layer_hook_leaves_the_trace_unchanged(tiny_graph):
     assert netlists[0].cost == netlists[1].cost
     assert seen == [(1, "d1", True), (1, "d1", False), (2, "r1", True), (2, "r1", False), (3, "d2", True),
                     (3, "d2", False)]
+
+
+def test_a_folded_core_reports_its_phases_when_the_threshold_is_zero(tiny_graph, tmp_path, capsys, monkeypatch):
+    from flow.rtl.sequential import choose_architecture, generate_sequential
+
+    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)
+    kind, reuse = choose_architecture(tiny_graph, "folded", 2)
+    capsys.readouterr()
+    generate_sequential(tiny_graph, tmp_path / "rtl", "tiny", kind, reuse, run_lint=False, check_samples=50)
+    phases = [re.sub(r": \d+\.\d s$", "", line.removeprefix("hlsflow rtl: "))
+              for line in capsys.readouterr().err.splitlines()]
+    assert phases[0] == "tracing 3 layers into folded units"
+    assert "checking 50 samples of the composed units against the emulator" in phases
+    assert "building the units' netlists and Verilog" in phases
