@@ -16,7 +16,7 @@ from flow.arith.hls_layer import out_type
 from flow.arith.symbolic_ops import SymbolicOps, kif
 from flow.arith.target import Target
 from flow.arith.types import FixedType
-from flow.arith.walk import output_names, plan, run
+from flow.arith.walk import LayerHook, output_names, plan, run
 from flow.errors import FlowError
 
 __all__ = ["Traced", "trace_graph", "kif"]
@@ -37,15 +37,15 @@ class Traced:
     layers: dict[str, Any]  # layer name -> its traced output (flat FixedVariableArray), for locating a difference
 
 
-def trace_graph(graph: Any, upto: str | None = None) -> Traced:
+def trace_graph(graph: Any, upto: str | None = None, on_layer: LayerHook | None = None) -> Traced:
     """Trace ``graph`` (up to layer ``upto``, inclusive) for one sample. FlowError names the first layer that
-    cannot be traced and the operation."""
+    cannot be traced and the operation. ``on_layer``: called around every layer (:func:`flow.arith.walk.run`)."""
     steps = plan(graph, upto)
     out_name = output_names(graph, steps, upto)[0]
     ops = SymbolicOps()
     with localcontext() as ctx:
         ctx.prec = DECIMAL_DIGITS
-        by_var, by_layer = run(steps, ops, Target.of(graph))
+        by_var, by_layer = run(steps, ops, Target.of(graph), on_layer)
     inp = ops.inputs[0]
     out = by_var[out_name]
     if out.t is None:

@@ -9,6 +9,8 @@ executions cannot differ in which layers run, in what order, or with which descr
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,18 +80,33 @@ def output_names(graph: Any, steps: list[Step], upto: str | None) -> list[str]:
     return names
 
 
-def run(steps: list[Step], ops: Ops, target: Target) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """Execute ``steps``; returns (tensor by output variable name, tensor by layer name)."""
+LayerHook = Callable[[int, Step, "float | None"], None]
+
+
+def run(steps: list[Step], ops: Ops, target: Target, on_layer: LayerHook | None = None
+        ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Execute ``steps``; returns (tensor by output variable name, tensor by layer name).
+
+    ``on_layer`` (the RTL trace's progress lines; the emulator passes none) is called for every layer with a
+    description as ``on_layer(i, step, None)`` before it and ``on_layer(i, step, seconds)`` after it (i counts
+    from 1, wall-clock seconds); it only observes: the results are the same with or without it."""
     by_var: dict[str, Tensor] = {}
     by_layer: dict[str, Tensor] = {}
+    index = 0
     for step in steps:
         layer = step.layer
         ops.layer = step.name
         try:
             if step.impl is None:
                 res = ops.input(out_type(layer), tuple(int(s) for s in layer.get_output_variable().shape))
-            else:
+            elif on_layer is None:
                 res = step.impl.fn(layer, [by_var[s] for s in step.sources], ops, target)
+            else:
+                index += 1
+                on_layer(index, step, None)
+                t0 = time.perf_counter()
+                res = step.impl.fn(layer, [by_var[s] for s in step.sources], ops, target)
+                on_layer(index, step, time.perf_counter() - t0)
         except OpsError as exc:
             side = "RTL trace" if ops.symbolic else "emulator"
             raise FlowError(f"{where(layer)}: {exc} ({side})") from None

@@ -246,8 +246,9 @@ class _Stage:
     def outputs(self, target: str = FUNCTION, assign: str = "=") -> list[str]:
         """The statements writing every output field of ``target`` (``assign``: ``=`` or ``<=``)."""
         sol, lines, lo = self.sol, [], 0
+        qints = sol.out_qint  # a da4ml property that rebuilds the whole list on every access: read it once
         for j, idx in enumerate(sol.out_idxs):
-            w = sum(kif_bits(sol.out_qint[j]))
+            w = sum(kif_bits(qints[j]))
             if w <= 0:
                 continue
             v = self.vals[idx] if idx >= 0 else ZERO

@@ -33,6 +33,7 @@ from typing import Any
 from flow.arith.types import FixedType
 from flow.errors import FlowError
 from flow.outputs import RTL, claim_output
+from flow.rtl import progress
 from flow.rtl.emit import EMITTERS
 from flow.rtl.kernels import bits
 from flow.rtl.netlist import (axis_module, da4ml_version, lint, module_prefix, netlist_verilog, pack_assigns,
@@ -184,11 +185,16 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
     if emitter not in EMITTERS:
         raise FlowError(f"--emitter must be one of {', '.join(EMITTERS)}, got {emitter!r}")
     prefix = module_prefix(name)
+    n_layers, weights = progress.trace_size(graph, upto)
+    large = progress.is_large(weights)
     t0 = time.perf_counter()
-    traced = trace_graph(graph, upto)
-    comb = comb_trace(traced.inputs, traced.outputs, keep_dead_inputs=True)
+    with progress.phase(f"tracing {n_layers} layers", large):
+        traced = trace_graph(graph, upto, progress.layer_reporter(n_layers, large))
+    with progress.phase("building the netlist", large):
+        comb = comb_trace(traced.inputs, traced.outputs, keep_dead_inputs=True)
     t_trace = time.perf_counter() - t0
-    equivalence = check_netlist(graph, traced, comb, check_samples, seed=0, upto=upto)
+    with progress.phase(f"checking {check_samples} samples against the emulator", large):
+        equivalence = check_netlist(graph, traced, comb, check_samples, seed=0, upto=upto)
     from flow.rtl import timing as delays
 
     target = timing_target or delays.DEFAULT_TARGET
@@ -204,7 +210,8 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
     else:
         timing["cutoff_from"] = "explicit"
     if latency_cutoff > 0:
-        pipe = to_pipeline(comb, latency_cutoff, verbose=False)
+        with progress.phase("pipelining", large):
+            pipe = to_pipeline(comb, latency_cutoff, verbose=False)
         stages = list(pipe.solutions)
     else:
         stages = [comb]
@@ -220,14 +227,15 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
     with staged_dir(out_dir, RTL, force) as work:
         files: list[str] = []
         memfiles: dict[str, str] = {}
-        for s, sol in enumerate(stages):
-            ib, ob = (packed_width(sol.inp_qint), packed_width(sol.out_qint))
-            if not (ib and ob):
-                continue
-            code, tables = netlist_verilog(sol, f"{prefix}_stage{s}", prefix, emitter)
-            memfiles.update(tables)
-            (work / f"{prefix}_stage{s}.v").write_text(code)
-            files.append(f"{prefix}_stage{s}.v")
+        with progress.phase(f"writing Verilog ({len(stages)} stages)", large):
+            for s, sol in enumerate(stages):
+                ib, ob = (packed_width(sol.inp_qint), packed_width(sol.out_qint))
+                if not (ib and ob):
+                    continue
+                code, tables = netlist_verilog(sol, f"{prefix}_stage{s}", prefix, emitter)
+                memfiles.update(tables)
+                (work / f"{prefix}_stage{s}.v").write_text(code)
+                files.append(f"{prefix}_stage{s}.v")
         for name_, text in memfiles.items():
             (work / name_).write_text(text)
         for fname, text in static_modules(prefix, bool(memfiles), emitter).items():
@@ -264,7 +272,8 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
             "equivalence": {"netlist_vs_emulator": equivalence.to_dict()},
         }
         if run_lint:
-            port_map["lint"] = lint(work, files, port_map["top"])
+            with progress.phase("linting with Verilator", large):
+                port_map["lint"] = lint(work, files, port_map["top"])
         (work / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
     return port_map
 
@@ -309,7 +318,9 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
         from flow.rtl.sequential import Emission, choose_architecture, generate_sequential
 
         kind, reuse = choose_architecture(graph, architecture, reuse_factor)
-        print(f"hlsflow rtl: tracing {name or project.name} with da4ml ({kind}) ...", file=sys.stderr)
+        n_layers, weights = progress.trace_size(graph, upto)
+        progress.say(f"tracing {name or project.name} with da4ml ({kind}): {n_layers} layers, {weights:,} nonzero "
+                     "weights (multiplications by a constant) ...")
         if kind != "unrolled":
             emission = Emission(latency_cutoff, emitter, period, target)
             port_map = generate_sequential(graph, project / "rtl", name or project.name, kind, reuse, emission, upto,

@@ -28,7 +28,7 @@ from typing import Any
 
 from flow.arith.types import FixedType
 from flow.errors import FlowError
-from flow.rtl import netlist, schedule, units
+from flow.rtl import netlist, progress, schedule, units
 from flow.rtl.emit import EMITTERS, registers_stages
 from flow.rtl.kernels import (
     Architecture,
@@ -360,7 +360,9 @@ def generate_sequential(graph: Any, out_dir: Path, name: str, kind: str, reuse: 
 
     if check_samples < 1:
         raise FlowError(f"--check-samples must be >= 1, got {check_samples}")
-    arch = trace_architecture(graph, reuse, stream=kind == "stream", upto=upto)
+    n_layers, weights = progress.trace_size(graph, upto)
+    with progress.phase(f"tracing {n_layers} layers into {kind} units", progress.is_large(weights)):
+        arch = trace_architecture(graph, reuse, stream=kind == "stream", upto=upto)
     return write_sequential(graph, arch, out_dir, name, emission, run_lint, check_samples, upto, reuse_override,
                             force=force)
 
@@ -374,10 +376,13 @@ def write_sequential(graph: Any, arch: Architecture, out_dir: Path, name: str, e
     from flow.rtl.compose import check_composition
     from flow.rtl.netlist import da4ml_version, lint, module_prefix, static_modules
 
+    large = progress.is_large(progress.trace_size(graph, upto)[1])
     t0 = time.perf_counter()
-    composition = check_composition(graph, arch, check_samples, seed=0, upto=upto)
+    with progress.phase(f"checking {check_samples} samples of the composed units against the emulator", large):
+        composition = check_composition(graph, arch, check_samples, seed=0, upto=upto)
     prefix = module_prefix(name)
-    parts, edges, out_edge = build_parts(arch, prefix, emission)
+    with progress.phase("building the units' netlists and Verilog", large):
+        parts, edges, out_edge = build_parts(arch, prefix, emission)
     in_tok, out_tok = arch.in_token, arch.out_token
 
     def make_nodes(depths: dict[int, int] | None) -> list[Any]:
