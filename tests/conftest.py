@@ -98,6 +98,29 @@ def uniform_weights(model: Any, seed: int, scale: float = 1.0) -> Any:
     return model
 
 
+def tiny_graph(folder: Path) -> Any:
+    """The hls4ml graph of a 6 -> QDense 4 -> quantized_relu(6, 2) -> QDense 3 model (5-bit weights and biases,
+    ``ap_fixed<8,3>`` inputs, Vitis, seed 5) written under ``folder / "tiny"``: two traced Dense layers, built in
+    seconds."""
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
+    from flow.hls.convert import build_graph, derive_hls_config
+    from flow.keras.env import keras, set_seed
+    from flow.spec import Hardware
+
+    K = keras()
+    set_seed(5)
+    inp = K.Input((6,), name="x_in")
+    h = QDense(4, kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1),
+               name="d1")(inp)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    out = QDense(3, kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1),
+                 name="d2")(h)
+    model = K.Model(inp, out)
+    hw = Hardware(backend="Vitis")
+    return build_graph(model, derive_hls_config(model, hw, "ap_fixed<8,3>"), hw, folder / "tiny")
+
+
 def fake_project(folder: Path, rtl: bool = False) -> Path:
     """A folder with a well-formed ``project.json`` (and ``rtl/port_map.json`` with ``rtl``): what hlsflow's
     ownership checks accept as its own, without the cost of a real project (commands refused up front never

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_graph
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -176,32 +177,13 @@ def test_failed_generation_leaves_no_folder(tmp_path, monkeypatch):
 
     monkeypatch.setattr(flow.rtl.generate, "_top_module", broken)
     with pytest.raises(RuntimeError, match="disk full"):
-        generate(_tiny_graph(tmp_path), tmp_path / "rtl", "tiny", run_lint=False)
+        generate(tiny_graph(tmp_path), tmp_path / "rtl", "tiny", run_lint=False)
     assert not (tmp_path / "rtl").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rtl")]
 
 
-def _tiny_graph(tmp: Path):
-    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
-
-    from flow.keras.env import keras
-    from flow.spec import Hardware
-
-    K = keras()
-    set_seed(5)
-    inp = K.Input((6,), name="x_in")
-    h = QDense(4, kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1),
-               name="d1")(inp)
-    h = QActivation(quantized_relu(6, 2), name="r1")(h)
-    out = QDense(3, kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1),
-                 name="d2")(h)
-    model = K.Model(inp, out)
-    hw = Hardware(backend="Vitis")
-    return build_graph(model, derive_hls_config(model, hw, "ap_fixed<8,3>"), hw, tmp / "tiny")
-
-
 def test_port_map_records_the_netlist_equal_to_the_emulator(tmp_path):
-    pm = generate(_tiny_graph(tmp_path), tmp_path / "rtl", "tiny", run_lint=False, check_samples=500)
+    pm = generate(tiny_graph(tmp_path), tmp_path / "rtl", "tiny", run_lint=False, check_samples=500)
     assert pm["equivalence"]["netlist_vs_emulator"] == {"samples": 500, "seed": 0, "outputs": 1500,
                                                         "differing_outputs": 0}
 
@@ -214,7 +196,7 @@ def test_a_netlist_that_differs_from_the_emulator_is_refused_naming_the_layer(tm
     from flow.arith.symbolic_ops import SymbolicOps
     from flow.errors import NotBitExact
 
-    graph = _tiny_graph(tmp_path)
+    graph = tiny_graph(tmp_path)
     assert "RND_CONV" in str(graph.graph["r1"].get_output_variable().type.precision.rounding_mode)
     real = SymbolicOps._cast_var
     monkeypatch.setattr(SymbolicOps, "_cast_var", lambda self, v, t: real(
@@ -242,7 +224,7 @@ def test_hlsflow_exits_1_when_the_netlist_differs(monkeypatch, capsys, tmp_path)
 def test_yosys_estimate_counts_luts_and_registers(tmp_path):
     from flow.rtl.estimate import yosys_estimate
 
-    pm = generate(_tiny_graph(tmp_path), tmp_path / "rtl", "tiny", latency_cutoff=2.0, run_lint=False)
+    pm = generate(tiny_graph(tmp_path), tmp_path / "rtl", "tiny", latency_cutoff=2.0, run_lint=False)
     est = yosys_estimate(tmp_path / "rtl", pm["verilog"], pm["top"])
     assert est["tool"].startswith("Yosys")
     assert est["xilinx"]["LUT"] > 0 and est["generic_total"] > 0

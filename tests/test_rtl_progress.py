@@ -10,36 +10,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_graph
 from da4ml.trace import comb_trace
 
 from flow.arith.netlist_eval import predict
 from flow.arith.trace import trace_graph
 from flow.arith.types import full_range_inputs
-from flow.hls.convert import build_graph, derive_hls_config
-from flow.keras.env import set_seed
 from flow.rtl import progress
 from flow.rtl.generate import generate
 
 
-@pytest.fixture(scope="module")
-def tiny_graph(tmp_path_factory):
-    """6 -> QDense 4 -> quantized_relu -> QDense 3, ``ap_fixed<8,3>`` inputs: two traced Dense layers."""
-    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
-
-    from flow.keras.env import keras
-    from flow.spec import Hardware
-
-    K = keras()
-    set_seed(5)
-    inp = K.Input((6,), name="x_in")
-    h = QDense(4, kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1),
-               name="d1")(inp)
-    h = QActivation(quantized_relu(6, 2), name="r1")(h)
-    out = QDense(3, kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1),
-                 name="d2")(h)
-    model = K.Model(inp, out)
-    hw = Hardware(backend="Vitis")
-    return build_graph(model, derive_hls_config(model, hw, "ap_fixed<8,3>"), hw, tmp_path_factory.mktemp("tiny"))
+@pytest.fixture(scope="module", name="tiny_graph")
+def tiny_graph_fixture(tmp_path_factory):
+    """Two traced Dense layers (conftest.tiny_graph)."""
+    return tiny_graph(tmp_path_factory.mktemp("tiny"))
 
 
 def _generate_stderr(graph, out: Path, capsys) -> list[str]:
