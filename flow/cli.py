@@ -370,9 +370,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
                                 f"{frontends.current().name}")
             return frontends.run_in_worker(frontend, argv)
         if args.command == "run":
-            from flow.pipeline import run
-
-            from flow.pipeline import pending_line
+            from flow.pipeline import pending_line, run
 
             report = run(args.spec, args.out, force=args.force, csim_timeout=args.csim_timeout)
             out = Path(args.out) / report["name"]

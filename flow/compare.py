@@ -178,14 +178,14 @@ def emulator_or_skip(model: Any, graph: Any, x: np.ndarray, csim_out: np.ndarray
         return {"skipped": str(exc)}
 
 
-def check_emulator_vs_model(model: Any, graph: Any, x: np.ndarray) -> dict[str, Any]:
+def check_emulator_vs_model(model: Any, graph: Any, x: np.ndarray, outputs: np.ndarray | None = None) -> dict[str, Any]:
     """The emulator against the Keras/QKeras model where :func:`check_bit_exact` compares the C simulation (used
-    while the C simulation is pending: the emulator carries the flow); ``{"skipped": reason}`` when the emulator
-    cannot run a layer of the graph."""
+    while the C simulation is pending: the emulator carries the flow); ``outputs``: the emulator's outputs on ``x``
+    when the caller has them. ``{"skipped": reason}`` when the emulator cannot run a layer of the graph."""
     from flow.arith.emulate import emulate
 
     try:
-        return check_bit_exact(model, graph, x, emulate(graph, x).outputs,
+        return check_bit_exact(model, graph, x, emulate(graph, x).outputs if outputs is None else outputs,
                                layer_out=lambda name: emulate(graph, x, upto=name).outputs)
     except FlowError as exc:
         return {"skipped": str(exc)}

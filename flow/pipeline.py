@@ -134,8 +134,7 @@ def csim_pending(ctx: FlowContext) -> bool:
 
 def pending_record(build: CsimBuild, project: Path) -> dict[str, str]:
     """What report.json holds in place of a comparison with the C simulation while its build is pending."""
-    return {"pending": f"the C simulation was not built within {build.timeout_s:g} s (g++ {build.opt_level} was "
-                       f"stopped); `{verify_command(project)}` builds it and runs this check"}
+    return {"pending": build.pending_reason(f"`{verify_command(project)}` builds it and runs this check")}
 
 
 def verify_command(project: Path) -> str:
@@ -211,7 +210,7 @@ def step_report(ctx: FlowContext) -> None:
     if build is not None:
         report["csim"] = csim_record(build, ctx.final)
     if pending:
-        report["emulator_vs_qkeras"] = check_emulator_vs_model(ctx.qmodel, graph, split.x_test)
+        report["emulator_vs_qkeras"] = check_emulator_vs_model(ctx.qmodel, graph, split.x_test, ctx.emulation.outputs)
     if ctx.neurons is not None:
         report["neuron_pruning"] = ctx.neurons
     shutil.copyfile(spec.path, ctx.work / "spec.yaml")

@@ -90,9 +90,8 @@ def verify(project: str | Path, samples: int, seed: int = 0, write_exact_config:
         x = np.concatenate([data.reshape(len(data), *shape), rand]) if len(data) else rand
         build = write_and_compile(graph, csim_timeout)
         if build.pending:
-            emu = ref = {"pending": f"the C simulation was not built within {build.timeout_s:g} s (g++ "
-                                    f"{build.opt_level} was stopped); run `hlsflow verify` again with a larger "
-                                    "--csim-timeout, or without one"}
+            emu = ref = {"pending": build.pending_reason("run `hlsflow verify` again with a larger --csim-timeout, "
+                                                         "or without one")}
             emu_ref = check_emulator_vs_model(model, graph, x.astype(np.float32))
         else:
             csim = csim_predict(graph, x)
@@ -116,15 +115,11 @@ def verify(project: str | Path, samples: int, seed: int = 0, write_exact_config:
         "samples": {"total": len(x), "test_data": len(data), "random_full_range": len(rand), "seed": seed},
         "input_type": str(input_type),
         "csim": build.record(),
-        "emulator_vs_csim": emu if {"skipped", "pending"} & set(emu) else {
-            "differing_outputs": emu["outputs"] - emu["equal_outputs"], **emu},
-        "csim_vs_model": ref if {"unavailable", "pending"} & set(ref) else {
-            "differing_outputs": ref["outputs"] - ref["equal_outputs"], "model_is_qkeras": is_qkeras,
-            "must_match": must_match, **ref},
+        "emulator_vs_csim": _counted(emu),
+        "csim_vs_model": _counted(ref, model_is_qkeras=is_qkeras, must_match=must_match),
     }
     if build.pending:
-        summary["emulator_vs_model"] = emu_ref if {"skipped", "unavailable"} & set(emu_ref) else {
-            "differing_outputs": emu_ref["outputs"] - emu_ref["equal_outputs"], "must_match": must_match, **emu_ref}
+        summary["emulator_vs_model"] = _counted(emu_ref, must_match=must_match)
     if doctor is not None:
         summary["doctor"] = doctor
     if write_exact_config is not None:
@@ -142,6 +137,14 @@ def verify(project: str | Path, samples: int, seed: int = 0, write_exact_config:
     if summary["ok"]:
         complete_pending_check(project, summary)
     return summary
+
+
+def _counted(comparison: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A comparison record (:func:`flow.compare.compare_outputs`) led by its ``differing_outputs`` and ``extra``; a
+    record without outputs (``skipped``, ``unavailable``, ``pending``) as it is."""
+    if "outputs" not in comparison:
+        return comparison
+    return {"differing_outputs": comparison["outputs"] - comparison["equal_outputs"], **extra, **comparison}
 
 
 def complete_pending_check(project: Path, summary: dict[str, Any]) -> bool:

@@ -31,6 +31,8 @@ from flow.keras.env import KERAS_MAJOR, hls4ml_sees_keras2
 from flow.spec import Hardware
 
 PROJECT_NAME = "myproject"
+PREDICT_CHUNK = 50  # samples per call of the compiled library (progress is reported between calls)
+CSIM_STACK_BYTES = 1 << 30  # address space reserved for the C simulation's stack; only pages it touches take memory
 _UNSUPPORTED = (re.compile(r"Unsupported layer type: (\w+)"),  # hls4ml's Keras-2 parser
                 re.compile(r"Layer <class '[\w.]*?(\w+)'> not found in registry"))  # its Keras-3 parser
 
@@ -315,12 +317,6 @@ def csim_predict(graph: Any, x: np.ndarray) -> np.ndarray:
             print(f"  C simulation: {start + len(chunk):,} of {len(x):,} inputs, {now - t0:.0f} s", file=sys.stderr,
                   flush=True)
     return np.concatenate(parts) if parts else np.zeros((0, 0))
-
-
-PREDICT_CHUNK = 50  # samples per call of the compiled library (progress is reported between calls)
-
-
-CSIM_STACK_BYTES = 1 << 30  # reserved, not used: the pages a call touches are the memory it takes
 
 
 def on_large_stack(fn: Callable[[], Any]) -> Any:

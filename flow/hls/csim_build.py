@@ -62,6 +62,10 @@ class CsimBuild:
     def pending(self) -> bool:
         return self.status == "pending"
 
+    def pending_reason(self, then: str) -> str:
+        """Why a comparison with the C simulation is pending, and ``then``: what completes it."""
+        return f"the C simulation was not built within {self.timeout_s:g} s (g++ {self.opt_level} was stopped); {then}"
+
     def record(self) -> dict[str, Any]:
         """The build as report.json states it."""
         return {"status": self.status, "opt_level": self.opt_level, "compile_seconds": round(self.seconds, 1),
@@ -78,9 +82,13 @@ def weight_count(graph: Any) -> int:
 
 
 def opt_level_for(graph: Any) -> str:
-    """The g++ level for ``graph``'s C simulation: :data:`LARGE_OPT_LEVEL` from :data:`LARGE_WEIGHTS` weights
-    (:func:`weight_count`) up, else :data:`SMALL_OPT_LEVEL`."""
-    return LARGE_OPT_LEVEL if weight_count(graph) >= LARGE_WEIGHTS else SMALL_OPT_LEVEL
+    """The g++ level for ``graph``'s C simulation (:func:`opt_level_for_weights` of its :func:`weight_count`)."""
+    return opt_level_for_weights(weight_count(graph))
+
+
+def opt_level_for_weights(weights: int) -> str:
+    """:data:`LARGE_OPT_LEVEL` from :data:`LARGE_WEIGHTS` weights up, else :data:`SMALL_OPT_LEVEL`."""
+    return LARGE_OPT_LEVEL if weights >= LARGE_WEIGHTS else SMALL_OPT_LEVEL
 
 
 def check_timeout(seconds: float | None, what: str = "--csim-timeout") -> float | None:
@@ -100,7 +108,7 @@ def compile_graph(graph: Any, timeout_s: float | None, opt_level: str | None = N
     (``graph.predict`` cannot run). A failing build is a FlowError with the compiler's last lines; no g++ is
     :class:`flow.errors.ToolMissing`."""
     weights = weight_count(graph)
-    level = opt_level or (LARGE_OPT_LEVEL if weights >= LARGE_WEIGHTS else SMALL_OPT_LEVEL)
+    level = opt_level or opt_level_for_weights(weights)
     if level not in OPT_LEVELS:
         raise FlowError(f"C simulation: optimization level must be one of {', '.join(OPT_LEVELS)}, got {level!r}")
     outcome: dict[str, Any] = {}

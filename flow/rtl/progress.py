@@ -48,13 +48,20 @@ def is_large(weights: int) -> bool:
 def phase(what: str, large: bool) -> Iterator[None]:
     """Report phase ``what`` (``building the netlist``): ``what ...`` at the start when ``large``, and
     ``what: N.N s`` at the end when it took at least :data:`PROGRESS_SECONDS`."""
-    if large:
-        say(f"{what} ...")
+    report(what, large, None)
     t0 = time.perf_counter()
     yield
-    dt = time.perf_counter() - t0
-    if dt >= PROGRESS_SECONDS:
-        say(f"{what}: {dt:.1f} s")
+    report(what, large, time.perf_counter() - t0)
+
+
+def report(what: str, large: bool, seconds: float | None) -> None:
+    """The rule of every progress line: ``what ...`` at the start (``seconds`` None) when ``large``; ``what: N.N s``
+    at the end when it took at least :data:`PROGRESS_SECONDS`."""
+    if seconds is None:
+        if large:
+            say(f"{what} ...")
+    elif seconds >= PROGRESS_SECONDS:
+        say(f"{what}: {seconds:.1f} s")
 
 
 def trace_size(graph: Any, upto: str | None = None) -> tuple[int, int]:
@@ -69,12 +76,7 @@ def layer_reporter(n: int, large: bool) -> Callable[[int, Any, float | None], No
     """The hook for :func:`flow.arith.walk.run`, called with (index, step, None) before a layer and
     (index, step, seconds) after it: reports ``tracing layer i/n NAME (CLASS SHAPE)`` as :func:`phase` does."""
 
-    def report(index: int, step: Any, seconds: float | None) -> None:
-        what = f"tracing layer {index}/{n} {step.name} ({describe(step.layer)})"
-        if seconds is None:
-            if large:
-                say(f"{what} ...")
-        elif seconds >= PROGRESS_SECONDS:
-            say(f"{what}: {seconds:.1f} s")
+    def on_layer(index: int, step: Any, seconds: float | None) -> None:
+        report(f"tracing layer {index}/{n} {step.name} ({describe(step.layer)})", large, seconds)
 
-    return report
+    return on_layer
