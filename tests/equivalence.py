@@ -4,10 +4,30 @@ from __future__ import annotations
 
 import numpy as np
 
-from flow.arith.emulate import emulate
+from flow.arith.emulate import Emulation, emulate
 from flow.arith.netlist_eval import predict
 from flow.arith.trace import trace_graph
+from flow.arith.types import parse_type, quantize
+from flow.hls.convert import csim_predict
 from flow.verify import full_range_inputs
+
+
+def normal_inputs(shape: tuple[int, ...], n: int, seed: int, input_type: str, scale: float = 2.0) -> np.ndarray:
+    """``n`` inputs of ``shape`` drawn from N(0, ``scale``) and quantized to ``input_type`` (seeded)."""
+    x = np.random.default_rng(seed).normal(0, scale, (n, *shape))
+    return quantize(x, parse_type(input_type))
+
+
+def assert_emulator_equals_csim(graph, x: np.ndarray, chunk: int) -> Emulation:
+    """The emulator (with per-layer traces, in chunks of ``chunk`` samples: pick an odd size so chunk boundaries
+    fall mid-batch) gives exactly the outputs of hls4ml's compiled C simulation on ``x``; returns the emulation."""
+    want = csim_predict(graph, x)
+    got = emulate(graph, x, trace=True, chunk=chunk)
+    assert got.outputs.shape == want.shape
+    assert got.outputs.dtype == np.float64
+    differing = int(np.count_nonzero(got.outputs != want))
+    assert differing == 0, f"{differing} of {want.size} outputs differ between the emulator and the C simulation"
+    return got
 
 
 def assert_trace_equals_emulator(graph, n: int = 2000, seed: int = 0, upto: str | None = None) -> int:

@@ -11,25 +11,19 @@ import numpy as np
 import pytest
 import yaml
 from conftest import shared_model, uniform_weights
-from equivalence import assert_trace_equals_emulator
+from equivalence import assert_emulator_equals_csim, assert_trace_equals_emulator, normal_inputs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from qmodels import conv_model, dense_model, qb
 
 from flow.arith import fxp
-from flow.arith.emulate import Emulation, emulate
-from flow.arith.types import parse_type, quantize
+from flow.arith.emulate import emulate
 from flow.errors import FlowError
 from flow.hls.convert import build_graph, csim_predict, derive_hls_config
 from flow.keras.env import keras, qkeras_objects, set_seed
 from flow.spec import Hardware
 
 INPUT_TYPE = "ap_fixed<10,3>"
-
-
-def _inputs(shape: tuple[int, ...], n: int, seed: int, input_type: str = INPUT_TYPE, scale: float = 2.0) -> np.ndarray:
-    x = np.random.default_rng(seed).normal(0, scale, (n, *shape))
-    return quantize(x, parse_type(input_type))
 
 
 def _compiled(make, io_type: str, tmp_path_factory, strategy: str = "Latency"):
@@ -53,21 +47,10 @@ def conv_graph(request, tmp_path_factory):
     return _compiled(conv_model, request.param, tmp_path_factory)
 
 
-def _assert_bit_exact(graph, x: np.ndarray) -> Emulation:
-    want = csim_predict(graph, x)
-    got = emulate(graph, x, trace=True, chunk=97)  # odd chunk size: chunk boundaries must not matter
-    assert got.outputs.shape == want.shape
-    assert got.outputs.dtype == np.float64
-    diff = int(np.count_nonzero(got.outputs != want))
-    assert diff == 0, f"{diff} of {want.size} outputs differ"
-    assert np.array_equal(got.outputs, want)
-    return got
-
-
 def test_dense_bit_exact(dense_graph):
     _, graph = dense_graph
-    x = _inputs((6,), 3000, seed=1)
-    em = _assert_bit_exact(graph, x)
+    x = normal_inputs((6,), 3000, seed=1, input_type=INPUT_TYPE)
+    em = assert_emulator_equals_csim(graph, x, chunk=97)
     names = [t.name for t in em.traces]
     assert names == ["x_in", "d1", "a1", "d2", "a2", "d3"]
     a1 = em.traces[2]
@@ -81,8 +64,8 @@ def test_dense_bit_exact(dense_graph):
 
 def test_conv_bit_exact(conv_graph, monkeypatch):
     _, graph = conv_graph
-    x = _inputs((8, 8, 2), 600, seed=2)
-    em = _assert_bit_exact(graph, x)
+    x = normal_inputs((8, 8, 2), 600, seed=2, input_type=INPUT_TYPE)
+    em = assert_emulator_equals_csim(graph, x, chunk=97)
     assert {"c1", "p1", "c2", "d3"} <= {t.name for t in em.traces}
     import flow.arith.emulate
     import flow.arith.numpy_ops
@@ -97,7 +80,7 @@ def test_batches_on_threads_give_the_serial_results(conv_graph, monkeypatch):
     import flow.arith.emulate
 
     _, graph = conv_graph
-    x = _inputs((8, 8, 2), 700, seed=5)
+    x = normal_inputs((8, 8, 2), 700, seed=5, input_type=INPUT_TYPE)
     runs = []
     for threads in (1, 4):
         monkeypatch.setattr(flow.arith.emulate, "emulator_threads", lambda n=threads: n)
@@ -119,7 +102,7 @@ def test_conv_traces_to_rtl_equal_to_the_emulator(conv_graph):
 
 def test_traces_empty_unless_requested(dense_graph):
     _, graph = dense_graph
-    x = _inputs((6,), 50, seed=4)
+    x = normal_inputs((6,), 50, seed=4, input_type=INPUT_TYPE)
     em = emulate(graph, x)
     assert em.traces == [] and set(em.overflows) == {"x_in", "d1", "a1", "d2", "a2", "d3"}
 
@@ -128,7 +111,7 @@ def test_single_flipped_weight_bit_is_detected(dense_graph):
     """The comparison can fail: flip the LSB of one weight in the graph the emulator reads (the compiled
     C simulation keeps the original weights) and the outputs must differ."""
     _, graph = dense_graph
-    x = _inputs((6,), 500, seed=5)
+    x = normal_inputs((6,), 500, seed=5, input_type=INPUT_TYPE)
     want = csim_predict(graph, x)
     d3 = next(lay for lay in graph.get_layers() if lay.name == "d3")
     a2 = emulate(graph, x, upto="a2").outputs  # inputs of d3
@@ -165,7 +148,7 @@ def test_mnist_third_party_model(tmp_path_factory):
     assert type(dense2.weights["weight"].type.precision).__name__.endswith("ExponentPrecisionType")
     assert dense2.get_attr("strategy").lower() == "resource"
     graph.compile()
-    x = _inputs((784,), 1500, seed=6, input_type="ap_fixed<16,6>", scale=1.0)
+    x = normal_inputs((784,), 1500, seed=6, input_type="ap_fixed<16,6>", scale=1.0)
     final, trace = graph.trace(np.ascontiguousarray(x))
     np.testing.assert_array_equal(np.asarray(final).reshape(len(x), -1), csim_predict(graph, x))
     compared = []
@@ -247,5 +230,5 @@ def test_property_dense_modes_bit_exact(tmp_path_factory, weight_bits, dense_res
         act_result.replace(",AP_TRN,AP_WRAP", ""), act_result
     )
     graph.compile()
-    x = _inputs((5,), 2000, seed=weight_bits, scale=3.0)
-    _assert_bit_exact(graph, x)
+    x = normal_inputs((5,), 2000, seed=weight_bits, scale=3.0, input_type=INPUT_TYPE)
+    assert_emulator_equals_csim(graph, x, chunk=97)

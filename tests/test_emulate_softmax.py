@@ -12,24 +12,19 @@ import numpy as np
 import pytest
 import yaml
 from conftest import shared_model, uniform_weights
-from equivalence import assert_trace_equals_emulator
+from equivalence import assert_emulator_equals_csim, assert_trace_equals_emulator, normal_inputs
+from qmodels import qb
 
 from flow.arith import fxp, tables
 from flow.arith.emulate import emulate
 from flow.arith.layers import softmax as softmax_layer
-from flow.arith.types import FixedType, parse_type, quantize
+from flow.arith.types import FixedType, parse_type
 from flow.errors import FlowError
 from flow.hls.convert import build_graph, csim_predict, derive_hls_config
 from flow.keras.env import keras, qkeras_objects, set_seed
 from flow.spec import Hardware
 
 INPUT_TYPE = "ap_fixed<10,3>"
-
-
-def qb(bits: int, integer: int = 0):
-    from qkeras import quantized_bits
-
-    return quantized_bits(bits, integer, alpha=1)
 
 
 def softmax_model():
@@ -42,11 +37,6 @@ def softmax_model():
     h = QDense(5, kernel_quantizer=qb(6, 1), bias_quantizer=qb(6, 1), name="d2")(h)
     h = K.layers.Activation("softmax", name="sm")(h)
     return K.Model(inp, h)
-
-
-def _inputs(shape: tuple[int, ...], n: int, seed: int, input_type: str = INPUT_TYPE, scale: float = 2.0) -> np.ndarray:
-    x = np.random.default_rng(seed).normal(0, scale, (n, *shape))
-    return quantize(x, parse_type(input_type))
 
 
 def _compiled(io_type: str, tmp_path_factory, implementation: str | None = None):
@@ -71,16 +61,6 @@ def latency_graph(tmp_path_factory):
     return _compiled("io_parallel", tmp_path_factory, implementation="latency")
 
 
-def _assert_bit_exact(graph, x: np.ndarray):
-    want = csim_predict(graph, x)
-    got = emulate(graph, x, trace=True, chunk=193)
-    assert got.outputs.shape == want.shape
-    diff = int(np.count_nonzero(got.outputs != want))
-    assert diff == 0, f"{diff} of {want.size} outputs differ"
-    assert np.array_equal(got.outputs, want)
-    return got
-
-
 def _softmax_layer(graph):
     return next(lay for lay in graph.get_layers() if lay.class_name == "Softmax")
 
@@ -89,8 +69,8 @@ def test_default_softmax_bit_exact(default_graph):
     graph = default_graph
     layer = _softmax_layer(graph)
     assert layer.get_attr("implementation") == "stable"  # hls4ml's default
-    x = _inputs((6,), 3000, seed=1)
-    em = _assert_bit_exact(graph, x)
+    x = normal_inputs((6,), 3000, seed=1, input_type=INPUT_TYPE)
+    em = assert_emulator_equals_csim(graph, x, chunk=193)
     y = em.outputs
     assert len(np.unique(y)) > 100  # a real softmax output, not a constant
     assert np.all(y >= 0)
@@ -105,8 +85,8 @@ def test_default_softmax_bit_exact(default_graph):
 
 def test_latency_softmax_bit_exact(latency_graph):
     assert _softmax_layer(latency_graph).get_attr("implementation") == "latency"
-    x = _inputs((6,), 3000, seed=2)
-    _assert_bit_exact(latency_graph, x)
+    x = normal_inputs((6,), 3000, seed=2, input_type=INPUT_TYPE)
+    assert_emulator_equals_csim(latency_graph, x, chunk=193)
 
 
 def test_extreme_inputs_bit_exact(default_graph):
@@ -114,7 +94,7 @@ def test_extreme_inputs_bit_exact(default_graph):
     t = parse_type(INPUT_TYPE)
     rng = np.random.default_rng(3)
     x = rng.choice([t.min_value, t.max_value, 0.0, t.step, -t.step], size=(800, 6))
-    _assert_bit_exact(default_graph, x)
+    assert_emulator_equals_csim(default_graph, x, chunk=193)
 
 
 # Softmax (stable and latency) and the sigmoid/tanh tables, traced: the emulator's bits.
@@ -173,14 +153,14 @@ def test_mnist_third_party_full_output_bit_exact(mnist_graph):
     assert (cfg.exp_table_size, cfg.inv_table_size) == (1024, 1024)
     for t in (cfg.exp_table_t, cfg.inv_table_t):
         assert str(t) == "ap_fixed<18,8,AP_RND,AP_SAT>"
-    x = _inputs((784,), 2500, seed=6, input_type="ap_fixed<16,6>", scale=1.0)
-    em = _assert_bit_exact(mnist_graph, x)
+    x = normal_inputs((784,), 2500, seed=6, input_type="ap_fixed<16,6>", scale=1.0)
+    em = assert_emulator_equals_csim(mnist_graph, x, chunk=193)
     assert len(np.unique(np.argmax(em.outputs, axis=1))) > 3
 
 
 def test_softmax_comparison_can_fail(default_graph, monkeypatch):
     """Flip the LSB of every invert-table entry in the emulator only: the outputs must then differ."""
-    x = _inputs((6,), 300, seed=7)
+    x = normal_inputs((6,), 300, seed=7, input_type=INPUT_TYPE)
     want = csim_predict(default_graph, x)
     real = softmax_layer.invert_table
     monkeypatch.setattr(softmax_layer, "invert_table", lambda *a: real(*a) ^ 1)
@@ -216,8 +196,8 @@ def lut_graph(request, tmp_path_factory):
 def test_sigmoid_tanh_bit_exact(lut_graph):
     layers = {lay.name: lay for lay in lut_graph.get_layers()}
     assert int(layers["th"].get_attr("table_size")) == 256 and int(layers["sg"].get_attr("table_size")) == 1024
-    x = _inputs((6,), 3000, seed=8, scale=3.0)
-    em = _assert_bit_exact(lut_graph, x)
+    x = normal_inputs((6,), 3000, seed=8, scale=3.0, input_type=INPUT_TYPE)
+    em = assert_emulator_equals_csim(lut_graph, x, chunk=193)
     th = next(t for t in em.traces if t.name == "th")
     d1 = next(t for t in em.traces if t.name == "d1")
     assert d1.observed_min < -4 and d1.observed_max > 4  # both clipped ends of the tanh table are used
