@@ -40,9 +40,9 @@ import numpy as np
 
 from flow.errors import FlowError
 from flow.ip.testbench import TESTBENCH_SIMULATORS
+from flow.outputs import IP, claim_output
 from flow.sim.simulators import VERILATOR_OPT, SimulatorName
 from flow.sim.simulators import simulator as get_simulator
-from flow.outputs import IP, claim_output
 from flow.staging import staged_dir
 
 MARKER = IP.records[0]  # hlsflow-ip.json

@@ -70,7 +70,7 @@ class Simulator:
         """The first line the simulator's compiler prints for its version (:func:`flow.tools.version`)."""
         return tools.version(self.tools[0])
 
-    def compile_command(self, sources: Sequence[str], top: str, work: Path, name: str = "tb",
+    def compile_command(self, sources: Sequence[str | Path], top: str, work: Path, name: str = "tb",
                         options: Sequence[str] | None = None) -> list[str]:
         """Command that compiles the Verilog-2005 ``sources`` (paths) with top module ``top`` into ``work``;
         ``options``: extra compiler options (None: the simulator's own default)."""
@@ -91,7 +91,7 @@ class Icarus(Simulator):
     name = SimulatorName.ICARUS
     tools = ("iverilog", "vvp")
 
-    def compile_command(self, sources: Sequence[str], top: str, work: Path, name: str = "tb",
+    def compile_command(self, sources: Sequence[str | Path], top: str, work: Path, name: str = "tb",
                         options: Sequence[str] | None = None) -> list[str]:
         return [tools.require("iverilog"), "-g2005", *(options or ()), "-o", str(Path(work) / f"{name}.vvp"), "-s", top,
                 *map(str, sources)]
@@ -120,7 +120,7 @@ class Verilator(Simulator):
         return ("-Wno-fatal", "-CFLAGS", "-std=c++20", "--output-split", "0",
                 "--output-split-cfuncs", str(VERILATOR_CFUNC_SPLIT), "-MAKEFLAGS", f"OPT_FAST={opt}")
 
-    def compile_command(self, sources: Sequence[str], top: str, work: Path, name: str = "tb",
+    def compile_command(self, sources: Sequence[str | Path], top: str, work: Path, name: str = "tb",
                         options: Sequence[str] | None = None) -> list[str]:
         """``options`` default to :meth:`binary_options` at :data:`VERILATOR_OPT`."""
         opts = self.binary_options() if options is None else tuple(options)
@@ -130,7 +130,7 @@ class Verilator(Simulator):
     def run_command(self, work: Path, name: str = "tb") -> list[str]:
         return [str(Path(work) / "obj" / name)]
 
-    def lint_command(self, files: Sequence[str], top: str) -> list[str]:
+    def lint_command(self, files: Sequence[str | Path], top: str) -> list[str]:
         """``verilator --lint-only -Wall`` of ``files`` (paths, relative to where it runs) with top ``top``."""
         return [tools.require("verilator"), "--lint-only", "-Wall", "--top-module", top, *map(str, files)]
 
