@@ -15,9 +15,11 @@ from flow import __version__
 from flow.compare import skip_reason
 from flow.errors import FlowError, NotBitExact, ToolMissing
 from flow.hls.csim_build import DEFAULT_TIMEOUT_S as DEFAULT_CSIM_TIMEOUT_S
+from flow.ip.testbench import TESTBENCH_SIMULATORS
 from flow.outputs import check_writable_parent
 from flow.rtl.fpga import PARTS as FPGA_PARTS
 from flow.signals import exit_code, interruption, terminate_like_interrupt
+from flow.sim.simulators import SIMULATORS
 from flow.tools import LIBRARIES
 
 EXIT_NOT_BIT_EXACT = 1
@@ -178,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sm = sub.add_parser("sim", help="cocotb simulation of PROJECT/rtl: every output bit vs the emulator; exit 1 on any difference")
     sm.add_argument("project", type=Path, help="hls_projects/<name> (with rtl/ from `hlsflow rtl`)")
-    sm.add_argument("--simulator", choices=("verilator", "icarus"), required=True)
+    sm.add_argument("--simulator", choices=SIMULATORS, required=True)
     sm.add_argument("--samples", type=COUNT, default=2000, help="inputs: test data first, then random full-range (default 2000)")
     sm.add_argument("--seed", type=SEED, default=0, help="seed of the random inputs, gaps and back-pressure")
 
@@ -191,9 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     ip.add_argument("--vectors", type=COUNT, default=1000,
                     help="test vectors: test data first, then random full-range (default 1000)")
     ip.add_argument("--seed", type=SEED, default=0, help="seed of the random vectors")
-    ip.add_argument("--simulators", nargs="+", default=["icarus"], metavar="SIM",
-                    help="run the plain testbench on these: icarus, verilator (default icarus); the summary states "
-                         "build and run seconds and samples/s of each")
+    ip.add_argument("--simulators", nargs="+", default=list(TESTBENCH_SIMULATORS[:1]), metavar="SIM",
+                    help=f"run the plain testbench on these: {', '.join(TESTBENCH_SIMULATORS)} (default "
+                         f"{TESTBENCH_SIMULATORS[0]}); the summary states build and run seconds and samples/s of each")
     ip.add_argument("--full-rate", action="store_true",
                     help="run the testbench with +full_rate: valid on every cycle, no back-pressure (throughput)")
     ip.add_argument("--verilator-opt", default="O1", choices=["O0", "O1", "O2", "O3"],

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from flow.errors import FlowError
+from flow.sim.simulators import SIMULATORS
 
 BACKENDS = ("Vitis", "Vivado", "Catapult")
 IO_TYPES = ("io_parallel", "io_stream")
@@ -138,7 +139,6 @@ class Hardware:
     reuse_factor: int = 1
 
 
-SIMULATORS = ("verilator", "icarus")
 # RTL architectures (flow/rtl/sequential.py): auto picks stream for io_stream CNNs, folded for a reuse factor > 1
 ARCHITECTURES = ("auto", "unrolled", "folded", "stream")
 

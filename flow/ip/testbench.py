@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from flow import procs, tools
-from flow.sim.runner import VERILATOR_OPT, simulator_tools, simulator_version
+from flow.sim.simulators import VERILATOR, VERILATOR_OPT, SimulatorName
+from flow.sim.simulators import simulator as get_simulator
 from flow.staging import scratch_dir
 
 _SEED_SOURCE = 0x1D872B41
@@ -192,21 +193,8 @@ endmodule
 """
 
 
-TESTBENCH_SIMULATORS = ("icarus", "verilator")  # hlsflow ip --simulators; the first is the default
-
-
-def available(simulator: str) -> bool:
-    """True when every executable of ``simulator`` (one of :data:`TESTBENCH_SIMULATORS`) is on the HDL PATH."""
-    return all(tools.find(tool) is not None for tool in simulator_tools(simulator))
-
-
-def _build_command(simulator: str, work: Path, sources: list[str], top_tb: str, verilator_opt: str) -> list[str]:
-    if simulator == "icarus":
-        return [tools.require("iverilog"), "-g2005", "-o", str(work / "tb.vvp"), "-s", top_tb, *sources]
-    from flow.ip.core import verilator_sim_options
-
-    return [tools.require("verilator"), "--binary", *verilator_sim_options(verilator_opt), "-Wno-lint",
-            "-Wno-style", "--Mdir", str(work / "obj"), "--top-module", top_tb, "-o", "tb", *sources]
+# hlsflow ip --simulators; the first is the default
+TESTBENCH_SIMULATORS: tuple[str, ...] = (SimulatorName.ICARUS.value, SimulatorName.VERILATOR.value)
 
 
 def run_testbench(simulator: str, ip_dir: Path, verilog: list[str], tb: str, top_tb: str, inputs: str,
@@ -225,7 +213,8 @@ def run_testbench(simulator: str, ip_dir: Path, verilog: list[str], tb: str, top
     simulated, cycles and samples (vectors) per second of the run (a measurement, not in the datasheet).
     """
     ip_dir = Path(ip_dir).resolve()
-    version = simulator_version(simulator)
+    sim = get_simulator(simulator)
+    version = sim.version()
     stimulus = "full rate" if full_rate else "LFSR valid gaps and back-pressure"
     with scratch_dir("ip-tb") as tmp:
         work = Path(tmp)
@@ -233,16 +222,16 @@ def run_testbench(simulator: str, ip_dir: Path, verilog: list[str], tb: str, top
             shutil.copy2(mem, work / mem.name)
         t0 = time.perf_counter()
         sources = [str(ip_dir / f) for f in [*verilog, tb]]
-        build = procs.run(_build_command(simulator, work, sources, top_tb, verilator_opt),
+        options = VERILATOR.binary_options(verilator_opt) if sim is VERILATOR else None
+        build = procs.run(sim.compile_command(sources, top_tb, work, options=options),
                           cwd=work, capture_output=True, text=True, env=tools.hdl_env(), timeout=timeout)
         t_build = time.perf_counter() - t0
         if build.returncode != 0:
-            tool = simulator_tools(simulator)[0]
+            tool = sim.tools[0]
             first_error = _first_error(build.stderr or build.stdout).replace(f"{ip_dir}/", "")
             return {"passed": False, "line": f"FAIL: {tool} could not compile the testbench: {first_error}",
                     "exit_code": build.returncode, "simulator": version, "stimulus": stimulus}
-        binary = ([tools.require("vvp"), "-n", str(work / "tb.vvp")] if simulator == "icarus"
-                  else [str(work / "obj" / "tb")])
+        binary = sim.run_command(work)
         t0 = time.perf_counter()
         plusargs = [f"+inputs={ip_dir / inputs}", f"+expected={ip_dir / expected}", *(["+full_rate"] * full_rate)]
         run = procs.run([*binary, *plusargs],

@@ -21,8 +21,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from flow import procs, tools
+from flow import procs
 from flow.errors import FlowError
+from flow.sim.simulators import ICARUS
 
 HALF_PERIOD = 5  # testbench clock: 10 time units (1 ns each) per cycle; zero-delay cells, so it is not the clock target
 TB = "hlsflow_activity_tb"
@@ -169,7 +170,7 @@ def parse_vcd(path: Path, period_ns: float = 2 * HALF_PERIOD) -> tuple[dict[str,
 def simulate(work: Path, netlist_v: Path, cell_models: Path, top: str, words: list[int], in_width: int,
              out_width: int, latency: int, timeout: float = 3600) -> Activity:
     """Run the streaming testbench on the gate-level ``netlist_v`` with Icarus; activity and output words."""
-    iverilog, vvp = tools.require("iverilog"), tools.require("vvp")
+    ICARUS.require()
     work = Path(work).resolve()
     n = len(words)
     if n < latency + 8:
@@ -179,13 +180,12 @@ def simulate(work: Path, netlist_v: Path, cell_models: Path, top: str, words: li
     tb = work / f"{TB}.v"
     tb.write_text(stream_testbench(top, in_width, out_width, n, latency, "activity_inputs.hex",
                                    "activity_outputs.hex", "activity.vcd"))
-    exe = work / "activity.vvp"
-    build = procs.run([iverilog, "-g2005", "-o", str(exe), "-s", TB, str(tb), str(Path(netlist_v).resolve()), str(cell_models)],
-                           capture_output=True, text=True, cwd=work)
+    build = procs.run(ICARUS.compile_command([tb, Path(netlist_v).resolve(), cell_models], TB, work, "activity"),
+                      capture_output=True, text=True, cwd=work)
     if build.returncode != 0:
         raise FlowError(f"Icarus could not build the gate-level netlist: {(build.stderr or build.stdout).strip()[:300]}")
     try:
-        run = procs.run([vvp, "-n", str(exe)], capture_output=True, text=True, cwd=work, timeout=timeout)
+        run = procs.run(ICARUS.run_command(work, "activity"), capture_output=True, text=True, cwd=work, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise FlowError(f"gate-level simulation did not finish within {timeout:.0f} s") from None
     if run.returncode != 0:

@@ -13,6 +13,7 @@ from flow import procs, tools
 from flow.arith.types import FixedType
 from flow.errors import FlowError
 from flow.rtl.emit import EMITTERS, kif_bits, stage_verilog, uses_static_modules
+from flow.sim.simulators import VERILATOR
 
 _STATIC_MODULES = ("shift_adder", "negative", "mux", "binop", "multiplier", "lookup_table")
 
@@ -79,12 +80,11 @@ def static_modules(prefix: str, has_tables: bool, emitter: str = EMITTERS[0]) ->
 
 def lint(rtl_dir: Path, files: list[str], top: str) -> dict[str, Any]:
     """``verilator --lint-only -Wall``; returns {"clean", "warnings", "tool"}; ToolMissing without Verilator."""
-    exe = tools.require("verilator")
-    cmd = [exe, "--lint-only", "-Wall", "--top-module", top, *files]
+    cmd = VERILATOR.lint_command(files, top)
     out = procs.run(cmd, cwd=rtl_dir, capture_output=True, text=True, env=tools.hdl_env())
     warnings = [ln for ln in (out.stderr + out.stdout).splitlines() if ln.startswith("%")]
     return {"clean": out.returncode == 0 and not warnings, "warnings": warnings[:50],
-            "command": "verilator --lint-only -Wall", "tool": tools.version("verilator")}
+            "command": "verilator --lint-only -Wall", "tool": VERILATOR.version()}
 
 
 def da4ml_version() -> str:

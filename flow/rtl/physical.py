@@ -30,6 +30,7 @@ from typing import Any
 from flow import tools
 from flow.errors import FlowError
 from flow.outputs import PHYSICAL
+from flow.sim.simulators import ICARUS
 from flow.staging import staged_dir
 
 POWER_SAMPLES = 200  # test-data samples streamed through the gate-level netlist for the power estimate
@@ -54,7 +55,7 @@ def require_tools(fpga: str | None, asic: str | None) -> None:
             raise FlowError(f"unknown cell library {asic!r}; known: {', '.join(tools.LIBRARIES)}")
         tools.require("yosys")
         tools.require("sta")
-        tools.require("iverilog")
+        ICARUS.require()  # the gate-level activity run (flow.rtl.activity)
         tools.library_file(asic)
         tools.library_file(asic, ".v")
 
@@ -144,7 +145,7 @@ def asic_figures(project: Path, pm: dict[str, Any], library: str, period_ns: flo
         "netlist_check": "no unconnected, undriven or multiply driven net (flow.rtl.asic.check_netlist)",
         "delay_model": "liberty cell delays with pin loads, ideal clock, no wire load or routing parasitics",
         "seconds": {"synth": syn["seconds"], "sta": sta["seconds"]},
-        "tools": {"yosys": syn["tool"], "opensta": tools.version("sta"), "icarus": tools.version("iverilog")},
+        "tools": {"yosys": syn["tool"], "opensta": tools.version("sta"), ICARUS.name.value: ICARUS.version()},
     }
 
 

