@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from flow import tools
 from flow.arith.types import FixedType
 from flow.rtl import units
+from flow.sim.simulators import ICARUS
 
 S4, U3, S8 = FixedType(4, 2, True), FixedType(3, 3, False), FixedType(8, 8, True)
 
@@ -71,11 +71,10 @@ endmodule
 def test_fifo_unit_delivers_every_beat_in_order_and_is_ready_exactly_while_not_full(depth, tmp_path):
     """Random valid/ready with a long stall of the reader (cycles 10-40), so the FIFO fills: order, no loss, no
     duplicate, ``in_ready`` low exactly at ``depth`` beats held."""
-    iverilog, vvp = tools.require("iverilog"), tools.require("vvp")
     (tmp_path / "fifo.v").write_text(units.fifo_unit("fifo", 8, depth, ""))
     tb = _FIFO_TB.replace("SEED", str(random.Random(depth).randrange(1 << 20))).replace("BEATS", "200")
     (tmp_path / "tb.v").write_text(tb.replace("DEPTH", str(depth)))
-    subprocess.run([iverilog, "-g2005", "-o", "tb.vvp", "-s", "tb", "tb.v", "fifo.v"], cwd=tmp_path, check=True)
-    out = subprocess.run([vvp, "-n", "tb.vvp"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    subprocess.run(ICARUS.compile_command(["tb.v", "fifo.v"], "tb", tmp_path), cwd=tmp_path, check=True)
+    out = subprocess.run(ICARUS.run_command(tmp_path), cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     assert "FAIL" not in out, out
     assert f"DONE got=200 peak={depth}" in out
