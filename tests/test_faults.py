@@ -234,7 +234,7 @@ def test_a_run_killed_between_the_two_renames_gets_the_previous_project_back(tmp
 def test_the_watchdog_kills_grandchildren_that_third_party_code_started(tmp_path):
     """A process started without flow.core.procs (as hls4ml and cocotb start theirs) still dies with hlsflow."""
     mark = uuid.uuid4().hex
-    code = ("import subprocess, sys, time; from flow import procs; procs.guard_children(); "
+    code = ("import subprocess, sys, time; from flow.core import procs; procs.guard_children(); "
             "subprocess.Popen(['sh', '-c', 'sleep 600 & sleep 600']); print('started', flush=True); time.sleep(600)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, MARK: mark})
