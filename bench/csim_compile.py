@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flow import procs  # noqa: E402
+from flow.core import procs  # noqa: E402
 from flow.arith.types import full_range_inputs, parse_type  # noqa: E402
 from flow.hls.convert import build_graph, csim_predict, derive_hls_config  # noqa: E402
 from flow.spec import Hardware  # noqa: E402

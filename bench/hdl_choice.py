@@ -92,7 +92,7 @@ def amaranth_fold(fold, step_module: str):  # noqa: ANN001, ANN201 - built only 
 
 
 def _yosys(folder: Path, files: list[str], top: str) -> dict:
-    from flow.rtl.estimate import yosys_estimate
+    from flow.physical.estimate import yosys_estimate
 
     e = yosys_estimate(folder, files, top)
     return {**e["xilinx"], "seconds": e["seconds"]["synth_xilinx"]}
@@ -144,7 +144,7 @@ def main() -> None:
     import bench.emulator_speed as es
     from flow.hls.convert import build_graph
     from flow.rtl import units
-    from flow.rtl.kernels import Fold, reuse_factors, trace_architecture
+    from flow.rtl.architecture import Fold, reuse_factors, trace_architecture
     from flow.rtl.sequential import HEADER, fold_part  # the part builder hlsflow uses
 
     name, model, cfg, hw, _ = es.jet_tagger()

@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.rtl_speed import DEFAULT_PROJECTS, ensure_project  # noqa: E402
 from flow.rtl.emit import EMITTERS  # noqa: E402
-from flow.rtl.generate import rtl_project  # noqa: E402
-from flow.sim.project import sim_project  # noqa: E402
+from flow.commands.rtl_command import rtl_project  # noqa: E402
+from flow.sim.sim_project import sim_project  # noqa: E402
 
 SIMULATORS = ("icarus", "verilator")
 
@@ -58,7 +58,7 @@ def bench_emitter(project: Path, emitter: str, args: argparse.Namespace) -> dict
             row[sim] = {"build_s": s["simulator"]["build_seconds"], "sps": s["simulator"]["samples_per_second"],
                         "wall_s": wall, "n": n}
         if args.yosys and row["cost"] <= args.yosys_max_cost:
-            from flow.rtl.estimate import yosys_estimate
+            from flow.physical.estimate import yosys_estimate
 
             est = yosys_estimate(work / "rtl", pm["verilog"], pm["top"])
             row["yosys"] = est["xilinx"] | {"seconds": est["seconds"]["synth_xilinx"]}

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "models"
 sys.path.insert(0, str(ROOT))
 
-from flow.errors import FlowError  # noqa: E402
+from flow.core.errors import FlowError  # noqa: E402
 
 PUBLISHED = [
     ("hls4ml jet tagger (16-64-32-32-5), Xilinx UltraScale+, Vivado HLS", "about 100 ns latency at 200 MHz",
@@ -45,7 +45,7 @@ def make_project(model: str, root: Path) -> Path:
     """A fresh project of ``model`` in ``root`` (training or conversion; RTL off)."""
     import yaml
 
-    from flow.pipeline import convert_existing, run
+    from flow.commands.pipeline import convert_existing, run
 
     root.mkdir(parents=True, exist_ok=True)
     if model.startswith("digits_"):
@@ -80,8 +80,8 @@ def traces(project: Path) -> str | None:
 
 
 def measure(model: str, root: Path, route_timeout: float, route: bool = True) -> dict:
-    from flow.rtl import fpga
-    from flow.rtl.generate import rtl_project
+    from flow.physical import fpga
+    from flow.commands.rtl_command import rtl_project
 
     t0 = time.perf_counter()
     project = make_project(model, root)

@@ -9,7 +9,7 @@ For each model (``models/<name>.yaml``, trained as shipped) and each pruning var
   (``pruning: {method: neurons, fraction: F, finetune_epochs: E, rounds: R}``);
 
 the bench runs ``hlsflow run`` (RTL stage off), then the vendor-free RTL of the project with Yosys
-(``flow.rtl.generate.rtl_project(..., yosys=True)``) and prints one table row: the widths of the pruned
+(``flow.commands.rtl_command.rtl_project(..., yosys=True)``) and prints one table row: the widths of the pruned
 layers, non-zero weights and biases (quantized, from the hls4ml graph), test accuracy of the bit-exact emulator (and the number
 of emulator outputs that differ from hls4ml's C simulation, which must be 0), BOPs
 (``flow.sweep.evaluate.bit_operations``), the RTL latency (cycles) and the Yosys ``synth_xilinx`` LUT
@@ -38,9 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from flow.hls.project import rebuild  # noqa: E402
-from flow.pipeline import run  # noqa: E402
-from flow.report import graph_weight_stats  # noqa: E402
-from flow.rtl.generate import rtl_project  # noqa: E402
+from flow.commands.pipeline import run  # noqa: E402
+from flow.commands.run_report import graph_weight_stats  # noqa: E402
+from flow.commands.rtl_command import rtl_project  # noqa: E402
 from flow.sweep.evaluate import bit_operations  # noqa: E402
 
 

@@ -56,10 +56,10 @@ from flow.arith.types import parse_type  # noqa: E402
 from flow.hls.convert import build_graph, csim_predict, write_and_compile  # noqa: E402
 from flow.hls.project import load_meta, rebuild  # noqa: E402
 from flow.keras.model_io import load_model  # noqa: E402
-from flow.rtl.generate import rtl_project  # noqa: E402
-from flow.sim.project import sim_project  # noqa: E402
+from flow.commands.rtl_command import rtl_project  # noqa: E402
+from flow.sim.sim_project import sim_project  # noqa: E402
 from flow.spec import Hardware  # noqa: E402
-from flow.verify import full_range_inputs  # noqa: E402
+from flow.commands.verify import full_range_inputs  # noqa: E402
 
 DEFAULT_PROJECTS = ["digits_mlp", "digits_cnn", "qkeras_mnist_dense"]
 ARCH_PROJECTS = ["jet_mlp", "digits_cnn", "mnist_cnn"]  # --architectures
@@ -69,7 +69,7 @@ def _convert_with(model, cfg: dict, hw: Hardware, project: Path, path: Path) -> 
     """``hlsflow convert`` of ``model`` (saved at ``path`` unless it is that file already) with hls4ml config ``cfg``."""
     import yaml
 
-    from flow.pipeline import convert_existing
+    from flow.commands.pipeline import convert_existing
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg_file = Path(tmp) / "cfg.yml"
@@ -88,7 +88,7 @@ def ensure_project(name: str, root: Path) -> Path:
     if name.startswith("digits_"):
         import yaml
 
-        from flow.pipeline import run
+        from flow.commands.pipeline import run
 
         spec = yaml.safe_load((ROOT / "models" / f"{name}.yaml").read_text())
         spec["rtl"] = {"enabled": False}
@@ -97,7 +97,7 @@ def ensure_project(name: str, root: Path) -> Path:
             path.write_text(yaml.safe_dump(spec))
             run(path, root)
     elif name == "qkeras_mnist_dense":
-        from flow.pipeline import convert_existing
+        from flow.commands.pipeline import convert_existing
 
         convert_existing(SHARED / "qkeras_mnist_dense.json", project, input_type="ap_fixed<16,6>", samples=200)
     elif name == "jet_mlp":
@@ -178,7 +178,7 @@ def bench_project(project: Path, args: argparse.Namespace, reuse: int | None = N
         summary = rtl_project(work, latency_cutoff=args.latency_cutoff, yosys=False, reuse_factor=reuse)
         pm = json.loads((work / "rtl" / "port_map.json").read_text())
         if not args.no_yosys and (pm["architecture"] != "unrolled" or pm["da4ml"]["cost_estimate"] <= args.yosys_max_cost):
-            from flow.rtl.estimate import yosys_estimate
+            from flow.physical.estimate import yosys_estimate
 
             summary["yosys"] = yosys_estimate(work / "rtl", pm["verilog"], pm["top"])
         row |= {"gen_s": summary["generate_seconds"], "latency": summary["latency_cycles"],

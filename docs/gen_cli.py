@@ -1,4 +1,4 @@
-"""Write ``docs/cli.md``, the CLI reference, from ``flow.cli.build_parser()``: every subcommand, every option, its help.
+"""Write ``docs/cli.md``, the CLI reference, from ``flow.commands.cli.build_parser()``: every subcommand, every option, its help.
 
 The page is generated so that it cannot drift from the parser: ``tests/test_docs.py`` and the MkDocs hook
 ``docs/hooks.py`` compare the committed page with :func:`render` and fail on a difference.
@@ -79,7 +79,7 @@ def _table(parser: argparse.ArgumentParser) -> list[str]:
 
 def render() -> str:
     """The CLI reference page as Markdown, from the parser as it is now."""
-    from flow.cli import build_parser
+    from flow.commands.cli import build_parser
 
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
@@ -87,9 +87,9 @@ def render() -> str:
     out = [
         "# CLI reference",
         "",
-        f"<!-- Generated from flow.cli.build_parser() by docs/gen_cli.py; do not edit: run `{REGENERATE}`. -->",
+        f"<!-- Generated from flow.commands.cli.build_parser() by docs/gen_cli.py; do not edit: run `{REGENERATE}`. -->",
         "",
-        "Generated from `flow.cli.build_parser()` (`docs/gen_cli.py`), so it lists exactly what `hlsflow --help`",
+        "Generated from `flow.commands.cli.build_parser()` (`docs/gen_cli.py`), so it lists exactly what `hlsflow --help`",
         "and `hlsflow COMMAND --help` accept. What each command writes, its exit codes and how bad input is",
         "reported: [Commands](commands.md). `python -m flow ...` is the same as `hlsflow ...`.",
         "",
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render()
     if check:
         if not PAGE.exists() or PAGE.read_text() != text:
-            print(f"{PAGE.relative_to(ROOT)} differs from flow.cli.build_parser(): run `{REGENERATE}`",
+            print(f"{PAGE.relative_to(ROOT)} differs from flow.commands.cli.build_parser(): run `{REGENERATE}`",
                   file=sys.stderr)
             return 1
         return 0

@@ -19,4 +19,4 @@ def on_pre_build(config: Any) -> None:
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
     if not gen.PAGE.exists() or gen.PAGE.read_text() != gen.render():
-        log.warning("docs/cli.md differs from flow.cli.build_parser(): run `%s`", gen.REGENERATE)
+        log.warning("docs/cli.md differs from flow.commands.cli.build_parser(): run `%s`", gen.REGENERATE)

@@ -1,3 +1,3 @@
-from flow.cli import main
+from flow.commands.cli import main
 
 raise SystemExit(main())

@@ -12,8 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from flow.arith.types import FixedType, quantize
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 from flow.spec import Dataset
+
+
+def accuracy(y_score: np.ndarray, y_true: np.ndarray) -> float:
+    """Fraction of samples whose highest score (argmax over axis 1 of ``y_score``, (N, classes)) is the label."""
+    return float(np.mean(np.argmax(y_score, axis=1) == y_true))
 
 
 @dataclass(frozen=True)

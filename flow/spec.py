@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from flow.errors import FlowError
-from flow.sim.simulators import SIMULATORS
+from flow.core.errors import FlowError
+from flow.core.simulators import SIMULATORS
 
 BACKENDS = ("Vitis", "Vivado", "Catapult")
 IO_TYPES = ("io_parallel", "io_stream")
@@ -491,8 +491,8 @@ def _rtl(chk: Checker, value: Any) -> Rtl:
     if not isinstance(sims, list):
         raise chk.fail("rtl.simulators", f"must be a list drawn from {', '.join(SIMULATORS)}, got {sims!r}")
     sims = tuple(chk.choice(s, f"rtl.simulators[{i}]", SIMULATORS) for i, s in enumerate(sims))
-    from flow.rtl.fpga import PARTS
-    from flow.tools import LIBRARIES
+    from flow.core.targets import FPGA_PARTS
+    from flow.core.tools import LIBRARIES
 
     raw_samples = r.get("samples", 2000)
     if isinstance(raw_samples, dict):
@@ -504,7 +504,7 @@ def _rtl(chk: Checker, value: Any) -> Rtl:
     else:
         per_sim, samples = (), chk.integer(raw_samples, "rtl.samples", lo=1)
     cutoff = r.get("latency_cutoff")
-    fpga = None if r.get("fpga") is None else chk.choice(r["fpga"], "rtl.fpga", tuple(PARTS))
+    fpga = None if r.get("fpga") is None else chk.choice(r["fpga"], "rtl.fpga", tuple(FPGA_PARTS))
     asic = None if r.get("asic") is None else chk.choice(r["asic"], "rtl.asic", tuple(LIBRARIES))
     return Rtl(enabled=r.get("enabled", True),
                latency_cutoff=None if cutoff is None else chk.number(cutoff, "rtl.latency_cutoff", 0.0),

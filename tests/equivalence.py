@@ -8,8 +8,8 @@ from flow.arith.emulate import Emulation, emulate
 from flow.arith.netlist_eval import predict
 from flow.arith.trace import trace_graph
 from flow.arith.types import parse_type, quantize
+from flow.commands.verify import full_range_inputs
 from flow.hls.convert import csim_predict
-from flow.verify import full_range_inputs
 
 
 def normal_inputs(shape: tuple[int, ...], n: int, seed: int, input_type: str, scale: float = 2.0) -> np.ndarray:

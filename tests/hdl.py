@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flow import tools
+from flow.core import tools
 
 needs_icarus = pytest.mark.skipif(tools.find("iverilog") is None or tools.find("vvp") is None,
                                   reason="Icarus Verilog is not installed (apt-get install iverilog; "

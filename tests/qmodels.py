@@ -120,8 +120,8 @@ def trained_rtl_project(tmp: Path, name: str, epochs: int, first_units: int | No
     """``hlsflow run`` of the shipped spec ``models/<name>.yaml`` with ``epochs`` epochs (RTL stage off;
     ``first_units`` replaces the first layer's width), then ``rtl_project`` without Yosys; returns the
     project folder ``tmp/out/<name>``."""
-    from flow.pipeline import run
-    from flow.rtl.generate import rtl_project
+    from flow.commands.pipeline import run
+    from flow.commands.rtl_command import rtl_project
 
     spec = yaml.safe_load((ROOT / "models" / f"{name}.yaml").read_text())
     spec["training"]["epochs"] = epochs

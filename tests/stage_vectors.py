@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from flow import procs, tools
-from flow.sim.simulators import VERILATOR_CFUNC_SPLIT, VERILATOR_OPT
+from flow.core import procs, tools
+from flow.core.simulators import VERILATOR_CFUNC_SPLIT, VERILATOR_OPT
 
 _TB = """module tb (input clk);
   integer k = 0;

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from flow.cli import EXIT_BAD_INPUT, EXIT_TOOL_MISSING, main
+from flow.commands.cli import EXIT_BAD_INPUT, EXIT_TOOL_MISSING, main
 
 ROOT = Path(__file__).resolve().parents[1]
 

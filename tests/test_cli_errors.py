@@ -19,7 +19,7 @@ import pytest
 import yaml
 from conftest import ROOT, assert_one_error_line, tree_digest
 
-from flow.cli import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_NOT_BIT_EXACT, EXIT_TOOL_MISSING
+from flow.commands.cli import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_NOT_BIT_EXACT, EXIT_TOOL_MISSING
 
 SPEC = ROOT / "models" / "digits_mlp.yaml"
 SWEEP = ROOT / "models" / "digits_sweep.yaml"
@@ -318,7 +318,7 @@ def test_a_layer_hls4ml_cannot_convert_is_named_with_its_class_and_file(tmp_path
 @pytest.fixture(scope="module")
 def lstm_project(tmp_path_factory) -> tuple[Path, int, str]:
     """``hlsflow convert`` of a small float LSTM model (the emulator has no LSTM): (project, exit code, stderr)."""
-    from flow.cli import main
+    from flow.commands.cli import main
     from flow.keras.env import keras
 
     k = keras()
@@ -368,23 +368,23 @@ def test_sim_without_the_simulator_is_exit_3_in_one_line(record_project, tmp_pat
 
 
 def test_an_os_error_from_deep_inside_is_one_line_naming_the_path(small_model, tmp_path, hlsflow, monkeypatch):
-    import flow.pipeline
+    import flow.commands.pipeline
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(tmp_path / "deep" / "file"))
 
-    monkeypatch.setattr(flow.pipeline, "convert_existing", refuse)
+    monkeypatch.setattr(flow.commands.pipeline, "convert_existing", refuse)
     code, _, err = hlsflow("convert", small_model[0] / "m.h5", "--out", tmp_path / "out")
     assert_fails_cleanly(code, err, "convert", EXIT_BAD_INPUT, f"{tmp_path / 'deep' / 'file'}: Permission denied")
 
 
 def test_a_bug_is_one_line_with_exit_4_and_its_traceback_on_request(small_model, tmp_path, hlsflow, monkeypatch):
-    import flow.pipeline
+    import flow.commands.pipeline
 
     def bug(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(flow.pipeline, "convert_existing", bug)
+    monkeypatch.setattr(flow.commands.pipeline, "convert_existing", bug)
     code, _, err = hlsflow("convert", small_model[0] / "m.h5", "--out", tmp_path / "out")
     assert code == EXIT_INTERNAL
     lines = [line for line in err.splitlines() if line.startswith("hlsflow convert: ")]

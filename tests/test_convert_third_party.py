@@ -2,7 +2,7 @@
 
 from conftest import shared_model
 
-from flow.pipeline import convert_existing
+from flow.commands.pipeline import convert_existing
 from flow.spec import Hardware
 
 

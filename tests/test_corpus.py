@@ -11,10 +11,10 @@ The default run covers the issue's reproductions; the rest is ``heavy``.
 from __future__ import annotations
 
 import pytest
-
 from corpus import BY_NAME, CORPUS
-from flow.arith.types import parse_type
 from hdl import assert_bit_exact, needs_verilator
+
+from flow.arith.types import parse_type
 
 DEFAULT = {"qkeras_jet_mlp", "float_bn_mlp", "float_jet_conv2d"}  # the reproductions of issue 11's failures
 RTL_DEFAULT = {"float_jet_conv2d"}
@@ -27,7 +27,7 @@ def _params(names: set[str]) -> list:
 @pytest.fixture(scope="module")
 def projects(corpus_files, tmp_path_factory):
     """``projects(name)``: the corpus model converted with its own config by ``hlsflow convert`` (once per module)."""
-    from flow.cli import main
+    from flow.commands.cli import main
 
     made = {}
 

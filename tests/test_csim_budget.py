@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import assert_one_error_line, error_lines, uniform_weights
-from flow.cli import main
-from flow.errors import FlowError
+
+from flow.commands.cli import main
+from flow.core.errors import FlowError
 from flow.hls import csim_build
 from flow.hls.convert import on_large_stack
 

@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from flow import procs
-from flow.cli import EXIT_BAD_INPUT, main
-
 from conftest import assert_one_error_line
+
+from flow.commands.cli import EXIT_BAD_INPUT, main
+from flow.core import procs
 
 # A user's layer: a Dense that carries a tag, and the hls4ml handler that converts it as a Dense
 # (hls4ml's documented way to add a Keras layer). `import keras` is the model's Keras (tf_keras here).

@@ -17,7 +17,6 @@ from types import ModuleType
 
 import pytest
 import yaml
-
 from conftest import ROOT
 
 README = ROOT / "README.md"
@@ -71,11 +70,11 @@ def test_readme_relative_link_resolves(target: str) -> None:
 
 def test_cli_reference_is_what_the_parser_gives() -> None:
     assert (DOCS / "cli.md").read_text() == gen_cli().render(), \
-        f"docs/cli.md differs from flow.cli.build_parser(): run `{gen_cli().REGENERATE}`"
+        f"docs/cli.md differs from flow.commands.cli.build_parser(): run `{gen_cli().REGENERATE}`"
 
 
 def test_cli_reference_lists_every_subcommand_and_option() -> None:
-    from flow.cli import build_parser
+    from flow.commands.cli import build_parser
 
     page = (DOCS / "cli.md").read_text()
     parser = build_parser()

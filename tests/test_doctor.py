@@ -1,4 +1,4 @@
-"""The mismatch doctor of ``hlsflow verify`` (flow/doctor.py) and ``--write-exact-config`` (flow/hls/exact_config.py)."""
+"""The mismatch doctor of ``hlsflow verify`` (flow/commands/doctor.py) and ``--write-exact-config`` (flow/hls/exact_config.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from flow.arith.types import FixedType, parse_type
-from flow.doctor import CastStats, Observed, explain, needed_type, parse_error_bound
-from flow.errors import FlowError
+from flow.commands.doctor import CastStats, Observed, explain, needed_type, parse_error_bound
+from flow.core.errors import FlowError
 from flow.hls.exact_config import LayerTypes, exact_accum_type
 
 T = parse_type

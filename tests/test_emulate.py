@@ -6,7 +6,6 @@ Inputs are quantized to the input type first so the comparison starts from ident
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import yaml
@@ -18,7 +17,7 @@ from qmodels import conv_model, dense_model, qb
 
 from flow.arith import fxp
 from flow.arith.emulate import emulate
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 from flow.hls.convert import build_graph, csim_predict, derive_hls_config
 from flow.keras.env import keras, qkeras_objects, set_seed
 from flow.spec import Hardware

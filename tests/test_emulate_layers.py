@@ -33,13 +33,13 @@ import pytest
 from equivalence import assert_trace_equals_emulator
 from qmodels import conv_model, qb
 
-from flow import verify
 from flow.arith import hls_layer
 from flow.arith.emulate import emulate
 from flow.arith.layers import activations, pooling
 from flow.arith.ops import Tensor
 from flow.arith.types import parse_type
-from flow.errors import FlowError
+from flow.commands import verify
+from flow.core.errors import FlowError
 from flow.hls.convert import build_graph, csim_predict, derive_hls_config
 from flow.keras.env import keras, set_seed
 from flow.spec import Hardware
@@ -109,14 +109,7 @@ def mixed2d_config(cfg: dict) -> None:
 
 
 def mixed1d_model():
-    from qkeras import (
-        QActivation,
-        QBatchNormalization,
-        QConv1D,
-        QDense,
-        quantized_relu,
-        quantized_tanh,
-    )
+    from qkeras import QActivation, QBatchNormalization, QConv1D, QDense, quantized_relu, quantized_tanh
 
     K = keras()
     L = K.layers

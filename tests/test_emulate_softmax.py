@@ -7,7 +7,6 @@ Compiled C-sim builds are cached per module (module-scoped fixtures); each costs
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import yaml
@@ -19,7 +18,7 @@ from flow.arith import fxp, tables
 from flow.arith.emulate import emulate
 from flow.arith.layers import softmax as softmax_layer
 from flow.arith.types import FixedType, parse_type
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 from flow.hls.convert import build_graph, csim_predict, derive_hls_config
 from flow.keras.env import keras, qkeras_objects, set_seed
 from flow.spec import Hardware

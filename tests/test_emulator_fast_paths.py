@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flow.arith import fxp, kernels
+from flow.arith import compiled, fxp
 from flow.arith.numpy_ops import NumpyOps, conv_bound_dtype
 from flow.arith.ops import Ops, Tensor
 from flow.arith.types import FixedType
@@ -72,8 +72,8 @@ CONV_CASES = [  # x type, w type, accum_t, spatial, kernel, stride, cin, cout, p
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_direct_convolution_equals_im2col_and_the_accumulation_loop(case, seed, monkeypatch) -> None:
     calls = []
-    direct = kernels.conv_round_wrap
-    monkeypatch.setattr(kernels, "conv_round_wrap", lambda *a: calls.append(a[0].dtype) or direct(*a))
+    direct = compiled.conv_round_wrap
+    monkeypatch.setattr(compiled, "conv_round_wrap", lambda *a: calls.append(a[0].dtype) or direct(*a))
     wide = case[0].width + case[1].width > 30
     (fast, fast_records), (ref, ref_records) = conv_both_ways(*case[:8], seed=seed, pad=case[8], result_t=case[9])
     exact = case[0].fractional + case[1].fractional == case[2].fractional  # no product bit dropped

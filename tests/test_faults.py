@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import MARK, error_lines, fake_project, marked_processes
-from flow.cli import EXIT_BAD_INPUT, main
-from flow.outputs import PROJECT
-from flow.staging import process_start_time, remove_stale, staged_dir
+
+from flow.commands.cli import EXIT_BAD_INPUT, main
+from flow.core.outputs import PROJECT
+from flow.core.staging import process_start_time, remove_stale, staged_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 GRACE = 1.0  # seconds a child may take to die after its parent (a g++ compile alone takes longer)
@@ -203,7 +203,7 @@ def test_scratch_folders_of_dead_processes_are_removed_and_live_ones_kept():
     process goes at the next scratch_dir(), one of a live process (here: this one) stays."""
     import tempfile
 
-    from flow.staging import scratch_dir
+    from flow.core.staging import scratch_dir
 
     base = Path(tempfile.gettempdir())
     pid = os.getpid()
@@ -232,9 +232,9 @@ def test_a_run_killed_between_the_two_renames_gets_the_previous_project_back(tmp
 
 
 def test_the_watchdog_kills_grandchildren_that_third_party_code_started(tmp_path):
-    """A process started without flow.procs (as hls4ml and cocotb start theirs) still dies with hlsflow."""
+    """A process started without flow.core.procs (as hls4ml and cocotb start theirs) still dies with hlsflow."""
     mark = uuid.uuid4().hex
-    code = ("import subprocess, sys, time; from flow import procs; procs.guard_children(); "
+    code = ("import subprocess, sys, time; from flow.core import procs; procs.guard_children(); "
             "subprocess.Popen(['sh', '-c', 'sleep 600 & sleep 600']); print('started', flush=True); time.sleep(600)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, MARK: mark})

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import frontend_models
+import pytest
 from conftest import whole_way
 
 pytest.importorskip("torch")

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 import reader_models
 from conftest import assert_one_error_line, whole_way
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import frontend_models
+import pytest
 from conftest import assert_one_error_line, whole_way
 
 pytest.importorskip("torch")
@@ -105,7 +104,7 @@ def test_what_the_flow_cannot_carry_is_one_line(hlsflow, tmp_path, make, args, m
 
 
 def test_convert_help_lists_the_formats(capsys):
-    from flow.cli import main
+    from flow.commands.cli import main
 
     assert main(["convert", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())

@@ -2,7 +2,7 @@
 
 The models are built by `tests/keras3_models.py` in Keras-3 worker environments (QKeras v3 and HGQ2
 cannot be imported beside QKeras 0.9, which this test process has); every command goes through
-`flow.cli.main`, which runs it in the worker its model needs.
+`flow.commands.cli.main`, which runs it in the worker its model needs.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from flow import procs
-from flow.cli import EXIT_BAD_INPUT, main
-from flow.keras import frontends
-
 from conftest import assert_one_error_line
+
+from flow.commands.cli import EXIT_BAD_INPUT, main
+from flow.core import procs
+from flow.keras import frontends
 
 HERE = Path(__file__).resolve().parent
 BUILT_IN = {"keras3": ["qkeras_v3_mlp", "qkeras_v3_cnn", "keras3_float_softmax"],
@@ -68,7 +67,7 @@ def test_a_keras2_model_file_stays_in_this_process(tmp_path):
 
 
 def test_the_python_api_refuses_a_keras3_file_in_a_keras2_process_with_one_line(models):
-    from flow.errors import FlowError
+    from flow.core.errors import FlowError
     from flow.keras.model_io import load_model
 
     with pytest.raises(FlowError, match=r"qkeras_v3_mlp.keras: a Keras 3 models file.*keras3 worker"):

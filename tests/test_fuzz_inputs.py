@@ -10,13 +10,12 @@ import shutil
 from pathlib import Path
 
 import yaml
+from conftest import assert_one_error_line, tree_digest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from flow.cli import EXIT_BAD_INPUT, main
-from flow.errors import FlowError
-
-from conftest import assert_one_error_line, tree_digest
+from flow.commands.cli import EXIT_BAD_INPUT, main
+from flow.core.errors import FlowError
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_SPEC = yaml.safe_load((ROOT / "models" / "digits_mlp.yaml").read_text())
@@ -237,7 +236,7 @@ def test_a_truncated_project_record_through_verify_is_one_line(small_project, tm
 
 def _options(command: str) -> list[tuple[str, bool]]:
     """(option string, takes a value) of every option of ``hlsflow COMMAND``, read from the CLI's own parser."""
-    from flow.cli import build_parser
+    from flow.commands.cli import build_parser
 
     sub = next(a for a in build_parser()._subparsers._group_actions if a.choices)  # argparse lists no actions publicly
     return [(a.option_strings[-1], a.nargs != 0) for a in sub.choices[command]._actions

@@ -189,15 +189,15 @@ def test_compiled_cast_equals_the_numpy_definition(width, integer_offset, signed
 def test_the_fast_accumulation_loop_equals_the_general_one(s, rounding, x_bits, w_bits, seed) -> None:
     """TRN/RND products into a WRAP accumulator take a branch-free loop; counting rounded products takes the
     general one: both give the same sums (zeros included, which the fast loop skips)."""
-    from flow.arith import kernels
+    from flow.arith import compiled
 
     rng = np.random.default_rng(seed)
     x = rng.integers(-(1 << x_bits), 1 << x_bits, size=(37, 23), dtype=np.int64)
     x[rng.random(x.shape) < 0.3] = 0
     w = rng.integers(-(1 << w_bits), 1 << w_bits, size=(23, 5), dtype=np.int64)
     bias = rng.integers(-1000, 1000, size=5, dtype=np.int64)
-    fast = kernels.accumulate_products(x, w, bias, s, rounding, "WRAP", -(1 << 40), 1 << 40, False)
-    general = kernels.accumulate_products(x, w, bias, s, rounding, "WRAP", -(1 << 40), 1 << 40, True)
+    fast = compiled.accumulate_products(x, w, bias, s, rounding, "WRAP", -(1 << 40), 1 << 40, False)
+    general = compiled.accumulate_products(x, w, bias, s, rounding, "WRAP", -(1 << 40), 1 << 40, True)
     assert np.array_equal(fast[0], general[0])
     offset = (1 << (s - 1)) if rounding == "RND" else 0
     assert np.array_equal(fast[0], ((x[:, :, None] * w[None] + offset) >> s).sum(axis=1) + bias)

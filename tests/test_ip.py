@@ -20,12 +20,12 @@ import yaml
 from hdl import needs_icarus, needs_verilator
 from qmodels import ROOT, trained_rtl_project
 
-from flow import tools
-from flow.cli import build_parser, main
-from flow.errors import FlowError
+from flow.commands.cli import build_parser, main
+from flow.core import tools
+from flow.core.errors import FlowError
 from flow.ip.core import vlnv
 from flow.ip.package import MARKER, hlsflow_version, ip_project
-from flow.sim.words import load_port_map, unpack_bytes
+from flow.rtl.words import load_port_map, unpack_bytes
 
 VECTORS = 500  # 450 test samples, then 50 random full-range inputs
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
 from corpus import BY_NAME, write_hls4ml_config
-from flow.errors import FlowError
+
+from flow.core.errors import FlowError
 from flow.hls.convert import build_graph, derive_hls_config
 from flow.hls.layer_map import config_names_report, layer_map
 from flow.keras.env import set_seed
@@ -106,7 +106,7 @@ def test_convert_warns_about_fused_names_and_refuses_unmatched_ones(corpus_files
 
 
 def test_hls4ml_config_of_a_model_with_fused_layers_converts_with_one_warning_naming_them(mapped, tmp_path, capsys):
-    from flow.pipeline import check_config_names
+    from flow.commands.pipeline import check_config_names
 
     model, graph, _ = mapped("float_bn_mlp")
     path = write_hls4ml_config(model, tmp_path / "c.yml", "name")

@@ -1,4 +1,5 @@
-"""The package's shape: stage folders without import cycles or private imports, and a wheel that works.
+"""The package's shape: layers that import only downwards, no import cycles or private imports, and a wheel that
+works.
 
 The wheel test builds the project's wheel, installs it (without dependencies) into a fresh virtual
 environment that sees this machine's packages, and runs `hlsflow convert`, `rtl` and `sim` from there:
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from flow import tools
+from flow.core import tools
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "flow"
@@ -82,6 +83,63 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if v not in index:
             visit(v)
     return found
+
+
+# The layers, lowest first (docs/ARCHITECTURE.md): a module imports modules of its own layer and of the layers below,
+# never of a layer above. Infrastructure (flow.core) imports nothing else of flow; the commands sit on top.
+LAYERS = (
+    ("infrastructure", ("flow.core",)),
+    ("arithmetic", ("flow.arith",)),
+    ("inputs", ("flow.spec", "flow.data")),
+    ("keras", ("flow.keras",)),
+    ("hls", ("flow.hls",)),
+    ("rtl", ("flow.rtl",)),
+    ("simulation", ("flow.sim",)),
+    ("physical", ("flow.physical",)),
+    ("ip", ("flow.ip",)),
+    ("commands", ("flow.commands", "flow.sweep", "flow.__main__")),
+)
+
+
+def layer_of(module: str) -> int:
+    """Index in :data:`LAYERS` of the layer holding ``module`` (``flow`` itself, the version, is the lowest)."""
+    if module == "flow":
+        return -1
+    for k, (_, prefixes) in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return k
+    raise LookupError(f"{module} is in no layer of tests/test_layout.py LAYERS")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return [f"{m} ({LAYERS[layer_of(m)][0]}) imports {d} ({LAYERS[layer_of(d)][0]})"
+            for m in sorted(graph) for d in sorted(graph[m]) if layer_of(d) > layer_of(m)]
+
+
+def test_every_module_is_in_a_layer():
+    unplaced = []
+    for m in MODULES:
+        try:
+            layer_of(m)
+        except LookupError:
+            unplaced.append(m)
+    assert unplaced == []
+
+
+def test_no_module_imports_a_layer_above_its_own():
+    assert upward_imports(import_graph()) == []
+
+
+def test_the_layer_check_finds_an_upward_import():
+    graph = {"flow.core.errors": {"flow.commands.cli"}, "flow.rtl.emit": {"flow.arith.ops"}}
+    assert upward_imports(graph) == ["flow.core.errors (infrastructure) imports flow.commands.cli (commands)"]
+
+
+def test_the_top_level_holds_only_the_layers():
+    """Modules directly under flow/ are the version, ``python -m flow`` and the inputs (spec, data); everything
+    else lives in its layer's subpackage."""
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert top == ["__init__.py", "__main__.py", "data.py", "spec.py"]
 
 
 def test_the_package_has_no_import_cycles():

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import assert_one_error_line, fake_project, tree_digest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import assert_one_error_line, fake_project, tree_digest
-from flow.errors import FlowError
-from flow.outputs import PROJECT, SWEEP, claim_output
-from flow.staging import staged_dir
+from flow.core.errors import FlowError
+from flow.core.outputs import PROJECT, SWEEP, claim_output
+from flow.core.staging import staged_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -181,7 +181,7 @@ def test_a_folder_that_cannot_be_written_is_refused_in_one_line(scene, hlsflow):
 def forced_convert(tmp_path_factory, corpus_files):
     """`hlsflow convert --force` onto a user's folder, under umask 022, from the folder holding the model. Returns
     (model, folder, exit code, the working directory's mode before and after)."""
-    from flow.cli import main
+    from flow.commands.cli import main
 
     model, _ = corpus_files("qkeras_jet_mlp")
     out = user_folder(tmp_path_factory.mktemp("forced") / "mine")

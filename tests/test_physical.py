@@ -1,4 +1,4 @@
-"""Physical figures (flow.rtl.fpga, asic, activity, physical, timing, calibrate) on small nets.
+"""Physical figures (flow.physical.fpga, asic, activity, physical, timing, calibrate) on small nets.
 
 Place-and-route of the shipped networks is measured by bench/physical.py, not here.
 """
@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 import yaml
 
-from flow import tools
-from flow.cli import main
-from flow.errors import FlowError
-from flow.rtl import asic, calibrate, fpga, timing
+from flow.commands.cli import main
+from flow.core import tools
+from flow.core.errors import FlowError
+from flow.core.targets import fpga_part
+from flow.physical import asic, calibrate, fpga
+from flow.rtl import timing
 from flow.rtl.generate import generate
 
 PERIOD_NS = 8.0
@@ -49,7 +51,7 @@ def small_graph(tmp_path_factory):
 @pytest.fixture(scope="module")
 def small_project(tmp_path_factory):
     """``hlsflow run`` of an 8-feature, 3-class data set (.npz) through 8 -> 6 -> 3 (2 epochs), RTL off."""
-    from flow.pipeline import run
+    from flow.commands.pipeline import run
 
     tmp = tmp_path_factory.mktemp("phys_project")
     rng = np.random.default_rng(0)
@@ -73,7 +75,7 @@ def measured(small_project):
     """``hlsflow rtl PROJECT --fpga ecp5-85k --asic osu018``: the summary printed and physical.json."""
     if not (_have("yosys", "nextpnr-ecp5") and _have("sta", "iverilog", "osu018")):
         pytest.skip("physical tools missing")
-    from flow.rtl.generate import rtl_project
+    from flow.commands.rtl_command import rtl_project
 
     summary = rtl_project(small_project, fpga="ecp5-85k", asic="osu018")
     return summary, json.loads((small_project / "rtl" / "physical.json").read_text())
@@ -116,8 +118,8 @@ def test_a_missed_period_is_stated_with_the_best_period_found(measured):
 
 
 def test_report_and_datasheet_show_the_measured_figures(measured, small_project):
+    from flow.commands.run_report import physical_lines
     from flow.ip.package import ip_project
-    from flow.report import physical_lines
 
     _, phys = measured
     f, a = phys["fpga"], phys["asic"]
@@ -146,7 +148,7 @@ def test_an_explicit_cutoff_overrides_the_clock_period(small_graph, tmp_path):
 
 @needs_fpga
 def test_a_combinational_build_has_a_lower_fmax_than_a_pipelined_one(small_graph, tmp_path):
-    part = fpga.part("ecp5-85k")
+    part = fpga_part("ecp5-85k")
     fmax = {}
     for cutoff in (0.0, 2.0):
         rtl = tmp_path / f"c{cutoff:g}"
@@ -172,7 +174,7 @@ def sta_netlist(small_graph, tmp_path_factory):
 def test_the_opensta_netlist_has_no_unconnected_net(sta_netlist):
     netlist, lib, _ = sta_netlist
     assert netlist.cells > 100
-    assert asic.check_netlist(netlist.verilog, lib) == []
+    assert asic.connection_issues(netlist.verilog, lib) == []
     assert "assign {" not in netlist.verilog
 
 
@@ -181,7 +183,7 @@ def test_the_netlist_check_finds_a_removed_cell(sta_netlist):
     lines = netlist.verilog.splitlines()
     victim = next(i for i, ln in enumerate(lines) if ln.strip().startswith("NAND2X1 "))
     driven = lines[victim].split(".Y(")[1].split(")")[0]
-    issues = asic.check_netlist("\n".join(lines[:victim] + lines[victim + 1:]), lib)
+    issues = asic.connection_issues("\n".join(lines[:victim] + lines[victim + 1:]), lib)
     assert any(f"net {driven} is read by" in i and "nothing drives it" in i for i in issues), issues[:3]
 
 
@@ -189,7 +191,7 @@ def test_the_netlist_check_flags_yosys_concatenation_assigns(sta_netlist):
     _, lib, _ = sta_netlist
     text = ("module m (a, y);\n  input [1:0] a;\n  output [2:0] y;\n  wire [1:0] w;\n"
             "  assign { y[2], y[0] } = a;\n  INVX1 c0 (.A(a[0]), .Y(y[1]));\nendmodule\n")
-    issues = asic.check_netlist(text, lib)
+    issues = asic.connection_issues(text, lib)
     assert any("concatenation on the left" in i for i in issues)
     assert any("net y[2] is read by output port y but nothing drives it" in i for i in issues)
 
@@ -197,7 +199,7 @@ def test_the_netlist_check_flags_yosys_concatenation_assigns(sta_netlist):
 def test_the_netlist_check_finds_an_open_cell_input(sta_netlist):
     _, lib, _ = sta_netlist
     text = "module m (a, y);\n  input a;\n  output y;\n  NAND2X1 c0 (.A(a), .Y(y));\nendmodule\n"
-    assert asic.check_netlist(text, lib) == ["cell c0 (NAND2X1): input B is not connected"]
+    assert asic.connection_issues(text, lib) == ["cell c0 (NAND2X1): input B is not connected"]
 
 
 @needs_asic
@@ -214,7 +216,7 @@ def test_opensta_refuses_a_netlist_with_an_undriven_net(sta_netlist, tmp_path):
 
 
 def test_the_vcd_parser_counts_transitions_and_duty(tmp_path):
-    from flow.rtl.activity import parse_vcd
+    from flow.physical.activity import parse_vcd
 
     vcd = tmp_path / "a.vcd"
     vcd.write_text("$timescale 1ns $end\n$scope module dut $end\n$var wire 1 ! n1 $end\n"

@@ -15,13 +15,13 @@ from qmodels import dense_model, qb
 
 from flow.arith.emulate import emulate
 from flow.arith.types import parse_type
-from flow.cli import EXIT_BAD_INPUT, main
+from flow.commands.cli import EXIT_BAD_INPUT, main
+from flow.commands.verify import full_range_inputs
+from flow.core.errors import FlowError
 from flow.data import Split
-from flow.errors import FlowError
 from flow.keras import prune_neurons as pn
 from flow.keras.env import keras, set_seed
 from flow.spec import NeuronPruning, Training
-from flow.verify import full_range_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUT_TYPE = "ap_fixed<8,3>"

@@ -15,17 +15,17 @@ from conftest import tiny_graph
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flow import tools
 from flow.arith import fxp
 from flow.arith.emulate import emulate
 from flow.arith.symbolic_ops import SymbolicOps
 from flow.arith.trace import trace_graph
 from flow.arith.types import FixedType
+from flow.commands.verify import full_range_inputs
+from flow.core import tools
 from flow.hls.convert import build_graph, derive_hls_config
 from flow.keras.env import set_seed
 from flow.rtl.generate import generate
 from flow.spec import load_spec
-from flow.verify import full_range_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -194,7 +194,7 @@ def test_a_netlist_that_differs_from_the_emulator_is_refused_naming_the_layer(tm
     from dataclasses import replace
 
     from flow.arith.symbolic_ops import SymbolicOps
-    from flow.errors import NotBitExact
+    from flow.core.errors import NotBitExact
 
     graph = tiny_graph(tmp_path)
     assert "RND_CONV" in str(graph.graph["r1"].get_output_variable().type.precision.rounding_mode)
@@ -209,20 +209,20 @@ def test_a_netlist_that_differs_from_the_emulator_is_refused_naming_the_layer(tm
 def test_hlsflow_exits_1_when_the_netlist_differs(monkeypatch, capsys, tmp_path):
     from conftest import fake_project
 
-    from flow.cli import main
-    from flow.errors import NotBitExact
+    from flow.commands.cli import main
+    from flow.core.errors import NotBitExact
 
     def differs(*args, **kwargs):
         raise NotBitExact("the traced RTL differs from the emulator on 3 of 30 outputs")
 
-    monkeypatch.setattr("flow.rtl.generate.rtl_project", differs)
+    monkeypatch.setattr("flow.commands.rtl_command.rtl_project", differs)
     assert main(["rtl", str(fake_project(tmp_path / "some_project"))]) == 1
     assert "differs from the emulator" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(tools.find("yosys") is None, reason="Yosys is not installed (apt-get install yosys)")
 def test_yosys_estimate_counts_luts_and_registers(tmp_path):
-    from flow.rtl.estimate import yosys_estimate
+    from flow.physical.estimate import yosys_estimate
 
     pm = generate(tiny_graph(tmp_path), tmp_path / "rtl", "tiny", latency_cutoff=2.0, run_lint=False)
     est = yosys_estimate(tmp_path / "rtl", pm["verilog"], pm["top"])

@@ -20,7 +20,7 @@ import stage_vectors as sv
 from hdl import needs_icarus, needs_verilator
 from qmodels import ROOT, conv_model, qb
 
-from flow import tools
+from flow.core import tools
 from flow.keras.env import keras, set_seed
 from flow.rtl.emit import stage_module, stage_verilog
 
@@ -327,7 +327,7 @@ YOSYS_NETS_HEAVY = ["dense_softmax_whole", "conv_maxpool_stage0", "conv_maxpool_
 def _yosys_results(nets, names, work):
     """Each net's module through Yosys ``synth`` (generic gates; ROMs become logic), written back as Verilog
     (``<name>_syn``) and simulated on Verilator at -O0 (gate-level netlists are slow on Icarus)."""
-    from flow import procs
+    from flow.core import procs
 
     cases = []
     for j, name in enumerate(names):
@@ -351,7 +351,7 @@ needs_yosys = pytest.mark.skipif(tools.find("yosys") is None, reason="Yosys is n
 @pytest.mark.parametrize("synth", ["synth_ecp5", "synth_xilinx"])
 def test_a_stage_with_lookup_tables_maps_on_fpga_targets(nets, tmp_path, synth):
     """Every ROM of a stage is mapped to the target's logic (a rom_style Yosys cannot map stops synth_ecp5)."""
-    from flow import procs
+    from flow.core import procs
 
     sol, _ = nets["every_op"]
     text, tables = stage_module(sol, "every_op")
@@ -412,8 +412,8 @@ def test_a_product_of_codes_maps_to_one_dsp_of_the_operand_widths(tmp_path):
     """A 16-bit x 6-bit product (a folded layer's input times a ROM weight) is one DSP48 in synth_xilinx: the
     operands' sign-extension bits are redundant to Yosys (a 22 x 22 unsigned product of the extended codes
     takes two DSP48s and adders in LUTs)."""
-    from flow import procs
-    from flow.rtl.estimate import parse_stat
+    from flow.core import procs
+    from flow.physical.estimate import parse_stat
 
     x = _inputs([(1, 6, 10), (1, 2, 4)])
     sol = _trace(x, [x[0] * x[1]])
@@ -430,7 +430,7 @@ def test_a_product_of_codes_maps_to_one_dsp_of_the_operand_widths(tmp_path):
 def test_a_registered_stage_loads_its_result_only_when_load_is_high(nets, tmp_path):
     """``registered``: model_out takes the stage's result of model_inp at a clock edge with load high and keeps it
     at one with load low (the sequential architectures' pipeline registers, which idle slots do not load)."""
-    from flow import procs
+    from flow.core import procs
 
     sol = nets["every_op"][0]
     text, tables = stage_module(sol, "reg_stage", registered=True)
@@ -482,9 +482,7 @@ def test_the_exact_interpreter_equals_the_python_interpreter_on_unsigned_keys(ne
 def test_the_cpp_interpreter_is_wrong_beyond_32_bits(nets):
     """Why the gates use flow.arith.netlist_eval: on the wide net da4ml's C++ interpreter differs from the
     exact interpreter (and from the Verilog: test_stage_equals_interpreter_on_*[every_op_beyond_32_bits])."""
-    from flow.arith.netlist_eval import cpp_is_exact
-
-    from flow.arith.netlist_eval import evaluate_codes
+    from flow.arith.netlist_eval import cpp_is_exact, evaluate_codes
 
     sol, _ = nets["every_op_beyond_32_bits"]
     codes = sv.draw_codes(sol, 500, seed=0)

@@ -14,17 +14,17 @@ import json
 import re
 
 import pytest
-from conftest import uniform_weights
 import yaml
+from conftest import uniform_weights
 from hdl import needs_icarus
 from qmodels import dense_model
 
-from flow import procs, tools
+from flow.commands.pipeline import convert_existing
+from flow.core import procs, tools
 from flow.hls.convert import derive_hls_config
 from flow.keras.env import set_seed
-from flow.pipeline import convert_existing
-from flow.sim.project import build_vectors
-from flow.sim.words import pack
+from flow.rtl.words import pack
+from flow.sim.sim_project import build_vectors
 from flow.spec import Hardware
 
 needs_yosys = pytest.mark.skipif(tools.find("yosys") is None, reason="Yosys is not installed (apt-get install yosys)")
@@ -34,7 +34,7 @@ SAMPLES = 60
 @pytest.fixture(scope="module")
 def unrolled_project(tmp_path_factory):
     """A 6-7-5-3 QKeras MLP (random weights) converted and cut into several stages (cutoff 2)."""
-    from flow.rtl.generate import rtl_project
+    from flow.commands.rtl_command import rtl_project
 
     tmp = tmp_path_factory.mktemp("pipeline")
     set_seed(4)

@@ -1,4 +1,4 @@
-"""Sequential RTL architectures (flow/rtl/kernels.py, sequential.py): folded layers (reuse factor) and streaming
+"""Sequential RTL architectures (flow/rtl/architecture.py, sequential.py): folded layers (reuse factor) and streaming
 CNNs (line buffers), traced from the layer descriptions and bit-exact to the emulator.
 
 Two levels of proof: the composition gate (every traced kernel, run by da4ml's interpreter in the order and on
@@ -21,19 +21,19 @@ from conftest import assert_one_error_line, uniform_weights
 from hdl import assert_bit_exact, needs_icarus, needs_verilator
 from qmodels import conv_model, dense_model, qb
 
-from flow import tools
 from flow.arith.numpy_ops import NumpyOps
 from flow.arith.ops import Tensor
 from flow.arith.symbolic_ops import SymbolicOps
 from flow.arith.types import parse_type
-from flow.errors import FlowError
+from flow.commands.pipeline import convert_existing
+from flow.core import tools
+from flow.core.errors import FlowError
 from flow.hls.convert import build_graph, derive_hls_config
 from flow.keras.env import keras, set_seed
-from flow.pipeline import convert_existing
+from flow.rtl.architecture import Fold, Window, closest_reuse, fold_shapes, reuse_factors, trace_architecture
 from flow.rtl.compose import check_composition
-from flow.rtl.kernels import Fold, Window, closest_reuse, fold_shapes, reuse_factors, trace_architecture
 from flow.rtl.sequential import choose_architecture
-from flow.sim.project import sim_project
+from flow.sim.sim_project import sim_project
 from flow.spec import Hardware
 
 
@@ -191,7 +191,7 @@ def test_streaming_cnn_composes_to_the_emulator(make, per_layer, tmp_path):
 
 def test_a_wrong_rom_word_fails_the_composition_gate(tmp_path):
     """The gate can fail: one weight code of one ROM word changed by one LSB."""
-    from flow.errors import NotBitExact
+    from flow.core.errors import NotBitExact
 
     graph = _graph(tmp_path, dense_model, configure=_config_reuse({"d1": 2}))
     arch = trace_architecture(graph, reuse_factors(graph), stream=False)
@@ -220,7 +220,7 @@ def _project(tmp, make, io_type, per_layer, name):
 
 @pytest.fixture(scope="module")
 def folded_project(tmp_path_factory):
-    from flow.rtl.generate import rtl_project
+    from flow.commands.rtl_command import rtl_project
 
     tmp = tmp_path_factory.mktemp("folded")
     project = _project(tmp, dense_model, "io_parallel", {"d1": 3, "d2": 7, "d3": 5}, "mlp")
@@ -230,7 +230,7 @@ def folded_project(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stream_project(tmp_path_factory):
-    from flow.rtl.generate import rtl_project
+    from flow.commands.rtl_command import rtl_project
 
     tmp = tmp_path_factory.mktemp("stream")
     project = _project(tmp, conv_model, "io_stream", {"c2": 4, "d3": 9}, "cnn")
@@ -364,7 +364,7 @@ def test_ip_datasheet_states_architecture_reuse_latency_and_initiation_interval(
 def test_fold_units_select_input_slices_and_output_blocks_without_shifters(folded_project, stream_project):
     """A fold steps through input slices and output blocks with constant bit ranges: Yosys makes a variable
     part-select a shifter (the jet MLP's fc1 at reuse factor 64 cost 14,873 LUTs that way)."""
-    from flow import procs
+    from flow.core import procs
 
     checked = 0
     for project in (folded_project, stream_project):

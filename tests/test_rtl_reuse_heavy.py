@@ -19,14 +19,14 @@ import shutil
 import numpy as np
 import pytest
 import yaml
-from hdl import assert_bit_exact, needs_icarus, needs_verilator
 from conftest import shared_model
+from hdl import assert_bit_exact, needs_icarus, needs_verilator
 from qmodels import trained_rtl_project
 
+from flow.commands.pipeline import convert_existing
+from flow.commands.rtl_command import rtl_project
 from flow.hls.convert import derive_hls_config
-from flow.pipeline import convert_existing
-from flow.rtl.generate import rtl_project
-from flow.sim.project import sim_project
+from flow.sim.sim_project import sim_project
 from flow.spec import Hardware
 
 SAMPLES = 2000

@@ -15,7 +15,7 @@ import pytest
 from hdl import assert_bit_exact, needs_icarus, needs_verilator
 from qmodels import trained_rtl_project
 
-from flow.sim.project import sim_project
+from flow.sim.sim_project import sim_project
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_one_flipped_adder_in_the_netlist_is_caught(mlp_project, tmp_path):
 @needs_icarus
 def test_da4ml_emitter_rtl_equals_emulator_on_icarus(mlp_project, tmp_path):
     """`hlsflow rtl --emitter da4ml` (da4ml's generator: one module instance per op) stays bit-exact."""
-    from flow.rtl.generate import rtl_project
+    from flow.commands.rtl_command import rtl_project
 
     project = tmp_path / "da4ml"
     shutil.copytree(mlp_project, project, ignore=shutil.ignore_patterns("rtl", "sim_build"))

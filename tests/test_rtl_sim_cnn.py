@@ -8,7 +8,7 @@ import pytest
 from hdl import assert_bit_exact, needs_icarus, needs_verilator
 from qmodels import trained_rtl_project
 
-from flow.sim.project import sim_project
+from flow.sim.sim_project import sim_project
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ import pytest
 from conftest import shared_model, uniform_weights
 from hdl import assert_bit_exact, needs_icarus, needs_verilator
 
+from flow.commands.pipeline import convert_existing
+from flow.commands.rtl_command import rtl_project
 from flow.keras.env import keras, set_seed
-from flow.pipeline import convert_existing
-from flow.rtl.generate import rtl_project
-from flow.sim.project import sim_project
+from flow.sim.sim_project import sim_project
 
 PRECISION = "ap_fixed<16,6>"
 

@@ -8,15 +8,15 @@ import pytest
 from conftest import shared_model
 from hdl import assert_bit_exact, needs_icarus, needs_verilator
 
-from flow.sim.project import sim_project
+from flow.sim.sim_project import sim_project
 
 
 @pytest.fixture(scope="module")
 def qkeras_mnist_project(tmp_path_factory):
     """The third-party QKeras MNIST MLP (784-20-10, power-of-two weights in the first layer, softmax
     as lookup tables), converted with 16-bit inputs, and its RTL."""
-    from flow.pipeline import convert_existing
-    from flow.rtl.generate import rtl_project
+    from flow.commands.pipeline import convert_existing
+    from flow.commands.rtl_command import rtl_project
 
     project = tmp_path_factory.mktemp("rtl_qmnist") / "qkeras_mnist_dense"
     convert_existing(shared_model("qkeras_mnist_dense.json"), project, input_type="ap_fixed<16,6>", samples=50)

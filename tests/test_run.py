@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flow.cli import main
-from flow.pipeline import run
+from flow.commands.cli import main
+from flow.commands.pipeline import run
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 from flow.rtl import units
 from flow.rtl.schedule import CollectModel, CombModel, FifoModel, FoldModel, WindowModel, timing
 

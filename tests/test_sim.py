@@ -7,7 +7,7 @@ with random valid gaps, random back-pressure and a reset in the middle of the st
 the DUT (made by editing one line of a copy) must be caught: a flipped constant bit, a pipeline that
 ignores back-pressure, a reset that leaves samples in flight.
 
-Simulator tests skip only when the simulator is not installed (flow.tools.find). The first Verilator
+Simulator tests skip only when the simulator is not installed (flow.core.tools.find). The first Verilator
 build on a machine also compiles Verilator's runtime (~35 s, then cached in ~/.cache/hlsflow).
 """
 
@@ -23,11 +23,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from flow import tools
-from flow.errors import FlowError
+from flow.core import tools
+from flow.core.errors import FlowError
+from flow.rtl import words as tdata
+from flow.rtl.words import Field
 from flow.sim import runner
-from flow.sim import words as tdata
-from flow.sim.words import Field
 
 DUT = Path(__file__).parent / "data" / "axis_dut"
 K = 0x9A3C57E12B6D - (1 << 48)  # the DUT's 48-bit signed constant
@@ -281,7 +281,7 @@ def test_unknown_simulator_is_a_flow_error(tmp_path, data):
 
 def test_cli_sim_without_rtl_names_the_port_map(tmp_path, capsys):
     needs("icarus")
-    from flow.cli import main
+    from flow.commands.cli import main
 
     (tmp_path / "project.json").write_text("{}")
     assert main(["sim", str(tmp_path), "--simulator", "icarus", "--samples", "10"]) == 2
@@ -294,10 +294,7 @@ def test_cli_sim_without_rtl_names_the_port_map(tmp_path, capsys):
 def small_qkeras_model():
     from qkeras import QActivation, QDense, quantized_bits, quantized_relu
 
-    from flow.keras.env import (  # first: it makes tf.keras Keras 2 before QKeras loads
-        keras,
-        set_seed,
-    )
+    from flow.keras.env import keras, set_seed  # first: it makes tf.keras Keras 2 before QKeras loads
 
     set_seed(3)
     K = keras()
@@ -312,16 +309,16 @@ def small_qkeras_model():
 
 @pytest.mark.slow
 def test_hlsflow_sim_checks_generated_rtl_against_the_emulator_and_the_qkeras_model(tmp_path, capsys):
-    rtl = pytest.importorskip("flow.rtl.generate", reason="flow/rtl/generate.py (the RTL generator) is not in this checkout")
+    from flow.commands.rtl_command import rtl_project
     needs("icarus")
-    from flow.cli import main
-    from flow.pipeline import convert_existing
+    from flow.commands.cli import main
+    from flow.commands.pipeline import convert_existing
 
     model = small_qkeras_model()
     model.save(tmp_path / "small.h5")
     project = tmp_path / "prj"
     convert_existing(tmp_path / "small.h5", project, input_type="ap_fixed<10,3>", samples=20)
-    rtl.rtl_project(project, yosys=False)
+    rtl_project(project, yosys=False)
 
     assert main(["sim", str(project), "--simulator", "icarus", "--samples", "300", "--seed", "2"]) == 0
     summary = json.loads(capsys.readouterr().out)

@@ -1,4 +1,4 @@
-"""The one Simulator abstraction (flow/sim/simulators.py): the names every command accepts and the commands every
+"""The one Simulator abstraction (flow/core/simulators.py): the names every command accepts and the commands every
 caller starts (cocotb build args, the IP core's plain testbench, the activity run, the lint). Fast: nothing is
 simulated here; the runs themselves are proved by test_sim, test_ip, test_physical and test_rtl."""
 
@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from hdl import needs_icarus, needs_verilator
 
-from flow import tools
-from flow.cli import build_parser
-from flow.errors import FlowError, ToolMissing
+from flow.commands.cli import build_parser
+from flow.core import tools
+from flow.core.errors import FlowError, ToolMissing
+from flow.core.simulators import (ICARUS, SIMULATORS, VERILATOR, VERILATOR_CFUNC_SPLIT, Icarus, SimulatorName,
+                                  Verilator, simulator)
 from flow.ip.testbench import TESTBENCH_SIMULATORS
-from flow.sim.simulators import (ICARUS, SIMULATORS, VERILATOR, VERILATOR_CFUNC_SPLIT, Icarus, SimulatorName, Verilator,
-                                 simulator)
 from flow.spec import Rtl, load_spec
 
 WORK = Path("/work/dir")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 from flow.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flow.cli import main
-from flow.errors import FlowError
+from flow.commands.cli import main
+from flow.core.errors import FlowError
 from flow.spec import load_spec
 from flow.sweep.config import load_sweep, point_key
 from flow.sweep.report import choose, pareto_mask
@@ -199,7 +199,7 @@ def test_export_choice_is_the_cheapest_point_within_tolerance_of_the_best():
 def _tiny_dense_graph(tmp_path, strategy="Latency", reuse=1):
     import numpy as np
 
-    from flow import pipeline
+    from flow.commands import pipeline
     from flow.keras import network
     from flow.keras.env import set_seed
     from flow.spec import parse_spec
@@ -287,7 +287,7 @@ def test_exported_spec_is_the_chosen_point_and_loads_as_a_spec(small_sweep):
 
 @pytest.mark.slow
 def test_hlsflow_run_of_the_exported_spec_reproduces_the_point_bit_exactly(small_sweep):
-    from flow.pipeline import run
+    from flow.commands.pipeline import run
 
     tmp, path, _ = small_sweep
     rows = list(csv.DictReader((tmp / "out" / "tiny" / "report" / "points.csv").open()))
@@ -387,7 +387,7 @@ def test_rtl_cost_hook_is_none_without_flow_rtl_cost_figures(tmp_path, monkeypat
 
     from flow.sweep.evaluate import rtl_cost
 
-    monkeypatch.setitem(sys.modules, "flow.rtl.generate", types.ModuleType("flow.rtl.generate"))
+    monkeypatch.setitem(sys.modules, "flow.commands.rtl_command", types.ModuleType("flow.commands.rtl_command"))
     assert rtl_cost(tmp_path) is None
 
 
@@ -398,9 +398,9 @@ def test_rtl_cost_figures_of_pareto_points_reach_the_table_and_a_latency_plot(tm
 
     monkeypatch.setattr(PointEvaluator, "evaluate", lambda self, params: {**fake_figures(self, params),
                                                                           "project": str(tmp_path)})
-    rtl = types.ModuleType("flow.rtl.generate")
+    rtl = types.ModuleType("flow.commands.rtl_command")
     rtl.cost_figures = lambda project: {"latency_cycles": 3, "luts": 1234}
-    monkeypatch.setitem(sys.modules, "flow.rtl.generate", rtl)
+    monkeypatch.setitem(sys.modules, "flow.commands.rtl_command", rtl)
     path = sweep_file(tmp_path)
     rc, _, _ = run_cli(["sweep", str(path), "--out", str(tmp_path / "out"), "--no-progress", "--rtl-cost", "pareto"],
                        capsys)

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from flow.arith.layers import binary, dense
 from flow.arith.target import Target
 from flow.arith.types import FixedType, from_hls_precision
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 BASE = settings(deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
 ROUNDING = ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV")

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from flow.arith.emulate import emulate
 from flow.arith.trace import trace_graph
 from flow.arith.types import full_range_inputs, parse_type
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 from flow.hls.convert import build_graph, csim_predict, derive_hls_config
 from flow.keras.env import keras, set_seed
 from flow.spec import Hardware

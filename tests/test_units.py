@@ -8,8 +8,8 @@ import subprocess
 import pytest
 
 from flow.arith.types import FixedType
+from flow.core.simulators import ICARUS
 from flow.rtl import units
-from flow.sim.simulators import ICARUS
 
 S4, U3, S8 = FixedType(4, 2, True), FixedType(3, 3, False), FixedType(8, 8, True)
 

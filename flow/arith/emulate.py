@@ -44,7 +44,7 @@ from flow.arith.ops import CastRecord
 from flow.arith.target import Target
 from flow.arith.types import FixedType
 from flow.arith.walk import output_names, plan, run, work_per_sample
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 MAX_THREADS = 8  # batches run side by side at most (each holds its temporaries)
 MAX_WORK_ELEMENTS = 1 << 20  # bound on one layer's temporaries per batch (samples * per-sample elements)

@@ -1,7 +1,7 @@
 """The gate between the two executors: the traced netlist must compute the emulator's bits.
 
 :func:`check_netlist` runs da4ml's interpreter of the traced netlist (``CombLogic.predict``) and the emulator
-on the same inputs, drawn from every code of the input type, and raises :class:`~flow.errors.NotBitExact`
+on the same inputs, drawn from every code of the input type, and raises :class:`~flow.core.errors.NotBitExact`
 naming the first layer whose traced outputs differ from the emulator's when any output differs. The netlist is
 run by :func:`flow.arith.netlist_eval.predict` (exact at every width; da4ml's C++ interpreter is not for signed
 ops wider than 32 bits).
@@ -17,7 +17,7 @@ import numpy as np
 from flow.arith.emulate import emulate
 from flow.arith.netlist_eval import predict
 from flow.arith.types import full_range_inputs
-from flow.errors import NotBitExact
+from flow.core.errors import NotBitExact
 
 
 @dataclass(frozen=True)

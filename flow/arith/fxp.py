@@ -142,7 +142,7 @@ def requantize_counted(v: np.ndarray, frac: int, t: FixedType, count_rounding: b
     """:func:`requantize`, also counting (with ``count_rounding``) the values whose dropped bits were not zero.
 
     int64 mantissas narrowed into a type of at most :data:`INT64_SAFE_BITS` bits take one compiled pass
-    (:func:`flow.arith.kernels.requantize`, the same rounding and overflow rules); everything else the numpy
+    (:func:`flow.arith.compiled.requantize`, the same rounding and overflow rules); everything else the numpy
     path below, which is the definition.
     """
     v = np.asarray(v)
@@ -152,12 +152,12 @@ def requantize_counted(v: np.ndarray, frac: int, t: FixedType, count_rounding: b
     if t.rounding not in ROUNDING_MODES or t.overflow not in OVERFLOW_MODES:
         raise ValueError(f"{t}: unknown rounding or overflow mode")
     if v.dtype == np.int64 and 0 <= s <= INT64_SAFE_BITS and t.width <= INT64_SAFE_BITS and v.size >= KERNEL_MIN_SIZE:
-        from flow.arith import kernels
+        from flow.arith import compiled
 
         lo, hi = type_range(t)
         if t.overflow == "SAT_SYM" and t.signed:
             lo = -hi
-        return kernels.requantize(v, s, t.rounding, t.overflow, lo, hi, t.min_code, t.width, count_rounding)
+        return compiled.requantize(v, s, t.rounding, t.overflow, lo, hi, t.min_code, t.width, count_rounding)
     rounded = 0
     if count_rounding and s > 0:
         low = v & ((1 << s) - 1) if v.dtype != object or s < 62 else np.vectorize(lambda z: z & ((1 << s) - 1))(v)

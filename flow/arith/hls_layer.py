@@ -24,7 +24,7 @@ import numpy as np
 
 from flow.arith import fxp
 from flow.arith.types import FixedType, from_hls_precision, is_uint1, is_xnor
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 
 def where(layer: Any) -> str:

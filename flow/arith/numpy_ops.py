@@ -12,12 +12,12 @@ Python-int object arrays beyond, so no width silently overflows. Casts are :func
   ``max|x| * sum_i |w_ij|`` stays below 2**52, so every partial sum is an exact integer; int64 or Python
   ints otherwise), then one wrap;
 * otherwise, while every product and partial sum fits int64: a compiled loop
-  (:func:`flow.arith.kernels.accumulate_products`) that casts each product and each partial sum as the
+  (:func:`flow.arith.compiled.accumulate_products`) that casts each product and each partial sum as the
   template does, in index order, without storing the products;
 * beyond int64: the definition itself, block by block, on Python ints.
 
 :meth:`NumpyOps.window_dot` (a convolution) with exact or TRN/RND products into a WRAP ``accum_t`` and stride 1 takes
-a direct compiled loop (:func:`flow.arith.kernels.conv_round_wrap`: no im2col copy, int32 when
+a direct compiled loop (:func:`flow.arith.compiled.conv_round_wrap`: no im2col copy, int32 when
 :func:`conv_bound_dtype` proves every partial sum fits); a cast of a typed tensor into a type that holds every
 one of its values (:func:`_holds`) is a shift, without a pass that could change nothing.
 """
@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from flow.arith import fxp, kernels
+from flow.arith import compiled, fxp
 from flow.arith.ops import CastRecord, Ops, OpsError, Tensor
 from flow.arith.types import FixedType
 
@@ -185,7 +185,7 @@ class NumpyOps(Ops):
                 _bits(x2) + _bits(wv) + max(0, -s) + math.ceil(math.log2(n_in + 1)) + 2 <= fxp.INT64_SAFE_BITS
                 and _bits(bias) + math.ceil(math.log2(n_in + 1)) + 2 <= fxp.INT64_SAFE_BITS):
             lo, hi = _sat_range(acc_t)
-            sums, rounded, over, unordered = kernels.accumulate_products(
+            sums, rounded, over, unordered = compiled.accumulate_products(
                 x2, wv, bias, s, acc_t.rounding, acc_t.overflow, lo, hi, self.count_rounding)
             if unordered and not in_order:
                 raise OpsError(f"accum_t {acc_t} saturates and a partial sum can overflow; only the Latency "
@@ -208,7 +208,7 @@ class NumpyOps(Ops):
                    w: Tensor, b: Tensor, acc_t: FixedType, in_order: bool = True,
                    result_t: FixedType | None = None) -> Tensor:
         """:meth:`Ops.window_dot`; a stride-1 convolution whose products are exact in a WRAP ``accum_t`` or cast
-        to it with TRN or RND takes :func:`flow.arith.kernels.conv_round_wrap` (no im2col copy; a WRAP sum does not
+        to it with TRN or RND takes :func:`flow.arith.compiled.conv_round_wrap` (no im2col copy; a WRAP sum does not
         depend on the order of its terms), in int32 when :func:`conv_bound_dtype` proves that every partial sum fits.
         A cast to ``result_t`` that cannot change a value (:func:`_holds`) is the same loop's final shift.
         Everything else, and counting rounded products, takes the definition."""
@@ -231,7 +231,7 @@ class NumpyOps(Ops):
         c = (1 << (s - 1)) if acc_t.rounding == "RND" and s > 0 else 0
         shift = 0 if result_t is None else result_t.fractional - acc_t.fractional
         fused = result_t is not None and shift >= 0 and _holds(result_t, acc_t, shift)
-        sums, over = kernels.conv_round_wrap(
+        sums, over = compiled.conv_round_wrap(
             np.ascontiguousarray(x4.transpose(0, 3, 1, 2), dtype=dtype),
             np.ascontiguousarray(wv.reshape(*kernel2, x4.shape[3], n_out), dtype=dtype), bias, dtype(c), dtype(s),
             out2[0], out2[1], acc_t.min_code, (1 << acc_t.width) - 1, shift if fused else 0)

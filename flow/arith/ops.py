@@ -118,7 +118,7 @@ class Ops:
     def dot(self, x: Tensor, w: Tensor, b: Tensor, acc_t: FixedType, in_order: bool = True) -> Tensor:
         """hls4ml's dense product over the last axis of ``x`` (n_in) with the constant matrix ``w``
         (n_in, n_out) and constant bias ``b`` (n_out) (the symbolic executor also takes variables for ``w`` and
-        ``b``: one step of a folded layer, :mod:`flow.rtl.kernels`): ``acc = (accum_t) b; for i in 0..n_in-1:
+        ``b``: one step of a folded layer, :mod:`flow.rtl.architecture`): ``acc = (accum_t) b; for i in 0..n_in-1:
         acc = (accum_t)(acc + (accum_t)(x_i * w_i))``. Equals :meth:`accumulate` of the products cast to
         ``acc_t``. ``in_order`` says the template adds in index order (hls4ml's Latency strategy in
         io_parallel): with a saturating ``accum_t`` whose partial sums can leave its range, another order

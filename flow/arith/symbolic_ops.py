@@ -125,7 +125,7 @@ class SymbolicOps(Ops):
     @_guarded("input")
     def variables(self, t: FixedType, shape: tuple[int, ...]) -> Tensor:
         """Fresh variables holding any code of type ``t`` (no cast applied): an input port of a kernel traced
-        on its own, e.g. a register or a ROM word of a sequential architecture (:mod:`flow.rtl.kernels`)."""
+        on its own, e.g. a register or a ROM word of a sequential architecture (:mod:`flow.rtl.architecture`)."""
         fva, _ = _da4ml()
         k, i, f = kif(t)
         arr = fva.from_kif(np.full(shape, k), np.full(shape, i), np.full(shape, f),

@@ -13,7 +13,7 @@ import numpy as np
 
 from flow.arith import fxp
 from flow.arith.types import FixedType
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 _LIBM: Any = None
 _TABLES: dict[tuple, np.ndarray] = {}

@@ -17,7 +17,7 @@ from flow.arith.symbolic_ops import SymbolicOps, kif
 from flow.arith.target import Target
 from flow.arith.types import FixedType
 from flow.arith.walk import LayerHook, output_names, plan, run
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 __all__ = ["Traced", "trace_graph", "kif"]
 DECIMAL_DIGITS = 200  # exact decimal arithmetic for every constant while tracing (da4ml uses Decimal)

@@ -17,15 +17,10 @@ from typing import Any
 import numpy as np
 
 from flow.arith.hls_layer import int_attr, out_type, where
-from flow.arith.layers import (
-    SUPPORTED_LAYERS,
-    Implementation,
-    check_catapult,
-    implementation,
-)
+from flow.arith.layers import SUPPORTED_LAYERS, Implementation, check_catapult, implementation
 from flow.arith.ops import Ops, OpsError, Tensor
 from flow.arith.target import Target
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 from flow.spec import BACKENDS, IO_TYPES
 
 INTEGER_SETTINGS = ("ReuseFactor", "TableSize", "BramFactor", "ParallelizationFactor")

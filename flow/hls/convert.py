@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 from flow.hls.csim_build import CsimBuild, compile_graph, progress_interval
 from flow.hls.sources import ModelSource
 from flow.keras.env import KERAS_MAJOR, hls4ml_sees_keras2

@@ -2,7 +2,7 @@
 
 hls4ml's ``ModelGraph.compile()`` writes the project and runs ``build_lib.sh`` (g++ ``-O3`` on the firmware and
 the Python bridge), waiting for it without a limit and without a word; on large io_parallel models that g++ runs
-for many minutes and takes gigabytes. Here the same script runs as a child of :mod:`flow.procs` (own process group,
+for many minutes and takes gigabytes. Here the same script runs as a child of :mod:`flow.core.procs` (own process group,
 dies with hlsflow), with:
 
 - an optimization level chosen by size (:func:`opt_level_for`): ``-O3`` as hls4ml has it for small models,
@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from flow import procs
-from flow.errors import FlowError, ToolMissing
+from flow.core import procs
+from flow.core.errors import FlowError, ToolMissing
 
 DEFAULT_TIMEOUT_S = 600.0  # the budget of `run` and `convert` (``--csim-timeout``)
 LARGE_WEIGHTS = 20_000  # from this many weights up the C simulation is built at LARGE_OPT_LEVEL
@@ -106,7 +106,7 @@ def compile_graph(graph: Any, timeout_s: float | None, opt_level: str | None = N
 
     Returns the :class:`CsimBuild`; a ``pending`` one leaves the project written and no library loaded
     (``graph.predict`` cannot run). A failing build is a FlowError with the compiler's last lines; no g++ is
-    :class:`flow.errors.ToolMissing`."""
+    :class:`flow.core.errors.ToolMissing`."""
     weights = weight_count(graph)
     level = opt_level or opt_level_for_weights(weights)
     if level not in OPT_LEVELS:

@@ -18,9 +18,9 @@ from typing import Any
 import yaml
 
 from flow.arith.types import FixedType, from_hls_precision
-from flow.errors import FlowError
+from flow.core.errors import FlowError
+from flow.core.staging import scratch_dir
 from flow.spec import Hardware
-from flow.staging import scratch_dir
 
 WEIGHTED = ("Dense", "Conv1D", "Conv2D", "PointwiseConv1D", "PointwiseConv2D")
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 from flow.hls.sources import ModelSource
 from flow.keras.env import hls4ml_sees_keras2
 from flow.keras.model_io import UnknownClasses, layer_classes

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 from flow.hls.sources import ModelSource
 
 SOURCES = {

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 from flow.hls.sources import ModelSource
 from flow.keras.env import hls4ml_sees_keras2
 
@@ -75,7 +75,7 @@ class OnnxSource(ModelSource):
             from qonnx.transformation.gemm_to_matmul import GemmToMatMul
             from qonnx.util.cleanup import cleanup_model
         except ImportError as exc:
-            from flow.errors import ToolMissing
+            from flow.core.errors import ToolMissing
 
             raise ToolMissing(f"the ONNX front end needs onnx, onnxruntime and qonnx ({exc}): run scripts/setup.sh") from None
         try:

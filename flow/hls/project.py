@@ -14,8 +14,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flow.errors import FlowError
-from flow.spec import Hardware
+import numpy as np
+
+from flow.arith.types import FixedType
+from flow.core.errors import FlowError
+from flow.data import load_dataset
+from flow.spec import Hardware, load_spec
 
 META = "project.json"
 CUSTOM_OBJECTS_FILE = "custom_objects.py"
@@ -97,3 +101,12 @@ def rebuild(project: Path, output_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
     except FlowError as exc:  # hls4ml refused a setting of the recorded config
         raise FlowError(f"{path}: field `hls_config`: {exc}") from None
     return model, graph, meta
+
+
+def project_test_data(project: Path, input_type: FixedType, n: int) -> np.ndarray:
+    """Up to ``n`` test samples from the project's spec, or an empty array when it has none."""
+    spec_file = project / "spec.yaml"
+    if not spec_file.is_file():
+        return np.zeros((0,))
+    spec = load_spec(spec_file)
+    return load_dataset(spec.dataset, input_type, spec.training.seed).x_test[:n].astype(np.float64)

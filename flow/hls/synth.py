@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from flow import procs
-from flow.errors import FlowError, ToolMissing
+from flow.core import procs
+from flow.core.errors import FlowError, ToolMissing
 
 # backend -> (tool looked up on PATH, command run in the HLS project folder)
 TOOLS: dict[str, tuple[str, list[str]]] = {

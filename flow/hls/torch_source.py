@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 from flow.hls.sources import ModelSource
 from flow.keras.env import hls4ml_sees_keras2
 
@@ -97,7 +97,7 @@ class TorchSource(ModelSource):
         try:
             import torch
         except ImportError as exc:
-            from flow.errors import ToolMissing
+            from flow.core.errors import ToolMissing
 
             raise ToolMissing(f"the PyTorch front end needs torch ({exc}): run scripts/setup.sh") from None
         if zipfile.is_zipfile(path) and any(n.endswith("/constants.pkl") or n.endswith("/code/__torch__.py")

@@ -16,10 +16,10 @@ A mismatch ends the testbench with ``$fatal`` (exit code 1), which makes ``fuses
 
 from __future__ import annotations
 
-from flow.sim.simulators import VERILATOR
+from flow.core.simulators import VERILATOR
 
 # The sim target's verilator_options: the same as `hlsflow ip`'s own Verilator testbench run
-# (flow.sim.simulators.Verilator.binary_options says why each is there).
+# (flow.core.simulators.Verilator.binary_options says why each is there).
 VERILATOR_SIM_OPTIONS = VERILATOR.binary_options()
 
 

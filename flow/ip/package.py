@@ -22,7 +22,7 @@ Every text file starts with a comment (in its own syntax; after the mandatory ``
 the core file; the JSON marker has it as its first keys) naming the hlsflow version and the sha256
 of the project's ``spec.yaml`` (or ``project.json``); the ``.npz`` carries the same in its
 ``metadata`` array. No timestamps and no absolute paths are written, and the ``.npz`` is a zip with
-fixed dates, so the same project gives the same bytes. The folder is built in a staging folder and renamed into place (flow/staging.py).
+fixed dates, so the same project gives the same bytes. The folder is built in a staging folder and renamed into place (flow/core/staging.py).
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ from typing import Any
 
 import numpy as np
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
+from flow.core.outputs import IP, claim_output
+from flow.core.simulators import VERILATOR_OPT, SimulatorName
+from flow.core.simulators import simulator as get_simulator
+from flow.core.staging import staged_dir
 from flow.ip.testbench import TESTBENCH_SIMULATORS
-from flow.outputs import IP, claim_output
-from flow.sim.simulators import VERILATOR_OPT, SimulatorName
-from flow.sim.simulators import simulator as get_simulator
-from flow.staging import staged_dir
 
 MARKER = IP.records[0]  # hlsflow-ip.json
 DEFAULT_VECTORS = 1000
@@ -131,7 +131,7 @@ def write_vectors(work: Path, info: dict[str, Any], vec: Any, pm: dict[str, Any]
     every field fits), ``*_values`` (float64, ``code * 2**-(W-I)``), ``*_words`` (uint8 rows,
     little-endian: byte 0 = tdata[7:0]) and the field tables ``input_fields``/``output_fields``.
     """
-    from flow.sim.words import as_beats, beats, codes_to_values, pack_bytes
+    from flow.rtl.words import as_beats, beats, codes_to_values, pack_bytes
 
     (in_fields, in_w), (out_fields, out_w) = pm["_in"], pm["_out"]
     bi, bo = beats(pm["input"]), beats(pm["output"])
@@ -169,7 +169,7 @@ def write_vectors(work: Path, info: dict[str, Any], vec: Any, pm: dict[str, Any]
 
 def check_out_dir(out: Path, project: Path, force: bool = False) -> None:
     """FlowError unless ``out`` may hold the IP folder: not inside ``PROJECT/rtl`` (which ``hlsflow rtl`` replaces),
-    and absent, an empty folder, a previous ``hlsflow ip`` folder (marker) or ``force`` (:mod:`flow.outputs`)."""
+    and absent, an empty folder, a previous ``hlsflow ip`` folder (marker) or ``force`` (:mod:`flow.core.outputs`)."""
     out = Path(out)
     if out.resolve() == (project / "rtl").resolve() or (project / "rtl").resolve() in out.resolve().parents:
         raise FlowError(f"--out {out}: inside the project's rtl/ folder, which hlsflow rtl replaces; choose another")
@@ -207,8 +207,8 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
     from flow.ip.datasheet import DatasheetInputs, blocks, markdown, to_html
     from flow.ip.testbench import run_testbench, testbench
     from flow.rtl.generate import module_prefix
-    from flow.sim.project import build_vectors
-    from flow.sim.words import beats, load_port_map
+    from flow.rtl.words import beats, load_port_map
+    from flow.sim.sim_project import build_vectors
 
     project = Path(project)
     if not project.is_dir():

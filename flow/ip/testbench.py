@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flow import procs, tools
-from flow.sim.simulators import VERILATOR, VERILATOR_OPT, SimulatorName
-from flow.sim.simulators import simulator as get_simulator
-from flow.staging import scratch_dir
+from flow.core import procs, tools
+from flow.core.simulators import VERILATOR, VERILATOR_OPT, SimulatorName
+from flow.core.simulators import simulator as get_simulator
+from flow.core.staging import scratch_dir
 
 _SEED_SOURCE = 0x1D872B41
 _SEED_SINK = 0x5EED2025

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flow.errors import FlowError, ToolMissing
+from flow.core.errors import FlowError, ToolMissing
 
 ENV_VAR = "HLSFLOW_FRONTEND"
 OVERLAYS_VAR = "HLSFLOW_OVERLAYS"
@@ -202,7 +202,7 @@ def worker_env(frontend: Frontend) -> dict[str, str]:
 
 def run_in_worker(name: str, argv: list[str]) -> int:
     """Run ``hlsflow argv`` in a worker process of front end ``name``; its stdout/stderr are this process's."""
-    from flow import procs
+    from flow.core import procs
 
     env = worker_env(FRONTENDS[name])
     sys.stdout.flush()
@@ -222,7 +222,7 @@ def pinned_overlays(pyproject: Path) -> dict[str, str]:
 
 def install(pyproject: Path) -> None:
     """Install every pinned overlay not yet installed at its pinned version (idempotent)."""
-    from flow import procs
+    from flow.core import procs
 
     for overlay, requirement in pinned_overlays(pyproject).items():
         folder = overlay_dir(overlay)

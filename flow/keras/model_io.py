@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 from flow.keras.env import FRONTEND, KERAS_MAJOR, keras, qkeras_objects
 from flow.keras.frontends import FRONTENDS, detect
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 from flow.keras.env import keras, qkeras_objects
 from flow.spec import QUANTIZER_NAMES, Layer, Quant, Spec
 

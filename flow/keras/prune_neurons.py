@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 from flow.keras.env import keras, qkeras_objects
 
 # Layers whose output units can be removed (kernel ``(..., inputs, units)``, bias ``(units,)``).
@@ -288,7 +288,7 @@ def prune_neurons(model: Any, split: Any, pruning: Any, training: Any, from_logi
     threshold that would remove every unit of a layer is a :class:`FlowError` naming ``source``
     (the spec file) and the field.
     """
-    from flow.compare import accuracy
+    from flow.data import accuracy
     from flow.keras.train import train
 
     layers = list(pruning.layers)

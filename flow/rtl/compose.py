@@ -1,12 +1,12 @@
 """The composition gate of a sequential architecture: its kernels, composed as the units compose them, against
 the emulator.
 
-:func:`predict` runs the traced kernels of an :class:`~flow.rtl.kernels.Architecture` with the exact interpreter
+:func:`predict` runs the traced kernels of an :class:`~flow.rtl.architecture.Architecture` with the exact interpreter
 of each netlist (:func:`flow.arith.netlist_eval.predict`) in the order and on the data the units give them: line-buffer windows
 (the padded image's windows in raster order), every step of a folded product on its slice of inputs with the
 ROM word of that step and the running accumulator, collected chunks. :func:`check_composition` compares that
 with the emulator on inputs drawn from every code of the input type and raises
-:class:`~flow.errors.NotBitExact` naming the first unit whose output differs. It checks the decomposition
+:class:`~flow.core.errors.NotBitExact` naming the first unit whose output differs. It checks the decomposition
 (cut points, slices, ROM contents, window geometry); the Verilog of the units is checked by the cocotb
 testbench.
 """
@@ -19,8 +19,8 @@ import numpy as np
 
 from flow.arith import netlist_eval
 from flow.arith.equivalence import Equivalence
-from flow.errors import NotBitExact
-from flow.rtl.kernels import Architecture, Collect, Fold, Segment, Window
+from flow.core.errors import NotBitExact
+from flow.rtl.architecture import Architecture, Collect, Fold, Segment, Window
 
 
 def _values(codes: np.ndarray, frac: int) -> np.ndarray:

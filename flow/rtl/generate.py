@@ -25,21 +25,20 @@ Everything is written into ``<project>/rtl/`` through a staged folder (nothing h
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from flow.arith.types import FixedType
-from flow.errors import FlowError
-from flow.outputs import RTL, claim_output
+from flow.core.errors import FlowError
+from flow.core.outputs import RTL
+from flow.core.staging import staged_dir
 from flow.rtl import progress
+from flow.rtl.architecture import bits
 from flow.rtl.emit import EMITTERS
-from flow.rtl.kernels import bits
 from flow.rtl.netlist import (axis_module, da4ml_version, lint, module_prefix, netlist_verilog, pack_assigns,
                               packed_width, static_modules, unpack_assigns)
 from flow.rtl.units import fifo_unit
-from flow.staging import scratch_dir, staged_dir
 
 CHECK_SAMPLES = 2000  # full-range inputs on which the traced netlist must equal the emulator before RTL is written
 
@@ -162,14 +161,14 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
              timing_target: str | None = None, check_samples: int = CHECK_SAMPLES,
              emitter: str = EMITTERS[0], force: bool = False) -> dict[str, Any]:
     """Trace ``graph`` and write the RTL folder ``out_dir`` (staged; replaced atomically, an existing folder only
-    when it is an hlsflow RTL folder or with ``force``: :mod:`flow.outputs`).
+    when it is an hlsflow RTL folder or with ``force``: :mod:`flow.core.outputs`).
 
     ``latency_cutoff`` is da4ml's pipelining budget per stage in its estimated logic-delay units
     (<= 0: one combinational stage). ``None``: chosen for ``clock_period`` (ns) on ``timing_target``
     (an FPGA part or cell library; default :data:`flow.rtl.timing.DEFAULT_TARGET`) from the shipped
     delay calibration (:func:`flow.rtl.timing.choose_cutoff`). Before anything is written, da4ml's
     interpreter of the traced netlist is compared with the emulator on ``check_samples`` full-range inputs
-    (:func:`flow.arith.equivalence.check_netlist`): any difference raises :class:`~flow.errors.NotBitExact`
+    (:func:`flow.arith.equivalence.check_netlist`): any difference raises :class:`~flow.core.errors.NotBitExact`
     naming the first differing layer. Returns the port map (also written as ``port_map.json``; ``timing``
     records how the cut was chosen and the stage delay it predicts). ``emitter``: how stage modules are
     written (:mod:`flow.rtl.emit`).
@@ -200,7 +199,7 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
     target = timing_target or delays.DEFAULT_TARGET
     comb_units = float(comb.latency[1])
     timing: dict[str, Any] = {"target": target, "clock_period_ns": clock_period, "comb_delay_units": comb_units,
-                              "calibration": "flow/rtl/calibration.json (python -m flow.rtl.calibrate)"}
+                              "calibration": "flow/rtl/calibration.json (python -m flow.physical.calibrate)"}
     if latency_cutoff is None:
         if clock_period is None or clock_period <= 0:
             raise FlowError("a latency cutoff or a clock period (ns) is needed to pipeline the RTL")
@@ -276,189 +275,3 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
                 port_map["lint"] = lint(work, files, port_map["top"])
         (work / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
     return port_map
-
-
-
-def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | None = None,
-                yosys: bool = False, name: str | None = None, fpga: str | None = None, asic: str | None = None,
-                clock_period: float | None = None, route: bool = True, check_samples: int = CHECK_SAMPLES,
-                emitter: str = EMITTERS[0], reuse_factor: int | None = None,
-                architecture: str = "auto", force: bool = False) -> dict[str, Any]:
-    """``hlsflow rtl``: generate ``<project>/rtl/`` and its figures (lint; Yosys, FPGA, ASIC when asked).
-
-    ``PROJECT`` must be an hlsflow project and an existing ``PROJECT/rtl`` an hlsflow RTL folder (or ``force``),
-    checked before any work (:func:`flow.outputs.claim_output`).
-
-    ``name`` (default: the project folder's name) prefixes every Verilog module. ``upto`` names a graph
-    layer or a Keras layer (mapped to the graph layer holding its output, :mod:`flow.hls.layer_map`).
-    ``latency_cutoff`` None: the cut is chosen for ``clock_period`` (default: the project's
-    ``hardware.clock_period``) on the timing target (``fpga``, else ``asic``, else the default part). With
-    ``fpga``/``asic`` the physical figures are measured (:mod:`flow.rtl.physical`, ``rtl/physical.json``);
-    when a chosen cut misses the period on the timing target, the cut is moved once by the measured delay
-    and measured again, and the better of the two is kept (unrolled cores; a sequential core is measured once).
-    ``architecture`` (``auto``, ``unrolled``, ``folded``, ``stream``) and ``reuse_factor`` (overrides the
-    project's per-layer reuse factors) choose between :func:`generate` (fully unrolled, II 1) and the sequential
-    architectures of :mod:`flow.rtl.sequential`.
-    """
-    from flow.hls.layer_map import layer_map
-    from flow.hls.project import load_meta, rebuild
-    from flow.rtl.physical import physical_project, project_clock_period, require_tools, write_json_atomic
-
-    project = Path(project)
-    load_meta(project)  # an hlsflow project (one line otherwise), before anything else is read
-    claim_output(project / "rtl", RTL, force)
-    require_tools(fpga, asic)
-    period = clock_period if clock_period is not None else project_clock_period(project)
-    target = fpga or asic
-    t0 = time.perf_counter()
-    with scratch_dir("rtl") as tmp:
-        model, graph, meta = rebuild(project, Path(tmp) / "hls")
-        if upto is not None:
-            upto = layer_map(model, graph).graph_layer(upto)
-        from flow.rtl.sequential import Emission, choose_architecture, generate_sequential
-
-        kind, reuse = choose_architecture(graph, architecture, reuse_factor)
-        n_layers, weights = progress.trace_size(graph, upto)
-        progress.say(f"tracing {name or project.name} with da4ml ({kind}): {n_layers} layers, {weights:,} nonzero "
-                     "weights (multiplications by a constant) ...")
-        if kind != "unrolled":
-            emission = Emission(latency_cutoff, emitter, period, target)
-            port_map = generate_sequential(graph, project / "rtl", name or project.name, kind, reuse, emission, upto,
-                                           check_samples=check_samples, reuse_override=reuse_factor, force=force)
-            summary = _summary(project, port_map, t0)
-            if yosys:
-                _yosys(project, port_map, summary)
-            if fpga or asic:
-                phys = physical_project(project, fpga, asic, period, route=route)
-                write_json_atomic(project / "rtl" / "physical.json", phys)
-                summary["physical"] = _physical_summary(phys)
-            summary["generate_seconds"] = round(time.perf_counter() - t0, 2)
-            return summary
-        port_map = generate(graph, project / "rtl", name or project.name, latency_cutoff, upto,
-                            clock_period=period, timing_target=target, check_samples=check_samples, emitter=emitter,
-                            force=force)
-        summary = _summary(project, port_map, t0)
-        if yosys:
-            _yosys(project, port_map, summary)
-        if fpga or asic:
-            phys = physical_project(project, fpga, asic, period, route=route)
-            tries = [_try(port_map, phys, target)]
-            if latency_cutoff is None and not tries[0]["met"]:
-                better = _retry_cutoff(port_map, tries[0], target, period)
-                if better is not None:
-                    print(f"hlsflow rtl: {tries[0]['min_period_ns']} ns > {period} ns; trying cutoff {better} ...",
-                          file=sys.stderr)
-                    first = (port_map, phys)
-                    port_map = generate(graph, project / "rtl", name or project.name, better, upto,
-                                        clock_period=period, timing_target=target, check_samples=check_samples,
-                                        emitter=emitter, force=force)
-                    port_map["timing"]["cutoff_from"] = "clock_period, after place-and-route"
-                    (project / "rtl" / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
-                    if yosys:
-                        _yosys(project, port_map, summary)
-                    phys = physical_project(project, fpga, asic, period, route=route)
-                    tries.append(_try(port_map, phys, target))
-                    if tries[1]["min_period_ns"] > tries[0]["min_period_ns"] and not tries[1]["met"]:
-                        print(f"hlsflow rtl: cutoff {first[0]['latency_cutoff']} was better; regenerating it ...",
-                              file=sys.stderr)
-                        port_map = generate(graph, project / "rtl", name or project.name, first[0]["latency_cutoff"],
-                                            upto, clock_period=period, timing_target=target,
-                                            check_samples=check_samples, emitter=emitter, force=force)
-                        if yosys:
-                            _yosys(project, port_map, summary)
-                        phys = physical_project(project, fpga, asic, period, route=route)
-            best = min(tries, key=lambda t: t["min_period_ns"])
-            phys["timing_closure"] = {
-                "target": target, "clock_period_ns": period, "tries": tries, "met": any(t["met"] for t in tries),
-                "best_period_ns": best["min_period_ns"], "best_cutoff": best["cutoff"],
-                "statement": (f"meets {period:g} ns on {target}" if any(t["met"] for t in tries) else
-                              f"cannot meet {period:g} ns on {target}: best period found {best['min_period_ns']:g} ns "
-                              f"(cutoff {best['cutoff']:g}, {best['stages']} stages)")}
-            write_json_atomic(project / "rtl" / "physical.json", phys)
-            summary = _summary(project, port_map, t0) | {k: v for k, v in summary.items() if k == "yosys"}
-            summary["physical"] = _physical_summary(phys)
-    summary["generate_seconds"] = round(time.perf_counter() - t0, 2)
-    return summary
-
-
-def _summary(project: Path, port_map: dict[str, Any], t0: float) -> dict[str, Any]:
-    out = {"rtl": "rtl", "top": port_map["top"], "architecture": port_map["architecture"],
-           "latency_cycles": port_map["latency_cycles"], "initiation_interval": port_map["initiation_interval"],
-           "pipeline_stages": port_map.get("pipeline_stages"), "latency_cutoff": port_map["latency_cutoff"],
-           "timing": port_map.get("timing"), "lint_clean": port_map.get("lint", {}).get("clean"),
-           **port_map["equivalence"], "generate_seconds": round(time.perf_counter() - t0, 2)}
-    if "reuse_factors" in port_map:
-        out["reuse_factors"] = port_map["reuse_factors"]
-    if "registers" in port_map:
-        out["register_bits"] = port_map["registers"]
-    return out
-
-
-def _yosys(project: Path, port_map: dict[str, Any], summary: dict[str, Any]) -> None:
-    from flow.rtl.estimate import yosys_estimate
-
-    print("hlsflow rtl: Yosys resource estimate ...", file=sys.stderr)
-    est = yosys_estimate(project / "rtl", port_map["verilog"], port_map["top"])
-    port_map["yosys"] = est
-    (project / "rtl" / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
-    summary["yosys"] = est
-
-
-def _try(port_map: dict[str, Any], phys: dict[str, Any], target: str) -> dict[str, Any]:
-    section = phys["fpga"] if "fpga" in phys and phys["fpga"]["part"] == target else phys["asic"]
-    return {"cutoff": port_map["latency_cutoff"], "stages": port_map["pipeline_stages"],
-            "latency_cycles": port_map["latency_cycles"], "stage_delay_units": port_map["timing"]["stage_delay_units"],
-            "min_period_ns": section["min_period_ns"], "met": bool(section["met"]),
-            "measured_by": section.get("fmax_stage", "OpenSTA")}
-
-
-def _retry_cutoff(port_map: dict[str, Any], first: dict[str, Any], target: str, period: float) -> float | None:
-    """A smaller cutoff from the measured stage delay (ns per da4ml unit re-fitted on this net), or None."""
-    import math
-
-    from flow.rtl.timing import model
-
-    a, _ = model(target)
-    units = first["stage_delay_units"]
-    if units <= 1 or first["min_period_ns"] <= a:
-        return None
-    b = (first["min_period_ns"] - a) / units
-    new = float(math.floor((period - a) / b))
-    if new >= port_map["latency_cutoff"]:
-        new = port_map["latency_cutoff"] - 1
-    return max(1.0, new) if port_map["latency_cutoff"] > 1 else None
-
-
-def _physical_summary(phys: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"file": "rtl/physical.json"}
-    if "fpga" in phys:
-        f = phys["fpga"]
-        out["fpga"] = {k: f[k] for k in ("part", "fmax_mhz", "fmax_stage", "clock_target_mhz", "met", "luts", "ffs")}
-    if "asic" in phys:
-        a = phys["asic"]
-        out["asic"] = {k: a[k] for k in ("library", "area_um2", "critical_path_ns", "wns_ns", "power_mw",
-                                         "energy_nj_per_inference")}
-    if "timing_closure" in phys:
-        out["timing_closure"] = phys["timing_closure"]["statement"]
-    return out
-
-
-def cost_figures(project: Path, latency_cutoff: float | None = None, fpga: str | None = "ecp5-85k",
-                 asic: str | None = "osu018") -> dict[str, float]:
-    """RTL cost of a project for sweeps (writes ``rtl/``): latency and initiation interval (cycles), latency (ns),
-    and with ``fpga`` the ECP5 utilisation and Fmax after place-and-route; with ``asic`` the cell area, power and
-    energy. The architecture follows the project (its reuse factors: a sweep's ``reuse_factor`` axis reaches the
-    RTL through the point's hls4ml config)."""
-    s = rtl_project(Path(project), latency_cutoff, yosys=False, fpga=fpga, asic=asic)
-    phys = json.loads((Path(project) / "rtl" / "physical.json").read_text()) if (fpga or asic) else {}
-    out: dict[str, float] = {"latency_cycles": s["latency_cycles"], "ii_cycles": s["initiation_interval"]}
-    if "latency_ns" in phys:
-        out["latency_ns"] = phys["latency_ns"]
-    if "fpga" in phys:
-        f = phys["fpga"]
-        out |= {"luts": f["luts"], "ffs": f["ffs"], "carry": f["ccu2c"], "dsps": f["mult18x18d"],
-                "fmax_mhz": f["fmax_mhz"]}
-    if "asic" in phys:
-        a = phys["asic"]
-        out |= {"area_um2": a["area_um2"], "power_mw": a["power_mw"], "energy_nj": a["energy_nj_per_inference"]}
-    return out

@@ -9,11 +9,11 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-from flow import procs, tools
 from flow.arith.types import FixedType
-from flow.errors import FlowError
+from flow.core import procs, tools
+from flow.core.errors import FlowError
+from flow.core.simulators import VERILATOR
 from flow.rtl.emit import EMITTERS, kif_bits, stage_verilog, uses_static_modules
-from flow.sim.simulators import VERILATOR
 
 _STATIC_MODULES = ("shift_adder", "negative", "mux", "binop", "multiplier", "lookup_table")
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 
 class CombModel:

@@ -1,8 +1,8 @@
 """Sequential RTL architectures: folded layers (reuse factor) and streaming CNNs (line buffers), bit-exact.
 
-``hlsflow rtl`` comes here (:func:`flow.rtl.generate.rtl_project`) when a Dense/Conv layer has a reuse factor
+``hlsflow rtl`` comes here (:func:`flow.commands.rtl_command.rtl_project`) when a Dense/Conv layer has a reuse factor
 above 1 (``folded``) or the project is an io_stream CNN (``stream``). The arithmetic is traced from the layer
-descriptions by :mod:`flow.rtl.kernels`; this module wraps every kernel in its sequential unit
+descriptions by :mod:`flow.rtl.architecture`; this module wraps every kernel in its sequential unit
 (:mod:`flow.rtl.units`), chains the units (FIFOs where the schedule needs them, depths from
 :mod:`flow.rtl.schedule`), writes the top module and ``port_map.json``.
 
@@ -27,28 +27,19 @@ from pathlib import Path
 from typing import Any
 
 from flow.arith.types import FixedType
-from flow.errors import FlowError
+from flow.core.errors import FlowError
+from flow.core.outputs import RTL
+from flow.core.staging import staged_dir
 from flow.rtl import netlist, progress, schedule, units
+from flow.rtl.architecture import Architecture, Collect, Fold, Segment, Token, Window, cost, multipliers
 from flow.rtl.emit import EMITTERS, registers_stages
-from flow.rtl.kernels import (
-    Architecture,
-    Collect,
-    Fold,
-    Segment,
-    Token,
-    Window,
-    cost,
-    multipliers,
-)
 from flow.rtl.netlist import axis_module
-from flow.outputs import RTL
-from flow.staging import staged_dir
 
 HEADER = "`timescale 1ns / 1ps\n"
 
 
 @dataclass
-class Part:
+class UnitInstance:
     """One unit instance of the top module: its module, declared stream widths, model, and port-map record."""
 
     name: str
@@ -108,7 +99,7 @@ def _netlist(sol: Any, module: str, prefix: str, files: dict[str, str], mem: dic
     return module
 
 
-def _comb_part(prefix: str, seg: Segment, emission: Emission, input_register: bool) -> Part:
+def _comb_part(prefix: str, seg: Segment, emission: Emission, input_register: bool) -> UnitInstance:
     name = f"{prefix}_{seg.name}"
     stages = _stages(seg.comb, emission)
     files: dict[str, str] = {}
@@ -127,7 +118,7 @@ def _comb_part(prefix: str, seg: Segment, emission: Emission, input_register: bo
            "output_fifo_depth": units.comb_fifo_depth(regs),
            "cycles_per_sample": seg.in_token.beats, "da4ml_cost": float(seg.comb.cost),
            "beat": f"{seg.in_token.size} x {seg.in_token.t} -> {seg.out_token.size} x {seg.out_token.t}"}
-    return Part(name, "kernel", name, seg.in_token.bits, seg.out_token.bits, files, rec,
+    return UnitInstance(name, "kernel", name, seg.in_token.bits, seg.out_token.bits, files, rec,
                 lambda: schedule.CombModel(regs, units.comb_fifo_depth(regs)), regs, seg.in_token.beats, mem)
 
 
@@ -146,7 +137,7 @@ def _window_tables(w: Window) -> tuple[list[list[bool]], list[list[bool]]]:
     return pad, done
 
 
-def _window_part(prefix: str, w: Window) -> Part:
+def _window_part(prefix: str, w: Window) -> UnitInstance:
     name = f"{prefix}_{w.name}"
     pad, done = _window_tables(w)
     pushes = len(pad) * len(pad[0])
@@ -154,11 +145,11 @@ def _window_part(prefix: str, w: Window) -> Part:
            "window": list(w.kernel), "stride": list(w.stride), "padding": [list(p) for p in w.pads],
            "pad_code": w.pad_code, "windows": list(w.out), "latency_cycles": 1, "cycles_per_sample": pushes,
            "buffer_pixels": (w.kernel[0] - 1) * len(pad[0]) + w.kernel[-1] if len(w.kernel) == 2 else w.kernel[0]}
-    return Part(name, "window", name, w.in_token.bits, w.out_token.bits, {f"{name}.v": units.window_unit(name, w, HEADER)},
+    return UnitInstance(name, "window", name, w.in_token.bits, w.out_token.bits, {f"{name}.v": units.window_unit(name, w, HEADER)},
                 rec, lambda: schedule.WindowModel(pad, done), 1, pushes)
 
 
-def fold_part(prefix: str, f: Fold, emitter: str = EMITTERS[0]) -> Part:
+def fold_part(prefix: str, f: Fold, emitter: str = EMITTERS[0]) -> UnitInstance:
     """The fold unit of ``f`` (its module, the step kernel and its shell, the ROM file) as a part of the top."""
     name = f"{prefix}_{f.name}"
     files: dict[str, str] = {}
@@ -180,21 +171,21 @@ def fold_part(prefix: str, f: Fold, emitter: str = EMITTERS[0]) -> Part:
            "rom": {"file": rom_file, "words": f.reuse, "width": rom_w, "weight_type": str(f.w_t)},
            "accumulators": f"{f.ko} x {f.acc_t}", "latency_cycles": f.reuse // f.group + 1,
            "cycles_per_sample": steps}
-    return Part(name, "fold", name, f.in_token.bits, f.out_token.bits, files, rec,
+    return UnitInstance(name, "fold", name, f.in_token.bits, f.out_token.bits, files, rec,
                 lambda: schedule.FoldModel(f.slices, f.blocks, f.group), f.reuse // f.group + 1, steps, mem)
 
 
-def _collect_part(prefix: str, c: Collect) -> Part:
+def _collect_part(prefix: str, c: Collect) -> UnitInstance:
     name = f"{prefix}_{c.name}"
     rec = {"kind": "collect", "layers": [c.layer], "beats": c.group, "latency_cycles": 1,
            "cycles_per_sample": c.in_token.beats}
-    return Part(name, "collect", name, c.in_token.bits, c.out_token.bits, {f"{name}.v": units.collect_unit(name, c, HEADER)},
+    return UnitInstance(name, "collect", name, c.in_token.bits, c.out_token.bits, {f"{name}.v": units.collect_unit(name, c, HEADER)},
                 rec, lambda: schedule.CollectModel(c.group), 1, c.in_token.beats)
 
 
-def _fifo_part(prefix: str, k: int, width: int, beats: int) -> Part:
+def _fifo_part(prefix: str, k: int, width: int, beats: int) -> UnitInstance:
     name = f"{prefix}_fifo{k}"
-    return Part(name, "fifo", name, width, width, {}, {"kind": "fifo", "layers": [], "width": width,
+    return UnitInstance(name, "fifo", name, width, width, {}, {"kind": "fifo", "layers": [], "width": width,
                 "latency_cycles": 1, "cycles_per_sample": beats}, None, 1, beats)
 
 
@@ -206,9 +197,9 @@ class Edge:
     t: FixedType
 
 
-def build_parts(arch: Architecture, prefix: str, emission: Emission) -> tuple[list[Part], list[Edge], Edge]:
+def build_parts(arch: Architecture, prefix: str, emission: Emission) -> tuple[list[UnitInstance], list[Edge], Edge]:
     """The top module's parts in stream order, the edge into each, and the edge into ``m_axis``."""
-    parts: list[Part] = []
+    parts: list[UnitInstance] = []
     edges: list[Edge] = []
     pending: list[int] | None = None
     pending_t: FixedType = arch.in_token.t
@@ -238,7 +229,7 @@ def build_parts(arch: Architecture, prefix: str, emission: Emission) -> tuple[li
     return parts, edges, Edge(pending, pending_t)
 
 
-def _top(prefix: str, arch: Architecture, parts: list[Part], edges: list[Edge], out_edge: Edge, ii: int,
+def _top(prefix: str, arch: Architecture, parts: list[UnitInstance], edges: list[Edge], out_edge: Edge, ii: int,
          latency: int) -> str:
     in_tok, out_tok = arch.in_token, arch.out_token
     in_w, out_w = in_tok.bits, out_tok.bits
@@ -329,7 +320,7 @@ def choose_architecture(graph: Any, architecture: str = "auto", reuse_factor: in
     else ``unrolled``. ``unrolled`` ignores the configured reuse factors; with an explicit ``reuse_factor`` > 1
     it is refused."""
     from flow.arith.target import Target
-    from flow.rtl.kernels import reuse_factors
+    from flow.rtl.architecture import reuse_factors
     from flow.spec import ARCHITECTURES
 
     if architecture not in ARCHITECTURES:
@@ -356,7 +347,7 @@ def generate_sequential(graph: Any, out_dir: Path, name: str, kind: str, reuse: 
                         force: bool = False) -> dict[str, Any]:
     """Trace ``graph`` as the ``kind`` architecture (``folded`` or ``stream``) and write ``out_dir``
     (:func:`write_sequential`); returns the port map."""
-    from flow.rtl.kernels import trace_architecture
+    from flow.rtl.architecture import trace_architecture
 
     if check_samples < 1:
         raise FlowError(f"--check-samples must be >= 1, got {check_samples}")

@@ -7,10 +7,10 @@ modelled as ``overhead_ns + ns_per_unit * units``, where ``units`` is the stage'
 output latency minus the smallest input latency inside the stage). The two numbers per target are a
 least-squares fit to measured critical paths of small nets pipelined at several cutoffs:
 
-* FPGA parts (``ecp5-85k``): post-route Fmax of nextpnr-ecp5 (:mod:`flow.rtl.fpga`), critical path = 1000 / Fmax;
+* FPGA parts (``ecp5-85k``): post-route Fmax of nextpnr-ecp5 (:mod:`flow.physical.fpga`), critical path = 1000 / Fmax;
 * cell libraries (``osu018``): OpenSTA's minimum period (data arrival + setup) at the clock target.
 
-The table ships as ``flow/rtl/calibration.json``; ``python -m flow.rtl.calibrate`` (:mod:`flow.rtl.calibrate`)
+The table ships as ``flow/rtl/calibration.json``; ``python -m flow.physical.calibrate`` (:mod:`flow.physical.calibrate`)
 measures it again (a quarter of an hour on 2 shared cores) and rewrites it. :func:`choose_cutoff` picks the largest cutoff whose
 predicted stage delay fits the clock period; the physical flow then confirms it by place-and-route.
 """
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 TABLE = Path(__file__).with_name("calibration.json")
 DEFAULT_TARGET = "ecp5-85k"   # the timing target when a run names neither an FPGA part nor a cell library
@@ -44,7 +44,7 @@ def load_table(path: Path = TABLE) -> dict[str, Any]:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         raise FlowError(f"{path}: the delay calibration table is missing or unreadable "
-                        "(remake it with: python -m flow.rtl.calibrate)") from None
+                        "(remake it with: python -m flow.physical.calibrate)") from None
 
 
 def model(target: str, table: dict[str, Any] | None = None) -> tuple[float, float]:

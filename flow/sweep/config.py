@@ -46,18 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flow.errors import FlowError
-from flow.spec import (
-    IO_TYPES,
-    NAME_RE,
-    PRUNING_METHODS,
-    Checker,
-    NeuronPruning,
-    Spec,
-    load_spec,
-    parse_spec,
-    read_yaml,
-)
+from flow.core.errors import FlowError
+from flow.spec import IO_TYPES, NAME_RE, PRUNING_METHODS, Checker, NeuronPruning, Spec, load_spec, parse_spec, read_yaml
 from flow.sweep.ptq import FLOAT_MODEL_SUFFIXES, MODES
 
 QUANT_AXES = ("weight_bits", "weight_integer", "bias_bits", "bias_integer", "activation_bits", "activation_integer")

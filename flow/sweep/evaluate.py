@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 from flow.spec import Spec
 from flow.sweep.config import Sweep, point_key
 
@@ -60,17 +60,17 @@ def bit_operations(graph: Any) -> dict[str, Any]:
 def rtl_cost(project_dir: Path) -> dict[str, float] | None:
     """Extra cost figures of a finished point from the vendor-free RTL flow, or None if it is unavailable.
 
-    Hook for ``flow/rtl/generate.py``: calls ``flow.rtl.generate.cost_figures(project_dir)``, which
+    Hook for ``flow/commands/rtl_command.py``: calls ``flow.commands.rtl_command.cost_figures(project_dir)``, which
     returns numbers such as ``latency_cycles``, ``latency_ns``, ``luts``, ``ffs``, ``fmax_mhz`` (ECP5-85k
     after place-and-route), ``area_um2``, ``power_mw``, ``energy_nj`` (OSU 0.18 um) for the hlsflow
-    project folder ``project_dir``. Returns None when ``flow.rtl.generate`` or that function does not exist.
+    project folder ``project_dir``. Returns None when ``flow.commands.rtl_command`` or that function does not exist.
     """
     import importlib
 
     try:
-        rtl = importlib.import_module("flow.rtl.generate")
+        rtl = importlib.import_module("flow.commands.rtl_command")
     except ModuleNotFoundError as exc:
-        if exc.name == "flow.rtl.generate":
+        if exc.name == "flow.commands.rtl_command":
             return None
         raise
     fn = getattr(rtl, "cost_figures", None)
@@ -138,9 +138,9 @@ class PointEvaluator:
             return self._evaluate(params)
 
     def _evaluate(self, params: dict[str, Any]) -> dict[str, Any]:
-        from flow.outputs import PROJECT
-        from flow.staging import staged_dir
-        from flow.steps import FlowContext, execute
+        from flow.commands.steps import FlowContext, execute
+        from flow.core.outputs import PROJECT
+        from flow.core.staging import staged_dir
 
         t_all = time.perf_counter()
         key = point_key(params)
@@ -190,7 +190,7 @@ def step_quantize(ctx: Any) -> None:
 
 def step_prune_and_record(ctx: Any) -> None:
     """``hlsflow run``'s neuron-pruning step, and what it kept per layer in the point's figures."""
-    from flow import pipeline
+    from flow.commands import pipeline
 
     pipeline.step_prune_neurons(ctx)
     ctx.figures["neuron_pruning"] = {"layers": ctx.neurons["layers"], "accuracy_unpruned": ctx.neurons["accuracy_unpruned"]}
@@ -209,8 +209,8 @@ def step_point_emulate(ctx: Any) -> None:
     """Accuracy of the bit-exact emulator on the test split (at the logits of a softmax model)."""
     import numpy as np
 
-    from flow import compare
     from flow.arith.emulate import emulate
+    from flow.hls import compare
 
     emu = emulate(ctx.graph, ctx.split.x_test, upto=compare.logits_layer(ctx.qmodel, ctx.graph))
     ctx.figures["accuracy"] = float(np.mean(np.argmax(emu.outputs, axis=1) == ctx.split.y_test))
@@ -226,8 +226,8 @@ def step_qkeras_accuracy(ctx: Any) -> None:
 
 
 def step_cost(ctx: Any) -> None:
+    from flow.commands.run_report import graph_weight_stats
     from flow.keras.prune_neurons import model_widths
-    from flow.report import graph_weight_stats
 
     ctx.figures["bops"] = bit_operations(ctx.graph)["bops"]
     stats = graph_weight_stats(ctx.graph)
@@ -239,8 +239,7 @@ def step_cost(ctx: Any) -> None:
 def step_point_csim(ctx: Any) -> None:
     import numpy as np
 
-    from flow import compare
-    from flow.hls import convert
+    from flow.hls import compare, convert
 
     convert.write_and_compile(ctx.graph)
     csim_out = convert.csim_predict(ctx.graph, ctx.split.x_test)
@@ -252,8 +251,8 @@ def step_point_csim(ctx: Any) -> None:
 def point_steps() -> list:
     """The steps of one sweep point: QAT (with neuron pruning when asked) or PTQ, then the steps shared
     with ``hlsflow run`` (conversion) and the point's own (project, emulator accuracy, cost, C-sim)."""
-    from flow import pipeline
-    from flow.steps import Step
+    from flow.commands import pipeline
+    from flow.commands.steps import Step
 
     qat = lambda ctx: not _ptq(ctx)  # noqa: E731
     return [

@@ -4,7 +4,7 @@ each point's bit widths, without retraining.
 A PTQ point loads the float model's weights into the QKeras model of the point's spec
 (:func:`flow.keras.network.build_model`, the very quantizers a QAT point would train with), so every precision
 of the hls4ml configuration (weights, biases, activation results, accumulators) is derived exactly as for
-a QAT point: :func:`flow.pipeline.to_hls_graph` lets hls4ml's ``config_from_keras_model`` read the
+a QAT point: :func:`flow.commands.pipeline.to_hls_graph` lets hls4ml's ``config_from_keras_model`` read the
 quantizers, and hls4ml quantizes the float weights with them when it builds the graph
 (``quantized_bits(bits, integer, alpha=1)``: ``ap_fixed<bits, integer+1>``, round to nearest, saturate).
 Activations are cut to ``quantized_relu(bits, integer)`` = ``ap_ufixed<bits, integer>``: float ReLU
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 from flow.spec import Checker, Spec
 
 MODES = ("qat", "ptq")
@@ -119,8 +119,8 @@ def prepare_float_model(sweep: Any, out_dir: Path) -> Path:
         return path
     if path.is_file():
         return path
-    from flow import pipeline
     from flow.arith.types import parse_type
+    from flow.commands import pipeline
     from flow.data import load_dataset
 
     base = sweep.base

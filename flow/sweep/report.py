@@ -16,10 +16,10 @@ from typing import Any
 
 import yaml
 
-from flow.errors import FlowError
-from flow.outputs import first_line_starts
+from flow.core.errors import FlowError
+from flow.core.outputs import first_line_starts
+from flow.core.staging import written_atomically
 from flow.spec import NAME_RE
-from flow.staging import written_atomically
 from flow.sweep.config import OBJECTIVES, Sweep, canonical_params, point_key
 from flow.sweep.evaluate import rtl_cost
 from flow.sweep.workers import is_computed, is_failed, trial_key
@@ -264,8 +264,8 @@ def write_report(study: Any, sweep: Sweep, report_dir: Path, storage: str) -> di
     if done:
         figures += _plot_front(done, "bops", "bit operations per inference (BOPs, log scale)", sweep,
                                report_dir / "pareto", log_x=True)
-        for key, xlabel, stem in (("rtl_latency_cycles", "latency (clock cycles, from flow.rtl.generate)", "pareto_latency"),
-                                  ("rtl_luts", "LUT4 (ECP5, Yosys synth_ecp5, from flow.rtl.generate)", "pareto_luts")):
+        for key, xlabel, stem in (("rtl_latency_cycles", "latency (clock cycles, from flow.commands.rtl_command)", "pareto_latency"),
+                                  ("rtl_luts", "LUT4 (ECP5, Yosys synth_ecp5, from flow.commands.rtl_command)", "pareto_luts")):
             if any(r.get(key) is not None for r in done):
                 figures += _plot_front(done, key, xlabel, sweep, report_dir / stem, log_x=False)
     for p in figures:
@@ -284,7 +284,7 @@ def add_rtl_costs(study: Any, sweep: Sweep, which: str) -> int:
             continue
         figures = rtl_cost(Path(r["project"]))
         if figures is None:
-            print("hlsflow sweep: flow.rtl.generate is not available here: no RTL cost figures", file=sys.stderr)
+            print("hlsflow sweep: flow.commands.rtl_command is not available here: no RTL cost figures", file=sys.stderr)
             return added
         study.set_user_attr(f"rtl:{r['key']}", figures)
         added += 1

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flow.errors import FlowError
-from flow.outputs import SWEEP, SWEEP_RECORD, claim_file, claim_output
-from flow.signals import exit_code, interruption
+from flow.core.errors import FlowError
+from flow.core.outputs import SWEEP, SWEEP_RECORD, claim_file, claim_output
+from flow.core.signals import exit_code, interruption
 from flow.sweep.config import Sweep, load_sweep
 
 
@@ -40,19 +40,8 @@ def run_sweep(sweep_path: str | Path, out_root: str | Path = "sweeps", storage: 
     (:func:`make_sweep_dir`).
     """
     from flow.sweep import report as sweep_report
-    from flow.sweep.workers import (
-        counts,
-        next_action,
-        open_storage,
-        open_study,
-        progress_bar,
-        queue_budget,
-        redact,
-        requeue,
-        run_workers,
-        storage_url,
-        work,
-    )
+    from flow.sweep.workers import (counts, next_action, open_storage, open_study, progress_bar, queue_budget, redact,
+                                    requeue, run_workers, storage_url, work)
 
     if workers < 1:
         raise FlowError(f"--workers must be >= 1, got {workers}")
@@ -102,7 +91,7 @@ def run_sweep(sweep_path: str | Path, out_root: str | Path = "sweeps", storage: 
 
 
 def make_sweep_dir(out_dir: Path) -> None:
-    """Make ``out_dir`` the sweep's folder (checked by :func:`flow.outputs.claim_output` before): a sweep folder or
+    """Make ``out_dir`` the sweep's folder (checked by :func:`flow.core.outputs.claim_output` before): a sweep folder or
     an empty one is kept (resumed), another one (allowed by --force) is removed first. The folder gets its record
     ``hlsflow-sweep.json``, which marks it as hlsflow's also when the database is elsewhere."""
     import shutil

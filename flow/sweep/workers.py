@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 from flow.sweep.config import Sweep, load_sweep, point_key
 from flow.sweep.evaluate import PointEvaluator
 

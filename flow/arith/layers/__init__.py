@@ -11,18 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from flow.arith.hls_layer import is_latency_strategy, where
-from flow.arith.layers import (
-    activations,
-    binary,
-    dense,
-    merge,
-    pooling,
-    quantizer,
-    shape,
-    softmax,
-)
+from flow.arith.layers import activations, binary, dense, merge, pooling, quantizer, shape, softmax
 from flow.arith.ops import Tensor
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 LayerFn = Callable[..., Tensor]
 

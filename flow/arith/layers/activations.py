@@ -11,7 +11,7 @@ from flow.arith.ops import Ops, Tensor
 from flow.arith.tables import LUT_ACTIVATIONS, activation_table
 from flow.arith.target import Target
 from flow.arith.types import FixedType
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 PARAM_ACTIVATIONS = {"leakyrelu": "leaky_relu", "leaky_relu": "leaky_relu", "thresholdedrelu": "thresholded_relu"}
 HARD_ACTIVATIONS = ("hard_sigmoid", "hard_tanh")

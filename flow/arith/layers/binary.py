@@ -20,7 +20,7 @@ from flow.arith.layers.common import scalar, zero
 from flow.arith.ops import Ops, Tensor
 from flow.arith.target import Target
 from flow.arith.types import is_uint1
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 ACTIVATIONS = ("binary_tanh", "ternary_tanh")
 

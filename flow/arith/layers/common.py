@@ -10,7 +10,7 @@ import numpy as np
 from flow.arith.hls_layer import Weights, where
 from flow.arith.ops import Ops, Tensor
 from flow.arith.types import FixedType
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 
 def zero(ops: Ops) -> Tensor:

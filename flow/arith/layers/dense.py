@@ -16,21 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from flow.arith.hls_layer import (
-    attr_type,
-    binary_count_cast,
-    ceillog2,
-    channels_last,
-    int_attr,
-    out_type,
-    weights,
-    where,
-)
+from flow.arith.hls_layer import (attr_type, binary_count_cast, ceillog2, channels_last, int_attr, out_type, weights,
+                                  where)
 from flow.arith.layers.common import bias_const, plus_minus_one, product_sum, scalar, weight_const
 from flow.arith.ops import Ops, Tensor
 from flow.arith.target import Target
 from flow.arith.types import FixedType
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 
 def dense(layer: Any, xs: list[Tensor], ops: Ops, target: Target) -> Tensor:

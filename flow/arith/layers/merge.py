@@ -15,7 +15,7 @@ import numpy as np
 from flow.arith.hls_layer import out_shape, out_type, where
 from flow.arith.ops import Ops, Tensor
 from flow.arith.target import Target
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 MERGE_OPS = ("add", "subtract", "multiply", "average", "maximum", "minimum")
 

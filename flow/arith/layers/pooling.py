@@ -24,7 +24,7 @@ from flow.arith.layers.common import add_cast, div_trunc, tree_reduce
 from flow.arith.ops import Ops, Tensor
 from flow.arith.target import Target
 from flow.arith.types import FixedType
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 
 def pad_code(t: FixedType, op: str) -> int:

@@ -14,7 +14,7 @@ from flow.arith.layers.common import zero
 from flow.arith.ops import Ops, Tensor
 from flow.arith.target import Target
 from flow.arith.types import FixedType
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 
 def element_types(layer: Any, shape: tuple[int, ...]) -> np.ndarray:

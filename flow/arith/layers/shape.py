@@ -6,17 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flow.arith.hls_layer import (
-    channels_last,
-    ftype,
-    int_attr,
-    out_shape,
-    out_type,
-    where,
-)
+from flow.arith.hls_layer import channels_last, ftype, int_attr, out_shape, out_type, where
 from flow.arith.ops import Ops, Tensor
 from flow.arith.target import Target
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 
 def reshape(layer: Any, xs: list[Tensor], ops: Ops, target: Target) -> Tensor:

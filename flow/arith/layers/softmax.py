@@ -21,7 +21,7 @@ from flow.arith.ops import Ops, Tensor
 from flow.arith.tables import exp_table, index_bits, invert_table
 from flow.arith.target import Target
 from flow.arith.types import FixedType, parse_type
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 IMPLEMENTATIONS = ("stable", "latency")
 

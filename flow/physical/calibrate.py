@@ -1,4 +1,4 @@
-"""``python -m flow.rtl.calibrate``: measure da4ml's delay units in ns per target and rewrite the table.
+"""``python -m flow.physical.calibrate``: measure da4ml's delay units in ns per target and rewrite the table.
 
 Each calibration net (small seeded QKeras Dense nets, :data:`NETS`) is generated at every cutoff of
 :data:`CUTOFFS`, then measured on every target: FPGA parts by Yosys ``synth_ecp5`` + nextpnr-ecp5
@@ -46,9 +46,10 @@ def calibration_graph(n_in: int, hidden: int, n_out: int, bits: int, tmp: Path, 
 
 def measure(targets: list[str], out: Path = TABLE) -> dict[str, Any]:
     """Generate each calibration net at every cutoff, measure it on every target, fit, write the table."""
-    from flow.rtl import fpga
+    from flow.core.targets import FPGA_PARTS, fpga_part
+    from flow.physical import fpga
     from flow.rtl.generate import generate
-    from flow.sim.words import load_port_map
+    from flow.rtl.words import load_port_map
 
     points: dict[str, list[dict[str, Any]]] = {t: [] for t in targets}
     with tempfile.TemporaryDirectory(prefix="hlsflow-calibrate-") as tmp:
@@ -64,8 +65,8 @@ def measure(targets: list[str], out: Path = TABLE) -> dict[str, Any]:
                 for t in targets:
                     work = root / tag / f"{t}_c{c}"
                     t0 = time.perf_counter()
-                    if t in fpga.PARTS:
-                        part = fpga.part(t)
+                    if t in FPGA_PARTS:
+                        part = fpga_part(t)
                         syn = fpga.synthesize(rtl, pm["verilog"], pm["top"], work, part)
                         r = fpga.place_and_route(work, syn["netlist_json"], part, 200.0)
                         if r["fmax_stage"] != "post-route":
@@ -77,7 +78,7 @@ def measure(targets: list[str], out: Path = TABLE) -> dict[str, Any]:
                                       "critical_ns": round(ns, 4), "measured_by": how,
                                       "seconds": round(time.perf_counter() - t0, 1)})
                     print(f"calibrate: {t} {tag} cutoff {c}: {units:g} units, {ns:.3f} ns", file=sys.stderr)
-    table: dict[str, Any] = {"command": "python -m flow.rtl.calibrate", "cutoffs": list(CUTOFFS),
+    table: dict[str, Any] = {"command": "python -m flow.physical.calibrate", "cutoffs": list(CUTOFFS),
                              "nets": ["x".join(map(str, n[:3])) + f"_w{n[3]}" for n in NETS], "targets": {}}
     old = load_table(out).get("targets", {}) if out.is_file() else {}
     table["targets"] = {k: v for k, v in old.items() if k not in targets}
@@ -89,8 +90,8 @@ def measure(targets: list[str], out: Path = TABLE) -> dict[str, Any]:
 
 
 def _asic_min_period(rtl: Path, pm: dict[str, Any], library: str, work: Path) -> float:
-    from flow import tools
-    from flow.rtl import asic
+    from flow.core import tools
+    from flow.physical import asic
 
     lib_path = tools.library_file(library)
     lib = asic.read_liberty(lib_path)
@@ -102,7 +103,7 @@ def _asic_min_period(rtl: Path, pm: dict[str, Any], library: str, work: Path) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m flow.rtl.calibrate", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m flow.physical.calibrate", description=__doc__.split("\n")[0])
     p.add_argument("--targets", default="ecp5-85k,osu018", help="comma-separated FPGA parts / cell libraries")
     p.add_argument("--out", type=Path, default=TABLE, help=f"table to write (default {TABLE})")
     args = p.parse_args(argv)

@@ -1,4 +1,4 @@
-"""The watchdog of :func:`flow.procs.guard_children`: ``python -S -m flow.reaper TOKEN`` (standard library only).
+"""The watchdog of :func:`flow.core.procs.guard_children`: ``python -S -m flow.core.reaper TOKEN`` (standard library only).
 
 It waits until its standard input reaches end of file, which happens when the hlsflow process that
 started it ends (normally, by an exception, or by ``kill -9``: the kernel closes the pipe), then sends

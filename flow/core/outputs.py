@@ -10,7 +10,7 @@ A command's target (``run``: ``OUT/<name>``, ``convert``/``ip``: ``--out``, ``rt
 
 Otherwise the command stops with one line naming the target (exit 2) **before any work** (:func:`claim_output`),
 and the same test is made again under the target's lock just before the staged folder replaces it
-(:func:`flow.staging.staged_dir`), so a folder that appeared meanwhile is not lost either. Even with
+(:func:`flow.core.staging.staged_dir`), so a folder that appeared meanwhile is not lost either. Even with
 ``--force`` a target is refused when it is a file, the working directory or one of its parents, or a folder
 holding one of the command's inputs (the model, spec, data set, ...), and when its parent cannot be written.
 Single files (:func:`claim_file`): ``emulate`` cannot tell its own ``.npy`` from a user's, so it replaces an
@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 
 def _json_record(path: Path) -> bool:

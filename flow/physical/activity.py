@@ -1,6 +1,6 @@
 """Switching activity of a gate-level netlist from a simulation of real inputs (Icarus Verilog, VCD).
 
-The netlist OpenSTA times (:func:`flow.rtl.asic.sta_netlist`) is simulated with the library's cell
+The netlist OpenSTA times (:func:`flow.physical.asic.sta_netlist`) is simulated with the library's cell
 models (zero delay: functional transitions only, no glitches) by a streaming testbench: reset, then
 one input word per clock cycle, back to back (the core's full throughput, initiation interval 1),
 ``m_axis_tready`` held high. The VCD covers only the top module's nets (``$dumpvars(1, dut)``: one
@@ -21,9 +21,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from flow import procs
-from flow.errors import FlowError
-from flow.sim.simulators import ICARUS
+from flow.core import procs
+from flow.core.errors import FlowError
+from flow.core.simulators import ICARUS
 
 HALF_PERIOD = 5  # testbench clock: 10 time units (1 ns each) per cycle; zero-delay cells, so it is not the clock target
 TB = "hlsflow_activity_tb"

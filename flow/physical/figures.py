@@ -1,11 +1,11 @@
 """Physical figures of ``PROJECT/rtl`` in one file, ``PROJECT/rtl/physical.json``: FPGA and ASIC.
 
-* FPGA (:mod:`flow.rtl.fpga`): Fmax of ``clk`` on a named part after place-and-route (post-route, or the
+* FPGA (:mod:`flow.physical.fpga`): Fmax of ``clk`` on a named part after place-and-route (post-route, or the
   placer's estimate where routing does not finish in time: ``fpga.fmax_stage``), met or not at the clock
   target, slack (ns), utilisation.
-* ASIC (:mod:`flow.rtl.asic`): cell area (um^2), critical path, WNS/TNS at the clock period (OpenSTA),
+* ASIC (:mod:`flow.physical.asic`): cell area (um^2), critical path, WNS/TNS at the clock period (OpenSTA),
   and power from the switching activity of a gate-level simulation of the project's test data
-  (:mod:`flow.rtl.activity`), streamed one sample per cycle. The same simulation checks the gate-level
+  (:mod:`flow.physical.activity`), streamed one sample per cycle. The same simulation checks the gate-level
   netlist against the bit-exact emulator.
 
 Energy per inference (nJ) = total power (mW) x time per inference (ns) / 1000, where time per inference
@@ -27,11 +27,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flow import tools
-from flow.errors import FlowError
-from flow.outputs import PHYSICAL
-from flow.sim.simulators import ICARUS
-from flow.staging import staged_dir
+from flow.core import tools
+from flow.core.errors import FlowError
+from flow.core.outputs import PHYSICAL
+from flow.core.simulators import ICARUS
+from flow.core.staging import staged_dir
 
 POWER_SAMPLES = 200  # test-data samples streamed through the gate-level netlist for the power estimate
 KEEP = ("nextpnr.log", "nextpnr_report.json", "fpga_stat.txt", "asic_stat.txt", "sta.tcl", "sta.log",
@@ -45,9 +45,9 @@ def _say(msg: str) -> None:
 def require_tools(fpga: str | None, asic: str | None) -> None:
     """ToolMissing (one line: what is missing and what installs it) before any long work starts."""
     if fpga:
-        from flow.rtl.fpga import part
+        from flow.core.targets import fpga_part
 
-        part(fpga)
+        fpga_part(fpga)
         tools.require("yosys")
         tools.nextpnr_ecp5()
     if asic:
@@ -55,7 +55,7 @@ def require_tools(fpga: str | None, asic: str | None) -> None:
             raise FlowError(f"unknown cell library {asic!r}; known: {', '.join(tools.LIBRARIES)}")
         tools.require("yosys")
         tools.require("sta")
-        ICARUS.require()  # the gate-level activity run (flow.rtl.activity)
+        ICARUS.require()  # the gate-level activity run (flow.physical.activity)
         tools.library_file(asic)
         tools.library_file(asic, ".v")
 
@@ -63,9 +63,10 @@ def require_tools(fpga: str | None, asic: str | None) -> None:
 def fpga_figures(rtl_dir: Path, pm: dict[str, Any], part_name: str, period_ns: float, work: Path,
                  route: bool = True, route_timeout: float | None = None) -> dict[str, Any]:
     """``synth_ecp5`` + nextpnr-ecp5 of the RTL at the clock period; the ``fpga`` section of physical.json."""
-    from flow.rtl import fpga
+    from flow.core.targets import fpga_part
+    from flow.physical import fpga
 
-    target = fpga.part(part_name)
+    target = fpga_part(part_name)
     tools.nextpnr_ecp5()  # ToolMissing before a long synthesis
     _say(f"Yosys {target.synth} ...")
     syn = fpga.synthesize(rtl_dir, pm["verilog"], pm["top"], work, target)
@@ -88,9 +89,9 @@ def fpga_figures(rtl_dir: Path, pm: dict[str, Any], part_name: str, period_ns: f
 def asic_figures(project: Path, pm: dict[str, Any], library: str, period_ns: float, work: Path,
                  samples: int = POWER_SAMPLES) -> dict[str, Any]:
     """Yosys + liberty, OpenSTA timing and power at the clock period; the ``asic`` section of physical.json."""
-    from flow.rtl import activity, asic
-    from flow.sim.project import build_vectors
-    from flow.sim.words import pack
+    from flow.physical import activity, asic
+    from flow.rtl.words import pack
+    from flow.sim.sim_project import build_vectors
 
     rtl_dir = project / "rtl"
     lib_path = tools.library_file(library)
@@ -100,7 +101,7 @@ def asic_figures(project: Path, pm: dict[str, Any], library: str, period_ns: flo
     _say(f"Yosys synthesis to {library} cells ...")
     syn = asic.synthesize(rtl_dir, pm["verilog"], pm["top"], lib_path, work, period_ns)
     netlist = asic.sta_netlist(syn["netlist_json"], pm["top"], lib)
-    issues = asic.check_netlist(netlist.verilog, lib)
+    issues = asic.connection_issues(netlist.verilog, lib)
     if issues:
         raise FlowError(f"the netlist for OpenSTA has {len(issues)} connectivity problems, e.g. {issues[0]}")
     (work / "asic_netlist.v").write_text(netlist.verilog)
@@ -142,7 +143,7 @@ def asic_figures(project: Path, pm: dict[str, Any], library: str, period_ns: flo
                                "cell models, test data streamed one sample per cycle",
                      "samples": n, "cycles": act.cycles, "annotated_nets": annotated, "nets_without_activity": missing,
                      "gate_level_vs_emulator": f"{equal} of {n} outputs equal", "seconds": round(t_sim, 1)},
-        "netlist_check": "no unconnected, undriven or multiply driven net (flow.rtl.asic.check_netlist)",
+        "netlist_check": "no unconnected, undriven or multiply driven net (flow.physical.asic.connection_issues)",
         "delay_model": "liberty cell delays with pin loads, ideal clock, no wire load or routing parasitics",
         "seconds": {"synth": syn["seconds"], "sta": sta["seconds"]},
         "tools": {"yosys": syn["tool"], "opensta": tools.version("sta"), ICARUS.name.value: ICARUS.version()},
@@ -169,7 +170,7 @@ def physical_project(project: Path, fpga: str | None = None, asic: str | None = 
                      route_timeout: float | None = None) -> dict[str, Any]:
     """FPGA and/or ASIC figures of ``PROJECT/rtl`` at ``period_ns`` (default: the project's
     ``hardware.clock_period``); writes ``PROJECT/rtl/physical.json`` and ``PROJECT/rtl/physical/``."""
-    from flow.sim.words import load_port_map
+    from flow.rtl.words import load_port_map
 
     project = Path(project)
     rtl_dir = project / "rtl"

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 from flow.hls.layer_map import LayerMap, layer_map
 from flow.hls.sources import ModelSource
 
@@ -39,10 +39,6 @@ def compare_outputs(a: np.ndarray, b: np.ndarray, compared_at: str) -> dict[str,
             "mean_abs_diff": float(diff.mean()) if a.size else 0.0,
             "argmax_agreement": float(np.mean(np.argmax(a, axis=1) == np.argmax(b, axis=1))) if a.size else 1.0,
             "compared_at": compared_at}
-
-
-def accuracy(y_score: np.ndarray, y_true: np.ndarray) -> float:
-    return float(np.mean(np.argmax(y_score, axis=1) == y_true))
 
 
 def reference_outputs(model: Any, lmap: LayerMap, x: np.ndarray, graph_layers: list[str]) -> dict[str, np.ndarray]:

@@ -4,7 +4,7 @@ point are written.
 A sequence is an ordered list of :class:`Step` (a name, a function of the context, and an optional condition);
 :func:`execute` runs the enabled steps in order on one :class:`FlowContext`, with numbered, timed banners on
 stderr (or quietly, for sweep points) and each step's wall time kept in ``FlowContext.seconds``. The step
-functions themselves are defined once (:mod:`flow.pipeline`, :mod:`flow.sweep.evaluate`) and shared between
+functions themselves are defined once (:mod:`flow.commands.pipeline`, :mod:`flow.sweep.evaluate`) and shared between
 the sequences: ``run`` and a sweep point train, prune and convert with the same steps.
 """
 
@@ -25,11 +25,11 @@ class FlowContext:
     """Everything the steps of one flow read and write.
 
     ``spec``: the validated spec (None for ``convert``); ``work``: the staging folder the steps write into
-    (:func:`flow.staging.staged_dir`), ``final``: where it goes on success; ``input_type``: the declared
+    (:func:`flow.core.staging.staged_dir`), ``final``: where it goes on success; ``input_type``: the declared
     input type; ``split``: the data (:class:`flow.data.Split`); ``float_model``/``qmodel``: the float baseline
     and the quantized model (the one that is converted); ``graph``/``hls_config``: the hls4ml ModelGraph and
     the config it was built from; ``csim_out``: the C simulation's outputs on the test inputs;
-    ``emulation``: the emulator's check against them (:class:`flow.compare.EmulatorCheck`); ``neurons``: the
+    ``emulation``: the emulator's check against them (:class:`flow.hls.compare.EmulatorCheck`); ``neurons``: the
     record of neuron pruning; ``figures``: results the last steps collect (the report, a point's figures);
     ``options``: what the caller adds for its own steps.
     """

@@ -41,7 +41,7 @@ from flow.arith.target import Target
 from flow.arith.trace import DECIMAL_DIGITS
 from flow.arith.types import FixedType
 from flow.arith.walk import output_names, plan, run
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 FOLDABLE = ("dense", "conv1d", "conv2d")  # descriptions whose product a reuse factor folds
 PIXELWISE = ("activation", "param_activation", "hard_activation", "batchnorm", "copy", "conv1d", "conv2d",

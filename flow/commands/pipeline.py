@@ -1,4 +1,4 @@
-"""The steps of ``hlsflow run`` and ``hlsflow convert``, as named steps over one context (:mod:`flow.steps`).
+"""The steps of ``hlsflow run`` and ``hlsflow convert``, as named steps over one context (:mod:`flow.commands.steps`).
 
 ``run``: spec -> data -> float baseline -> QKeras QAT -> (neuron pruning) -> hls4ml conversion -> HLS
 project + C simulation -> emulator -> report -> (RTL, its simulations). ``convert``: a user's model ->
@@ -20,16 +20,16 @@ import numpy as np
 
 from flow import __version__
 from flow.arith.types import FixedType, is_representable, parse_type, quantize
-from flow.compare import (accuracy, check_bit_exact, check_emulator, check_emulator_vs_model, emulator_alone,
-                          emulator_or_skip)
-from flow.errors import FlowError
+from flow.commands.run_report import graph_types, graph_weight_stats, write_reports
+from flow.commands.steps import FlowContext, Step, execute
+from flow.core.errors import FlowError
+from flow.core.outputs import PROJECT, claim_output
+from flow.core.staging import staged_dir
+from flow.data import accuracy
+from flow.hls.compare import check_bit_exact, check_emulator, check_emulator_vs_model, emulator_alone, emulator_or_skip
 from flow.hls.csim_build import DEFAULT_TIMEOUT_S, CsimBuild, check_timeout
 from flow.hls.project import save_meta
-from flow.report import graph_types, graph_weight_stats, write_reports
 from flow.spec import Hardware, NeuronPruning, Pruning, Spec, load_spec, read_yaml
-from flow.outputs import PROJECT, claim_output
-from flow.staging import staged_dir
-from flow.steps import FlowContext, Step, execute
 
 
 def build_and_train(spec: Spec, split: Any, quantized: bool) -> Any:
@@ -112,7 +112,7 @@ def step_train_float(ctx: FlowContext) -> None:
 
 def step_prune_neurons_and_plot(ctx: FlowContext) -> None:
     """:func:`step_prune_neurons`, and the per-unit activity plot ``neuron_activity.png``."""
-    from flow.plots import plot_neuron_activity
+    from flow.commands.plots import plot_neuron_activity
 
     step_prune_neurons(ctx)
     plot_neuron_activity(ctx.neurons, ctx.work / "neuron_activity.png")
@@ -219,7 +219,7 @@ def step_report(ctx: FlowContext) -> None:
 
 
 def step_rtl(ctx: FlowContext) -> None:
-    from flow.rtl.generate import rtl_project
+    from flow.commands.rtl_command import rtl_project
 
     r = ctx.spec.rtl
     rtl = ctx.figures.setdefault("rtl", {})
@@ -234,7 +234,7 @@ def step_rtl(ctx: FlowContext) -> None:
 def step_sim(simulator: str) -> Step:
     """The RTL simulation on ``simulator`` (one step per simulator the spec lists)."""
     def fn(ctx: FlowContext) -> None:
-        from flow.sim.project import sim_project
+        from flow.sim.sim_project import sim_project
 
         sims = ctx.figures.setdefault("rtl", {}).setdefault("simulation", {})
         sims[simulator] = sim_project(ctx.work, simulator, ctx.spec.rtl.samples_for(simulator),
@@ -268,7 +268,7 @@ def run(spec_path: str | Path, out_root: str | Path = "hls_projects", force: boo
     """Run the whole flow for one spec; returns the report (also written to ``<out>/<name>/``).
 
     An existing ``<out>/<name>`` is replaced only if it is an hlsflow project, or with ``force``
-    (:func:`flow.outputs.claim_output`, checked before any work). The C-simulation build gets ``csim_timeout``
+    (:func:`flow.core.outputs.claim_output`, checked before any work). The C-simulation build gets ``csim_timeout``
     seconds (None: no limit); past them the flow goes on with the emulator and the report says the check is
     ``pending`` (:func:`pending_line`)."""
     csim_timeout = check_timeout(csim_timeout)
@@ -322,7 +322,7 @@ def convert_existing(model_path: str | Path, out_dir: str | Path, config_path: s
     only hls4ml's reader knows, are opened by :func:`flow.hls.model_files.open_model`; ``input_shape`` (one
     sample, channels first, a tuple or ``'C,H,W'``) and ``module_file`` (a state dict's module) are PyTorch's.
     An existing ``out_dir`` is replaced only if it is an hlsflow project, or with ``force``; never the folder
-    holding an input (:func:`flow.outputs.claim_output`). The C-simulation build gets ``csim_timeout`` seconds
+    holding an input (:func:`flow.core.outputs.claim_output`). The C-simulation build gets ``csim_timeout`` seconds
     (None: no limit); past them the project is written with the emulator's check against the model and the report
     says the C-simulation check is ``pending`` (:func:`pending_line`).
     """

@@ -8,7 +8,7 @@ previous project aside (``.<name>.old-<pid>-<start>-<random>``) and moving the n
 is moved back. That clean-up and the final swap hold the target's lock (``.<name>.lock``, ``flock``), so
 concurrent writers of one target neither fail nor leave folders behind: the last to finish wins. Staging
 folders are made with the user's umask (a finished project is 0755/0644 under umask 022).
-What may be replaced at all is :mod:`flow.outputs`'s rule.
+What may be replaced at all is :mod:`flow.core.outputs`'s rule.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from flow.errors import FlowError
-from flow.outputs import OutputKind, check_replaceable
+from flow.core.errors import FlowError
+from flow.core.outputs import OutputKind, check_replaceable
 
 
 def process_start_time(pid: int) -> str | None:
@@ -131,9 +131,9 @@ def _swap_in(tmp: Path, final_dir: Path) -> None:
 def staged_dir(final_dir: Path, kind: OutputKind, force: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside ``final_dir``; on success it replaces ``final_dir``.
 
-    On any error (or Ctrl-C, SIGTERM, SIGHUP: :mod:`flow.signals`) the temporary folder is removed and
+    On any error (or Ctrl-C, SIGTERM, SIGHUP: :mod:`flow.core.signals`) the temporary folder is removed and
     ``final_dir`` is left as it was, so a failed run never leaves a half-written project. An existing
-    ``final_dir`` is replaced only if it is ``kind``'s own or ``force`` (:func:`flow.outputs.check_replaceable`,
+    ``final_dir`` is replaced only if it is ``kind``'s own or ``force`` (:func:`flow.core.outputs.check_replaceable`,
     checked again under the lock). The final swap holds the target's lock (:func:`target_lock`), so concurrent
     writers of one target finish one after the other (the last one's folder stays) and leave no staging folder.
     Text files that recorded the temporary path (hls4ml writes its OutputDir into ``hls4ml_config.yml``; RTL
@@ -165,7 +165,7 @@ def staged_dir(final_dir: Path, kind: OutputKind, force: bool = False) -> Iterat
 def written_atomically(target: Path) -> Iterator[Path]:
     """Yield a hidden temporary file name beside ``target`` (same suffix); on success it replaces ``target``
     (``os.replace``), on any error it is removed: a reader never sees a half-written file. The caller has
-    checked that ``target`` may be written (:func:`flow.outputs.claim_file`)."""
+    checked that ``target`` may be written (:func:`flow.core.outputs.claim_file`)."""
     target = Path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -12,22 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from flow.arith.types import FixedType, full_range_inputs, parse_type
-from flow.errors import FlowError
-from flow.outputs import claim_file, first_line_starts
-from flow.staging import scratch_dir
-
-
-def project_test_data(project: Path, input_type: FixedType, n: int) -> np.ndarray:
-    """Up to ``n`` test samples from the project's spec, or an empty array when it has none."""
-    spec_file = project / "spec.yaml"
-    if not spec_file.is_file():
-        return np.zeros((0,))
-    from flow.data import load_dataset
-    from flow.spec import load_spec
-
-    spec = load_spec(spec_file)
-    return load_dataset(spec.dataset, input_type, spec.training.seed).x_test[:n].astype(np.float64)
+from flow.arith.types import full_range_inputs, parse_type
+from flow.core.errors import FlowError
+from flow.core.outputs import claim_file, first_line_starts
+from flow.core.staging import scratch_dir
+from flow.hls.project import project_test_data
 
 
 def verify(project: str | Path, samples: int, seed: int = 0, write_exact_config: str | Path | None = None,
@@ -37,7 +26,7 @@ def verify(project: str | Path, samples: int, seed: int = 0, write_exact_config:
 
     ``ok`` is False on any emulator/C-sim difference, and on any C-sim/model difference when the
     model is a QKeras model (a float model is not expected to match its quantized conversion).
-    When the C simulation differs from the model, the mismatch doctor (:mod:`flow.doctor`) compares
+    When the C simulation differs from the model, the mismatch doctor (:mod:`flow.commands.doctor`) compares
     every layer and names the first that differs, with its cause (``doctor``), and draws
     ``PROJECT/verify_layers.png``; for a float model it adds the precision each layer needs for
     ``error_bound`` (``'0.01'`` absolute or ``'2lsb'``; default 1 LSB of the output type).
@@ -53,9 +42,9 @@ def verify(project: str | Path, samples: int, seed: int = 0, write_exact_config:
     project whose report says its C-simulation check is pending (``convert``/``run`` ran out of their budget) gets
     this run's results in its report.json (and report.md) once the check passes (:func:`complete_pending_check`).
     """
-    from flow.compare import check_bit_exact, check_emulator_vs_model, emulator_or_skip
-    from flow.hls.csim_build import check_timeout
+    from flow.hls.compare import check_bit_exact, check_emulator_vs_model, emulator_or_skip
     from flow.hls.convert import build_graph, csim_predict, write_and_compile
+    from flow.hls.csim_build import check_timeout
     from flow.hls.layer_map import layer_map
     from flow.hls.project import rebuild
     from flow.spec import Hardware
@@ -77,7 +66,7 @@ def verify(project: str | Path, samples: int, seed: int = 0, write_exact_config:
             raise FlowError(f"{project}: --write-exact-config needs a QKeras model (precisions come from its "
                             "quantizers); for a float model see `precision_needed` in the summary (--error-bound)")
         if error_bound is not None:  # a bad bound is bad input, before any compiling
-            from flow.doctor import parse_error_bound
+            from flow.commands.doctor import parse_error_bound
             from flow.hls.exact_config import layer_types
 
             lmap = layer_map(model, graph)
@@ -140,7 +129,7 @@ def verify(project: str | Path, samples: int, seed: int = 0, write_exact_config:
 
 
 def _counted(comparison: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """A comparison record (:func:`flow.compare.compare_outputs`) led by its ``differing_outputs`` and ``extra``; a
+    """A comparison record (:func:`flow.hls.compare.compare_outputs`) led by its ``differing_outputs`` and ``extra``; a
     record without outputs (``skipped``, ``unavailable``, ``pending``) as it is."""
     if "outputs" not in comparison:
         return comparison
@@ -154,8 +143,8 @@ def complete_pending_check(project: Path, summary: dict[str, Any]) -> bool:
     nothing pending is left as it is). Files are replaced atomically."""
     import json
 
-    from flow.report import render_markdown
-    from flow.staging import written_atomically
+    from flow.commands.run_report import render_markdown
+    from flow.core.staging import written_atomically
 
     path = project / "report.json"
     try:
@@ -185,8 +174,8 @@ def _doctor(model: Any, graph: Any, lmap: Any, x: np.ndarray, exact_graph: Any, 
     """The doctor's summary, with its plot moved to ``PROJECT/verify_layers.png`` when complete."""
     import shutil
 
-    from flow.doctor import diagnose
-    from flow.plots import plot_layer_differences
+    from flow.commands.doctor import diagnose
+    from flow.commands.plots import plot_layer_differences
 
     try:
         doctor = diagnose(model, graph, lmap, x, exact_graph, error_bound, float_model)

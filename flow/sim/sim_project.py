@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from flow.errors import FlowError
+from flow.core.errors import FlowError
+from flow.core.simulators import simulator as get_simulator
+from flow.core.staging import scratch_dir, written_atomically
+from flow.rtl.words import beats, codes_to_values, load_port_map, values_to_codes
 from flow.sim.runner import run_cocotb
-from flow.sim.simulators import simulator as get_simulator
-from flow.sim.words import beats, codes_to_values, load_port_map, values_to_codes
-from flow.staging import scratch_dir, written_atomically
 
 
 @dataclass
@@ -54,10 +54,9 @@ def build_vectors(project: str | Path, samples: int, seed: int = 0) -> Vectors:
     the model.
     """
     from flow.arith.emulate import emulate
-    from flow.arith.types import parse_type, quantize
+    from flow.arith.types import full_range_inputs, parse_type, quantize
     from flow.hls.layer_map import layer_map
-    from flow.hls.project import rebuild
-    from flow.verify import full_range_inputs, project_test_data
+    from flow.hls.project import project_test_data, rebuild
 
     project = Path(project)
     rtl_dir = project / "rtl"
@@ -105,7 +104,7 @@ def sim_project(project: str | Path, simulator: str, samples: int = 2000, seed: 
     ``PROJECT/rtl/sim_build/<simulator>/``. ``ok`` is False on any differing bit, missing or extra
     output, or back-pressure violation.
     """
-    from flow.compare import compare_outputs, reference_outputs
+    from flow.hls.compare import compare_outputs, reference_outputs
     from flow.keras.model_io import load_model
 
     project = Path(project)

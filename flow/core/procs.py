@@ -10,7 +10,7 @@ Two guards, because ``kill -9`` of hlsflow gives it no chance to clean up:
    ``make`` -> ``g++``, hls4ml's own ``g++`` build, cocotb's simulator), and third-party code starts
    processes without this module. So :func:`guard_children` (called by the CLI at start) marks this
    process's environment with a token (``HLSFLOW_OWNERS``, inherited by every descendant whoever starts
-   it) and starts a small watchdog, :mod:`flow.reaper`, in its own session. The watchdog holds the read
+   it) and starts a small watchdog, :mod:`flow.core.reaper`, in its own session. The watchdog holds the read
    end of a pipe whose write end only this process has; when this process ends, however it ends, the
    pipe closes and the watchdog SIGKILLs every process whose environment carries the token.
 """
@@ -61,7 +61,7 @@ def guard_children() -> None:
         owners = [t for t in os.environ.get(OWNERS_VAR, "").split() if t]
         os.environ[OWNERS_VAR] = " ".join([*owners, token])
         _reaper = subprocess.Popen(
-            [sys.executable, "-S", "-m", "flow.reaper", token], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            [sys.executable, "-S", "-m", "flow.core.reaper", token], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
             env={**os.environ, "PYTHONPATH": _flow_root()},
         )
@@ -141,7 +141,7 @@ def run(cmd: list[str], *, input: str | bytes | None = None, timeout: float | No
 def stop_all(interrupted: bool) -> None:
     """Stop every child :func:`run` is waiting for in any thread (a Ctrl-C or SIGTERM reaches only the main
     thread, while worker threads wait for their tools, e.g. the two Yosys runs of
-    :func:`flow.rtl.estimate.yosys_estimate`): SIGINT to their groups and up to ``GRACE_SECONDS`` when
+    :func:`flow.physical.estimate.yosys_estimate`): SIGINT to their groups and up to ``GRACE_SECONDS`` when
     ``interrupted``, then SIGKILL. The waiting threads then return."""
     import time
 

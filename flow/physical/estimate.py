@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flow import procs, tools
-from flow.errors import FlowError
+from flow.core import procs, tools
+from flow.core.errors import FlowError
 
 _CELL = re.compile(r"^\s+(\$?[A-Za-z_][\w$]*)\s+(\d+)\s*$")
 

@@ -52,7 +52,7 @@ def _pending(r: dict[str, Any]) -> bool:
 
 
 def _comparison_line(what: str, c: dict[str, Any]) -> str:
-    """One comparison record (:func:`flow.compare.compare_outputs`) as a sentence; a pending or skipped one says so."""
+    """One comparison record (:func:`flow.hls.compare.compare_outputs`) as a sentence; a pending or skipped one says so."""
     if "pending" in c:
         return f"{what}: **pending**: {c['pending']}."
     if "skipped" in c:

