@@ -146,6 +146,7 @@ def _overlap(d):
     (_drop("output"), r"port_map\.json: missing 'output'"),
     (_set("verilog", ["axis_dut.v", "gone.v"]), r"port_map\.json: verilog file gone\.v not found"),
     (_set("verilog", "axis_dut.v"), r"port_map\.json: 'verilog' must be a list"),
+    (_set("top", None), r"port_map\.json: 'top' must be the top module's name"),
     (_set("latency_cycles", "3"), r"port_map\.json: 'latency_cycles' must be an int"),
     (_set("reset_active_high", 1), r"port_map\.json: 'reset_active_high' must be a bool"),
     (_set("input", 8), r"port_map\.json: input: must be an object"),

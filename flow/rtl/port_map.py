@@ -64,7 +64,7 @@ class PortMap:
     reset_active_high: bool = True
     reset_synchronous: bool = True
     lint_clean: bool | None = None
-    record: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    record: Mapping[str, Any] = field(default_factory=dict, repr=False, hash=False)
 
     @classmethod
     def from_json(cls, data: Any, where: str = FILE) -> PortMap:
@@ -74,13 +74,15 @@ class PortMap:
         for key in REQUIRED:
             if key not in data:
                 raise FlowError(f"{where}: missing '{key}'")
+        if not isinstance(data["top"], str) or not data["top"]:
+            raise FlowError(f"{where}: 'top' must be the top module's name, got {data['top']!r}")
         verilog = data["verilog"]
         if not isinstance(verilog, list) or not all(isinstance(v, str) for v in verilog):
             raise FlowError(f"{where}: 'verilog' must be a list of file names")
         timing = data.get("timing")
         lint = data.get("lint")
         return cls(
-            top=_typed(data, "top", str, where), verilog=tuple(verilog),
+            top=data["top"], verilog=tuple(verilog),
             input=_port(data["input"], f"{where}: input"), output=_port(data["output"], f"{where}: output"),
             architecture=_typed(data, "architecture", str, where, "unrolled"),
             latency_cycles=_typed(data, "latency_cycles", int, where),
