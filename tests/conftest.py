@@ -102,13 +102,13 @@ def tiny_graph(folder: Path) -> Any:
     """The hls4ml graph of a 6 -> QDense 4 -> quantized_relu(6, 2) -> QDense 3 model (5-bit weights and biases,
     ``ap_fixed<8,3>`` inputs, Vitis, seed 5) written under ``folder / "tiny"``: two traced Dense layers, built in
     seconds."""
-    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
-
     from flow.hls.convert import build_graph, derive_hls_config
     from flow.keras.env import keras, set_seed
     from flow.spec import Hardware
 
-    K = keras()
+    K = keras()  # before QKeras: sets up Keras 2 (flow.keras.env), whichever test file runs first
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
     set_seed(5)
     inp = K.Input((6,), name="x_in")
     h = QDense(4, kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1),

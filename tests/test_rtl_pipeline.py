@@ -154,7 +154,7 @@ def _run_stalled(project, tmp, stall: int) -> tuple[dict[str, int], list[int], l
 
     pm = _port_map(project)
     vec = build_vectors(project, SAMPLES, seed=5)
-    (in_fields, _), (out_fields, _) = vec.port_map["_in"], vec.port_map["_out"]
+    in_fields, out_fields = vec.port_map.input.fields, vec.port_map.output.fields
     work = tmp / f"stall{stall}"
     shutil.copytree(project / "rtl", work)
     wi, wo = pm["input"]["tdata_width"], pm["output"]["tdata_width"]

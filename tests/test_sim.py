@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from flow.core import tools
 from flow.core.errors import FlowError
 from flow.rtl import words as tdata
+from flow.rtl.port_map import PortMap
 from flow.rtl.words import Field
 from flow.sim import runner
 
@@ -76,7 +77,7 @@ def variant(tmp_path: Path, *edits: tuple[str, str]) -> Path:
 
 @pytest.fixture(scope="module")
 def data() -> tuple[np.ndarray, np.ndarray]:
-    in_fields, _ = tdata.load_port_map(DUT)["_in"]
+    in_fields = PortMap.load(DUT).input.fields
     x = random_codes(in_fields, N_SAMPLES, seed=11)
     return x, reference(x)
 
@@ -143,13 +144,14 @@ def test_port_map_with_overlapping_fields_is_rejected(tmp_path):
     shutil.copy(DUT / "axis_dut.v", tmp_path)
     (tmp_path / "port_map.json").write_text(json.dumps(pm))
     with pytest.raises(FlowError, match=r"output.*y\[1\].*overlaps"):
-        tdata.load_port_map(tmp_path)
+        PortMap.load(tmp_path)
 
 
 def test_reference_model_agrees_with_the_packed_layout(data):
     """The reference's codes fit the DUT's output fields (so a simulation mismatch is the DUT's)."""
     x, y = data
-    out_fields, out_w = tdata.load_port_map(DUT)["_out"]
+    port = PortMap.load(DUT).output
+    out_fields, out_w = port.fields, port.tdata_width
     assert tdata.unpack(tdata.pack(y, out_fields, out_w), out_fields, out_w).tolist() == y.tolist()
 
 

@@ -20,6 +20,7 @@ from flow.physical.figures import physical_project, project_clock_period, requir
 from flow.rtl import progress, timing
 from flow.rtl.emit import EMITTERS
 from flow.rtl.generate import CHECK_SAMPLES, generate
+from flow.rtl.port_map import PortMap
 from flow.rtl.sequential import Emission, choose_architecture, generate_sequential
 
 
@@ -66,7 +67,7 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
                                            check_samples=check_samples, reuse_override=reuse_factor, force=force)
             summary = _summary(project, port_map, t0)
             if yosys:
-                _yosys(project, port_map, summary)
+                port_map = _yosys(project, port_map, summary)
             if fpga or asic:
                 phys = physical_project(project, fpga, asic, period, route=route)
                 write_json_atomic(project / "rtl" / "physical.json", phys)
@@ -78,7 +79,7 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
                             force=force)
         summary = _summary(project, port_map, t0)
         if yosys:
-            _yosys(project, port_map, summary)
+            port_map = _yosys(project, port_map, summary)
         if fpga or asic:
             phys = physical_project(project, fpga, asic, period, route=route)
             tries = [_try(port_map, phys, target)]
@@ -91,20 +92,21 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
                     port_map = generate(graph, project / "rtl", name or project.name, better, upto,
                                         clock_period=period, timing_target=target, check_samples=check_samples,
                                         emitter=emitter, force=force)
-                    port_map["timing"]["cutoff_from"] = "clock_period, after place-and-route"
-                    (project / "rtl" / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
+                    port_map = port_map.with_entries(timing={**port_map.record["timing"],
+                                                             "cutoff_from": "clock_period, after place-and-route"})
+                    port_map.write(project / "rtl")
                     if yosys:
-                        _yosys(project, port_map, summary)
+                        port_map = _yosys(project, port_map, summary)
                     phys = physical_project(project, fpga, asic, period, route=route)
                     tries.append(_try(port_map, phys, target))
                     if tries[1]["min_period_ns"] > tries[0]["min_period_ns"] and not tries[1]["met"]:
-                        print(f"hlsflow rtl: cutoff {first[0]['latency_cutoff']} was better; regenerating it ...",
+                        print(f"hlsflow rtl: cutoff {first[0].latency_cutoff} was better; regenerating it ...",
                               file=sys.stderr)
-                        port_map = generate(graph, project / "rtl", name or project.name, first[0]["latency_cutoff"],
+                        port_map = generate(graph, project / "rtl", name or project.name, first[0].latency_cutoff,
                                             upto, clock_period=period, timing_target=target,
                                             check_samples=check_samples, emitter=emitter, force=force)
                         if yosys:
-                            _yosys(project, port_map, summary)
+                            port_map = _yosys(project, port_map, summary)
                         phys = physical_project(project, fpga, asic, period, route=route)
             best = min(tries, key=lambda t: t["min_period_ns"])
             phys["timing_closure"] = {
@@ -120,37 +122,39 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
     return summary
 
 
-def _summary(project: Path, port_map: dict[str, Any], t0: float) -> dict[str, Any]:
-    out = {"rtl": "rtl", "top": port_map["top"], "architecture": port_map["architecture"],
-           "latency_cycles": port_map["latency_cycles"], "initiation_interval": port_map["initiation_interval"],
-           "pipeline_stages": port_map.get("pipeline_stages"), "latency_cutoff": port_map["latency_cutoff"],
-           "timing": port_map.get("timing"), "lint_clean": port_map.get("lint", {}).get("clean"),
-           **port_map["equivalence"], "generate_seconds": round(time.perf_counter() - t0, 2)}
-    if "reuse_factors" in port_map:
-        out["reuse_factors"] = port_map["reuse_factors"]
-    if "registers" in port_map:
-        out["register_bits"] = port_map["registers"]
+def _summary(project: Path, port_map: PortMap, t0: float) -> dict[str, Any]:
+    record = port_map.to_json()
+    out = {"rtl": "rtl", "top": port_map.top, "architecture": port_map.architecture,
+           "latency_cycles": port_map.latency_cycles, "initiation_interval": port_map.initiation_interval,
+           "pipeline_stages": port_map.pipeline_stages, "latency_cutoff": port_map.latency_cutoff,
+           "timing": record.get("timing"), "lint_clean": port_map.lint_clean,
+           **record["equivalence"], "generate_seconds": round(time.perf_counter() - t0, 2)}
+    if "reuse_factors" in record:
+        out["reuse_factors"] = record["reuse_factors"]
+    if "registers" in record:
+        out["register_bits"] = record["registers"]
     return out
 
 
-def _yosys(project: Path, port_map: dict[str, Any], summary: dict[str, Any]) -> None:
-
+def _yosys(project: Path, port_map: PortMap, summary: dict[str, Any]) -> PortMap:
+    """Yosys resource counts of the RTL, added to ``port_map.json`` (``yosys``) and ``summary``; the new port map."""
     print("hlsflow rtl: Yosys resource estimate ...", file=sys.stderr)
-    est = yosys_estimate(project / "rtl", port_map["verilog"], port_map["top"])
-    port_map["yosys"] = est
-    (project / "rtl" / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
+    est = yosys_estimate(project / "rtl", list(port_map.verilog), port_map.top)
+    port_map = port_map.with_entries(yosys=est)
+    port_map.write(project / "rtl")
     summary["yosys"] = est
+    return port_map
 
 
-def _try(port_map: dict[str, Any], phys: dict[str, Any], target: str) -> dict[str, Any]:
+def _try(port_map: PortMap, phys: dict[str, Any], target: str) -> dict[str, Any]:
     section = phys["fpga"] if "fpga" in phys and phys["fpga"]["part"] == target else phys["asic"]
-    return {"cutoff": port_map["latency_cutoff"], "stages": port_map["pipeline_stages"],
-            "latency_cycles": port_map["latency_cycles"], "stage_delay_units": port_map["timing"]["stage_delay_units"],
+    return {"cutoff": port_map.latency_cutoff, "stages": port_map.pipeline_stages,
+            "latency_cycles": port_map.latency_cycles, "stage_delay_units": port_map.stage_delay_units,
             "min_period_ns": section["min_period_ns"], "met": bool(section["met"]),
             "measured_by": section.get("fmax_stage", "OpenSTA")}
 
 
-def _retry_cutoff(port_map: dict[str, Any], first: dict[str, Any], target: str, period: float) -> float | None:
+def _retry_cutoff(port_map: PortMap, first: dict[str, Any], target: str, period: float) -> float | None:
     """A smaller cutoff from the measured stage delay (ns per da4ml unit re-fitted on this net), or None."""
 
 
@@ -160,9 +164,10 @@ def _retry_cutoff(port_map: dict[str, Any], first: dict[str, Any], target: str, 
         return None
     b = (first["min_period_ns"] - a) / units
     new = float(math.floor((period - a) / b))
-    if new >= port_map["latency_cutoff"]:
-        new = port_map["latency_cutoff"] - 1
-    return max(1.0, new) if port_map["latency_cutoff"] > 1 else None
+    cutoff = port_map.latency_cutoff or 0.0
+    if new >= cutoff:
+        new = cutoff - 1
+    return max(1.0, new) if cutoff > 1 else None
 
 
 def _physical_summary(phys: dict[str, Any]) -> dict[str, Any]:

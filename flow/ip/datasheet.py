@@ -16,23 +16,24 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
-from flow.arith.types import FixedType
+from flow.rtl.port_map import Port, PortMap
+from flow.rtl.words import Field
 
 Block = tuple  # ("h1"|"h2"|"p"|"code"|"ul", text or items) or ("table", headers, rows)
 
 
 @dataclass(frozen=True)
 class DatasheetInputs:
-    """What the datasheet states. ``port_map``: ``rtl/port_map.json`` as read (no parsed extras)."""
+    """What the datasheet states. ``port_map``: ``rtl/port_map.json`` as read."""
 
     name: str
     core: str
     hlsflow_version: str
     stamp_source: str
     stamp_sha256: str
-    port_map: dict[str, Any]
+    port_map: PortMap
     clock_period_ns: float | None
     report: dict[str, Any] | None
     sims: dict[str, dict[str, Any]]
@@ -47,24 +48,24 @@ def _pct(x: float | None) -> str:
     return "not measured" if x is None else f"{100 * x:.2f} %"
 
 
-def _range(f: dict[str, Any]) -> str:
-    t = FixedType(int(f["width"]), int(f["integer_bits"]), bool(f["signed"]))
+def _range(f: Field) -> str:
+    t = f.fixed_type
     return f"[{t.min_value:g}, {t.max_value:g}]"
 
 
-def _field_rows(fields: list[dict[str, Any]]) -> list[list[str]]:
+def _field_rows(fields: Sequence[Field]) -> list[list[str]]:
     rows = []
     for f in fields:
-        lsb, w, i = int(f["lsb"]), int(f["width"]), int(f["integer_bits"])
-        rows.append([f"`{f['name']}`", f"[{lsb + w - 1}:{lsb}]", f"`{f.get('type', '')}`",
-                     "yes" if f["signed"] else "no", str(w), str(i), str(w - i), f"2^-{w - i}" if w - i else "1",
+        lsb, w, i = f.lsb, f.width, f.integer_bits
+        rows.append([f"`{f.name}`", f"[{lsb + w - 1}:{lsb}]", f"`{f.type}`",
+                     "yes" if f.signed else "no", str(w), str(i), str(w - i), f"2^-{w - i}" if w - i else "1",
                      _range(f)])
     return rows
 
 
-def _unrolled_interface(pm: dict[str, Any]) -> str:
+def _unrolled_interface(pm: PortMap) -> str:
     """How the unrolled core handles back-pressure, from its port map (the output FIFO, or the older global stall)."""
-    fifo = pm.get("output_fifo")
+    fifo = pm.record.get("output_fifo")
     if not fifo:
         return ("A global-stall pipeline: every register advances when `!m_axis_tvalid || m_axis_tready`, and "
                 "`s_axis_tready` is that enable, so back-pressure holds the output and nothing is lost. ")
@@ -73,13 +74,13 @@ def _unrolled_interface(pm: dict[str, Any]) -> str:
             "accepted and not yet delivered (a credit count), so nothing is lost. ")
 
 
-def _type_summary(section: dict[str, Any]) -> str:
-    types = sorted({f.get("type", "") for f in section["fields"]})
-    return f"{len(section['fields'])} x " + ", ".join(f"`{t}`" for t in types)
+def _type_summary(port: Port) -> str:
+    types = sorted({f.type for f in port.fields})
+    return f"{len(port.fields)} x " + ", ".join(f"`{t}`" for t in types)
 
 
-def _resources(pm: dict[str, Any]) -> list[Block]:
-    y = pm.get("yosys")
+def _resources(pm: PortMap) -> list[Block]:
+    y = pm.record.get("yosys")
     blocks: list[Block] = [("h2", "Resources (estimate)")]
     if not y:
         blocks.append(("p", "Yosys estimate: not measured: run `hlsflow rtl PROJECT --yosys` (Xilinx cell counts), "
@@ -91,14 +92,14 @@ def _resources(pm: dict[str, Any]) -> list[Block]:
                    ("table", ["LUT", "FF", "DSP", "CARRY4", "BRAM", "MUXF7/8", "generic cells"],
                     [[f"{x['LUT']:,}", f"{x['FF']:,}", str(x["DSP"]), f"{x['CARRY']:,}", str(x.get("BRAM", 0)),
                       str(x.get("MUXF", 0)), f"{y['generic_total']:,}"]])]
-    da = pm.get("da4ml") or {}
+    da = pm.record.get("da4ml") or {}
     if "cost_estimate" in da:
         blocks.append(("p", f"da4ml {da.get('version', '')} cost estimate of the traced netlist: "
                             f"{da['cost_estimate']:,.0f} (its LUT-equivalent units)."))
     return blocks
 
 
-def _physical(phys: dict[str, Any] | None, pm: dict[str, Any]) -> list[Block]:
+def _physical(phys: dict[str, Any] | None, pm: PortMap) -> list[Block]:
     """Measured timing, area and power (``rtl/physical.json``), or the command that measures them."""
     blocks: list[Block] = [("h2", "Timing, area and power (open tools)")]
     if not phys:
@@ -210,29 +211,29 @@ def _evidence(inp: DatasheetInputs) -> list[Block]:
     return blocks
 
 
-def _architecture_text(pm: dict[str, Any]) -> str:
-    arch = pm.get("architecture", "unrolled")
+def _architecture_text(pm: PortMap) -> str:
+    arch = pm.architecture
     if arch == "unrolled":
         return "unrolled: every product its own constant-coefficient adder tree, one sample per clock"
-    rf = pm.get("reuse_factors") or {}
+    rf = pm.record.get("reuse_factors") or {}
     folds = ", ".join(f"`{k}` {v['used']}" + (f" ({v['requested']} requested)" if v["used"] != v["requested"] else "")
                       for k, v in rf.items())
     what = ("streaming: one pixel per beat through line buffers, one copy of each kernel" if arch == "stream" else
             "folded: shared multipliers, weights in ROMs")
-    return what + (f"; reuse factors {folds}; {pm.get('multipliers', 0)} shared multipliers" if folds else "")
+    return what + (f"; reuse factors {folds}; {pm.record.get('multipliers', 0)} shared multipliers" if folds else "")
 
 
-def _sequential_interface(pm: dict[str, Any]) -> str:
-    i, o = pm["input"], pm["output"]
-    beat_in = "one pixel (all channels) per beat, in raster order" if i.get("beats", 1) > 1 else "one whole sample per beat"
-    return (f"AXI4-Stream, {beat_in}: a sample is {i.get('beats', 1)} input beat(s) and {o.get('beats', 1)} output "
+def _sequential_interface(pm: PortMap) -> str:
+    i, o = pm.input, pm.output
+    beat_in = "one pixel (all channels) per beat, in raster order" if i.beats > 1 else "one whole sample per beat"
+    return (f"AXI4-Stream, {beat_in}: a sample is {i.beats} input beat(s) and {o.beats} output "
             "beat(s), in order; beats are counted by the core (no `tlast`). Every unit holds its output until it is "
             "taken, so back-pressure (`m_axis_tready` low) stops the core without losing data; a sample's first "
-            f"beat is accepted at most every {pm.get('initiation_interval')} cycles. ")
+            f"beat is accepted at most every {pm.initiation_interval} cycles. ")
 
 
-def _units(pm: dict[str, Any]) -> list[Block]:
-    units = pm.get("units")
+def _units(pm: PortMap) -> list[Block]:
+    units = pm.record.get("units")
     if not units:
         return []
     rows = []
@@ -256,11 +257,11 @@ def _units(pm: dict[str, Any]) -> list[Block]:
 def blocks(inp: DatasheetInputs) -> list[Block]:
     """The datasheet as blocks; :func:`markdown` and :func:`to_html` render them."""
     pm = inp.port_map
-    i, o = pm["input"], pm["output"]
-    lat, ii = pm.get("latency_cycles"), pm.get("initiation_interval")
+    i, o = pm.input, pm.output
+    lat, ii = pm.latency_cycles, pm.initiation_interval
     measured = sorted({s["latency_cycles"]["measured"] for s in inp.sims.values()
                        if s.get("latency_cycles", {}).get("measured") is not None})
-    arch = pm.get("architecture", "unrolled")
+    arch = pm.architecture
     seq = arch != "unrolled"
     lat_text = f"{lat} cycles ({'last input beat to last output beat of a sample' if seq else 'input handshake to output handshake'})" + (
         f"; measured in cocotb simulation: {', '.join(map(str, measured))}" if measured else
@@ -281,27 +282,27 @@ def blocks(inp: DatasheetInputs) -> list[Block]:
                       "--asic osu018`, then `hlsflow ip` again)")
     else:
         clock = "not set: the project has no `hardware.clock_period`"
-    lint = pm.get("lint")
+    lint = pm.record.get("lint")
     lint_text = ("not measured: run `hlsflow rtl` with Verilator installed" if not lint else
                  f"`{lint['command']}` ({lint['tool']}): " + ("clean" if lint["clean"] else
                                                               f"{len(lint['warnings'])} warnings"))
     out: list[Block] = [
         ("h1", f"{inp.name}: hlsflow IP core"),
-        ("p", f"FuseSoC core `{inp.core}`, top module `{pm['top']}`. Generated by hlsflow {inp.hlsflow_version} "
+        ("p", f"FuseSoC core `{inp.core}`, top module `{pm.top}`. Generated by hlsflow {inp.hlsflow_version} "
               f"from project `{inp.project_name}` (`{inp.stamp_source}` sha256 `{inp.stamp_sha256}`); "
               "vendor-free Verilog traced by da4ml from the project's hls4ml graph. PROJECT below is that "
               "project's folder (e.g. `hls_projects/" + inp.project_name + "`)."),
         ("h2", "Summary"),
         ("table", ["property", "value"], [
-            ["input (`s_axis_tdata`)", f"{i['tdata_width']} bits: {_type_summary(i)}, shape {i.get('shape')}"],
-            ["output (`m_axis_tdata`)", f"{o['tdata_width']} bits: {_type_summary(o)} at layer "
-                                        f"`{pm.get('output_layer')}`"],
+            ["input (`s_axis_tdata`)", f"{i.tdata_width} bits: {_type_summary(i)}, shape "
+                                       f"{pm.record['input'].get('shape')}"],
+            ["output (`m_axis_tdata`)", f"{o.tdata_width} bits: {_type_summary(o)} at layer `{pm.output_layer}`"],
             ["architecture", _architecture_text(pm)],
             ["latency", lat_text],
             ["initiation interval", f"{ii} cycles between samples when not stalled" if seq else
              f"{ii} (one sample per clock cycle when not stalled)"],
-            *([["beats per sample", f"{i.get('beats', 1)} in, {o.get('beats', 1)} out"]] if seq else
-              [["pipeline", f"{pm.get('pipeline_stages')} stages (da4ml latency cutoff {pm.get('latency_cutoff')})"]]),
+            *([["beats per sample", f"{i.beats} in, {o.beats} out"]] if seq else
+              [["pipeline", f"{pm.pipeline_stages} stages (da4ml latency cutoff {pm.latency_cutoff})"]]),
             ["clock target", clock],
             ["lint", lint_text],
         ]),
@@ -309,17 +310,17 @@ def blocks(inp: DatasheetInputs) -> list[Block]:
         ("p", (_sequential_interface(pm) if seq else
                "AXI4-Stream, one whole sample per beat, one output beat per input beat, in order. "
                + _unrolled_interface(pm)) +
-              f"Reset `{pm.get('reset', 'rst')}`: "
-              f"{'synchronous' if pm.get('reset_synchronous', True) else 'asynchronous'}, active "
-              f"{'high' if pm.get('reset_active_high', True) else 'low'}; clears the valid bits and the "
+              f"Reset `{pm.reset}`: "
+              f"{'synchronous' if pm.reset_synchronous else 'asynchronous'}, active "
+              f"{'high' if pm.reset_active_high else 'low'}; clears the valid bits and the "
               "control counters, not the data registers."),
         ("table", ["port", "direction", "width", "description"], [
-            [f"`{pm.get('clock', 'clk')}`", "in", "1", "clock, rising edge"],
-            [f"`{pm.get('reset', 'rst')}`", "in", "1", "synchronous reset"],
-            ["`s_axis_tdata`", "in", str(i["tdata_width"]), "input sample (fields below)"],
+            [f"`{pm.clock}`", "in", "1", "clock, rising edge"],
+            [f"`{pm.reset}`", "in", "1", "synchronous reset"],
+            ["`s_axis_tdata`", "in", str(i.tdata_width), "input sample (fields below)"],
             ["`s_axis_tvalid`", "in", "1", "input beat valid"],
             ["`s_axis_tready`", "out", "1", "core accepts the beat"],
-            ["`m_axis_tdata`", "out", str(o["tdata_width"]), "output sample (fields below)"],
+            ["`m_axis_tdata`", "out", str(o.tdata_width), "output sample (fields below)"],
             ["`m_axis_tvalid`", "out", "1", "output beat valid"],
             ["`m_axis_tready`", "in", "1", "downstream accepts the beat"],
         ]),
@@ -329,10 +330,10 @@ def blocks(inp: DatasheetInputs) -> list[Block]:
               "`tdata[lsb + W - 1 : lsb]`. Unused tdata bits are 0."),
         ("h2", "Input fields (`s_axis_tdata`)"),
         ("table", ["field", "bits", "type", "signed", "W", "I", "fractional bits", "LSB weight", "value range"],
-         _field_rows(i["fields"])),
+         _field_rows(i.fields)),
         ("h2", "Output fields (`m_axis_tdata`)"),
         ("table", ["field", "bits", "type", "signed", "W", "I", "fractional bits", "LSB weight", "value range"],
-         _field_rows(o["fields"])),
+         _field_rows(o.fields)),
         *_units(pm),
         *_resources(pm),
         *_physical(inp.physical, pm),

@@ -44,6 +44,7 @@ from flow.core.simulators import VERILATOR_OPT, SimulatorName
 from flow.core.simulators import simulator as get_simulator
 from flow.core.staging import staged_dir
 from flow.ip.testbench import TESTBENCH_SIMULATORS
+from flow.rtl.port_map import PortMap
 
 MARKER = IP.records[0]  # hlsflow-ip.json
 DEFAULT_VECTORS = 1000
@@ -122,7 +123,7 @@ def _codes_array(codes: np.ndarray, fields: list[Any]) -> np.ndarray | None:
     return np.asarray(codes, dtype=np.int64) if all(f.fits_int64 for f in fields) else None
 
 
-def write_vectors(work: Path, info: dict[str, Any], vec: Any, pm: dict[str, Any], stamp: list[str],
+def write_vectors(work: Path, info: dict[str, Any], vec: Any, pm: PortMap, stamp: list[str],
                   meta: dict[str, Any]) -> None:
     """The hex files and the ``.npz`` of :class:`flow.sim.Vectors` ``vec`` at the paths named in ``info``.
 
@@ -131,10 +132,10 @@ def write_vectors(work: Path, info: dict[str, Any], vec: Any, pm: dict[str, Any]
     every field fits), ``*_values`` (float64, ``code * 2**-(W-I)``), ``*_words`` (uint8 rows,
     little-endian: byte 0 = tdata[7:0]) and the field tables ``input_fields``/``output_fields``.
     """
-    from flow.rtl.words import as_beats, beats, codes_to_values, pack_bytes
+    from flow.rtl.words import as_beats, codes_to_values, pack_bytes
 
-    (in_fields, in_w), (out_fields, out_w) = pm["_in"], pm["_out"]
-    bi, bo = beats(pm["input"]), beats(pm["output"])
+    in_fields, in_w, bi = pm.input.fields, pm.input.tdata_width, pm.input.beats
+    out_fields, out_w, bo = pm.output.fields, pm.output.tdata_width, pm.output.beats
     x_rows = pack_bytes(as_beats(vec.x_codes, in_fields, bi, "input codes"), in_fields, in_w, "input codes")
     y_rows = pack_bytes(as_beats(vec.y_codes, out_fields, bo, "expected codes"), out_fields, out_w, "expected codes")
     n, ni, no = len(vec.x_codes), len(x_rows), len(y_rows)
@@ -207,7 +208,6 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
     from flow.ip.datasheet import DatasheetInputs, blocks, markdown, to_html
     from flow.ip.testbench import run_testbench, testbench
     from flow.rtl.generate import module_prefix
-    from flow.rtl.words import beats, load_port_map
     from flow.sim.sim_project import build_vectors
 
     project = Path(project)
@@ -224,9 +224,9 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
                         f"{', '.join(unknown) or 'none'}")
     out = Path(out) if out is not None else project / "ip"
     check_out_dir(out, project, force)
-    pm = load_port_map(rtl_dir)
-    in_w, out_w = pm["_in"][1], pm["_out"][1]
-    top = pm["top"]
+    pm = PortMap.load(rtl_dir)
+    in_w, out_w = pm.input.tdata_width, pm.output.tdata_width
+    top = pm.top
     name = module_prefix(top[:-len("_axis")] if top.endswith("_axis") else top)
     version = hlsflow_version()
     source, sha = spec_source(project)
@@ -239,7 +239,7 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
     clock = float(clock) if clock is not None else None
 
     mem = sorted(p.name for p in rtl_dir.glob("*.mem"))
-    rtl_files = [f"rtl/{f}" for f in pm["verilog"]]
+    rtl_files = [f"rtl/{f}" for f in pm.verilog]
     mem_files = [f"rtl/{f}" for f in mem]
     tb_file = f"tb/{name}_tb.v"
     hex_in, hex_exp = f"vectors/{name}_inputs.hex", f"vectors/{name}_expected.hex"
@@ -255,16 +255,15 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
     with staged_dir(out, IP, force) as work:
         for sub in ("rtl", "tb", "vectors", "ci"):
             (work / sub).mkdir()
-        for f in [*pm["verilog"], *mem]:
+        for f in [*pm.verilog, *mem]:
             (work / "rtl" / f).write_text(_comment(stamp, "//") + (rtl_dir / f).read_text())
-        ii = int(pm.get("initiation_interval") or 1)
-        (work / tb_file).write_text(testbench(name, top, in_w, out_w, len(vec.x), int(pm.get("latency_cycles") or 1),
-                                              _comment(stamp, "//"), pm.get("clock", "clk"), pm.get("reset", "rst"),
-                                              bool(pm.get("reset_active_high", True)), beats(pm["input"]),
-                                              beats(pm["output"]), ii))
+        ii = pm.initiation_interval or 1
+        (work / tb_file).write_text(testbench(name, top, in_w, out_w, len(vec.x), pm.latency_cycles or 1,
+                                              _comment(stamp, "//"), pm.clock, pm.reset, pm.reset_active_high,
+                                              pm.input.beats, pm.output.beats, ii))
         write_vectors(work, vec_info, vec, pm, stamp, meta)
-        desc = (f"{name}: neural network from hlsflow (AXI4-Stream, {pm.get('architecture', 'unrolled')}, latency "
-                f"{pm.get('latency_cycles')} cycles, II {ii})")
+        desc = (f"{name}: neural network from hlsflow (AXI4-Stream, {pm.architecture}, latency "
+                f"{pm.latency_cycles} cycles, II {ii})")
         (work / f"{name}.core").write_text(core_file(name, version, top, rtl_files, mem_files, tb_file,
                                                      [hex_in, hex_exp], desc, _comment(stamp, "#").rstrip("\n")))
         (work / ci_file).write_text(ci_workflow(name, version, _comment(stamp, "#").rstrip("\n")))
@@ -284,7 +283,7 @@ def ip_project(project: str | Path, out: str | Path | None = None, vectors: int 
         files = sorted([*(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file()),
                         "datasheet.md", "datasheet.html", MARKER])
         inputs = DatasheetInputs(name=name, core=core, hlsflow_version=version, stamp_source=source, stamp_sha256=sha,
-                                 port_map={k: v for k, v in pm.items() if not k.startswith("_")},
+                                 port_map=pm,
                                  clock_period_ns=clock, report=_read_json(project / "report.json"),
                                  physical=_read_json(rtl_dir / "physical.json"),
                                  sims=_sim_summaries(rtl_dir), vectors=vec_info, testbenches=recorded, files=files,

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from flow.rtl.port_map import PortMap
 from flow.rtl.timing import TABLE, fit, load_table
 
 CUTOFFS = (1, 2, 3, 5, 8)     # da4ml cutoffs measured per net
@@ -49,7 +50,6 @@ def measure(targets: list[str], out: Path = TABLE) -> dict[str, Any]:
     from flow.core.targets import FPGA_PARTS, fpga_part
     from flow.physical import fpga
     from flow.rtl.generate import generate
-    from flow.rtl.words import load_port_map
 
     points: dict[str, list[dict[str, Any]]] = {t: [] for t in targets}
     with tempfile.TemporaryDirectory(prefix="hlsflow-calibrate-") as tmp:
@@ -60,21 +60,20 @@ def measure(targets: list[str], out: Path = TABLE) -> dict[str, Any]:
             for c in CUTOFFS:
                 rtl = root / tag / f"rtl_c{c}"
                 pm = generate(graph, rtl, f"cal_{tag}", latency_cutoff=float(c), run_lint=False)
-                pm = load_port_map(rtl)
-                units = pm["timing"]["stage_delay_units"]
+                units = pm.stage_delay_units
                 for t in targets:
                     work = root / tag / f"{t}_c{c}"
                     t0 = time.perf_counter()
                     if t in FPGA_PARTS:
                         part = fpga_part(t)
-                        syn = fpga.synthesize(rtl, pm["verilog"], pm["top"], work, part)
+                        syn = fpga.synthesize(rtl, list(pm.verilog), pm.top, work, part)
                         r = fpga.place_and_route(work, syn["netlist_json"], part, 200.0)
                         if r["fmax_stage"] != "post-route":
                             continue
                         ns, how = 1000.0 / r["fmax_mhz"], "nextpnr post-route 1000/Fmax"
                     else:
                         ns, how = _asic_min_period(rtl, pm, t, work), "OpenSTA data arrival + setup"
-                    points[t].append({"net": tag, "cutoff": c, "stages": pm["pipeline_stages"], "stage_units": units,
+                    points[t].append({"net": tag, "cutoff": c, "stages": pm.pipeline_stages, "stage_units": units,
                                       "critical_ns": round(ns, 4), "measured_by": how,
                                       "seconds": round(time.perf_counter() - t0, 1)})
                     print(f"calibrate: {t} {tag} cutoff {c}: {units:g} units, {ns:.3f} ns", file=sys.stderr)
@@ -89,16 +88,16 @@ def measure(targets: list[str], out: Path = TABLE) -> dict[str, Any]:
     return table
 
 
-def _asic_min_period(rtl: Path, pm: dict[str, Any], library: str, work: Path) -> float:
+def _asic_min_period(rtl: Path, pm: PortMap, library: str, work: Path) -> float:
     from flow.core import tools
     from flow.physical import asic
 
     lib_path = tools.library_file(library)
     lib = asic.read_liberty(lib_path)
     period = 5.0
-    syn = asic.synthesize(rtl, pm["verilog"], pm["top"], lib_path, work, period)
-    nl = asic.sta_netlist(syn["netlist_json"], pm["top"], lib)
-    r = asic.run_sta(work, nl, lib, pm["top"], pm.get("clock", "clk"), period)
+    syn = asic.synthesize(rtl, list(pm.verilog), pm.top, lib_path, work, period)
+    nl = asic.sta_netlist(syn["netlist_json"], pm.top, lib)
+    r = asic.run_sta(work, nl, lib, pm.top, pm.clock, period)
     return period - r["slack_ns"]
 
 

@@ -32,6 +32,7 @@ from flow.core.errors import FlowError
 from flow.core.outputs import PHYSICAL
 from flow.core.simulators import ICARUS
 from flow.core.staging import staged_dir
+from flow.rtl.port_map import PortMap
 
 POWER_SAMPLES = 200  # test-data samples streamed through the gate-level netlist for the power estimate
 KEEP = ("nextpnr.log", "nextpnr_report.json", "fpga_stat.txt", "asic_stat.txt", "sta.tcl", "sta.log",
@@ -40,6 +41,13 @@ KEEP = ("nextpnr.log", "nextpnr_report.json", "fpga_stat.txt", "asic_stat.txt", 
 
 def _say(msg: str) -> None:
     print(f"hlsflow rtl: {msg}", file=sys.stderr, flush=True)
+
+
+def _latency_cycles(pm: PortMap, rtl_dir: Path) -> int:
+    """The core's latency in clock cycles; FlowError naming the port map when it states none."""
+    if pm.latency_cycles is None:
+        raise FlowError(f"{rtl_dir / 'port_map.json'}: missing 'latency_cycles'")
+    return pm.latency_cycles
 
 
 def require_tools(fpga: str | None, asic: str | None) -> None:
@@ -60,7 +68,7 @@ def require_tools(fpga: str | None, asic: str | None) -> None:
         tools.library_file(asic, ".v")
 
 
-def fpga_figures(rtl_dir: Path, pm: dict[str, Any], part_name: str, period_ns: float, work: Path,
+def fpga_figures(rtl_dir: Path, pm: PortMap, part_name: str, period_ns: float, work: Path,
                  route: bool = True, route_timeout: float | None = None) -> dict[str, Any]:
     """``synth_ecp5`` + nextpnr-ecp5 of the RTL at the clock period; the ``fpga`` section of physical.json."""
     from flow.core.targets import fpga_part
@@ -69,7 +77,7 @@ def fpga_figures(rtl_dir: Path, pm: dict[str, Any], part_name: str, period_ns: f
     target = fpga_part(part_name)
     tools.nextpnr_ecp5()  # ToolMissing before a long synthesis
     _say(f"Yosys {target.synth} ...")
-    syn = fpga.synthesize(rtl_dir, pm["verilog"], pm["top"], work, target)
+    syn = fpga.synthesize(rtl_dir, list(pm.verilog), pm.top, work, target)
     target_mhz = 1000.0 / period_ns
     _say(f"nextpnr-ecp5 place and route on {target.ordering_code} (speed grade {target.speed}) ...")
     pnr = fpga.place_and_route(work, syn["netlist_json"], target, target_mhz, route,
@@ -86,7 +94,7 @@ def fpga_figures(rtl_dir: Path, pm: dict[str, Any], part_name: str, period_ns: f
     return {k: v for k, v in out.items() if v is not None}
 
 
-def asic_figures(project: Path, pm: dict[str, Any], library: str, period_ns: float, work: Path,
+def asic_figures(project: Path, pm: PortMap, library: str, period_ns: float, work: Path,
                  samples: int = POWER_SAMPLES) -> dict[str, Any]:
     """Yosys + liberty, OpenSTA timing and power at the clock period; the ``asic`` section of physical.json."""
     from flow.physical import activity, asic
@@ -99,33 +107,34 @@ def asic_figures(project: Path, pm: dict[str, Any], library: str, period_ns: flo
     tools.require("sta")
     lib = asic.read_liberty(lib_path)
     _say(f"Yosys synthesis to {library} cells ...")
-    syn = asic.synthesize(rtl_dir, pm["verilog"], pm["top"], lib_path, work, period_ns)
-    netlist = asic.sta_netlist(syn["netlist_json"], pm["top"], lib)
+    syn = asic.synthesize(rtl_dir, list(pm.verilog), pm.top, lib_path, work, period_ns)
+    netlist = asic.sta_netlist(syn["netlist_json"], pm.top, lib)
     issues = asic.connection_issues(netlist.verilog, lib)
     if issues:
         raise FlowError(f"the netlist for OpenSTA has {len(issues)} connectivity problems, e.g. {issues[0]}")
     (work / "asic_netlist.v").write_text(netlist.verilog)
-    vec = build_vectors(project, max(samples, pm["latency_cycles"] + 8))
-    n = vec.test_data if vec.test_data >= pm["latency_cycles"] + 8 else len(vec.x_codes)
-    (fin, win), (fout, wout) = pm["_in"], pm["_out"]
+    latency = _latency_cycles(pm, rtl_dir)
+    vec = build_vectors(project, max(samples, latency + 8))
+    n = vec.test_data if vec.test_data >= latency + 8 else len(vec.x_codes)
+    (fin, win), (fout, wout) = (pm.input.fields, pm.input.tdata_width), (pm.output.fields, pm.output.tdata_width)
     words = pack(vec.x_codes[:n], fin, win)
     expected = pack(vec.y_codes[:n], fout, wout)
     _say(f"gate-level simulation of {n} samples (Icarus) for switching activity ...")
     t0 = time.perf_counter()
-    act = activity.simulate(work, work / "asic_netlist.v", models, pm["top"], words, win, wout, pm["latency_cycles"])
+    act = activity.simulate(work, work / "asic_netlist.v", models, pm.top, words, win, wout, latency)
     t_sim = time.perf_counter() - t0
     equal = sum(1 for got, want in zip(act.outputs, expected) if got == want)
     if len(act.outputs) != n or equal != n:
         raise FlowError(f"the gate-level {library} netlist differs from the emulator: {equal} of {n} outputs equal "
                         f"({len(act.outputs)} received); see {work}")
-    tcl, annotated, missing = asic.activity_tcl(netlist, act.activity, act.duty, pm.get("clock", "clk"))
+    tcl, annotated, missing = asic.activity_tcl(netlist, act.activity, act.duty, pm.clock)
     (work / "activity.tcl").write_text(tcl)
     _say("OpenSTA timing and power ...")
-    sta = asic.run_sta(work, netlist, lib, pm["top"], pm.get("clock", "clk"), period_ns, work / "activity.tcl")
+    sta = asic.run_sta(work, netlist, lib, pm.top, pm.clock, period_ns, work / "activity.tcl")
     (work / "activity.vcd").unlink(missing_ok=True)
     p = sta["power_mw"]
     min_period = period_ns - sta["slack_ns"]
-    ii = int(pm.get("initiation_interval", 1))
+    ii = pm.initiation_interval
     return {
         "library": library, "description": tools.LIBRARIES[library][3], "area_um2": round(syn["area_um2"], 1),
         "cells": syn["cell_count"], "cell_types": syn["cells"],
@@ -170,19 +179,18 @@ def physical_project(project: Path, fpga: str | None = None, asic: str | None = 
                      route_timeout: float | None = None) -> dict[str, Any]:
     """FPGA and/or ASIC figures of ``PROJECT/rtl`` at ``period_ns`` (default: the project's
     ``hardware.clock_period``); writes ``PROJECT/rtl/physical.json`` and ``PROJECT/rtl/physical/``."""
-    from flow.rtl.words import load_port_map
-
     project = Path(project)
     rtl_dir = project / "rtl"
-    pm = load_port_map(rtl_dir)
+    pm = PortMap.load(rtl_dir)
+    latency = _latency_cycles(pm, rtl_dir)
     if period_ns is None:
         period_ns = project_clock_period(project)
     if period_ns <= 0:
         raise FlowError(f"the clock period must be > 0 ns, got {period_ns}")
-    result: dict[str, Any] = {"clock_period_ns": period_ns, "latency_cycles": pm["latency_cycles"],
-                              "latency_ns": round(pm["latency_cycles"] * period_ns, 3),
-                              "initiation_interval": pm.get("initiation_interval", 1),
-                              "pipeline_stages": pm.get("pipeline_stages"), "latency_cutoff": pm.get("latency_cutoff")}
+    result: dict[str, Any] = {"clock_period_ns": period_ns, "latency_cycles": latency,
+                              "latency_ns": round(latency * period_ns, 3),
+                              "initiation_interval": pm.initiation_interval,
+                              "pipeline_stages": pm.pipeline_stages, "latency_cutoff": pm.latency_cutoff}
     with staged_dir(rtl_dir / "physical", PHYSICAL) as work, tempfile.TemporaryDirectory(prefix="hlsflow-phys-") as tmp:
         scratch = Path(tmp)
         if fpga:

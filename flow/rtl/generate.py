@@ -24,7 +24,6 @@ Everything is written into ``<project>/rtl/`` through a staged folder (nothing h
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from flow.rtl.architecture import bits
 from flow.rtl.emit import EMITTERS
 from flow.rtl.netlist import (axis_module, da4ml_version, lint, module_prefix, netlist_verilog, pack_assigns,
                               packed_width, static_modules, unpack_assigns)
+from flow.rtl.port_map import PortMap, port_map_record
 from flow.rtl.units import fifo_unit
 
 CHECK_SAMPLES = 2000  # full-range inputs on which the traced netlist must equal the emulator before RTL is written
@@ -159,7 +159,7 @@ endmodule
 def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None = 5.0, upto: str | None = None,
              input_shape: tuple[int, ...] | None = None, run_lint: bool = True, clock_period: float | None = None,
              timing_target: str | None = None, check_samples: int = CHECK_SAMPLES,
-             emitter: str = EMITTERS[0], force: bool = False) -> dict[str, Any]:
+             emitter: str = EMITTERS[0], force: bool = False) -> PortMap:
     """Trace ``graph`` and write the RTL folder ``out_dir`` (staged; replaced atomically, an existing folder only
     when it is an hlsflow RTL folder or with ``force``: :mod:`flow.core.outputs`).
 
@@ -169,8 +169,8 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
     delay calibration (:func:`flow.rtl.timing.choose_cutoff`). Before anything is written, da4ml's
     interpreter of the traced netlist is compared with the emulator on ``check_samples`` full-range inputs
     (:func:`flow.arith.equivalence.check_netlist`): any difference raises :class:`~flow.core.errors.NotBitExact`
-    naming the first differing layer. Returns the port map (also written as ``port_map.json``; ``timing``
-    records how the cut was chosen and the stage delay it predicts). ``emitter``: how stage modules are
+    naming the first differing layer. Returns the :class:`~flow.rtl.port_map.PortMap` (also written as
+    ``port_map.json``; ``timing`` records how the cut was chosen and the stage delay it predicts). ``emitter``: how stage modules are
     written (:mod:`flow.rtl.emit`).
     """
     from da4ml.trace import comb_trace
@@ -249,29 +249,27 @@ def generate(graph: Any, out_dir: Path, name: str, latency_cutoff: float | None 
                                                              "`timescale 1ns / 1ps\n"))
         files[:0] = [f"{prefix}_axis.v", f"{prefix}_out_fifo.v"]
         in_shape = input_shape or traced.input_shape
-        port_map = {
-            "top": f"{prefix}_axis", "verilog": files, "memories": sorted(memfiles), "clock": "clk", "reset": "rst",
-            "reset_active_high": True, "reset_synchronous": True,
-            "architecture": "unrolled", "latency_cycles": len(stages) + 1, "initiation_interval": 1,
-            "pipeline_stages": len(stages), "latency_cutoff": latency_cutoff, "emitter": emitter,
-            "stall": "none: data registers load every cycle; back-pressure fills the output FIFO",
-            "output_fifo": {"depth": fifo_depth, "width": fifo_bits, "bits": fifo_depth * fifo_bits,
-                            "ready_from": "credits (FIFO beats minus samples accepted and not yet delivered)"},
-            "registers": register_bits(stages, fifo_depth),
-            "output_layer": traced.output_layer,
-            "input": {"tdata_width": n_in * traced.input_type.width, "shape": list(in_shape),
-                      "fields": [_field(nm, k * traced.input_type.width, traced.input_type)
-                                 for k, nm in enumerate(_index_names("x", tuple(in_shape)))]},
-            "output": {"tdata_width": n_out * traced.output_type.width, "shape": [n_out],
-                       "fields": [_field(f"y[{k}]", k * traced.output_type.width, traced.output_type)
-                                  for k in range(n_out)]},
-            "da4ml": {"version": da4ml_version(), "cost_estimate": float(comb.cost),
-                      "trace_seconds": round(t_trace, 3)},
-            "timing": timing,
-            "equivalence": {"netlist_vs_emulator": equivalence.to_dict()},
-        }
+        checked = None
         if run_lint:
             with progress.phase("linting with Verilator", large):
-                port_map["lint"] = lint(work, files, port_map["top"])
-        (work / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
+                checked = lint(work, files, f"{prefix}_axis")
+        port_map = PortMap.from_json(port_map_record(
+            top=f"{prefix}_axis", verilog=files, memories=sorted(memfiles), architecture="unrolled",
+            latency_cycles=len(stages) + 1, initiation_interval=1, pipeline_stages=len(stages),
+            latency_cutoff=latency_cutoff, emitter=emitter,
+            details={"stall": "none: data registers load every cycle; back-pressure fills the output FIFO",
+                     "output_fifo": {"depth": fifo_depth, "width": fifo_bits, "bits": fifo_depth * fifo_bits,
+                                     "ready_from": "credits (FIFO beats minus samples accepted and not yet "
+                                                   "delivered)"},
+                     "registers": register_bits(stages, fifo_depth)},
+            output_layer=traced.output_layer,
+            input={"tdata_width": n_in * traced.input_type.width, "shape": list(in_shape),
+                   "fields": [_field(nm, k * traced.input_type.width, traced.input_type)
+                              for k, nm in enumerate(_index_names("x", tuple(in_shape)))]},
+            output={"tdata_width": n_out * traced.output_type.width, "shape": [n_out],
+                    "fields": [_field(f"y[{k}]", k * traced.output_type.width, traced.output_type)
+                               for k in range(n_out)]},
+            da4ml={"version": da4ml_version(), "cost_estimate": float(comb.cost), "trace_seconds": round(t_trace, 3)},
+            timing=timing, equivalence={"netlist_vs_emulator": equivalence.to_dict()}, lint=checked), "port map")
+        port_map.write(work)
     return port_map

@@ -20,7 +20,6 @@ Before anything is written the composed kernels are compared with the emulator
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from flow.rtl import netlist, progress, schedule, units
 from flow.rtl.architecture import Architecture, Collect, Fold, Segment, Token, Window, cost, multipliers
 from flow.rtl.emit import EMITTERS, registers_stages
 from flow.rtl.netlist import axis_module
+from flow.rtl.port_map import PortMap, port_map_record
 
 HEADER = "`timescale 1ns / 1ps\n"
 
@@ -344,7 +344,7 @@ def choose_architecture(graph: Any, architecture: str = "auto", reuse_factor: in
 def generate_sequential(graph: Any, out_dir: Path, name: str, kind: str, reuse: dict[str, int],
                         emission: Emission = Emission(), upto: str | None = None, run_lint: bool = True,
                         check_samples: int = 2000, reuse_override: int | None = None,
-                        force: bool = False) -> dict[str, Any]:
+                        force: bool = False) -> PortMap:
     """Trace ``graph`` as the ``kind`` architecture (``folded`` or ``stream``) and write ``out_dir``
     (:func:`write_sequential`); returns the port map."""
     from flow.rtl.architecture import trace_architecture
@@ -360,7 +360,7 @@ def generate_sequential(graph: Any, out_dir: Path, name: str, kind: str, reuse: 
 
 def write_sequential(graph: Any, arch: Architecture, out_dir: Path, name: str, emission: Emission = Emission(),
                      run_lint: bool = True, check_samples: int = 2000, upto: str | None = None,
-                     reuse_override: int | None = None, force: bool = False) -> dict[str, Any]:
+                     reuse_override: int | None = None, force: bool = False) -> PortMap:
     """Check ``arch`` (composition gate), build its units and write the RTL folder ``out_dir`` (staged; an existing
     one replaced only when it is an hlsflow RTL folder or with ``force``); returns the port map (also
     ``port_map.json``)."""
@@ -404,32 +404,28 @@ def write_sequential(graph: Any, arch: Architecture, out_dir: Path, name: str, e
         stream_axes = len(arch.input_shape) - 1 if arch.stream else 0
         out_axes = len(out_tok.shape) - 1 if out_tok.beats > 1 else 0
         unit_records = [{"name": p.name[len(prefix) + 1:], **p.record} for p in parts]
-        port_map = {
-            "top": f"{prefix}_axis", "verilog": order, "memories": sorted(memories), "clock": "clk", "reset": "rst",
-            "reset_active_high": True, "reset_synchronous": True, "architecture": arch_name(arch),
-            "latency_cycles": timing.latency, "initiation_interval": timing.ii, "emitter": emission.emitter,
-            "latency_cutoff": emission.latency_cutoff,
-            "timing": {"target": emission.timing_target, "clock_period_ns": emission.clock_period,
-                       "cutoff_from": "explicit" if emission.latency_cutoff is not None else "clock_period, per kernel"},
+        details: dict[str, Any] = {
             "latency_definition": "cycles from the handshake of a sample's last input beat to that of its last "
                                   "output beat, without stalls",
-            "output_layer": arch.output_layer,
             "reuse_factors": {u.layer: {"requested": u.requested, "used": u.reuse}
                               for u in arch.units if isinstance(u, Fold)},
-            "multipliers": multipliers(arch),
-            "units": unit_records,
-            "input": {"tdata_width": in_tok.bits, "beats": in_tok.beats, "shape": list(arch.input_shape),
-                      "beat_shape": list(in_tok.shape), "fields": _fields("x", in_tok, stream_axes)},
-            "output": {"tdata_width": out_tok.bits, "beats": out_tok.beats, "shape": list(arch.output_shape),
-                       "beat_shape": list(out_tok.shape), "fields": _fields("y", out_tok, out_axes)},
-            "da4ml": {"version": da4ml_version(), "cost_estimate": cost(arch),
-                      "trace_seconds": round(time.perf_counter() - t0, 3)},
-            "equivalence": {"kernels_composed_vs_emulator": composition.to_dict()},
-        }
+            "multipliers": multipliers(arch), "units": unit_records}
         if reuse_override is not None:
-            port_map["reuse_factor_override"] = reuse_override
-        if run_lint:
-            port_map["lint"] = lint(work, order, port_map["top"])
-        (work / "port_map.json").write_text(json.dumps(port_map, indent=2) + "\n")
+            details["reuse_factor_override"] = reuse_override
+        port_map = PortMap.from_json(port_map_record(
+            top=f"{prefix}_axis", verilog=order, memories=sorted(memories), architecture=arch_name(arch),
+            latency_cycles=timing.latency, initiation_interval=timing.ii, latency_cutoff=emission.latency_cutoff,
+            emitter=emission.emitter, details=details, output_layer=arch.output_layer,
+            input={"tdata_width": in_tok.bits, "beats": in_tok.beats, "shape": list(arch.input_shape),
+                   "beat_shape": list(in_tok.shape), "fields": _fields("x", in_tok, stream_axes)},
+            output={"tdata_width": out_tok.bits, "beats": out_tok.beats, "shape": list(arch.output_shape),
+                    "beat_shape": list(out_tok.shape), "fields": _fields("y", out_tok, out_axes)},
+            da4ml={"version": da4ml_version(), "cost_estimate": cost(arch),
+                   "trace_seconds": round(time.perf_counter() - t0, 3)},
+            timing={"target": emission.timing_target, "clock_period_ns": emission.clock_period,
+                    "cutoff_from": "explicit" if emission.latency_cutoff is not None else "clock_period, per kernel"},
+            equivalence={"kernels_composed_vs_emulator": composition.to_dict()},
+            lint=lint(work, order, f"{prefix}_axis") if run_lint else None), "port map")
+        port_map.write(work)
     return port_map
 

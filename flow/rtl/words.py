@@ -1,4 +1,5 @@
-"""AXI4-Stream tdata words: fixed-point fields, packing codes into words and back, port maps.
+"""AXI4-Stream tdata words: fixed-point fields, packing codes into words and back (the port map that lists
+the fields: :mod:`flow.rtl.port_map`).
 
 Field k of a word holds the raw code of element k of the flattened (C-order) sample at
 ``tdata[lsb + width - 1 : lsb]``; ``value = code * 2**-(width - integer_bits)`` (``ap_fixed<W,I>``: W total
@@ -7,9 +8,7 @@ bits, I integer bits incl. sign). Words wider than 64 bits are Python ints or ro
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -76,26 +75,6 @@ def parse_fields(section: dict[str, Any], where: str) -> tuple[list[Field], int]
     return fields, width
 
 
-def load_port_map(rtl_dir: Path) -> dict[str, Any]:
-    """Read and check ``rtl_dir/port_map.json``; adds parsed ``_in``/``_out`` (fields, width)."""
-    path = Path(rtl_dir) / "port_map.json"
-    if not path.is_file():
-        raise FlowError(f"{path}: not found (generate the RTL first: hlsflow rtl PROJECT)")
-    try:
-        pm = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise FlowError(f"{path}: not valid JSON: {exc}") from None
-    for key in ("top", "verilog", "input", "output"):
-        if key not in pm:
-            raise FlowError(f"{path}: missing '{key}'")
-    for name in pm["verilog"]:
-        if not (Path(rtl_dir) / name).is_file():
-            raise FlowError(f"{path}: verilog file {name} not found in {rtl_dir}")
-    pm["_in"] = parse_fields(pm["input"], f"{path}: input")
-    pm["_out"] = parse_fields(pm["output"], f"{path}: output")
-    return pm
-
-
 def as_matrix(codes: Any, fields: Sequence[Field], what: str) -> np.ndarray:
     a = np.asarray(codes)
     if a.ndim == 1 and len(fields) == 1:
@@ -105,11 +84,6 @@ def as_matrix(codes: Any, fields: Sequence[Field], what: str) -> np.ndarray:
         raise FlowError(f"{what}: samples have {a.shape[1:] if a.ndim else ()} elements, the port map has "
                         f"{len(fields)} fields")
     return a
-
-
-def beats(section: dict[str, Any]) -> int:
-    """Beats per sample of a port-map ``input``/``output`` section (1 for a whole sample per beat)."""
-    return int(section.get("beats", 1))
 
 
 def as_beats(codes: Any, fields: Sequence[Field], n_beats: int, what: str) -> np.ndarray:

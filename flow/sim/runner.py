@@ -33,7 +33,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -41,7 +41,8 @@ from flow.core import tools
 from flow.core.errors import FlowError
 from flow.core.simulators import VERILATOR, VERILATOR_OPT, SimulatorName
 from flow.core.simulators import simulator as get_simulator
-from flow.rtl.words import Field, as_beats, beats, load_port_map, pack_bytes, unpack_bytes
+from flow.rtl.port_map import PortMap
+from flow.rtl.words import Field, as_beats, pack_bytes, unpack_bytes
 
 
 def _testbench_dir() -> Path:
@@ -234,9 +235,9 @@ def run_cocotb(rtl_dir: Path, x_codes: Any, expected_codes: Any, simulator: str,
     sim = get_simulator(simulator)
     sim.require()
     simulator = sim.name.value
-    pm = load_port_map(rtl_dir)
-    (in_fields, in_w), (out_fields, out_w) = pm["_in"], pm["_out"]
-    bi, bo = beats(pm["input"]), beats(pm["output"])
+    pm = PortMap.load(rtl_dir)
+    in_fields, in_w, bi = pm.input.fields, pm.input.tdata_width, pm.input.beats
+    out_fields, out_w, bo = pm.output.fields, pm.output.tdata_width, pm.output.beats
     x = as_beats(x_codes, in_fields, bi, "input codes")
     y = as_beats(expected_codes, out_fields, bo, "expected codes")
     if len(x) // bi != len(y) // bo:
@@ -257,14 +258,14 @@ def run_cocotb(rtl_dir: Path, x_codes: Any, expected_codes: Any, simulator: str,
     np.save(data["expected"], y_rows)
     summary_file = build_dir / "summary.json"
     summary_file.unlink(missing_ok=True)
-    latency_hint = int(pm.get("latency_cycles") or 8)
+    latency_hint = pm.latency_cycles or 8
     cfg = {"inputs": str(data["inputs"]), "expected": str(data["expected"]), "received": str(data["received"]),
            "received_mask": str(data["received_mask"]), "summary": str(summary_file), "seed": int(seed),
            "in_width": in_w, "out_bytes": y_rows.shape[1], "max_gap": MAX_GAP if gaps else 0.0,
            "max_stall": MAX_STALL if backpressure else 0.0, "gaps": gaps, "backpressure": backpressure,
            "reset_midstream": reset_midstream, "measure_samples": int(measure_samples),
            "latency_hint": latency_hint, "progress": str(build_dir / "progress.json"),
-           "in_beats": bi, "out_beats": bo, "ii_hint": int(pm.get("initiation_interval") or 1)}
+           "in_beats": bi, "out_beats": bo, "ii_hint": pm.initiation_interval or 1}
     cfg_file = build_dir / "sim_config.json"
     cfg_file.write_text(json.dumps(cfg, indent=2) + "\n")
     for mem in rtl_dir.glob("*.mem"):  # $readmemh files are opened relative to the simulator's cwd
@@ -273,10 +274,10 @@ def run_cocotb(rtl_dir: Path, x_codes: Any, expected_codes: Any, simulator: str,
     junit.parent.mkdir(parents=True, exist_ok=True)
     junit.unlink(missing_ok=True)
 
-    defines = {"HLSFLOW_DUT": pm["top"], "HLSFLOW_CLK": pm.get("clock", "clk"), "HLSFLOW_RST": pm.get("reset", "rst")}
-    if not pm.get("reset_active_high", True):
+    defines = {"HLSFLOW_DUT": pm.top, "HLSFLOW_CLK": pm.clock, "HLSFLOW_RST": pm.reset}
+    if not pm.reset_active_high:
         defines["HLSFLOW_RST_ACTIVE_LOW"] = 1
-    sources = [rtl_dir / name for name in pm["verilog"]] + [SIM_DIR / "axis_harness.v"]
+    sources = [rtl_dir / name for name in pm.verilog] + [SIM_DIR / "axis_harness.v"]
     build_log, test_log = build_dir / "build.log", build_dir / "sim.log"
     from cocotb_tools.check_results import get_results
 
@@ -353,9 +354,9 @@ def _log_tail(log: Path, lines: int = 8) -> str:
 
 
 def _result(simulator: str, summary: dict[str, Any], received: np.ndarray, got: np.ndarray, y_rows: np.ndarray,
-            y: np.ndarray, out_fields: list[Field], pm: dict[str, Any], n_tests: int, n_failed: int, build_s: float,
+            y: np.ndarray, out_fields: Sequence[Field], pm: PortMap, n_tests: int, n_failed: int, build_s: float,
             test_s: float, gaps: bool, backpressure: bool, seed: int, junit: Path) -> SimResult:
-    bo = beats(pm["output"])  # rows are output beats; a sample is bo of them
+    bo = pm.output.beats  # rows are output beats; a sample is bo of them
     n = len(y_rows) // bo
     diff_rows = np.bitwise_xor(received, y_rows)
     diff_rows[~got] = 0
@@ -387,7 +388,7 @@ def _result(simulator: str, summary: dict[str, Any], received: np.ndarray, got: 
         missing_outputs=int((~got).sum()), extra_outputs=int(summary["extra_outputs"]),
         stall_violations=int(summary["stall_violations"]),
         unknown_handshakes=int(summary.get("unknown_handshakes", 0)), first_mismatches=first,
-        latency_cycles=summary["latency_cycles_max"], latency_cycles_declared=pm.get("latency_cycles"),
+        latency_cycles=summary["latency_cycles_max"], latency_cycles_declared=pm.latency_cycles,
         throughput_samples_per_cycle=summary["throughput_samples_per_cycle"], cycles=int(summary["cycles"]),
         samples_per_second=n / wall if wall > 0 else float("inf"), build_seconds=round(build_s, 2),
         test_seconds=round(test_s, 2), gaps=gaps, backpressure=backpressure,

@@ -13,7 +13,8 @@ import numpy as np
 from flow.core.errors import FlowError
 from flow.core.simulators import simulator as get_simulator
 from flow.core.staging import scratch_dir, written_atomically
-from flow.rtl.words import beats, codes_to_values, load_port_map, values_to_codes
+from flow.rtl.port_map import PortMap
+from flow.rtl.words import codes_to_values, values_to_codes
 from flow.sim.runner import run_cocotb
 
 
@@ -38,7 +39,7 @@ class Vectors:
     seed: int
     input_type: Any
     output_layer: str | None
-    port_map: dict[str, Any]
+    port_map: PortMap
     model: Any = field(repr=False)
     meta: dict[str, Any] = field(repr=False)
     layer_map: Any = field(default=None, repr=False)  # flow.hls.layer_map.LayerMap of model and graph
@@ -62,9 +63,9 @@ def build_vectors(project: str | Path, samples: int, seed: int = 0) -> Vectors:
     rtl_dir = project / "rtl"
     if samples < 1:
         raise FlowError(f"the number of samples must be >= 1, got {samples}")
-    pm = load_port_map(rtl_dir)
-    (in_fields, _), (out_fields, _) = pm["_in"], pm["_out"]
-    bi, bo = beats(pm["input"]), beats(pm["output"])  # beats per sample (pixel streams: one pixel per beat)
+    pm = PortMap.load(rtl_dir)
+    in_fields, out_fields = pm.input.fields, pm.output.fields
+    bi, bo = pm.input.beats, pm.output.beats  # beats per sample (pixel streams: one pixel per beat)
     with scratch_dir("vectors") as tmp:
         model, graph, meta = rebuild(project, Path(tmp) / "hls")
         input_type = parse_type(meta["input_type"])
@@ -76,7 +77,7 @@ def build_vectors(project: str | Path, samples: int, seed: int = 0) -> Vectors:
         rand = full_range_inputs(input_type, shape, samples - len(data), seed)
         x = np.concatenate([data.reshape(len(data), *shape), rand]) if len(data) else rand
         x = quantize(x, input_type)
-        layer = pm.get("output_layer")
+        layer = pm.output_layer
         lmap = layer_map(model, graph)
         emu = emulate(graph, x, upto=layer).outputs
     if emu.shape[1:] != (bo * len(out_fields),):
@@ -114,7 +115,7 @@ def sim_project(project: str | Path, simulator: str, samples: int = 2000, seed: 
     get_simulator(simulator).require()
     vec = build_vectors(project, samples, seed)
     pm, model, meta, x, layer = vec.port_map, vec.model, vec.meta, vec.x, vec.output_layer
-    out_fields = pm["_out"][0]
+    out_fields = pm.output.fields
     x_codes, y_codes, input_type = vec.x_codes, vec.y_codes, vec.input_type
     tag = f"sim_{simulator}"
     result = run_cocotb(rtl_dir, x_codes, y_codes, simulator, seed=seed, build_dir=rtl_dir / "sim_build" / simulator,
@@ -150,7 +151,7 @@ def sim_project(project: str | Path, simulator: str, samples: int = 2000, seed: 
             references[key]["test_data"] = {k: v for k, v in compare_outputs(
                 rtl_values[:vec.test_data], ref[:vec.test_data], at).items() if k != "compared_at"}
     summary = {
-        "project": project.name, "rtl": "rtl", "top": pm["top"],
+        "project": project.name, "rtl": "rtl", "top": pm.top,
         "samples": {"total": len(x), "test_data": vec.test_data, "random_full_range": vec.random, "seed": seed},
         "input_type": str(input_type), "output_layer": layer,
         "rtl_vs_emulator": {k: v for k, v in result.to_dict().items()
