@@ -29,13 +29,19 @@ from flow.rtl.estimate import parse_stat, run_yosys
 
 @dataclass(frozen=True)
 class Part:
-    """An FPGA target: ``device`` (vendor name), nextpnr's device flags, the speed grade timed (ECP5: 6, the
-    slowest, to 8, the fastest), Yosys's synthesis command."""
+    """An FPGA target: ``device`` (vendor name), nextpnr's device flags, its ``luts`` (LUT4s, Lattice's data
+    sheet), the speed grade timed (ECP5: 6, the slowest, to 8, the fastest), Yosys's synthesis command."""
 
     device: str
     device_args: tuple[str, ...]
+    luts: int = 0
     speed: int = 6
     synth: str = "synth_ecp5"
+
+    @property
+    def lut_budget(self) -> int:
+        """The part's LUT4s in the LUT6s of :mod:`flow.rtl.budget`'s estimate (:data:`LUT4_PER_LUT6`)."""
+        return int(self.luts / LUT4_PER_LUT6)
 
     @property
     def nextpnr_args(self) -> tuple[str, ...]:
@@ -52,10 +58,13 @@ class Part:
 # shipped part names keep that grade, stated in physical.json (``speed_grade``, ``device``); the calibration
 # (flow/rtl/calibration.json) was measured at it.
 PARTS = {
-    "ecp5-25k": Part("LFE5U-25F", ("--25k",)),
-    "ecp5-45k": Part("LFE5U-45F", ("--45k",)),
-    "ecp5-85k": Part("LFE5U-85F", ("--85k",)),
+    "ecp5-25k": Part("LFE5U-25F", ("--25k",), 24_288),
+    "ecp5-45k": Part("LFE5U-45F", ("--45k",), 43_848),
+    "ecp5-85k": Part("LFE5U-85F", ("--85k",), 83_640),
 }
+# Yosys synth_ecp5 LUT4s per synth_xilinx LUT (LUT1..LUT6) on the same RTL (docs/rtl.md, "Estimating and folding
+# to a budget"): the estimate counts the latter, a part's budget is the former
+LUT4_PER_LUT6 = 1.6
 # Router and placer: router2 settled designs that router1 (nextpnr's default) kept ripping up
 # (docs/physical.md); HeAP is nextpnr-ecp5's default placer.
 NEXTPNR_FLAGS = ("--out-of-context", "--router", "router2", "--timing-allow-fail", "--seed", "1")

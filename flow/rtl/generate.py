@@ -33,7 +33,7 @@ from typing import Any
 from flow.arith.types import FixedType
 from flow.errors import FlowError
 from flow.outputs import RTL, claim_output
-from flow.rtl import progress
+from flow.rtl import budget, progress
 from flow.rtl.emit import EMITTERS
 from flow.rtl.kernels import bits
 from flow.rtl.netlist import (axis_module, da4ml_version, lint, module_prefix, netlist_verilog, pack_assigns,
@@ -283,7 +283,8 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
                 yosys: bool = False, name: str | None = None, fpga: str | None = None, asic: str | None = None,
                 clock_period: float | None = None, route: bool = True, check_samples: int = CHECK_SAMPLES,
                 emitter: str = EMITTERS[0], reuse_factor: int | None = None,
-                architecture: str = "auto", force: bool = False) -> dict[str, Any]:
+                architecture: str = "auto", force: bool = False, max_luts: int | None = None,
+                fit_fpga: bool = False) -> dict[str, Any]:
     """``hlsflow rtl``: generate ``<project>/rtl/`` and its figures (lint; Yosys, FPGA, ASIC when asked).
 
     ``PROJECT`` must be an hlsflow project and an existing ``PROJECT/rtl`` an hlsflow RTL folder (or ``force``),
@@ -299,6 +300,11 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
     ``architecture`` (``auto``, ``unrolled``, ``folded``, ``stream``) and ``reuse_factor`` (overrides the
     project's per-layer reuse factors) choose between :func:`generate` (fully unrolled, II 1) and the sequential
     architectures of :mod:`flow.rtl.sequential`.
+
+    Before tracing, the design is estimated from the graph (:mod:`flow.rtl.budget`, one ``estimate:`` line).
+    ``max_luts`` (or, with ``fit_fpga``, the LUTs of the ``fpga`` part) is a budget: with ``architecture`` auto
+    and no ``reuse_factor`` the smallest reuse factor estimated to fit is traced (FlowError when none fits);
+    an explicit choice is kept, with a warning when it is estimated over the budget.
     """
     from flow.hls.layer_map import layer_map
     from flow.hls.project import load_meta, rebuild
@@ -308,6 +314,11 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
     load_meta(project)  # an hlsflow project (one line otherwise), before anything else is read
     claim_output(project / "rtl", RTL, force)
     require_tools(fpga, asic)
+    budget_what = f"--max-luts {max_luts}"
+    if max_luts is None and fit_fpga and fpga is not None:
+        from flow.rtl.fpga import part as fpga_part
+
+        max_luts, budget_what = fpga_part(fpga).lut_budget, f"--fpga {fpga}: {fpga_part(fpga).luts:,} LUT4"
     period = clock_period if clock_period is not None else project_clock_period(project)
     target = fpga or asic
     t0 = time.perf_counter()
@@ -318,6 +329,10 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
         from flow.rtl.sequential import Emission, choose_architecture, generate_sequential
 
         kind, reuse = choose_architecture(graph, architecture, reuse_factor)
+        explicit = architecture != "auto" or reuse_factor is not None
+        kind, reuse, est = budget.decide(graph, kind, reuse, explicit, max_luts, budget_what, upto)
+        if not explicit and max_luts is not None and kind != "unrolled":
+            reuse_factor = max(reuse.values(), default=None)
         n_layers, weights = progress.trace_size(graph, upto)
         progress.say(f"tracing {name or project.name} with da4ml ({kind}): {n_layers} layers, {weights:,} nonzero "
                      "weights (multiplications by a constant) ...")
@@ -325,7 +340,7 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
             emission = Emission(latency_cutoff, emitter, period, target)
             port_map = generate_sequential(graph, project / "rtl", name or project.name, kind, reuse, emission, upto,
                                            check_samples=check_samples, reuse_override=reuse_factor, force=force)
-            summary = _summary(project, port_map, t0)
+            summary = _summary(project, port_map, t0) | {"estimate": _estimate_record(est, max_luts)}
             if yosys:
                 _yosys(project, port_map, summary)
             if fpga or asic:
@@ -377,8 +392,15 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
             write_json_atomic(project / "rtl" / "physical.json", phys)
             summary = _summary(project, port_map, t0) | {k: v for k, v in summary.items() if k == "yosys"}
             summary["physical"] = _physical_summary(phys)
+    summary["estimate"] = _estimate_record(est, max_luts)
     summary["generate_seconds"] = round(time.perf_counter() - t0, 2)
     return summary
+
+
+def _estimate_record(est: Any, max_luts: int | None) -> dict[str, Any]:
+    """The pre-trace estimate as the summary states it (:class:`flow.rtl.budget.Estimate`)."""
+    return {"folding": est.folding, "multiplications": est.multiplications, "adders": est.adders, "luts": est.luts,
+            "registers": est.registers, "max_luts": max_luts}
 
 
 def _summary(project: Path, port_map: dict[str, Any], t0: float) -> dict[str, Any]:

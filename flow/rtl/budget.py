@@ -1,0 +1,236 @@
+"""What ``hlsflow rtl`` will cost, from the graph alone (no da4ml), and the folding that fits a LUT budget.
+
+Before anything is traced, every foldable layer (Dense, Conv; :data:`flow.rtl.kernels.FOLDABLE`) is sized from
+its weight codes as the emulator reads them (:func:`flow.arith.hls_layer.weights`), its input type and its
+``accum_t`` (``ap_fixed<W,I>``: W total bits, I integer bits incl. sign):
+
+* **unrolled** (reuse factor 1): every nonzero weight is a multiplication by a constant, made of shift-adds,
+  one adder per nonzero canonical-signed-digit (CSD) digit beyond the first; the products of an output are
+  summed by one adder each. Adders = (nonzero CSD digits) - (outputs with a nonzero weight), times the output
+  positions an io_parallel convolution traces (1 for Dense and streamed convolutions). LUTs =
+  :data:`LUTS_PER_ADDER_BIT` x adders x input width.
+* **folded** at reuse factor R (the shape :func:`flow.rtl.kernels.fold_shapes` gives: ki x ko shared
+  variable-by-variable multipliers, R steps): LUTs = ki x ko x (:data:`LUTS_PER_PRODUCT_BIT` x accumulator
+  width, the add into the accumulator; plus :data:`LUTS_PER_MULTIPLIER_BIT` x input width x weight width,
+  the multiplier itself, 0 for Yosys ``synth_xilinx``, which puts it in a DSP48) + the weight ROM when it is too
+  small for block RAM (one LUT per word bit and 64 words) + the input-slice multiplexer + a fixed
+  :data:`FOLD_CONTROL_LUTS` (step counters, handshakes).
+* every other layer (activations, casts, softmax tables ...): :data:`LUTS_PER_OTHER_BIT` x its output bits, the
+  same at every reuse factor.
+
+Registers: unrolled, the bits of every layer's result (one pipeline register per layer: a guess, da4ml cuts by
+delay); folded, the accumulators, the input register and the ROM's output word. The coefficients were fitted
+to Yosys 0.23 ``synth_xilinx -flatten`` LUT counts (LUT1..LUT6, :mod:`flow.rtl.estimate`) of generated designs
+(docs/rtl.md, "Estimating and folding to a budget"; ``bench/folding.py``); they are an estimate, not a
+synthesis result: within a factor 1.5 of Yosys on the designs measured there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from flow.errors import FlowError
+
+LUTS_PER_ADDER_BIT = 1.0       # unrolled: LUTs per constant-multiplication adder and input bit
+LUTS_PER_PRODUCT_BIT = 1.0     # folded: LUTs per shared product and accumulator bit (the running sum)
+LUTS_PER_MULTIPLIER_BIT = 0.0  # folded: LUTs per multiplier and input x weight bit (0: DSP48 in synth_xilinx)
+LUTS_PER_OTHER_BIT = 1.0       # every other layer: LUTs per output bit
+FOLD_CONTROL_LUTS = 40         # folded: per layer, step counters and handshakes
+ROM_WORDS_PER_LUT = 64         # a LUT6 holds 64 words of one bit
+
+
+def csd_digits(codes: np.ndarray) -> np.ndarray:
+    """Nonzero digits of the canonical signed-digit (non-adjacent) form of every integer code: the terms of a
+    multiplication by that constant as shift-adds (0 for 0, 1 for a power of two, 2 for 7 = 8 - 1)."""
+    a = np.abs(np.asarray(codes, dtype=np.int64))
+    d = ((3 * a) ^ a) >> 1
+    count = np.zeros(a.shape, dtype=np.int64)
+    while np.any(d):
+        count += d & 1
+        d >>= 1
+    return count
+
+
+@dataclass(frozen=True)
+class LayerSize:
+    """One foldable layer as the estimate sees it: an ``n_in`` x ``n_out`` product, ``positions`` times per
+    sample in the unrolled trace (output pixels of an io_parallel convolution, else 1); widths in bits."""
+
+    name: str
+    n_in: int
+    n_out: int
+    positions: int
+    nonzero: int       # nonzero weights (constant multiplications per position)
+    digits: int        # their nonzero CSD digits
+    used_outputs: int  # outputs with at least one nonzero weight
+    x_bits: int
+    w_bits: int
+    acc_bits: int
+    out_bits: int      # bits of one position's result (n_out x the result width)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The estimate of a whole design at ``reuse`` (the reuse factor used per foldable layer; 1: unrolled).
+
+    ``multiplications``: constant multiplications of the unrolled layers plus shared multipliers of the folded
+    ones; ``adders``: shift-add and accumulation adders; ``luts``: Yosys ``synth_xilinx`` LUTs (LUT6) expected;
+    ``registers``: flip-flops expected (rough)."""
+
+    reuse: dict[str, int]
+    multiplications: int
+    adders: int
+    luts: int
+    registers: int
+
+    @property
+    def folding(self) -> str:
+        """``unrolled``, ``reuse factor 16``, or ``reuse factors fc1 4, fc2 2`` when they differ."""
+        folded = {k: r for k, r in self.reuse.items() if r > 1}
+        if not folded:
+            return "unrolled"
+        if len(set(self.reuse.values())) == 1:
+            return f"reuse factor {next(iter(folded.values()))}"
+        return "reuse factors " + ", ".join(f"{k} {r}" for k, r in self.reuse.items())
+
+    def line(self) -> str:
+        """``estimate: N multiplications, ~A adders, ~L LUTs, ~F registers (unrolled)``."""
+        return (f"estimate: {self.multiplications:,} multiplications, ~{self.adders:,} adders, ~{self.luts:,} LUTs, "
+                f"~{self.registers:,} registers ({self.folding})")
+
+
+def layer_sizes(graph: Any, upto: str | None = None) -> tuple[list[LayerSize], int]:
+    """(the foldable layers' sizes, the output bits of every other layer) of ``graph`` up to ``upto``."""
+    from flow.arith.hls_layer import attr_type, ftype, out_shape, out_type, weights
+    from flow.arith.target import Target
+    from flow.arith.walk import plan
+    from flow.rtl.kernels import FOLDABLE
+
+    stream = Target.of(graph).stream
+    sizes: list[LayerSize] = []
+    other = 0
+    for step in plan(graph, upto):
+        if step.impl is None:
+            continue
+        layer = step.layer
+        shape = out_shape(layer)
+        t = out_type(layer)
+        if step.impl.name not in FOLDABLE:
+            other += int(np.prod(shape)) * t.width
+            continue
+        w = weights(layer, "weight")
+        if step.impl.name == "dense" and layer.get_attr("_weights_transposed", False):
+            w = w.transposed((1, 0))
+        n_out = int(shape[-1])
+        codes = np.asarray(np.ones(w.shape) if w.kind == "po2" else w.codes, dtype=np.int64).reshape(-1, n_out)
+        n_in = codes.shape[0]
+        nonzero = codes != 0
+        digits = int(csd_digits(codes).sum()) if w.kind == "fixed" else int(nonzero.sum())
+        lo, hi = int(codes.min(initial=0)), int(codes.max(initial=0))
+        w_bits = max(1, max(hi.bit_length(), (-lo - 1).bit_length() if lo < 0 else 0) + int(lo < 0))
+        positions = 1 if stream or step.impl.name == "dense" else int(np.prod(shape[:-1]))
+        x_t = ftype(layer, layer.get_input_variable().type.precision, "input")
+        acc_bits = attr_type(layer, "accum_t").width if layer.get_attr("accum_t") is not None else t.width
+        sizes.append(LayerSize(step.name, n_in, n_out, positions, int(nonzero.sum()), digits,
+                               int(nonzero.any(axis=0).sum()), x_t.width, w_bits, acc_bits, n_out * t.width))
+    return sizes, other
+
+
+def used_reuse(size: LayerSize, requested: int) -> int:
+    """The reuse factor the folded unit will use for ``requested`` (the closest valid one, as hls4ml does)."""
+    from flow.rtl.kernels import closest_reuse, fold_shapes
+
+    if requested <= 1:
+        return 1
+    return closest_reuse(requested, list(fold_shapes(size.n_in, size.n_out, size.n_in, 1)))
+
+
+def estimate(sizes: list[LayerSize], other_bits: int, reuse: dict[str, int]) -> Estimate:
+    """The design's estimate with reuse factor ``reuse[name]`` per foldable layer (missing or 1: unrolled)."""
+    from flow.rtl.kernels import bits, fold_shapes
+
+    mults = adders = registers = 0
+    luts = LUTS_PER_OTHER_BIT * other_bits
+    registers += other_bits
+    used: dict[str, int] = {}
+    for s in sizes:
+        r = used_reuse(s, reuse.get(s.name, 1))
+        used[s.name] = r
+        if r == 1:
+            adds = s.positions * max(s.digits - s.used_outputs, 0)
+            mults += s.positions * s.nonzero
+            adders += adds
+            luts += LUTS_PER_ADDER_BIT * adds * s.x_bits
+            registers += s.positions * s.out_bits
+            continue
+        ki, ko = fold_shapes(s.n_in, s.n_out, s.n_in, 1)[r]
+        m = ki * ko
+        rom_bits = m * s.w_bits
+        mults += m
+        adders += m
+        luts += m * (LUTS_PER_PRODUCT_BIT * s.acc_bits + LUTS_PER_MULTIPLIER_BIT * s.x_bits * s.w_bits)
+        if r * rom_bits < 4096:
+            luts += rom_bits * -(-r // ROM_WORDS_PER_LUT)
+        slices = s.n_in // ki
+        if slices > 1:
+            luts += ki * s.x_bits * -(-(slices - 1) // 4)
+        luts += FOLD_CONTROL_LUTS + 3 * bits(r)
+        registers += s.n_in * s.x_bits + s.n_out * s.acc_bits + rom_bits + s.out_bits
+    return Estimate(used, mults, adders, int(round(luts)), registers)
+
+
+def reuse_candidates(sizes: list[LayerSize]) -> list[int]:
+    """Every reuse factor some layer can be folded to (:func:`flow.rtl.kernels.fold_shapes`), ascending, 1 first."""
+    from flow.rtl.kernels import fold_shapes
+
+    found = {1}
+    for s in sizes:
+        found.update(fold_shapes(s.n_in, s.n_out, s.n_in, 1))
+    return sorted(found)
+
+
+def fit(sizes: list[LayerSize], other_bits: int, max_luts: int, what: str) -> tuple[int, Estimate]:
+    """The smallest reuse factor R (the same for every foldable layer, each at its closest valid one) whose
+    estimate is at most ``max_luts``, and that estimate. Nothing fits: FlowError stating what the cheapest folding
+    would cost and what to pass (``what`` names the budget: ``--max-luts 5000``, ``--fpga ecp5-25k``)."""
+    tried = []
+    for r in reuse_candidates(sizes):
+        e = estimate(sizes, other_bits, {s.name: r for s in sizes})
+        if e.luts <= max_luts:
+            return r, e
+        tried.append((e.luts, r))
+    if not tried:
+        raise FlowError("the graph has no Dense/Conv layer to fold")
+    luts, r = min(tried)
+    raise FlowError(f"no folding fits {max_luts:,} LUTs ({what}): the cheapest, --reuse-factor {r}, is estimated at "
+                    f"~{luts:,} LUTs; pass --max-luts {luts} or more (or --architecture folded --reuse-factor {r} "
+                    "to generate it anyway)")
+
+
+def decide(graph: Any, kind: str, reuse: dict[str, int], explicit: bool, max_luts: int | None, what: str,
+           upto: str | None = None) -> tuple[str, dict[str, int], Estimate]:
+    """The architecture and reuse factors ``hlsflow rtl`` traces, and their estimate, stated on stderr before
+    tracing (``estimate: ...``).
+
+    ``kind``/``reuse``: what :func:`flow.rtl.sequential.choose_architecture` chose. Without a budget
+    (``max_luts`` None) they stay. With one and ``explicit`` (``--architecture`` other than auto, or
+    ``--reuse-factor``) they stay too, with a warning line when the estimate is over it. Otherwise the smallest
+    reuse factor whose estimate fits (:func:`fit`) replaces the project's: ``unrolled`` at 1, ``folded`` above
+    (a streaming CNN stays ``stream``), stated in one line; FlowError (exit 2) when nothing fits."""
+    from flow.rtl.progress import say
+
+    sizes, other = layer_sizes(graph, upto)
+    chosen = estimate(sizes, other, reuse if kind != "unrolled" else {})
+    if max_luts is not None and sizes and not explicit:
+        r, chosen = fit(sizes, other, max_luts, what)
+        kind = kind if kind == "stream" else "folded" if r > 1 else "unrolled"
+        reuse = {name: r for name in reuse}
+        say(f"--architecture auto: {chosen.folding}, the smallest folding estimated within {max_luts:,} LUTs ({what})")
+    elif max_luts is not None and chosen.luts > max_luts:
+        say(f"warning: ~{chosen.luts:,} LUTs estimated, over the budget of {max_luts:,} ({what}); the architecture "
+            f"asked for is kept ({kind}, {chosen.folding})")
+    say(chosen.line())
+    return kind, reuse, chosen
