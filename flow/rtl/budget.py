@@ -11,15 +11,22 @@ its weight codes as the emulator reads them (:func:`flow.arith.hls_layer.weights
   :data:`LUTS_PER_ADDER_BIT` x adders x input width.
 * **folded** at reuse factor R (the shape :func:`flow.rtl.kernels.fold_shapes` gives: ki x ko shared
   variable-by-variable multipliers, R steps): LUTs = ki x ko x (:data:`LUTS_PER_PRODUCT_BIT` x accumulator
-  width, the add into the accumulator; plus :data:`LUTS_PER_MULTIPLIER_BIT` x input width x weight width,
+  width, the add into the accumulator, times :data:`MULTI_OPERAND_FACTOR` when ki > 1, or only
+  :data:`LUTS_PER_DSP_SUM` when ``accum_t`` keeps every product bit and wraps (the sums go into the DSP48s'
+  post-adders; a truncating ``accum_t`` puts a cast between product and sum that keeps them in LUTs); plus :data:`LUTS_PER_MULTIPLIER_BIT` x input width x weight width,
   the multiplier itself, 0 for Yosys ``synth_xilinx``, which puts it in a DSP48) + the weight ROM when it is too
   small for block RAM (one LUT per word bit and 64 words) + the input-slice multiplexer + a fixed
   :data:`FOLD_CONTROL_LUTS` (step counters, handshakes).
-* every other layer (activations, casts, softmax tables ...): :data:`LUTS_PER_OTHER_BIT` x its output bits, the
-  same at every reuse factor.
+* every other layer (activations, casts, softmax tables ...): :data:`LUTS_PER_OTHER_BIT` x its output bits (one
+  pixel's in a streamed CNN), the same at every reuse factor.
 
-Registers: unrolled, the bits of every layer's result (one pipeline register per layer: a guess, da4ml cuts by
-delay); folded, the accumulators, the input register and the ROM's output word. The coefficients were fitted
+A streamed CNN (io_stream) is sized as one window per convolution (its line buffers are not counted), and its
+folding with the reuse factors of a whole-vector product (a Dense layer after a Flatten folds by beats,
+:func:`flow.rtl.kernels.fold_shapes`, so its reuse factor may differ from the estimate's).
+
+Registers: unrolled, :data:`REGISTERS_PER_ADDER_BIT` x adders x input width (da4ml's pipeline registers every
+live value at every stage: how many depends on the cut, fitted at the 5 ns default) plus every layer's result;
+folded, the accumulators, the input register and a LUT ROM's output word (a rough figure either way). The coefficients were fitted
 to Yosys 0.23 ``synth_xilinx -flatten`` LUT counts (LUT1..LUT6, :mod:`flow.rtl.estimate`) of generated designs
 (docs/rtl.md, "Estimating and folding to a budget"; ``bench/folding.py``); they are an estimate, not a
 synthesis result: within a factor 1.5 of Yosys on the designs measured there.
@@ -36,7 +43,13 @@ from flow.errors import FlowError
 
 LUTS_PER_ADDER_BIT = 1.0       # unrolled: LUTs per constant-multiplication adder and input bit
 LUTS_PER_PRODUCT_BIT = 1.0     # folded: LUTs per shared product and accumulator bit (the running sum)
+LUTS_PER_DSP_SUM = 2.0         # folded, exact products (accum_t keeps every bit, WRAP): Yosys chains the sums
+                               # through the DSP48s' post-adders; LUTs per product that remain, plus one LUT per
+                               # accumulator bit (the bias-or-sum select in front of the chain, fitted, not broken down)
+MULTI_OPERAND_FACTOR = 2.0     # folded, several inputs per step (ki > 1): Yosys sums ki + 1 operands per output
+                               # with its $macc adder tree, about twice the LUTs of one carry-chain adder per operand
 LUTS_PER_MULTIPLIER_BIT = 0.0  # folded: LUTs per multiplier and input x weight bit (0: DSP48 in synth_xilinx)
+REGISTERS_PER_ADDER_BIT = 0.9  # unrolled: flip-flops per adder and input bit (da4ml's pipeline, cut for 5 ns)
 LUTS_PER_OTHER_BIT = 1.0       # every other layer: LUTs per output bit
 FOLD_CONTROL_LUTS = 40         # folded: per layer, step counters and handshakes
 ROM_WORDS_PER_LUT = 64         # a LUT6 holds 64 words of one bit
@@ -70,6 +83,7 @@ class LayerSize:
     w_bits: int
     acc_bits: int
     out_bits: int      # bits of one position's result (n_out x the result width)
+    exact_products: bool = False  # accum_t keeps every product bit and wraps: product and sum fit one DSP48
 
 
 @dataclass(frozen=True)
@@ -96,10 +110,12 @@ class Estimate:
             return f"reuse factor {next(iter(folded.values()))}"
         return "reuse factors " + ", ".join(f"{k} {r}" for k, r in self.reuse.items())
 
-    def line(self) -> str:
-        """``estimate: N multiplications, ~A adders, ~L LUTs, ~F registers (unrolled)``."""
+    def line(self, architecture: str = "") -> str:
+        """``estimate: N multiplications, ~A adders, ~L LUTs, ~F registers (unrolled)``; ``architecture``
+        ``stream`` adds it: ``(stream, reuse factor 4)``."""
+        how = f"stream, {self.folding}" if architecture == "stream" else self.folding
         return (f"estimate: {self.multiplications:,} multiplications, ~{self.adders:,} adders, ~{self.luts:,} LUTs, "
-                f"~{self.registers:,} registers ({self.folding})")
+                f"~{self.registers:,} registers ({how})")
 
 
 def layer_sizes(graph: Any, upto: str | None = None) -> tuple[list[LayerSize], int]:
@@ -119,7 +135,7 @@ def layer_sizes(graph: Any, upto: str | None = None) -> tuple[list[LayerSize], i
         shape = out_shape(layer)
         t = out_type(layer)
         if step.impl.name not in FOLDABLE:
-            other += int(np.prod(shape)) * t.width
+            other += (int(shape[-1]) if stream else int(np.prod(shape))) * t.width  # streamed: one pixel
             continue
         w = weights(layer, "weight")
         if step.impl.name == "dense" and layer.get_attr("_weights_transposed", False):
@@ -133,9 +149,11 @@ def layer_sizes(graph: Any, upto: str | None = None) -> tuple[list[LayerSize], i
         w_bits = max(1, max(hi.bit_length(), (-lo - 1).bit_length() if lo < 0 else 0) + int(lo < 0))
         positions = 1 if stream or step.impl.name == "dense" else int(np.prod(shape[:-1]))
         x_t = ftype(layer, layer.get_input_variable().type.precision, "input")
-        acc_bits = attr_type(layer, "accum_t").width if layer.get_attr("accum_t") is not None else t.width
+        acc_t = attr_type(layer, "accum_t") if layer.get_attr("accum_t") is not None else t
+        exact = acc_t.fractional >= x_t.fractional + w.frac and acc_t.overflow == "WRAP"
         sizes.append(LayerSize(step.name, n_in, n_out, positions, int(nonzero.sum()), digits,
-                               int(nonzero.any(axis=0).sum()), x_t.width, w_bits, acc_bits, n_out * t.width))
+                               int(nonzero.any(axis=0).sum()), x_t.width, w_bits, acc_t.width, n_out * t.width,
+                               exact))
     return sizes, other
 
 
@@ -151,6 +169,7 @@ def used_reuse(size: LayerSize, requested: int) -> int:
 def estimate(sizes: list[LayerSize], other_bits: int, reuse: dict[str, int]) -> Estimate:
     """The design's estimate with reuse factor ``reuse[name]`` per foldable layer (missing or 1: unrolled)."""
     from flow.rtl.kernels import bits, fold_shapes
+    from flow.rtl.units import BLOCK_ROM_BITS
 
     mults = adders = registers = 0
     luts = LUTS_PER_OTHER_BIT * other_bits
@@ -164,21 +183,27 @@ def estimate(sizes: list[LayerSize], other_bits: int, reuse: dict[str, int]) -> 
             mults += s.positions * s.nonzero
             adders += adds
             luts += LUTS_PER_ADDER_BIT * adds * s.x_bits
-            registers += s.positions * s.out_bits
+            registers += int(REGISTERS_PER_ADDER_BIT * adds * s.x_bits) + s.positions * s.out_bits
             continue
         ki, ko = fold_shapes(s.n_in, s.n_out, s.n_in, 1)[r]
         m = ki * ko
         rom_bits = m * s.w_bits
         mults += m
         adders += m
-        luts += m * (LUTS_PER_PRODUCT_BIT * s.acc_bits + LUTS_PER_MULTIPLIER_BIT * s.x_bits * s.w_bits)
-        if r * rom_bits < 4096:
+        if s.exact_products:
+            per_add = LUTS_PER_DSP_SUM
+            luts += s.n_out * s.acc_bits
+        else:
+            per_add = LUTS_PER_PRODUCT_BIT * s.acc_bits * (MULTI_OPERAND_FACTOR if ki > 1 else 1.0)
+        luts += m * (per_add + LUTS_PER_MULTIPLIER_BIT * s.x_bits * s.w_bits)
+        in_luts = r * rom_bits < BLOCK_ROM_BITS  # else block RAM, its output register included
+        if in_luts:
             luts += rom_bits * -(-r // ROM_WORDS_PER_LUT)
         slices = s.n_in // ki
         if slices > 1:
             luts += ki * s.x_bits * -(-(slices - 1) // 4)
         luts += FOLD_CONTROL_LUTS + 3 * bits(r)
-        registers += s.n_in * s.x_bits + s.n_out * s.acc_bits + rom_bits + s.out_bits
+        registers += s.n_in * s.x_bits + s.n_out * s.acc_bits + (rom_bits if in_luts else 0)
     return Estimate(used, mults, adders, int(round(luts)), registers)
 
 
@@ -232,5 +257,5 @@ def decide(graph: Any, kind: str, reuse: dict[str, int], explicit: bool, max_lut
     elif max_luts is not None and chosen.luts > max_luts:
         say(f"warning: ~{chosen.luts:,} LUTs estimated, over the budget of {max_luts:,} ({what}); the architecture "
             f"asked for is kept ({kind}, {chosen.folding})")
-    say(chosen.line())
+    say(chosen.line(kind))
     return kind, reuse, chosen
