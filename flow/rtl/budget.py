@@ -41,7 +41,7 @@ import numpy as np
 
 from flow.errors import FlowError
 
-LUTS_PER_ADDER_BIT = 1.0       # unrolled: LUTs per constant-multiplication adder and input bit
+LUTS_PER_ADDER_BIT = 0.9       # unrolled: LUTs per constant-multiplication adder and input bit
 LUTS_PER_PRODUCT_BIT = 1.0     # folded: LUTs per shared product and accumulator bit (the running sum)
 LUTS_PER_DSP_SUM = 2.0         # folded, exact products (accum_t keeps every bit, WRAP): Yosys chains the sums
                                # through the DSP48s' post-adders; LUTs per product that remain, plus one LUT per
