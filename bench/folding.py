@@ -7,7 +7,7 @@ from ``hlsflow run models/<name>.yaml`` with the RTL stage off, folded by ``--re
 alone (flow.rtl.estimate.xilinx_estimate). One row per point: model, R, estimated LUTs, Yosys LUTs (and FF, DSP,
 BRAM), estimate / Yosys, Yosys LUTs / Yosys LUTs at R = 1.
 
-    python3 bench/folding.py [--models jet_mlp,digits_mlp,digits_cnn] [--reuse 1,4,16] [--work DIR] [--out FILE.json]
+    python3 bench/folding.py [--models jet_mlp,digits_mlp,digits_cnn] [--reuse 1,4,16] [--work DIR] [--cached] [--out FILE.json]
 
 ``--work`` keeps the projects, their RTL and each point's Yosys result (``<project>/xilinx.json``): a second run
 reuses them, measures only what is missing and recomputes every estimate. Yosys runs under ``nice``; on two shared cores the jet MLP at R = 1 takes minutes.
@@ -61,7 +61,7 @@ def base_project(model: str, reuse: int, work: Path) -> Path:
     return path
 
 
-def point(model: str, reuse: int, work: Path) -> dict:
+def point(model: str, reuse: int, work: Path, cached_only: bool = False) -> dict | None:
     """Estimate, generate and synthesize one (model, R) point; the RTL and Yosys's counts (``xilinx.json`` in the
     project) are kept in ``work`` and reused, the estimate is always computed anew."""
     from flow.hls.project import rebuild
@@ -83,6 +83,8 @@ def point(model: str, reuse: int, work: Path) -> dict:
                     architecture="auto" if stream or reuse == 1 else "folded")
     pm = json.loads((project / "rtl" / "port_map.json").read_text())
     cached = project / "xilinx.json"
+    if cached_only and not cached.is_file():
+        return None
     if not cached.is_file():
         cached.write_text(json.dumps(xilinx_estimate(project / "rtl", pm["verilog"], pm["top"], timeout=3600),
                                      indent=1) + "\n")
@@ -110,6 +112,7 @@ def main() -> int:
     ap.add_argument("--reuse", default="1,4,16", help="reuse factors (the CNN: 1 and 4 only, its dense has 10 outputs)")
     ap.add_argument("--work", type=Path, help="folder for the projects and cached results (default: a temporary one)")
     ap.add_argument("--out", type=Path, help="also write the rows as JSON")
+    ap.add_argument("--cached", action="store_true", help="with --work: only the points Yosys has already measured")
     args = ap.parse_args()
     os.nice(5)
     work = args.work or Path(tempfile.mkdtemp(prefix="folding-"))
@@ -118,7 +121,11 @@ def main() -> int:
         for r in (int(x) for x in args.reuse.split(",")):
             if model == "digits_cnn" and r > 4:
                 continue
-            rows.append(point(model, r, work))
+            row = point(model, r, work, args.cached)
+            if row is None:
+                print(f"{model} R={r}: no Yosys result in {work} yet (--cached)", flush=True)
+                continue
+            rows.append(row)
             print(table(rows[-1:]).splitlines()[-1], flush=True)
     print(table(rows))
     if args.out:

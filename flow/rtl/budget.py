@@ -256,6 +256,6 @@ def decide(graph: Any, kind: str, reuse: dict[str, int], explicit: bool, max_lut
         say(f"--architecture auto: {chosen.folding}, the smallest folding estimated within {max_luts:,} LUTs ({what})")
     elif max_luts is not None and chosen.luts > max_luts:
         say(f"warning: ~{chosen.luts:,} LUTs estimated, over the budget of {max_luts:,} ({what}); the architecture "
-            f"asked for is kept ({kind}, {chosen.folding})")
+            f"asked for is kept ({chosen.folding if kind == 'folded' else kind})")
     say(chosen.line(kind))
     return kind, reuse, chosen
