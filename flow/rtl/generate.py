@@ -316,9 +316,10 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
     require_tools(fpga, asic)
     budget_what = f"--max-luts {max_luts}"
     if max_luts is None and fit_fpga and fpga is not None:
-        from flow.rtl.fpga import part as fpga_part
+        from flow.rtl.fpga import LUT4_PER_LUT6, part as fpga_part
 
-        max_luts, budget_what = fpga_part(fpga).lut_budget, f"--fpga {fpga}: {fpga_part(fpga).luts:,} LUT4"
+        max_luts = fpga_part(fpga).lut_budget
+        budget_what = f"--fpga {fpga}: {fpga_part(fpga).luts:,} LUT4 / {LUT4_PER_LUT6}"
     period = clock_period if clock_period is not None else project_clock_period(project)
     target = fpga or asic
     t0 = time.perf_counter()
@@ -331,8 +332,8 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
         kind, reuse = choose_architecture(graph, architecture, reuse_factor)
         explicit = architecture != "auto" or reuse_factor is not None
         kind, reuse, est = budget.decide(graph, kind, reuse, explicit, max_luts, budget_what, upto)
-        if not explicit and max_luts is not None and kind != "unrolled":
-            reuse_factor = max(reuse.values(), default=None)
+        if not explicit and max_luts is not None and any(r > 1 for r in reuse.values()):
+            reuse_factor = max(reuse.values())  # recorded in port_map.json as the override it is
         n_layers, weights = progress.trace_size(graph, upto)
         progress.say(f"tracing {name or project.name} with da4ml ({kind}): {n_layers} layers, {weights:,} nonzero "
                      "weights (multiplications by a constant) ...")
