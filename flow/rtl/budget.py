@@ -13,23 +13,25 @@ its weight codes as the emulator reads them (:func:`flow.arith.hls_layer.weights
   variable-by-variable multipliers, R steps): LUTs = ki x ko x (:data:`LUTS_PER_PRODUCT_BIT` x accumulator
   width, the add into the accumulator, times :data:`MULTI_OPERAND_FACTOR` when ki > 1, or only
   :data:`LUTS_PER_DSP_SUM` when ``accum_t`` keeps every product bit and wraps (the sums go into the DSP48s'
-  post-adders; a truncating ``accum_t`` puts a cast between product and sum that keeps them in LUTs); plus :data:`LUTS_PER_MULTIPLIER_BIT` x input width x weight width,
+  post-adders; a truncating ``accum_t`` puts a cast between product and sum that keeps them in LUTs), plus
+  one LUT per accumulator bit in that case; plus :data:`LUTS_PER_MULTIPLIER_BIT` x input width x weight width,
   the multiplier itself, 0 for Yosys ``synth_xilinx``, which puts it in a DSP48) + the weight ROM when it is too
   small for block RAM (one LUT per word bit and 64 words) + the input-slice multiplexer + a fixed
   :data:`FOLD_CONTROL_LUTS` (step counters, handshakes).
 * every other layer (activations, casts, softmax tables ...): :data:`LUTS_PER_OTHER_BIT` x its output bits (one
   pixel's in a streamed CNN), the same at every reuse factor.
 
-A streamed CNN (io_stream) is sized as one window per convolution (its line buffers are not counted), and its
-folding with the reuse factors of a whole-vector product (a Dense layer after a Flatten folds by beats,
-:func:`flow.rtl.kernels.fold_shapes`, so its reuse factor may differ from the estimate's).
+A streamed CNN (io_stream) is sized as one window per convolution (its line buffers are not counted); a Dense
+layer after its Flatten folds by beats of one pixel's channels, as :func:`flow.rtl.kernels.fold_shapes` does.
 
 Registers: unrolled, :data:`REGISTERS_PER_ADDER_BIT` x adders x input width (da4ml's pipeline registers every
 live value at every stage: how many depends on the cut, fitted at the 5 ns default) plus every layer's result;
-folded, the accumulators, the input register and a LUT ROM's output word (a rough figure either way). The coefficients were fitted
-to Yosys 0.23 ``synth_xilinx -flatten`` LUT counts (LUT1..LUT6, :mod:`flow.rtl.estimate`) of generated designs
-(docs/rtl.md, "Estimating and folding to a budget"; ``bench/folding.py``); they are an estimate, not a
-synthesis result: within a factor 1.5 of Yosys on the designs measured there.
+folded, the accumulators, the input register and a LUT ROM's output word (a rough figure either way).
+
+The coefficients were fitted to Yosys 0.23 ``synth_xilinx -flatten`` LUT counts (LUT1..LUT6,
+:mod:`flow.rtl.estimate`) of generated designs (docs/rtl.md, "Estimating and folding to a budget";
+``bench/folding.py``); an estimate, not a synthesis result: within a factor 1.5 of Yosys on most designs
+measured there, and the table there says where not.
 """
 
 from __future__ import annotations
@@ -84,6 +86,14 @@ class LayerSize:
     acc_bits: int
     out_bits: int      # bits of one position's result (n_out x the result width)
     exact_products: bool = False  # accum_t keeps every product bit and wraps: product and sum fit one DSP48
+    chunk: int = 0     # inputs per beat when a streamed CNN's Dense takes its flattened pixels (0: all n_in at once)
+
+    def shapes(self) -> dict[int, tuple[int, int]]:
+        """Every reuse factor this product folds to, with its (ki, ko) (:func:`flow.rtl.kernels.fold_shapes`)."""
+        from flow.rtl.kernels import fold_shapes
+
+        chunk = self.chunk or self.n_in
+        return fold_shapes(self.n_in, self.n_out, chunk, self.n_in // chunk)
 
 
 @dataclass(frozen=True)
@@ -128,12 +138,15 @@ def layer_sizes(graph: Any, upto: str | None = None) -> tuple[list[LayerSize], i
     stream = Target.of(graph).stream
     sizes: list[LayerSize] = []
     other = 0
+    pixel = 0  # streamed: channels per beat of the pixel stream a Flatten turns into a chunked vector
     for step in plan(graph, upto):
         if step.impl is None:
             continue
         layer = step.layer
         shape = out_shape(layer)
         t = out_type(layer)
+        if stream and len(shape) > 1:
+            pixel = int(shape[-1])
         if step.impl.name not in FOLDABLE:
             other += (int(shape[-1]) if stream else int(np.prod(shape))) * t.width  # streamed: one pixel
             continue
@@ -151,24 +164,27 @@ def layer_sizes(graph: Any, upto: str | None = None) -> tuple[list[LayerSize], i
         x_t = ftype(layer, layer.get_input_variable().type.precision, "input")
         acc_t = attr_type(layer, "accum_t") if layer.get_attr("accum_t") is not None else t
         exact = acc_t.fractional >= x_t.fractional + w.frac and acc_t.overflow == "WRAP"
+        chunk = pixel if stream and step.impl.name == "dense" and pixel and n_in % pixel == 0 else 0
+        if len(shape) == 1:
+            pixel = 0
         sizes.append(LayerSize(step.name, n_in, n_out, positions, int(nonzero.sum()), digits,
                                int(nonzero.any(axis=0).sum()), x_t.width, w_bits, acc_t.width, n_out * t.width,
-                               exact))
+                               exact, chunk))
     return sizes, other
 
 
 def used_reuse(size: LayerSize, requested: int) -> int:
     """The reuse factor the folded unit will use for ``requested`` (the closest valid one, as hls4ml does)."""
-    from flow.rtl.kernels import closest_reuse, fold_shapes
+    from flow.rtl.kernels import closest_reuse
 
     if requested <= 1:
         return 1
-    return closest_reuse(requested, list(fold_shapes(size.n_in, size.n_out, size.n_in, 1)))
+    return closest_reuse(requested, list(size.shapes()))
 
 
 def estimate(sizes: list[LayerSize], other_bits: int, reuse: dict[str, int]) -> Estimate:
     """The design's estimate with reuse factor ``reuse[name]`` per foldable layer (missing or 1: unrolled)."""
-    from flow.rtl.kernels import bits, fold_shapes
+    from flow.rtl.kernels import bits
     from flow.rtl.units import BLOCK_ROM_BITS
 
     mults = adders = registers = 0
@@ -185,7 +201,7 @@ def estimate(sizes: list[LayerSize], other_bits: int, reuse: dict[str, int]) -> 
             luts += LUTS_PER_ADDER_BIT * adds * s.x_bits
             registers += int(REGISTERS_PER_ADDER_BIT * adds * s.x_bits) + s.positions * s.out_bits
             continue
-        ki, ko = fold_shapes(s.n_in, s.n_out, s.n_in, 1)[r]
+        ki, ko = s.shapes()[r]
         m = ki * ko
         rom_bits = m * s.w_bits
         mults += m
@@ -199,7 +215,7 @@ def estimate(sizes: list[LayerSize], other_bits: int, reuse: dict[str, int]) -> 
         in_luts = r * rom_bits < BLOCK_ROM_BITS  # else block RAM, its output register included
         if in_luts:
             luts += rom_bits * -(-r // ROM_WORDS_PER_LUT)
-        slices = s.n_in // ki
+        slices = (s.chunk or s.n_in) // ki  # input slices of one beat
         if slices > 1:
             luts += ki * s.x_bits * -(-(slices - 1) // 4)
         luts += FOLD_CONTROL_LUTS + 3 * bits(r)
@@ -209,11 +225,9 @@ def estimate(sizes: list[LayerSize], other_bits: int, reuse: dict[str, int]) -> 
 
 def reuse_candidates(sizes: list[LayerSize]) -> list[int]:
     """Every reuse factor some layer can be folded to (:func:`flow.rtl.kernels.fold_shapes`), ascending, 1 first."""
-    from flow.rtl.kernels import fold_shapes
-
     found = {1}
     for s in sizes:
-        found.update(fold_shapes(s.n_in, s.n_out, s.n_in, 1))
+        found.update(s.shapes())
     return sorted(found)
 
 
