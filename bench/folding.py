@@ -12,7 +12,7 @@ BRAM), estimate / Yosys, Yosys LUTs / Yosys LUTs at R = 1.
 
 ``--work`` keeps the projects, their RTL and each point's Yosys result (``<project>/xilinx.json``): a second run
 reuses them, measures only what is missing and recomputes every estimate. Yosys runs under ``nice``; on two
-shared cores the jet MLP at R = 4 took 46 minutes and R = 1 more than 70 (not finished).
+shared cores the jet MLP at R = 4 took 46 minutes and R = 1 did not finish within 55 (load average 13-15).
 """
 
 from __future__ import annotations
