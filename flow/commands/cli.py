@@ -173,7 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "per-layer ReuseFactor): about n_in*n_out/R shared multipliers, a new sample every R cycles")
     rt.add_argument("--architecture", choices=ARCHITECTURES, default="auto",
                     help="auto (default): stream for io_stream CNNs (line buffers, one pixel per beat), folded when a "
-                         "reuse factor is above 1, else unrolled (one sample per clock)")
+                         "reuse factor is above 1, else unrolled (one sample per clock); with --max-luts or --fpga: "
+                         "the smallest reuse factor estimated to fit that budget")
+    rt.add_argument("--max-luts", type=COUNT, metavar="N",
+                    help="LUT budget (Yosys synth_xilinx LUTs, as estimated before tracing): with --architecture auto "
+                         "and no --reuse-factor, fold to the smallest reuse factor estimated to fit (exit 2 naming "
+                         "the cost when none does); an explicit architecture is kept, with a warning. Default with "
+                         "--fpga: that part's LUTs")
     rt.add_argument("--emitter", choices=EMITTERS, default=EMITTERS[0],
                     help="stage modules as one always block per stage, every op inline (levelized, the default: "
                          "fast on Icarus) or da4ml's own generator (one module instance per op)")
@@ -442,7 +448,8 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
                                          fpga=args.fpga, asic=args.asic, clock_period=args.clock_period,
                                          route=not args.no_route, check_samples=args.check_samples,
                                          emitter=args.emitter, reuse_factor=args.reuse_factor,
-                                         architecture=args.architecture, force=args.force),
+                                         architecture=args.architecture, force=args.force,
+                                         max_luts=args.max_luts, fit_fpga=True),
                              indent=2, default=str))
             return 0
         if args.command == "sweep":

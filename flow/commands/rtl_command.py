@@ -13,11 +13,12 @@ from typing import Any
 
 from flow.core.outputs import RTL, claim_output
 from flow.core.staging import scratch_dir
+from flow.core.targets import LUT4_PER_LUT6, fpga_part
 from flow.hls.layer_map import layer_map
 from flow.hls.project import load_meta, rebuild
 from flow.physical.estimate import yosys_estimate
 from flow.physical.figures import physical_project, project_clock_period, require_tools, write_json_atomic
-from flow.rtl import progress, timing
+from flow.rtl import budget, progress, timing
 from flow.rtl.emit import EMITTERS
 from flow.rtl.generate import CHECK_SAMPLES, generate
 from flow.rtl.port_map import PortMap
@@ -28,7 +29,8 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
                 yosys: bool = False, name: str | None = None, fpga: str | None = None, asic: str | None = None,
                 clock_period: float | None = None, route: bool = True, check_samples: int = CHECK_SAMPLES,
                 emitter: str = EMITTERS[0], reuse_factor: int | None = None,
-                architecture: str = "auto", force: bool = False) -> dict[str, Any]:
+                architecture: str = "auto", force: bool = False, max_luts: int | None = None,
+                fit_fpga: bool = False) -> dict[str, Any]:
     """``hlsflow rtl``: generate ``<project>/rtl/`` and its figures (lint; Yosys, FPGA, ASIC when asked).
 
     ``PROJECT`` must be an hlsflow project and an existing ``PROJECT/rtl`` an hlsflow RTL folder (or ``force``),
@@ -44,11 +46,20 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
     ``architecture`` (``auto``, ``unrolled``, ``folded``, ``stream``) and ``reuse_factor`` (overrides the
     project's per-layer reuse factors) choose between :func:`generate` (fully unrolled, II 1) and the sequential
     architectures of :mod:`flow.rtl.sequential`.
+
+    Before tracing, the design is estimated from the graph (:mod:`flow.rtl.budget`, one ``estimate:`` line).
+    ``max_luts`` (or, with ``fit_fpga``, the LUTs of the ``fpga`` part) is a budget: with ``architecture`` auto
+    and no ``reuse_factor`` the smallest reuse factor estimated to fit is traced (FlowError when none fits);
+    an explicit choice is kept, with a warning when it is estimated over the budget.
     """
     project = Path(project)
     load_meta(project)  # an hlsflow project (one line otherwise), before anything else is read
     claim_output(project / "rtl", RTL, force)
     require_tools(fpga, asic)
+    budget_what = f"--max-luts {max_luts}"
+    if max_luts is None and fit_fpga and fpga is not None:
+        max_luts = fpga_part(fpga).lut_budget
+        budget_what = f"--fpga {fpga}: {fpga_part(fpga).luts:,} LUT4 / {LUT4_PER_LUT6}"
     period = clock_period if clock_period is not None else project_clock_period(project)
     target = fpga or asic
     t0 = time.perf_counter()
@@ -58,6 +69,10 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
             upto = layer_map(model, graph).graph_layer(upto)
 
         kind, reuse = choose_architecture(graph, architecture, reuse_factor)
+        explicit = architecture != "auto" or reuse_factor is not None
+        kind, reuse, est = budget.decide(graph, kind, reuse, explicit, max_luts, budget_what, upto)
+        if not explicit and max_luts is not None and any(r > 1 for r in reuse.values()):
+            reuse_factor = max(reuse.values())  # recorded in port_map.json as the override it is
         n_layers, weights = progress.trace_size(graph, upto)
         progress.say(f"tracing {name or project.name} with da4ml ({kind}): {n_layers} layers, {weights:,} nonzero "
                      "weights (multiplications by a constant) ...")
@@ -65,7 +80,7 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
             emission = Emission(latency_cutoff, emitter, period, target)
             port_map = generate_sequential(graph, project / "rtl", name or project.name, kind, reuse, emission, upto,
                                            check_samples=check_samples, reuse_override=reuse_factor, force=force)
-            summary = _summary(project, port_map, t0)
+            summary = _summary(project, port_map, t0) | {"estimate": _estimate_record(est, max_luts)}
             if yosys:
                 port_map = _yosys(project, port_map, summary)
             if fpga or asic:
@@ -118,8 +133,15 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
             write_json_atomic(project / "rtl" / "physical.json", phys)
             summary = _summary(project, port_map, t0) | {k: v for k, v in summary.items() if k == "yosys"}
             summary["physical"] = _physical_summary(phys)
+    summary["estimate"] = _estimate_record(est, max_luts)
     summary["generate_seconds"] = round(time.perf_counter() - t0, 2)
     return summary
+
+
+def _estimate_record(est: Any, max_luts: int | None) -> dict[str, Any]:
+    """The pre-trace estimate as the summary states it (:class:`flow.rtl.budget.Estimate`)."""
+    return {"folding": est.folding, "multiplications": est.multiplications, "adders": est.adders, "luts": est.luts,
+            "registers": est.registers, "max_luts": max_luts}
 
 
 def _summary(project: Path, port_map: PortMap, t0: float) -> dict[str, Any]:

@@ -10,13 +10,19 @@ from flow.core.errors import FlowError
 
 @dataclass(frozen=True)
 class FpgaPart:
-    """An FPGA target: ``device`` (vendor name), nextpnr's device flags, the speed grade timed (ECP5: 6, the
-    slowest, to 8, the fastest), Yosys's synthesis command."""
+    """An FPGA target: ``device`` (vendor name), nextpnr's device flags, its ``luts`` (LUT4s, Lattice's data
+    sheet), the speed grade timed (ECP5: 6, the slowest, to 8, the fastest), Yosys's synthesis command."""
 
     device: str
     device_args: tuple[str, ...]
+    luts: int = 0
     speed: int = 6
     synth: str = "synth_ecp5"
+
+    @property
+    def lut_budget(self) -> int:
+        """The part's LUT4s in the LUT6s of :mod:`flow.rtl.budget`'s estimate (:data:`LUT4_PER_LUT6`)."""
+        return int(self.luts / LUT4_PER_LUT6)
 
     @property
     def nextpnr_args(self) -> tuple[str, ...]:
@@ -33,10 +39,15 @@ class FpgaPart:
 # shipped part names keep that grade, stated in physical.json (``speed_grade``, ``device``); the calibration
 # (flow/rtl/calibration.json) was measured at it.
 FPGA_PARTS = {
-    "ecp5-25k": FpgaPart("LFE5U-25F", ("--25k",)),
-    "ecp5-45k": FpgaPart("LFE5U-45F", ("--45k",)),
-    "ecp5-85k": FpgaPart("LFE5U-85F", ("--85k",)),
+    "ecp5-25k": FpgaPart("LFE5U-25F", ("--25k",), 24_288),
+    "ecp5-45k": FpgaPart("LFE5U-45F", ("--45k",), 43_848),
+    "ecp5-85k": FpgaPart("LFE5U-85F", ("--85k",), 83_640),
 }
+# Yosys synth_ecp5 LUT4s (LUT4 cells + 2 per CCU2C carry cell, which takes a slice's two LUT4s) per synth_xilinx LUT
+# (LUT1..LUT6) on the same RTL: the estimate counts the latter, a part's budget is the former. Measured 1.31 on the
+# digits MLP's unrolled core and 1.86 on the jet MLP folded at R = 16 (docs/rtl.md "Estimating and folding to a
+# budget"): the larger, rounded up, so a budget from a part errs towards more folding
+LUT4_PER_LUT6 = 1.9
 
 
 def fpga_part(name: str) -> FpgaPart:

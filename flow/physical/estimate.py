@@ -79,6 +79,15 @@ def summarize_xilinx(cells: dict[str, int]) -> dict[str, int]:
     }
 
 
+def xilinx_estimate(rtl_dir: Path, files: list[str], top: str, timeout: float = 1800) -> dict[str, Any]:
+    """``synth_xilinx`` alone (one Yosys process): the LUT / FF / DSP / CARRY / BRAM / MUXF totals of ``top``
+    (:func:`summarize_xilinx`) and the cell counts; raises ToolMissing when Yosys is not installed."""
+    log, seconds = _run(rtl_dir, files, f"synth_xilinx -top {top} -flatten", timeout)
+    cells = parse_stat(log)
+    return {"tool": tools.version("yosys"), "xilinx_cells": cells, "xilinx": summarize_xilinx(cells),
+            "seconds": {"synth_xilinx": round(seconds, 1)}}
+
+
 def yosys_estimate(rtl_dir: Path, files: list[str], top: str, timeout: float = 1800) -> dict[str, Any]:
     """Generic and Xilinx cell counts for ``top``; raises ToolMissing when Yosys is not installed."""
     from concurrent.futures import ThreadPoolExecutor
