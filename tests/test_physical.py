@@ -258,3 +258,41 @@ def test_the_shipped_calibration_covers_the_default_targets():
         a, b = timing.model(target, table)
         assert a >= 0 and b > 0
         assert len(table["targets"][target]["points"]) >= 4
+
+
+def test_a_moved_cut_that_measures_worse_leaves_the_first_cut_as_measured(small_project, tmp_path, monkeypatch):
+    """The cut chosen for the clock misses it; the cut moved by the measured delay measures worse: the first
+    folder comes back from its copy (two generations and two measurements, not a third of each) with its figures.
+    Place-and-route is replaced by a stand-in that misses the period by more at the smaller cutoff."""
+    import shutil
+
+    from flow.commands import rtl_command
+
+    project = tmp_path / "p"
+    shutil.copytree(small_project, project, ignore=shutil.ignore_patterns("rtl"))
+    generated, measured = [], []
+    real_generate = rtl_command.generate
+
+    def counting_generate(*args, **kwargs):
+        generated.append(args[3])  # the latency cutoff
+        return real_generate(*args, **kwargs)
+
+    def stand_in(project_dir, fpga, asic, period, route=True):
+        pm = json.loads((project_dir / "rtl" / "port_map.json").read_text())
+        first = not measured
+        measured.append(pm["latency_cutoff"])
+        (project_dir / "rtl" / "measured.txt").write_text(str(pm["latency_cutoff"]))
+        return {"fpga": {"part": fpga, "min_period_ns": 1.5 * period if first else 2 * period, "met": False,
+                         "fmax_stage": "post-route", "fmax_mhz": 1, "clock_target_mhz": 1, "luts": 1, "ffs": 1}}
+
+    monkeypatch.setattr(rtl_command, "generate", counting_generate)
+    monkeypatch.setattr(rtl_command, "physical_project", stand_in)
+    monkeypatch.setattr(rtl_command, "require_tools", lambda fpga, asic: None)
+    rtl_command.rtl_project(project, fpga="ecp5-85k", clock_period=4 * PERIOD_NS)  # a cut of several delay units
+    assert len(generated) == 2 and len(measured) == 2 and measured[1] < measured[0]
+    pm = json.loads((project / "rtl" / "port_map.json").read_text())
+    assert pm["latency_cutoff"] == measured[0]
+    assert (project / "rtl" / "measured.txt").read_text() == str(measured[0])
+    closure = json.loads((project / "rtl" / "physical.json").read_text())["timing_closure"]
+    assert [t["cutoff"] for t in closure["tries"]] == measured
+    assert closure["best_cutoff"] == measured[0] and not closure["met"]

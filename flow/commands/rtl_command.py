@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from flow.core.outputs import RTL, claim_output
-from flow.core.staging import scratch_dir
+from flow.core.staging import scratch_dir, staged_dir
 from flow.core.targets import LUT4_PER_LUT6, fpga_part
 from flow.hls.layer_map import layer_map
 from flow.hls.project import load_meta, rebuild
@@ -23,6 +24,9 @@ from flow.rtl.emit import EMITTERS
 from flow.rtl.generate import CHECK_SAMPLES, generate
 from flow.rtl.port_map import PortMap
 from flow.rtl.sequential import Emission, choose_architecture, generate_sequential
+
+
+MAX_CUTS = 2  # cuts placed and routed (or timed) by `hlsflow rtl --fpga/--asic`: the chosen one, then one moved by the measured delay
 
 
 def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | None = None,
@@ -96,33 +100,15 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
         if yosys:
             port_map = _yosys(project, port_map, summary)
         if fpga or asic:
-            phys = physical_project(project, fpga, asic, period, route=route)
-            tries = [_try(port_map, phys, target)]
-            if latency_cutoff is None and not tries[0]["met"]:
-                better = _retry_cutoff(port_map, tries[0], target, period)
-                if better is not None:
-                    print(f"hlsflow rtl: {tries[0]['min_period_ns']} ns > {period} ns; trying cutoff {better} ...",
-                          file=sys.stderr)
-                    first = (port_map, phys)
-                    port_map = generate(graph, project / "rtl", name or project.name, better, upto,
-                                        clock_period=period, timing_target=target, check_samples=check_samples,
-                                        emitter=emitter, force=force)
-                    port_map = port_map.with_entries(timing={**port_map.record["timing"],
-                                                             "cutoff_from": "clock_period, after place-and-route"})
-                    port_map.write(project / "rtl")
-                    if yosys:
-                        port_map = _yosys(project, port_map, summary)
-                    phys = physical_project(project, fpga, asic, period, route=route)
-                    tries.append(_try(port_map, phys, target))
-                    if tries[1]["min_period_ns"] > tries[0]["min_period_ns"] and not tries[1]["met"]:
-                        print(f"hlsflow rtl: cutoff {first[0].latency_cutoff} was better; regenerating it ...",
-                              file=sys.stderr)
-                        port_map = generate(graph, project / "rtl", name or project.name, first[0].latency_cutoff,
-                                            upto, clock_period=period, timing_target=target,
-                                            check_samples=check_samples, emitter=emitter, force=force)
-                        if yosys:
-                            port_map = _yosys(project, port_map, summary)
-                        phys = physical_project(project, fpga, asic, period, route=route)
+            def regenerate(cutoff: float) -> PortMap:
+                pm = generate(graph, project / "rtl", name or project.name, cutoff, upto, clock_period=period,
+                              timing_target=target, check_samples=check_samples, emitter=emitter, force=force)
+                pm = pm.with_entries(timing={**pm.record["timing"], "cutoff_from": "clock_period, after place-and-route"})
+                pm.write(project / "rtl")
+                return _yosys(project, pm, summary) if yosys else pm
+
+            port_map, phys, tries = _measured_cuts(project, port_map, regenerate, lambda: physical_project(
+                project, fpga, asic, period, route=route), target, period, latency_cutoff is None, summary)
             best = min(tries, key=lambda t: t["min_period_ns"])
             phys["timing_closure"] = {
                 "target": target, "clock_period_ns": period, "tries": tries, "met": any(t["met"] for t in tries),
@@ -168,6 +154,42 @@ def _yosys(project: Path, port_map: PortMap, summary: dict[str, Any]) -> PortMap
     return port_map
 
 
+def _measured_cuts(project: Path, port_map: PortMap, regenerate: Callable[[float], PortMap],
+                   measure: Callable[[], dict[str, Any]], target: str, period: float, auto_cut: bool,
+                   summary: dict[str, Any]) -> tuple[PortMap, dict[str, Any], list[dict[str, Any]]]:
+    """Place-and-route (or time) the generated cut; while an automatic cut (``auto_cut``) misses ``period`` ns, move
+    it by the measured delay (:func:`_retry_cutoff`) and measure again, at most :data:`MAX_CUTS` cuts. Every measured
+    ``PROJECT/rtl`` is kept (copied aside); the best one (met, else the shortest period, the later on a tie) ends
+    in ``PROJECT/rtl``, restored from its copy rather than generated and measured again. Returns its port map,
+    physical figures and the record of every try; ``summary["yosys"]`` follows the kept cut."""
+    kept: list[tuple[PortMap, dict[str, Any], Path, Any]] = []
+    tries: list[dict[str, Any]] = []
+    with scratch_dir("cuts") as aside:
+        while True:
+            phys = measure()
+            tries.append(_try(port_map, phys, target))
+            copy = Path(aside) / f"cut{len(tries)}"
+            shutil.copytree(project / "rtl", copy)
+            kept.append((port_map, phys, copy, summary.get("yosys")))
+            better = (_retry_cutoff(port_map, tries[-1], target, period)
+                      if auto_cut and not tries[-1]["met"] and len(tries) < MAX_CUTS else None)
+            if better is None:
+                break
+            print(f"hlsflow rtl: {tries[-1]['min_period_ns']} ns > {period} ns; trying cutoff {better} ...",
+                  file=sys.stderr)
+            port_map = regenerate(better)
+        best = max(range(len(tries)), key=lambda k: (tries[k]["met"], -tries[k]["min_period_ns"], k))
+        port_map, phys, copy, yosys_counts = kept[best]
+        if best != len(tries) - 1:
+            print(f"hlsflow rtl: cutoff {port_map.latency_cutoff} was better; keeping what was measured for it",
+                  file=sys.stderr)
+            with staged_dir(project / "rtl", RTL) as restored:
+                shutil.copytree(copy, restored, dirs_exist_ok=True)
+            if yosys_counts is not None:
+                summary["yosys"] = yosys_counts
+    return port_map, phys, tries
+
+
 def _try(port_map: PortMap, phys: dict[str, Any], target: str) -> dict[str, Any]:
     section = phys["fpga"] if "fpga" in phys and phys["fpga"]["part"] == target else phys["asic"]
     return {"cutoff": port_map.latency_cutoff, "stages": port_map.pipeline_stages,
@@ -178,8 +200,6 @@ def _try(port_map: PortMap, phys: dict[str, Any], target: str) -> dict[str, Any]
 
 def _retry_cutoff(port_map: PortMap, first: dict[str, Any], target: str, period: float) -> float | None:
     """A smaller cutoff from the measured stage delay (ns per da4ml unit re-fitted on this net), or None."""
-
-
     a, _ = timing.model(target)
     units = first["stage_delay_units"]
     if units <= 1 or first["min_period_ns"] <= a:
