@@ -102,10 +102,10 @@ def tiny_graph(folder: Path) -> Any:
     """The hls4ml graph of a 6 -> QDense 4 -> quantized_relu(6, 2) -> QDense 3 model (5-bit weights and biases,
     ``ap_fixed<8,3>`` inputs, Vitis, seed 5) written under ``folder / "tiny"``: two traced Dense layers, built in
     seconds."""
+    from flow.keras.env import keras, set_seed  # first: sets up Keras 2 before QKeras is imported
     from qkeras import QActivation, QDense, quantized_bits, quantized_relu
 
     from flow.hls.convert import build_graph, derive_hls_config
-    from flow.keras.env import keras, set_seed
     from flow.spec import Hardware
 
     K = keras()
