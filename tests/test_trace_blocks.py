@@ -100,3 +100,28 @@ def test_the_tiled_netlist_differs_when_a_weight_changes(tiny_graph, tiles_of_fo
     comb = comb_trace(traced.inputs, traced.outputs, keep_dead_inputs=True)
     x = full_range_inputs(traced.input_type, traced.input_shape, 2000, 3)
     assert int(np.count_nonzero(predict(comb, x) != emulate(tiny_graph, x).outputs)) > 0
+
+
+@pytest.fixture(scope="module", name="conv1d_graph")
+def conv1d_graph_fixture(tmp_path_factory):
+    """corpus.qkeras_conv1d: 32x2 -> QConv1D 4 k=3 (30 positions) -> ReLU -> MaxPooling1D -> Dense 3, io_parallel."""
+    from corpus import qkeras_conv1d
+
+    from flow.hls.convert import build_graph, derive_hls_config
+    from flow.keras.env import set_seed
+    from flow.spec import Hardware
+
+    set_seed(4)
+    model = qkeras_conv1d()
+    hw = Hardware(backend="Vitis")
+    return build_graph(model, derive_hls_config(model, hw, "ap_fixed<8,3>"), hw,
+                       tmp_path_factory.mktemp("conv1d") / "c")
+
+
+def test_the_positions_of_a_convolution_share_one_solution(conv1d_graph, solved_shapes):
+    trace_graph(conv1d_graph)
+    assert solved_shapes == [(6, 4), (60, 3)]
+
+
+def test_a_convolution_with_a_shared_solution_equals_the_emulator_bit_for_bit(conv1d_graph):
+    assert _differing_outputs(conv1d_graph) == 0
