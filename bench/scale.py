@@ -131,7 +131,7 @@ def bench_model(name: str, folder: Path, a: argparse.Namespace) -> list[dict]:
         fold = ["--architecture", "folded", "--reuse-factor", str(a.reuse_factor)] if arch != "unrolled" else []
         rtl = run_step(["rtl", str(project), "--check-samples", str(a.check_samples), *fold], a.timeout)
         row.update(rtl_s=rtl["wall_s"], rtl_cpu_s=rtl["cpu_s"], rtl_rc=rtl["rc"],
-                   trace_s=phase_seconds(rtl["text"], r"tracing (?:\d+ layers|into units)"),
+                   trace_s=phase_seconds(rtl["text"], r"tracing \d+ layers(?: into \w+ units)?"),
                    lint_s=phase_seconds(rtl["text"], r"linting with Verilator"))
         if rtl["rc"] != 0:
             row["error"] = rtl["text"].strip().splitlines()[-1:]

@@ -12,7 +12,7 @@ import pytest
 from conftest import tiny_graph
 from da4ml.trace import comb_trace
 
-from flow.arith import symbolic_ops
+from flow.arith import netlist_eval, symbolic_ops
 from flow.arith.emulate import emulate
 from flow.arith.netlist_eval import predict
 from flow.arith.trace import trace_graph
@@ -125,3 +125,19 @@ def test_the_positions_of_a_convolution_share_one_solution(conv1d_graph, solved_
 
 def test_a_convolution_with_a_shared_solution_equals_the_emulator_bit_for_bit(conv1d_graph):
     assert _differing_outputs(conv1d_graph) == 0
+
+
+def test_the_exact_interpreter_gives_a_wide_product_exactly_from_int64_codes():
+    """The gates' interpreter (``netlist_eval.predict``) reads inputs as int64 codes when they fit (the folded
+    1M-weight MLP's gate took minutes on Python-int codes): a 40-bit product of two ``ap_fixed<20,10>`` inputs,
+    past da4ml's exact C++ width, equals the product computed in float64 (exact at 40 bits)."""
+    from da4ml.trace import FixedVariableArray
+
+    x = FixedVariableArray.from_kif(np.ones(2, int), np.full(2, 9), np.full(2, 10))
+    comb = comb_trace(x._vars, [x._vars[0] * x._vars[1], x._vars[0] + x._vars[1]])
+    assert not netlist_eval.cpp_is_exact(comb)
+    codes = np.random.default_rng(0).integers(-2 ** 19, 2 ** 19, (500, 2))
+    codes[:4] = [[-2 ** 19, -2 ** 19], [2 ** 19 - 1, -2 ** 19], [2 ** 19 - 1, 2 ** 19 - 1], [0, -1]]
+    values = codes * 2.0 ** -10
+    want = np.stack([values[:, 0] * values[:, 1], values[:, 0] + values[:, 1]], axis=1)
+    assert np.array_equal(netlist_eval.predict(comb, values), want)

@@ -75,9 +75,13 @@ def predict(comb: Any, x: np.ndarray) -> np.ndarray:
     for op, (_, _, f) in zip(comb.ops, fmts):
         if op.opcode == -1:  # the port holds the code of x * 2**inp_shift at the op's f (as the C++ reads it)
             in_fracs[op.id0], scale[op.id0] = f, f + int(comb.inp_shifts[op.id0])
-    codes = np.empty(x.shape, dtype=object)
-    for j in range(x.shape[1]):
-        codes[:, j] = [int(v) for v in np.floor(np.ldexp(x[:, j], scale[j]))]
+    floors = np.floor(np.ldexp(x, np.asarray(scale, dtype=np.int64)))
+    if np.all(np.abs(floors) < 2.0 ** fxp.INT64_SAFE_BITS):
+        codes = floors.astype(np.int64)  # exact: integral floats below 2**62; the ops widen where they need to
+    else:
+        codes = np.empty(x.shape, dtype=object)
+        for j in range(x.shape[1]):
+            codes[:, j] = [int(v) for v in floors[:, j]]
     out, fracs = evaluate_codes(comb, codes, in_fracs)
     return np.stack([fxp.to_float(out[:, j], fracs[j]) for j in range(out.shape[1])], axis=1) if out.shape[1] \
         else np.zeros((len(x), 0))
