@@ -103,6 +103,7 @@ def tiny_graph(folder: Path) -> Any:
     ``ap_fixed<8,3>`` inputs, Vitis, seed 5) written under ``folder / "tiny"``: two traced Dense layers, built in
     seconds."""
     from flow.keras.env import keras, set_seed  # first: sets up Keras 2 before QKeras is imported
+    # isort: split
     from qkeras import QActivation, QDense, quantized_bits, quantized_relu
 
     from flow.hls.convert import build_graph, derive_hls_config
@@ -188,6 +189,7 @@ def small_model(tmp_path_factory) -> tuple[Path, dict]:
     """A small QKeras model (6 -> QDense 4 -> quantized_relu -> QDense 3) saved three ways (``m.h5``, ``m.keras``,
     ``m.json`` + ``m_weights.h5``) in one folder, and the hls4ml config hls4ml itself writes for it."""
     from flow.keras.env import keras  # first: sets up Keras 2 before QKeras is imported
+    # isort: split
     from qkeras import QActivation, QDense, quantized_bits, quantized_relu
 
     from flow.hls.convert import derive_hls_config
