@@ -139,12 +139,15 @@ def evaluate_codes(comb: Any, codes: np.ndarray, in_fracs: list[int],
     codes = np.asarray(codes)
     n = codes.shape[0]
     fmts = op_formats(comb) if formats is None else formats
-    buf: list[np.ndarray] = []
+    buf: list[np.ndarray | None] = []
+    done_after = _last_reads(comb)  # op i -> the results no op after i reads: freed (memory ~ live ops, not all)
     for i, op in enumerate(comb.ops):
         k, w, f = fmts[i]
         code = op.opcode
         if w <= 0:
             buf.append(np.zeros(n, dtype=np.int64))
+            for j in done_after.get(i, ()):
+                buf[j] = None
             continue
 
         def arg(j: int, neg: bool = False) -> tuple[np.ndarray, int, int]:
@@ -215,6 +218,8 @@ def evaluate_codes(comb: Any, codes: np.ndarray, in_fracs: list[int],
         else:
             raise ValueError(f"op {i}: unknown da4ml opcode {code} ({op})")
         buf.append(_wrap(np.asarray(r), k, w))
+        for j in done_after.get(i, ()):
+            buf[j] = None
     out = np.zeros((n, comb.shape[1]), dtype=object)
     fracs = []
     for j, idx in enumerate(comb.out_idxs):
@@ -224,6 +229,30 @@ def evaluate_codes(comb: Any, codes: np.ndarray, in_fracs: list[int],
         c = buf[idx]
         out[:, j] = -fxp.as_object(c) if comb.out_negs[j] else fxp.as_object(c)
     return fxp.as_int64(out) if out.size else out.astype(np.int64), fracs
+
+
+def _last_reads(comb: Any) -> dict[int, list[int]]:
+    """Op index i -> the ops whose result is last read by op i (never an output's op). Every operand field of an op
+    that may read the buffer counts as a read (an unused field only keeps a result longer)."""
+    n_ops = len(comb.ops)
+    last = list(range(n_ops))
+    for i, op in enumerate(comb.ops):
+        if op.opcode in (-1, 5):
+            continue
+        reads = [int(op.id0), int(op.id1)]
+        if abs(op.opcode) == 6:
+            reads.append(int(op.data) & 0xFFFFFFFF)
+        for j in reads:
+            if 0 <= j < n_ops:
+                last[j] = max(last[j], i)
+    for idx in comb.out_idxs:
+        if idx >= 0:
+            last[idx] = n_ops
+    done: dict[int, list[int]] = {}
+    for j, i in enumerate(last):
+        if i < n_ops:
+            done.setdefault(i, []).append(j)
+    return done
 
 
 def _lookup(comb: Any, op: Any, key: np.ndarray, key_fmt: tuple[bool, int, int], f: int) -> np.ndarray:
