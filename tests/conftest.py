@@ -102,13 +102,14 @@ def tiny_graph(folder: Path) -> Any:
     """The hls4ml graph of a 6 -> QDense 4 -> quantized_relu(6, 2) -> QDense 3 model (5-bit weights and biases,
     ``ap_fixed<8,3>`` inputs, Vitis, seed 5) written under ``folder / "tiny"``: two traced Dense layers, built in
     seconds."""
-    from flow.hls.convert import build_graph, derive_hls_config
-    from flow.keras.env import keras, set_seed
-    from flow.spec import Hardware
-
-    K = keras()  # before QKeras: sets up Keras 2 (flow.keras.env), whichever test file runs first
+    from flow.keras.env import keras, set_seed  # first: sets up Keras 2 before QKeras is imported
+    # isort: split
     from qkeras import QActivation, QDense, quantized_bits, quantized_relu
 
+    from flow.hls.convert import build_graph, derive_hls_config
+    from flow.spec import Hardware
+
+    K = keras()
     set_seed(5)
     inp = K.Input((6,), name="x_in")
     h = QDense(4, kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(5, 0, alpha=1),
@@ -187,10 +188,11 @@ def corpus_files(tmp_path_factory) -> Callable[[str], tuple[Path, Path]]:
 def small_model(tmp_path_factory) -> tuple[Path, dict]:
     """A small QKeras model (6 -> QDense 4 -> quantized_relu -> QDense 3) saved three ways (``m.h5``, ``m.keras``,
     ``m.json`` + ``m_weights.h5``) in one folder, and the hls4ml config hls4ml itself writes for it."""
+    from flow.keras.env import keras  # first: sets up Keras 2 before QKeras is imported
+    # isort: split
     from qkeras import QActivation, QDense, quantized_bits, quantized_relu
 
     from flow.hls.convert import derive_hls_config
-    from flow.keras.env import keras  # first: sets up Keras 2 before QKeras is imported
     from flow.spec import Hardware
 
     k = keras()

@@ -48,13 +48,14 @@ def max_width(comb: Any) -> int:
     return max((w for _, w, _ in op_formats(comb)), default=0)
 
 
-def cpp_is_exact(comb: Any) -> bool:
+def cpp_is_exact(comb: Any, formats: list[tuple[bool, int, int]] | None = None) -> bool:
     """Whether da4ml's C++ interpreter computes ``comb`` exactly: no op wider than :data:`CPP_EXACT_BITS` bits,
     and no MSB multiplexer keyed by an unsigned code of 3 or more bits (the C++ takes such a key as set when its
-    code exceeds ``2**(w-2)``, not when its MSB is set; see tests/test_rtl_emit.py)."""
-    if max_width(comb) > CPP_EXACT_BITS:
+    code exceeds ``2**(w-2)``, not when its MSB is set; see tests/test_rtl_emit.py). ``formats``: ``op_formats(comb)``
+    when the caller has them."""
+    fmts = op_formats(comb) if formats is None else formats
+    if max((w for _, w, _ in fmts), default=0) > CPP_EXACT_BITS:
         return False
-    fmts = op_formats(comb)
     for op in comb.ops:
         if abs(op.opcode) == 6:
             signed, w, _ = fmts[int(op.data) & 0xFFFFFFFF]
@@ -63,22 +64,27 @@ def cpp_is_exact(comb: Any) -> bool:
     return True
 
 
-def predict(comb: Any, x: np.ndarray) -> np.ndarray:
+def predict(comb: Any, x: np.ndarray, formats: list[tuple[bool, int, int]] | None = None) -> np.ndarray:
     """``comb``'s outputs (N, n_out) as float64 for inputs ``x`` (N, n_in) float64 values, exactly: da4ml's
     C++ interpreter where it is exact (:func:`cpp_is_exact`, the faster), else :func:`evaluate_codes`.
-    Output values need at most 53 significant bits to be exact as float64 (both paths)."""
+    Output values need at most 53 significant bits to be exact as float64 (both paths). ``formats``:
+    ``op_formats(comb)``, computed once by a caller that runs one netlist many times (a folded step kernel)."""
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    if cpp_is_exact(comb):
+    fmts = op_formats(comb) if formats is None else formats
+    if cpp_is_exact(comb, fmts):
         return comb.predict(x)
-    fmts = op_formats(comb)
     in_fracs, scale = [0] * comb.shape[0], [0] * comb.shape[0]
     for op, (_, _, f) in zip(comb.ops, fmts):
         if op.opcode == -1:  # the port holds the code of x * 2**inp_shift at the op's f (as the C++ reads it)
             in_fracs[op.id0], scale[op.id0] = f, f + int(comb.inp_shifts[op.id0])
-    codes = np.empty(x.shape, dtype=object)
-    for j in range(x.shape[1]):
-        codes[:, j] = [int(v) for v in np.floor(np.ldexp(x[:, j], scale[j]))]
-    out, fracs = evaluate_codes(comb, codes, in_fracs)
+    floors = np.floor(np.ldexp(x, np.asarray(scale, dtype=np.int64)))
+    if np.all(np.abs(floors) < 2.0 ** fxp.INT64_SAFE_BITS):
+        codes = floors.astype(np.int64)  # exact: integral floats below 2**62; the ops widen where they need to
+    else:
+        codes = np.empty(x.shape, dtype=object)
+        for j in range(x.shape[1]):
+            codes[:, j] = [int(v) for v in floors[:, j]]
+    out, fracs = evaluate_codes(comb, codes, in_fracs, fmts)
     return np.stack([fxp.to_float(out[:, j], fracs[j]) for j in range(out.shape[1])], axis=1) if out.shape[1] \
         else np.zeros((len(x), 0))
 
@@ -114,7 +120,8 @@ def _wrap(c: np.ndarray, signed: bool, w: int) -> np.ndarray:
     return c
 
 
-def evaluate_codes(comb: Any, codes: np.ndarray, in_fracs: list[int]) -> tuple[np.ndarray, list[int]]:
+def evaluate_codes(comb: Any, codes: np.ndarray, in_fracs: list[int],
+                   formats: list[tuple[bool, int, int]] | None = None) -> tuple[np.ndarray, list[int]]:
     """Run ``comb`` on integer inputs: ``codes`` (N, n_in) int64 or Python ints, input j worth
     ``codes[:, j] * 2**-in_fracs[j]``. Returns the output codes (N, n_out) and their fractional bits: output
     j is worth ``out[:, j] * 2**-fracs[j]`` (exact, any width).
@@ -131,13 +138,16 @@ def evaluate_codes(comb: Any, codes: np.ndarray, in_fracs: list[int]) -> tuple[n
     """
     codes = np.asarray(codes)
     n = codes.shape[0]
-    fmts = op_formats(comb)
-    buf: list[np.ndarray] = []
+    fmts = op_formats(comb) if formats is None else formats
+    buf: list[np.ndarray | None] = []
+    done_after = _last_reads(comb)  # op i -> the results no op after i reads: freed (memory ~ live ops, not all)
     for i, op in enumerate(comb.ops):
         k, w, f = fmts[i]
         code = op.opcode
         if w <= 0:
             buf.append(np.zeros(n, dtype=np.int64))
+            for j in done_after.get(i, ()):
+                buf[j] = None
             continue
 
         def arg(j: int, neg: bool = False) -> tuple[np.ndarray, int, int]:
@@ -208,6 +218,8 @@ def evaluate_codes(comb: Any, codes: np.ndarray, in_fracs: list[int]) -> tuple[n
         else:
             raise ValueError(f"op {i}: unknown da4ml opcode {code} ({op})")
         buf.append(_wrap(np.asarray(r), k, w))
+        for j in done_after.get(i, ()):
+            buf[j] = None
     out = np.zeros((n, comb.shape[1]), dtype=object)
     fracs = []
     for j, idx in enumerate(comb.out_idxs):
@@ -217,6 +229,30 @@ def evaluate_codes(comb: Any, codes: np.ndarray, in_fracs: list[int]) -> tuple[n
         c = buf[idx]
         out[:, j] = -fxp.as_object(c) if comb.out_negs[j] else fxp.as_object(c)
     return fxp.as_int64(out) if out.size else out.astype(np.int64), fracs
+
+
+def _last_reads(comb: Any) -> dict[int, list[int]]:
+    """Op index i -> the ops whose result is last read by op i (never an output's op). Every operand field of an op
+    that may read the buffer counts as a read (an unused field only keeps a result longer)."""
+    n_ops = len(comb.ops)
+    last = list(range(n_ops))
+    for i, op in enumerate(comb.ops):
+        if op.opcode in (-1, 5):
+            continue
+        reads = [int(op.id0), int(op.id1)]
+        if abs(op.opcode) == 6:
+            reads.append(int(op.data) & 0xFFFFFFFF)
+        for j in reads:
+            if 0 <= j < n_ops:
+                last[j] = max(last[j], i)
+    for idx in comb.out_idxs:
+        if idx >= 0:
+            last[idx] = n_ops
+    done: dict[int, list[int]] = {}
+    for j, i in enumerate(last):
+        if i < n_ops:
+            done.setdefault(i, []).append(j)
+    return done
 
 
 def _lookup(comb: Any, op: Any, key: np.ndarray, key_fmt: tuple[bool, int, int], f: int) -> np.ndarray:

@@ -35,6 +35,9 @@ bits) is refused with :class:`OpsError` naming the operation.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, Callable, Sequence
 
@@ -49,6 +52,11 @@ from flow.arith.types import FixedType
 # made a 784x20 power-of-two layer trace 18x faster (20 s vs 362 s) at the same adder cost with a
 # hard delay constraint of 2 (measured 2026-11-23 with a scratch script on a random +-2**-k 784x20 matrix).
 SOLVER_OPTIONS = {"search_all_decompose_dc": False, "method0": "wmc-dc", "hard_dc": 2}
+# A constant matrix of more than CMVM_BLOCK_WEIGHTS weights is solved in tiles of CMVM_BLOCK_ROWS inputs x
+# CMVM_BLOCK_COLS outputs (cmvm_blocks; the measurements are in its docstring).
+CMVM_BLOCK_WEIGHTS = 4096
+CMVM_BLOCK_ROWS = 32
+CMVM_BLOCK_COLS = 64
 MAX_TABLE_ENTRIES = 1 << 16  # a lookup addressed by more values than this is refused (a ROM too large to build)
 CMVM_EXACT_BITS = 24          # da4ml's CMVM solver reads the matrix as float32
 DA4ML_CONST_FRAC_BITS = 32    # da4ml's _const_f: the LSB it gives a constant it adds is at most 2**-32
@@ -57,6 +65,47 @@ DA4ML_CONST_FRAC_BITS = 32    # da4ml's _const_f: the LSB it gives a constant it
 # wrapped 0.5 to 0; tests/test_typespace.py). Values whose codes need more magnitude bits than this are refused
 # (one bit is left for the op da4ml forms inside a subtraction, maximum or rounding).
 SYMBOLIC_MAX_BITS = 47
+
+
+def cmvm_blocks(n_in: int, n_out: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The input rows and the output columns, as ``[lo, hi)`` ranges, of the tiles of an ``n_in x n_out`` constant
+    matrix that da4ml's CMVM solver is given one at a time. The tiles of one column range are added by a balanced
+    adder tree (exact: the same sum), and the column ranges are concatenated.
+
+    Up to :data:`CMVM_BLOCK_WEIGHTS` weights the matrix is one tile (what every model traced before this rule
+    got, byte for byte). Above it, tiles of :data:`CMVM_BLOCK_ROWS` x :data:`CMVM_BLOCK_COLS`: the solver's time
+    grows much faster than the weights it is given at once, so a large layer becomes linear in its weights, at
+    the price of the sharing the solver would have found across tiles.
+
+    Measured 2026-12-08 (a scratch script; a float n x n Dense at ``ap_fixed<16,6>``, glorot-uniform weights,
+    :data:`SOLVER_OPTIONS`; the 2-core machine shared with other jobs; cost is da4ml's adder cost of the traced
+    netlist, every netlist checked exact): n = 64 whole 2.2 s, cost 112,021, 32 x 64 tiles +10 %; n = 128 whole
+    68 s, cost 384,350, in 32 x 64 tiles 3.5 s, +15 %; n = 256 in 32 x 64 tiles 14.5 CPU s (about 0.45 s per
+    tile, as at n = 128), in 32 x 256 row blocks 128 s wall. docs/large-models.md has the table."""
+    if n_in * n_out <= CMVM_BLOCK_WEIGHTS:
+        return [(0, n_in)], [(0, n_out)]
+    return _ranges(n_in, CMVM_BLOCK_ROWS), _ranges(n_out, CMVM_BLOCK_COLS)
+
+
+def _ranges(n: int, size: int) -> list[tuple[int, int]]:
+    return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a model is traced, back on afterwards (as it was).
+
+    A trace creates millions of long-lived da4ml ``FixedVariable`` objects, and every full collection walks all
+    of them, so collection time grew with the trace: an unrolled Conv1D (24x8, 64 filters, 89,093 parameters) traced
+    in 51.2 CPU s with the collector on and 33.2 s with it off (measured 2026-12-08, scratch script). The trace's
+    objects are freed by reference counting when it is dropped; nothing of it needs the cyclic collector."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _guarded(what: str) -> Callable[[Callable[..., Tensor]], Callable[..., Tensor]]:
@@ -367,8 +416,13 @@ class SymbolicOps(Ops):
             rows = x.data.reshape(-1, n_in)
             values = np.asarray(w.data, dtype=np.float64) * 2.0 ** -w.frac  # exact: at most 24 significant bits
             out = np.empty((rows.shape[0], n_out), dtype=object)
+            row_blocks, col_blocks = cmvm_blocks(n_in, n_out)
+            solved: dict[Any, Any] = {}  # one solution per block and input ranges (the positions of a Conv)
             for r in range(rows.shape[0]):
-                out[r] = (fva(rows[r], self.solver_options, hwconf=self.hwconf) @ values)._vars
+                out[r] = np.concatenate([
+                    _tree_sum([self._cmvm(rows[r][lo:hi], values[lo:hi, c0:c1], (lo, c0), solved)
+                               for lo, hi in row_blocks])
+                    for c0, c1 in col_blocks])
             total = self.add(Tensor(out.reshape(*lead, n_out), x.frac + w.frac), bias)
             return self.cast(total, acc_t, "accum")
         products = self.cast(self.mul(self.reshape(x, (*lead, n_in, 1)), w), acc_t, "product")
@@ -380,6 +434,29 @@ class SymbolicOps(Ops):
                 acc = self.cast(self.add(acc, Tensor(q, acc_t.fractional)), acc_t, "accum")
             return acc
         return self.accumulate(products, b, acc_t, in_order)
+
+    def _cmvm(self, xs: np.ndarray, values: np.ndarray, block: tuple[int, int], solved: dict[Any, Any]) -> np.ndarray:
+        """``xs @ values`` through da4ml's CMVM solver (what ``FixedVariableArray.__matmul__`` does for a constant
+        matrix), solved once per ``(block, input ranges, input latencies)`` in ``solved``: the solver's result
+        depends on nothing else, so the positions of a convolution whose inputs share ranges reuse one adder
+        graph, applied to their own variables."""
+        fva, _ = _da4ml()
+        arr = fva(xs, self.solver_options, hwconf=self.hwconf)
+        if arr.collapsed:  # only constants: da4ml multiplies them out
+            return (arr @ values)._vars
+        from da4ml.cmvm import QInterval, solve
+
+        qintervals = [QInterval(float(v.low), float(v.high), float(v.step)) for v in xs]
+        latencies = [float(v.latency) for v in xs]
+        key = (block, tuple(qintervals), tuple(latencies))
+        if key not in solved:
+            hwconf = xs[0].hwconf
+            options = {k: v for k, v in self.solver_options.items() if k != "offload_fn"}
+            options.setdefault("adder_size", hwconf.adder_size)
+            options.setdefault("carry_size", hwconf.carry_size)
+            solved[key] = solve(np.ascontiguousarray(values.astype(np.float32)), qintervals=qintervals,
+                                latencies=latencies, **options)
+        return np.asarray(solved[key](xs))
 
     @_guarded("accumulate")
     def accumulate(self, products: Tensor, b: Tensor, acc_t: FixedType, in_order: bool = True) -> Tensor:

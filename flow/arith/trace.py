@@ -13,7 +13,7 @@ from decimal import localcontext
 from typing import Any
 
 from flow.arith.hls_layer import out_type
-from flow.arith.symbolic_ops import SymbolicOps, kif
+from flow.arith.symbolic_ops import SymbolicOps, cyclic_gc_paused, kif
 from flow.arith.target import Target
 from flow.arith.types import FixedType
 from flow.arith.walk import LayerHook, output_names, plan, run
@@ -43,7 +43,7 @@ def trace_graph(graph: Any, upto: str | None = None, on_layer: LayerHook | None 
     steps = plan(graph, upto)
     out_name = output_names(graph, steps, upto)[0]
     ops = SymbolicOps()
-    with localcontext() as ctx:
+    with localcontext() as ctx, cyclic_gc_paused():
         ctx.prec = DECIMAL_DIGITS
         by_var, by_layer = run(steps, ops, Target.of(graph), on_layer)
     inp = ops.inputs[0]

@@ -25,7 +25,6 @@ from flow.rtl.generate import CHECK_SAMPLES, generate
 from flow.rtl.port_map import PortMap
 from flow.rtl.sequential import Emission, choose_architecture, generate_sequential
 
-
 MAX_CUTS = 2  # cuts placed and routed (or timed) by `hlsflow rtl --fpga/--asic`: the chosen one, then one moved by the measured delay
 
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from flow.arith.layers import Implementation
 from flow.arith.ops import OpsError, Tensor
-from flow.arith.symbolic_ops import SymbolicOps
+from flow.arith.symbolic_ops import SymbolicOps, cyclic_gc_paused
 from flow.arith.target import Target
 from flow.arith.trace import DECIMAL_DIGITS
 from flow.arith.types import FixedType
@@ -488,7 +488,7 @@ def trace_architecture(graph: Any, reuse: dict[str, int], stream: bool, upto: st
                 raise FlowError(f"layer {s.name!r} ({s.impl.name}) has {s.impl.inputs} inputs: the streaming "
                                 "architecture takes chains of single-input layers")
     ops = SequentialOps(impls, reuse, stream)
-    with localcontext() as ctx:
+    with localcontext() as ctx, cyclic_gc_paused():
         ctx.prec = DECIMAL_DIGITS
         by_var, _ = run(steps, ops, Target.of(graph))
         y = by_var[out_name]

@@ -47,12 +47,13 @@ def fold_tokens(unit: Fold, tokens: np.ndarray) -> np.ndarray:
     x = tokens.reshape(n * groups, unit.group * chunk)
     acc = np.tile(_values(unit.bias, unit.acc_t.fractional), (len(x), 1))
     w = _values(unit.weights, unit.w_t.fractional)
+    formats = netlist_eval.op_formats(unit.step)  # one netlist, run once per step
     for s in range(unit.reuse):
         i0, ob = unit.step_block(s)
         cols = slice(ob * unit.ko, (ob + 1) * unit.ko)
         ins = np.concatenate([x[:, i0:i0 + unit.ki], np.tile(w[i0:i0 + unit.ki, cols].ravel(), (len(x), 1)),
                               acc[:, cols]], axis=1)
-        acc[:, cols] = netlist_eval.predict(unit.step, ins)
+        acc[:, cols] = netlist_eval.predict(unit.step, ins, formats)
     return acc.reshape(n, groups, unit.n_out)
 
 
