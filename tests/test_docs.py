@@ -33,6 +33,27 @@ def gen_cli() -> ModuleType:
     return module
 
 
+def gen_test_index() -> ModuleType:
+    """``docs/gen_test_index.py``, the generator of the test index page."""
+    spec = importlib.util.spec_from_file_location("gen_test_index", DOCS / "gen_test_index.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_test_index_is_the_tests_own(tmp_path):
+    """docs/test-index.md lists every tests/test_*.py with its docstring's first sentence and its tests."""
+    gen = gen_test_index()
+    assert (DOCS / "test-index.md").read_text() == gen.render(), f"docs/test-index.md is stale: run `{gen.REGENERATE}`"
+
+
+def test_the_test_index_names_a_new_test(tmp_path, monkeypatch):
+    gen = gen_test_index()
+    (tmp_path / "test_example.py").write_text('"""Examples. More."""\n\ndef test_one_behaviour():\n    pass\n')
+    monkeypatch.setattr(gen, "TESTS", tmp_path)
+    assert "## `test_example.py`\n\nExamples.\n\n1 test: `one_behaviour`." in gen.render()
+
+
 def github_slug(heading: str) -> str:
     """The anchor GitHub gives a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
     text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
