@@ -43,9 +43,9 @@ def op_formats(comb: Any) -> list[tuple[bool, int, int]]:
     return out
 
 
-def max_width(comb: Any) -> int:
-    """The widest op of ``comb`` (bits)."""
-    return max((w for _, w, _ in op_formats(comb)), default=0)
+def max_width(comb: Any, formats: list[tuple[bool, int, int]] | None = None) -> int:
+    """The widest op of ``comb`` (bits); ``formats``: ``op_formats(comb)`` when the caller has them."""
+    return max((w for _, w, _ in (op_formats(comb) if formats is None else formats)), default=0)
 
 
 def cpp_is_exact(comb: Any, formats: list[tuple[bool, int, int]] | None = None) -> bool:
@@ -54,7 +54,7 @@ def cpp_is_exact(comb: Any, formats: list[tuple[bool, int, int]] | None = None) 
     code exceeds ``2**(w-2)``, not when its MSB is set; see tests/test_rtl_emit.py). ``formats``: ``op_formats(comb)``
     when the caller has them."""
     fmts = op_formats(comb) if formats is None else formats
-    if max((w for _, w, _ in fmts), default=0) > CPP_EXACT_BITS:
+    if max_width(comb, fmts) > CPP_EXACT_BITS:
         return False
     for op in comb.ops:
         if abs(op.opcode) == 6:

@@ -25,7 +25,8 @@ from flow.rtl.generate import CHECK_SAMPLES, generate
 from flow.rtl.port_map import PortMap
 from flow.rtl.sequential import Emission, choose_architecture, generate_sequential
 
-MAX_CUTS = 2  # cuts placed and routed (or timed) by `hlsflow rtl --fpga/--asic`: the chosen one, then one moved by the measured delay
+# cuts placed and routed (or timed) by `hlsflow rtl --fpga/--asic`: the chosen one, then one moved by the measured delay
+MAX_CUTS = 2
 
 
 def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | None = None,
@@ -83,38 +84,28 @@ def rtl_project(project: Path, latency_cutoff: float | None = None, upto: str | 
             emission = Emission(latency_cutoff, emitter, period, target)
             port_map = generate_sequential(graph, project / "rtl", name or project.name, kind, reuse, emission, upto,
                                            check_samples=check_samples, reuse_override=reuse_factor, force=force)
-            summary = _summary(project, port_map, t0) | {"estimate": _estimate_record(est, max_luts)}
-            if yosys:
-                port_map = _yosys(project, port_map, summary)
-            if fpga or asic:
-                phys = physical_project(project, fpga, asic, period, route=route)
-                write_json_atomic(project / "rtl" / "physical.json", phys)
-                summary["physical"] = _physical_summary(phys)
-            summary["generate_seconds"] = round(time.perf_counter() - t0, 2)
-            return summary
-        port_map = generate(graph, project / "rtl", name or project.name, latency_cutoff, upto,
-                            clock_period=period, timing_target=target, check_samples=check_samples, emitter=emitter,
-                            force=force)
+        else:
+            port_map = generate(graph, project / "rtl", name or project.name, latency_cutoff, upto,
+                                clock_period=period, timing_target=target, check_samples=check_samples, emitter=emitter,
+                                force=force)
         summary = _summary(project, port_map, t0)
         if yosys:
             port_map = _yosys(project, port_map, summary)
-        if fpga or asic:
+        if (fpga or asic) and kind != "unrolled":  # a sequential core is measured once
+            phys = physical_project(project, fpga, asic, period, route=route)
+            write_json_atomic(project / "rtl" / "physical.json", phys)
+            summary["physical"] = _physical_summary(phys)
+        elif fpga or asic:
             def regenerate(cutoff: float) -> PortMap:
                 pm = generate(graph, project / "rtl", name or project.name, cutoff, upto, clock_period=period,
                               timing_target=target, check_samples=check_samples, emitter=emitter, force=force)
-                pm = pm.with_entries(timing={**pm.record["timing"], "cutoff_from": "clock_period, after place-and-route"})
+                pm = pm.with_entries(timing={**pm.record["timing"],
+                                             "cutoff_from": "clock_period, after place-and-route"})
                 pm.write(project / "rtl")
                 return _yosys(project, pm, summary) if yosys else pm
 
-            port_map, phys, tries = _measured_cuts(project, port_map, regenerate, lambda: physical_project(
+            port_map, phys = _measured_cuts(project, port_map, regenerate, lambda: physical_project(
                 project, fpga, asic, period, route=route), target, period, latency_cutoff is None, summary)
-            best = min(tries, key=lambda t: t["min_period_ns"])
-            phys["timing_closure"] = {
-                "target": target, "clock_period_ns": period, "tries": tries, "met": any(t["met"] for t in tries),
-                "best_period_ns": best["min_period_ns"], "best_cutoff": best["cutoff"],
-                "statement": (f"meets {period:g} ns on {target}" if any(t["met"] for t in tries) else
-                              f"cannot meet {period:g} ns on {target}: best period found {best['min_period_ns']:g} ns "
-                              f"(cutoff {best['cutoff']:g}, {best['stages']} stages)")}
             write_json_atomic(project / "rtl" / "physical.json", phys)
             summary = _summary(project, port_map, t0) | {k: v for k, v in summary.items() if k == "yosys"}
             summary["physical"] = _physical_summary(phys)
@@ -155,23 +146,25 @@ def _yosys(project: Path, port_map: PortMap, summary: dict[str, Any]) -> PortMap
 
 def _measured_cuts(project: Path, port_map: PortMap, regenerate: Callable[[float], PortMap],
                    measure: Callable[[], dict[str, Any]], target: str, period: float, auto_cut: bool,
-                   summary: dict[str, Any]) -> tuple[PortMap, dict[str, Any], list[dict[str, Any]]]:
+                   summary: dict[str, Any]) -> tuple[PortMap, dict[str, Any]]:
     """Place-and-route (or time) the generated cut; while an automatic cut (``auto_cut``) misses ``period`` ns, move
-    it by the measured delay (:func:`_retry_cutoff`) and measure again, at most :data:`MAX_CUTS` cuts. Every measured
-    ``PROJECT/rtl`` is kept (copied aside); the best one (met, else the shortest period, the later on a tie) ends
-    in ``PROJECT/rtl``, restored from its copy rather than generated and measured again. Returns its port map,
-    physical figures and the record of every try; ``summary["yosys"]`` follows the kept cut."""
-    kept: list[tuple[PortMap, dict[str, Any], Path, Any]] = []
+    it by the measured delay (:func:`_retry_cutoff`) and measure again, at most :data:`MAX_CUTS` cuts. A measured
+    ``PROJECT/rtl`` is copied aside before the next cut replaces it; the best one (met, else the shortest period,
+    the later on a tie) ends in ``PROJECT/rtl``, restored from its copy rather than generated and measured again.
+    Returns its port map and physical figures with ``timing_closure`` (every try; the best is the one kept);
+    ``summary["yosys"]`` follows the kept cut."""
+    kept: list[tuple[PortMap, dict[str, Any], Path | None, Any]] = []
     tries: list[dict[str, Any]] = []
     with scratch_dir("cuts") as aside:
         while True:
             phys = measure()
             tries.append(_try(port_map, phys, target))
-            copy = Path(aside) / f"cut{len(tries)}"
-            shutil.copytree(project / "rtl", copy)
-            kept.append((port_map, phys, copy, summary.get("yosys")))
             better = (_retry_cutoff(port_map, tries[-1], target, period)
                       if auto_cut and not tries[-1]["met"] and len(tries) < MAX_CUTS else None)
+            copy = None if better is None else Path(aside) / f"cut{len(tries)}"
+            if copy is not None:
+                shutil.copytree(project / "rtl", copy)
+            kept.append((port_map, phys, copy, summary.get("yosys")))
             if better is None:
                 break
             print(f"hlsflow rtl: {tries[-1]['min_period_ns']} ns > {period} ns; trying cutoff {better} ...",
@@ -179,14 +172,21 @@ def _measured_cuts(project: Path, port_map: PortMap, regenerate: Callable[[float
             port_map = regenerate(better)
         best = max(range(len(tries)), key=lambda k: (tries[k]["met"], -tries[k]["min_period_ns"], k))
         port_map, phys, copy, yosys_counts = kept[best]
-        if best != len(tries) - 1:
+        if copy is not None:  # not the last cut measured: its folder comes back
             print(f"hlsflow rtl: cutoff {port_map.latency_cutoff} was better; keeping what was measured for it",
                   file=sys.stderr)
             with staged_dir(project / "rtl", RTL) as restored:
                 shutil.copytree(copy, restored, dirs_exist_ok=True)
             if yosys_counts is not None:
                 summary["yosys"] = yosys_counts
-    return port_map, phys, tries
+    met, t = any(t["met"] for t in tries), tries[best]
+    phys["timing_closure"] = {
+        "target": target, "clock_period_ns": period, "tries": tries, "met": met,
+        "best_period_ns": t["min_period_ns"], "best_cutoff": t["cutoff"],
+        "statement": (f"meets {period:g} ns on {target}" if met else
+                      f"cannot meet {period:g} ns on {target}: best period found {t['min_period_ns']:g} ns "
+                      f"(cutoff {t['cutoff']:g}, {t['stages']} stages)")}
+    return port_map, phys
 
 
 def _try(port_map: PortMap, phys: dict[str, Any], target: str) -> dict[str, Any]:

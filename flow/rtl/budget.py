@@ -133,7 +133,7 @@ def layer_sizes(graph: Any, upto: str | None = None) -> tuple[list[LayerSize], i
     from flow.arith.hls_layer import attr_type, ftype, out_shape, out_type, weights
     from flow.arith.target import Target
     from flow.arith.walk import plan
-    from flow.rtl.architecture import FOLDABLE
+    from flow.rtl.architecture import FOLDABLE, code_type
 
     stream = Target.of(graph).stream
     sizes: list[LayerSize] = []
@@ -158,8 +158,7 @@ def layer_sizes(graph: Any, upto: str | None = None) -> tuple[list[LayerSize], i
         n_in = codes.shape[0]
         nonzero = codes != 0
         digits = int(csd_digits(codes).sum()) if w.kind == "fixed" else int(nonzero.sum())
-        lo, hi = int(codes.min(initial=0)), int(codes.max(initial=0))
-        w_bits = max(1, max(hi.bit_length(), (-lo - 1).bit_length() if lo < 0 else 0) + int(lo < 0))
+        w_bits = code_type(codes, 0).width
         positions = 1 if stream or step.impl.name == "dense" else int(np.prod(shape[:-1]))
         x_t = ftype(layer, layer.get_input_variable().type.precision, "input")
         acc_t = attr_type(layer, "accum_t") if layer.get_attr("accum_t") is not None else t
@@ -224,7 +223,8 @@ def estimate(sizes: list[LayerSize], other_bits: int, reuse: dict[str, int]) -> 
 
 
 def reuse_candidates(sizes: list[LayerSize]) -> list[int]:
-    """Every reuse factor some layer can be folded to (:func:`flow.rtl.architecture.fold_shapes`), ascending, 1 first."""
+    """Every reuse factor some layer can be folded to (:func:`flow.rtl.architecture.fold_shapes`), ascending, 1
+    first."""
     found = {1}
     for s in sizes:
         found.update(s.shapes())
